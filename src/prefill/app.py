@@ -1,0 +1,128 @@
+"""The composition root: `create_app(settings)` wires settings, Redis, services and routes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from litestar import Litestar
+from litestar.config.allowed_hosts import AllowedHostsConfig
+from litestar.data_extractors import RequestExtractorField, ResponseExtractorField
+from litestar.datastructures import CacheControlHeader
+from litestar.logging import LoggingConfig
+from litestar.middleware.logging import LoggingMiddlewareConfig
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.static_files import create_static_files_router
+from litestar.template import TemplateConfig
+
+from prefill.catalog import CatalogCache
+from prefill.i18n import pick, ui_text
+from prefill.links import LinkBuilder
+from prefill.repository import Repository, StoreUnavailable
+from prefill.services import PrefillService
+from prefill.settings import Settings
+from prefill.storage import EmbeddedRedis, connect
+from prefill.tokens import LinkSigner
+from prefill.web.api import api_router
+from prefill.web.deps import DEPENDENCIES
+from prefill.web.errors import EXCEPTION_HANDLERS
+from prefill.web.headers import add_privacy_headers
+from prefill.web.health import health_router
+from prefill.web.pages import pages_router
+
+logger = logging.getLogger("prefill")
+
+REQUEST_LOG_FIELDS: tuple[RequestExtractorField, ...] = ("method", "path")
+RESPONSE_LOG_FIELDS: tuple[ResponseExtractorField, ...] = ("status_code",)
+
+PACKAGE_DIR = Path(__file__).parent
+STATIC_CACHE_SECONDS = 86_400
+MAX_REQUEST_BODY_BYTES = 64 * 1024
+"""Forms are small; anything larger is refused with 413 before it is read."""
+
+
+AUTOCOMPLETE = {
+    "first_name": "given-name",
+    "last_name": "family-name",
+    "email": "email",
+    "phone": "tel",
+    "company": "organization",
+    "job_title": "organization-title",
+}
+"""HTML autocomplete tokens for customer attributes: browsers and screen readers use them."""
+
+
+def template_engine(organization: str) -> JinjaTemplateEngine:
+    environment = Environment(
+        loader=FileSystemLoader(PACKAGE_DIR / "templates"),
+        autoescape=select_autoescape(default=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.globals.update(
+        ui=ui_text, pick=pick, organization=organization, autocomplete=AUTOCOMPLETE
+    )
+    return JinjaTemplateEngine.from_environment(environment)
+
+
+def create_app(settings: Settings) -> Litestar:
+    """A Litestar app for `settings`; Redis is connected (or started) in its lifespan."""
+    signer = LinkSigner(settings.secret_keys, settings.max_link_age_seconds)
+    links = LinkBuilder(signer, settings.public_url)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        embedded: EmbeddedRedis | None = None
+        url = settings.redis_url
+        if url is None:
+            embedded = EmbeddedRedis(settings.data_path / "redis")
+            await asyncio.to_thread(embedded.start)
+            url = embedded.url
+        client = connect(url, settings.redis_timeout_seconds, settings.redis_retries)
+        repository = Repository(client, settings.audit_max_events)
+        catalog = CatalogCache(repository)
+        app.state.repository = repository
+        app.state.links = links
+        app.state.service = PrefillService(repository, signer, catalog, settings.organization)
+        try:
+            await catalog.current()
+        except StoreUnavailable:
+            # Start anyway and fail closed per request; the pool reconnects when Redis is back.
+            logger.warning("redis unavailable at start-up; serving generic responses")
+        try:
+            yield
+        finally:
+            await client.aclose()
+            if embedded is not None:
+                await asyncio.to_thread(embedded.stop)
+
+    static_router = create_static_files_router(
+        path="/static",
+        directories=[PACKAGE_DIR / "static"],
+        cache_control=CacheControlHeader(max_age=STATIC_CACHE_SECONDS, public=True),
+        include_in_schema=False,
+    )
+    return Litestar(
+        route_handlers=[pages_router, api_router, health_router, static_router],
+        dependencies=DEPENDENCIES,
+        exception_handlers=EXCEPTION_HANDLERS,
+        before_send=[add_privacy_headers],
+        template_config=TemplateConfig(instance=template_engine(settings.organization)),
+        allowed_hosts=AllowedHostsConfig(allowed_hosts=settings.allowed_hosts),
+        request_max_body_size=MAX_REQUEST_BODY_BYTES,
+        logging_config=LoggingConfig(log_exceptions="never"),
+        middleware=[
+            # Method, route and status only: query strings hold tokens, clients are personal.
+            LoggingMiddlewareConfig(
+                request_log_fields=REQUEST_LOG_FIELDS,
+                response_log_fields=RESPONSE_LOG_FIELDS,
+            ).middleware
+        ],
+        lifespan=[lifespan],
+        debug=False,
+    )

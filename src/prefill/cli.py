@@ -1,0 +1,424 @@
+"""The `prefill` command: serve, demo, import, mint, and revocation for operators.
+
+Settings come from `PREFILL_*` environment variables (see settings.py); options override them.
+Without `PREFILL_REDIS_URL`, commands use the embedded Redis in the data directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import TextIO, TypeVar
+
+import click
+import uvicorn
+
+from prefill.app import create_app
+from prefill.imports import (
+    ImportRejected,
+    import_customers,
+    import_directory,
+    notice_versions_of,
+    parse_campaigns,
+    parse_contacts,
+    parse_customers,
+    parse_forms,
+)
+from prefill.links import LinkBuilder
+from prefill.minting import MintError, mint_csv
+from prefill.models import CampaignState
+from prefill.repository import Repository, StoreUnavailable
+from prefill.settings import Settings, SettingsError, load_or_create_secret
+from prefill.storage import EmbeddedRedis, EmbeddedRedisError, connect
+from prefill.tokens import LinkClaims, LinkSigner
+
+T = TypeVar("T")
+DEMO_ORGANIZATION = "Kaamos Instruments Oy"
+DEMO_CAMPAIGN = "spring-summit-2027-invite"
+
+
+def examples_dir() -> Path:
+    """examples/ from an installed wheel, else from the source checkout."""
+    packaged = Path(__file__).parent / "examples"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "examples"
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("PREFILL_DATA_DIR", "prefill-data"))
+
+
+def load_settings(
+    data_dir: Path | None = None, *, signs_links: bool = False, **overrides: object
+) -> Settings:
+    """Settings from the environment. Without PREFILL_SECRET_KEYS, the demo's key in the data
+    directory is used; a command that signs nothing gets a throwaway key."""
+    path = data_dir or default_data_dir()
+    overrides["data_dir"] = str(path)
+    if not os.environ.get("PREFILL_SECRET_KEYS") and "secret_keys" not in overrides:
+        if (path / "secret_key").exists():
+            overrides["secret_keys"] = [load_or_create_secret(path)]
+        elif not signs_links:
+            overrides["secret_keys"] = [secrets.token_urlsafe(48)]
+    try:
+        return Settings.from_env(**overrides)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@contextlib.contextmanager
+def redis_url_for(settings: Settings) -> Iterator[str]:
+    """The configured Redis, or the embedded one started for the duration of a command."""
+    if settings.redis_url is not None:
+        yield settings.redis_url
+        return
+    server = EmbeddedRedis(settings.data_path / "redis")
+    try:
+        server.start()
+    except EmbeddedRedisError as exc:
+        raise click.ClickException(f"cannot start the embedded Redis: {exc}") from exc
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+def run_with_repository(settings: Settings, action: Callable[[Repository], Awaitable[T]]) -> T:
+    async def run(url: str) -> T:
+        client = connect(url, settings.redis_timeout_seconds, settings.redis_retries)
+        try:
+            return await action(Repository(client, settings.audit_max_events))
+        finally:
+            await client.aclose()
+
+    with redis_url_for(settings) as url:
+        try:
+            return asyncio.run(run(url))
+        except StoreUnavailable as exc:
+            raise click.ClickException("Redis is unavailable; nothing was changed") from exc
+
+
+def report_rejected(exc: ImportRejected) -> click.ClickException:
+    for problem in exc.problems:
+        click.echo(f"{exc.source}: {problem}", err=True)
+    return click.ClickException(str(exc))
+
+
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the embedded Redis keeps its data (default: $PREFILL_DATA_DIR or ./prefill-data).",
+)
+
+
+@click.group()
+def main() -> None:
+    """prefill: signed email links that open prefilled, consent-gated forms."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def serve(host: str, port: int) -> None:
+    """Run the service with settings from PREFILL_* environment variables."""
+    settings = load_settings(signs_links=True)
+    run_server(settings, host, port)
+
+
+def run_server(settings: Settings, host: str, port: int) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # No access log: request lines carry query strings, and query strings carry tokens.
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        access_log=False,
+        log_level="info",
+        server_header=False,
+        proxy_headers=False,
+    )
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@data_dir_option
+@click.option(
+    "--examples",
+    "examples_path",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder with the example data (default: the bundled examples).",
+)
+def demo(host: str, port: int, data_dir: Path | None, examples_path: Path | None) -> None:
+    """Start an embedded Redis, load the examples, print each customer's links and serve."""
+    data_path = data_dir or default_data_dir()
+    secret = load_or_create_secret(data_path)
+    server = EmbeddedRedis(data_path / "redis")
+    try:
+        server.start()
+    except EmbeddedRedisError as exc:
+        raise click.ClickException(f"cannot start the embedded Redis: {exc}") from exc
+    try:
+        settings = load_settings(
+            data_path,
+            secret_keys=[secret],
+            redis_url=server.url,
+            public_url=f"http://{host}:{port}",
+            organization=DEMO_ORGANIZATION,
+        )
+        folder = examples_path or examples_dir()
+
+        async def load(repository: Repository) -> list[tuple[str, str, list[str]]]:
+            await import_directory(repository, folder)
+            return await demo_links(repository, settings, folder)
+
+        try:
+            rows = run_with_repository(settings, load)
+        except ImportRejected as exc:
+            raise report_rejected(exc) from exc
+        print_demo_links(rows, server)
+        server.supervise()
+        run_server(settings, host, port)
+    finally:
+        server.stop()
+
+
+async def demo_links(
+    repository: Repository, settings: Settings, folder: Path
+) -> list[tuple[str, str, list[str]]]:
+    """(name, consent note, [form, card, vcard URLs]) for every example customer."""
+    links = LinkBuilder(
+        LinkSigner(settings.secret_keys, settings.max_link_age_seconds), settings.public_url
+    )
+    catalog = await repository.load_catalog()
+    campaign = catalog.campaigns[DEMO_CAMPAIGN]
+    form = catalog.forms[campaign.form_id]
+    parsed = parse_customers((folder / "customers.csv").read_text(encoding="utf-8"))
+    customers = await repository.get_customers(c.id for c in parsed.customers)
+    consents = await repository.current_consents(customers)
+    rows = []
+    for customer_id, customer in customers.items():
+        if customer is None:
+            continue
+        claims = LinkClaims(customer.id, campaign.id, customer.generation)
+        granted = consents[customer_id].get(form.prefill_purpose)
+        note = (
+            f"{customer.locale}"
+            if granted is not None and granted.action.value == "granted"
+            else f"{customer.locale}, no consent: shows the empty form"
+        )
+        rows.append(
+            (
+                f"{customer.first_name} {customer.last_name}",
+                note,
+                [links.form_url(claims, form.id), links.card_url(claims), links.vcard_url(claims)],
+            )
+        )
+    return rows
+
+
+def print_demo_links(rows: list[tuple[str, str, list[str]]], server: EmbeddedRedis) -> None:
+    click.echo("\nprefill demo: personal links for the example customers\n")
+    for name, note, (form_url, card_url, vcard_url) in rows:
+        click.echo(f"{name} ({note})")
+        click.echo(f"  form:  {form_url}")
+        click.echo(f"  card:  {card_url}")
+        click.echo(f"  vCard: {vcard_url}\n")
+    click.echo(
+        f"Embedded Redis: {server.url} (pid {server.pid}). To see fail-closed, freeze it with\n"
+        f"  kill -STOP {server.pid}   and resume with   kill -CONT {server.pid}\n"
+        "or stop it: it is restarted automatically after 3 seconds, and prefill returns.\n"
+    )
+
+
+@main.group(name="import")
+def import_group() -> None:
+    """Import records from files; a file with any bad row is rejected whole."""
+
+
+def _import(settings: Settings, action: Callable[[Repository], Awaitable[str]]) -> None:
+    try:
+        click.echo(run_with_repository(settings, action))
+    except ImportRejected as exc:
+        raise report_rejected(exc) from exc
+
+
+@import_group.command(name="customers")
+@click.argument("file", type=click.File("r", encoding="utf-8"))
+@click.option(
+    "--notice-version",
+    "notice_versions",
+    multiple=True,
+    metavar="PURPOSE=VERSION",
+    help="The consent notice version the consent columns were collected with.",
+)
+@data_dir_option
+def import_customers_command(
+    file: TextIO, notice_versions: tuple[str, ...], data_dir: Path | None
+) -> None:
+    """Customers from a CSV (see examples/customers.csv)."""
+    versions = dict(v.split("=", 1) for v in notice_versions if "=" in v)
+    parsed = _parse_or_report(lambda: parse_customers(file.read(), file.name))
+
+    async def action(repository: Repository) -> str:
+        count = await import_customers(repository, parsed, versions)
+        return f"imported {count} customer(s)"
+
+    _import(load_settings(data_dir), action)
+
+
+@import_group.command(name="contacts")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--photos",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Folder with the photo files (default: photos/ next to FILE).",
+)
+@data_dir_option
+def import_contacts_command(file: Path, photos: Path | None, data_dir: Path | None) -> None:
+    """Contact persons from a CSV (see examples/contacts.csv)."""
+    contacts, photo_bytes = _parse_or_report(
+        lambda: parse_contacts(
+            file.read_text(encoding="utf-8"), photos or file.parent / "photos", str(file)
+        )
+    )
+
+    async def action(repository: Repository) -> str:
+        await repository.save_catalog(contacts=contacts, photos=photo_bytes)
+        return f"imported {len(contacts)} contact person(s), {len(photo_bytes)} photo(s)"
+
+    _import(load_settings(data_dir), action)
+
+
+@import_group.command(name="forms")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@data_dir_option
+def import_forms_command(file: Path, data_dir: Path | None) -> None:
+    """Forms from a JSON list (see examples/forms.json)."""
+    forms = _parse_or_report(lambda: parse_forms(file.read_bytes(), str(file)))
+
+    async def action(repository: Repository) -> str:
+        await repository.save_catalog(forms=forms)
+        versions = ", ".join(f"{p}={v}" for p, v in notice_versions_of(forms).items())
+        return f"imported {len(forms)} form(s); consent notices: {versions or 'none'}"
+
+    _import(load_settings(data_dir), action)
+
+
+@import_group.command(name="campaigns")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@data_dir_option
+def import_campaigns_command(file: Path, data_dir: Path | None) -> None:
+    """Campaigns from a CSV (see examples/campaigns.csv)."""
+    campaigns = _parse_or_report(
+        lambda: parse_campaigns(file.read_text(encoding="utf-8"), str(file))
+    )
+
+    async def action(repository: Repository) -> str:
+        known_forms = (await repository.load_catalog()).forms
+        unknown = sorted({c.form_id for c in campaigns} - set(known_forms))
+        if unknown:
+            raise click.ClickException(
+                f"unknown form id(s): {', '.join(unknown)}; "
+                "import the forms first. Nothing was imported."
+            )
+        await repository.save_catalog(campaigns=campaigns)
+        return f"imported {len(campaigns)} campaign(s)"
+
+    _import(load_settings(data_dir), action)
+
+
+@import_group.command(name="examples")
+@click.argument(
+    "folder", type=click.Path(file_okay=False, exists=True, path_type=Path), required=False
+)
+@data_dir_option
+def import_examples_command(folder: Path | None, data_dir: Path | None) -> None:
+    """A whole examples-style folder (default: the bundled examples)."""
+
+    async def action(repository: Repository) -> str:
+        counts = await import_directory(repository, folder or examples_dir())
+        return "imported " + ", ".join(f"{n} {kind}" for kind, n in counts.items())
+
+    _import(load_settings(data_dir), action)
+
+
+def _parse_or_report(parse: Callable[[], T]) -> T:
+    try:
+        return parse()
+    except ImportRejected as exc:
+        raise report_rejected(exc) from exc
+
+
+@main.command()
+@click.option("--campaign", "campaign_id", required=True, help="The campaign id.")
+@click.option(
+    "--input",
+    "source",
+    type=click.File("r", encoding="utf-8"),
+    default="-",
+    show_default=True,
+    help="CSV with a customer_id (or id) column; - for stdin.",
+)
+@click.option(
+    "--output",
+    "target",
+    type=click.File("w", encoding="utf-8"),
+    default="-",
+    show_default=True,
+    help="Where to write the CSV with URL columns; - for stdout.",
+)
+@data_dir_option
+def mint(campaign_id: str, source: TextIO, target: TextIO, data_dir: Path | None) -> None:
+    """Add form_url, card_url and vcard_url columns to a CSV of customer ids."""
+    settings = load_settings(data_dir, signs_links=True)
+    links = LinkBuilder(
+        LinkSigner(settings.secret_keys, settings.max_link_age_seconds), settings.public_url
+    )
+    try:
+        report = run_with_repository(
+            settings, lambda repo: mint_csv(repo, links, campaign_id, source, target)
+        )
+    except MintError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for problem in report.skipped:
+        click.echo(f"skipped {problem}", err=True)
+    click.echo(f"minted {report.minted} link set(s), skipped {len(report.skipped)}", err=True)
+
+
+@main.command(name="revoke-customer")
+@click.argument("customer_id")
+@data_dir_option
+def revoke_customer(customer_id: str, data_dir: Path | None) -> None:
+    """Kill every link issued to a customer so far (bumps the link generation)."""
+    settings = load_settings(data_dir, signs_links=True)
+    generation = run_with_repository(settings, lambda repo: repo.bump_generation(customer_id))
+    if generation is None:
+        raise click.ClickException(f"no customer {customer_id!r}")
+    click.echo(f"revoked all links of {customer_id}; new link generation {generation}")
+
+
+@main.command(name="revoke-campaign")
+@click.argument("campaign_id")
+@data_dir_option
+def revoke_campaign(campaign_id: str, data_dir: Path | None) -> None:
+    """Kill every link of a campaign."""
+    settings = load_settings(data_dir, signs_links=True)
+    found = run_with_repository(
+        settings, lambda repo: repo.set_campaign_state(campaign_id, CampaignState.REVOKED)
+    )
+    if not found:
+        raise click.ClickException(f"no campaign {campaign_id!r}")
+    click.echo(f"revoked campaign {campaign_id}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

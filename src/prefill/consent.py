@@ -1,0 +1,68 @@
+"""The GDPR policy, without I/O: current consent from history, and what a form may disclose."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+
+from prefill.models import ConsentAction, ConsentEvent, Customer, Form, FormField
+from prefill.tokens import RefusalCause
+
+MASK = "•••"
+
+
+def current_consent(history: Iterable[ConsentEvent]) -> dict[str, ConsentEvent]:
+    """The latest event per purpose: the state a history of grants and withdrawals leads to."""
+    latest: dict[str, ConsentEvent] = {}
+    for event in history:
+        previous = latest.get(event.purpose)
+        if previous is None or event.at >= previous.at:
+            latest[event.purpose] = event
+    return latest
+
+
+def consent_refusal(consents: Mapping[str, ConsentEvent], purpose: str) -> RefusalCause | None:
+    """None if `purpose` is granted now; otherwise why not. No recorded grant means no."""
+    event = consents.get(purpose)
+    if event is None:
+        return RefusalCause.CONSENT_MISSING
+    if event.action is not ConsentAction.GRANTED:
+        return RefusalCause.CONSENT_WITHDRAWN
+    return None
+
+
+def disclosable_values(form: Form, customer: Customer) -> dict[str, str]:
+    """The values the form may show this customer: only prefillable fields, masked as declared.
+
+    Consent must already have been checked; empty values are left out.
+    """
+    values: dict[str, str] = {}
+    for field in form.fields:
+        if not field.prefill or field.prefill_from is None:
+            continue
+        value = customer.attribute(field.prefill_from)
+        if field.type == "select" and value not in {o.value for o in field.options}:
+            continue  # A stale attribute must not select an option the form does not offer.
+        if value:
+            values[field.name] = mask_value(field, value) if field.masked else value
+    return values
+
+
+def mask_value(field: FormField, value: str) -> str:
+    """Enough to recognise one's own data, too little to learn someone else's."""
+    if field.type == "email" and "@" in value:
+        local, _, domain = value.partition("@")
+        return f"{local[:1]}{MASK}@{domain}"
+    if field.type == "tel":
+        return f"{value[:4]}{MASK}{value[-2:]}" if len(value) > 6 else MASK
+    return f"{value[:1]}{MASK}"
+
+
+def truncate_ip(address: str) -> str:
+    """An IPv4 address to its /24, an IPv6 address to its /48; "" for anything else."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return ""
+    prefix = 24 if ip.version == 4 else 48
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))

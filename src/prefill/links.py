@@ -1,0 +1,34 @@
+"""The public URLs a campaign link points to, built from signed tokens."""
+
+from __future__ import annotations
+
+from urllib.parse import quote, urlencode
+
+from prefill.tokens import LinkClaims, LinkSigner, TokenPurpose
+
+
+class LinkBuilder:
+    """URLs under `public_url` for a customer reached by a campaign."""
+
+    def __init__(self, signer: LinkSigner, public_url: str) -> None:
+        self._signer = signer
+        self._base = public_url.rstrip("/")
+
+    def form_url(self, claims: LinkClaims, form_id: str) -> str:
+        token = self._signer.sign(TokenPurpose.FORM, claims)
+        return f"{self._base}/f/{quote(form_id)}?{urlencode({'t': token})}"
+
+    def card_url(self, claims: LinkClaims) -> str:
+        return self.card_path(self._signer.sign(TokenPurpose.CARD, claims), absolute=True)
+
+    def vcard_url(self, claims: LinkClaims) -> str:
+        return self.vcard_path(self._signer.sign(TokenPurpose.CARD, claims), absolute=True)
+
+    def card_path(self, card_token: str, absolute: bool = False) -> str:
+        return f"{self._base if absolute else ''}/card?{urlencode({'t': card_token})}"
+
+    def vcard_path(self, card_token: str, absolute: bool = False) -> str:
+        return f"{self._base if absolute else ''}/card/vcard?{urlencode({'t': card_token})}"
+
+    def photo_url(self, contact_id: str) -> str:
+        return f"{self._base}/contacts/{quote(contact_id)}/photo"

@@ -1,0 +1,201 @@
+"""The records the service stores and exchanges, as msgspec Structs.
+
+Every shape that crosses a boundary (Redis, CSV/JSON import, the JSON API) is declared here, so
+validation happens once, at decode time, with errors that name the field.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, Literal
+
+import msgspec
+
+Locale = Literal["fi", "sv", "en"]
+SUPPORTED_LOCALES: tuple[Locale, ...] = ("fi", "sv", "en")
+DEFAULT_LOCALE: Locale = "en"
+
+Id = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+"""Ids appear in Redis keys and URLs, so they are restricted to a safe alphabet."""
+
+Email = Annotated[str, msgspec.Meta(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
+ShortText = Annotated[str, msgspec.Meta(max_length=200)]
+Translated = dict[Locale, str]
+"""A text per locale; lookups fall back to English, then to any text present."""
+
+
+class ContactPerson(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A company employee shown to customers as their personal contact (or a team address)."""
+
+    id: Id
+    name: ShortText
+    title: Translated
+    email: Email
+    phone: ShortText = ""
+    languages: list[Locale] = msgspec.field(default_factory=list)
+    active: bool = True
+    """False once the person has left: their customers are shown the deputy instead."""
+    deputy_id: Id | None = None
+    has_photo: bool = False
+
+
+class Customer(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A known customer; `generation` is bumped to kill every link issued so far."""
+
+    id: Id
+    email: Email
+    first_name: ShortText = ""
+    last_name: ShortText = ""
+    phone: ShortText = ""
+    company: ShortText = ""
+    job_title: ShortText = ""
+    locale: Locale = DEFAULT_LOCALE
+    owner_id: Id | None = None
+    attributes: dict[str, str] = msgspec.field(default_factory=dict)
+    generation: int = 0
+
+    def attribute(self, name: str) -> str:
+        """The value a form field with `prefill_from=name` would show ("" when unknown)."""
+        if name.startswith("attributes."):
+            return self.attributes.get(name.removeprefix("attributes."), "")
+        value = getattr(self, name, "") if name in PREFILLABLE_ATTRIBUTES else ""
+        return value if isinstance(value, str) else ""
+
+
+PREFILLABLE_ATTRIBUTES = frozenset(
+    {"email", "first_name", "last_name", "phone", "company", "job_title"}
+)
+
+FieldType = Literal["text", "email", "tel", "select"]
+
+
+class FieldOption(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    value: ShortText
+    label: Translated
+
+
+class FormField(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One input of a form and the rules for prefilling it."""
+
+    name: Id
+    label: Translated
+    type: FieldType = "text"
+    required: bool = False
+    prefill_from: str | None = None
+    """Customer attribute that fills this field: a column name or `attributes.<key>`."""
+    prefill: bool = True
+    """False keeps the field empty even when consent allows prefill (data minimisation)."""
+    masked: bool = False
+    """Shown partly hidden (e.g. `m•••@example.fi`), so the page does not expose the full value."""
+    max_length: Annotated[int, msgspec.Meta(ge=1, le=2000)] = 200
+    options: list[FieldOption] = msgspec.field(default_factory=list)
+
+
+class ConsentNotice(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A consent checkbox a form presents: the purpose and the exact, versioned notice text."""
+
+    purpose: Id
+    version: Id
+    text: Translated
+
+
+class Form(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    id: Id
+    title: Translated
+    fields: list[FormField]
+    prefill_purpose: Id = "personalization"
+    """The consent purpose a customer must have granted before anything is prefilled."""
+    intro: Translated = msgspec.field(default_factory=dict)
+    consents: list[ConsentNotice] = msgspec.field(default_factory=list)
+    allowed_origins: list[str] = msgspec.field(default_factory=list)
+    """Origins (scheme://host[:port]) whose pages may read prefill data through the widget API."""
+    fallback_contact_id: Id | None = None
+    """Shown when a customer has no contact person, or theirs has left and has no deputy."""
+
+
+class CampaignState(enum.StrEnum):
+    ACTIVE = "active"
+    REVOKED = "revoked"
+
+
+class Campaign(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A mailing whose links open `form_id`; revoking it kills all of its links at once."""
+
+    id: Id
+    form_id: Id
+    name: ShortText = ""
+    link_lifetime_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] = 30
+    state: CampaignState = CampaignState.ACTIVE
+
+    @property
+    def link_lifetime_seconds(self) -> int:
+        return self.link_lifetime_days * 86_400
+
+
+class ConsentAction(enum.StrEnum):
+    GRANTED = "granted"
+    WITHDRAWN = "withdrawn"
+
+
+class ConsentSource(enum.StrEnum):
+    FORM = "form"
+    ADMIN = "admin"
+    IMPORT = "import"
+    UNSUBSCRIBE = "unsubscribe"
+
+
+class ConsentEvent(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One entry of a customer's append-only consent history."""
+
+    purpose: Id
+    action: ConsentAction
+    at: float
+    """Server time (Unix seconds) when the event was recorded."""
+    source: ConsentSource
+    notice_version: str = ""
+    actor: str = ""
+    ip_prefix: str = ""
+    """Client address truncated to /24 (IPv4) or /48 (IPv6): evidence without identifying a host."""
+    user_agent: str = ""
+
+
+class Catalog(msgspec.Struct, frozen=True):
+    """Forms, campaigns and contact persons: small, shared by all customers, cached per process."""
+
+    version: int
+    forms: dict[str, Form]
+    campaigns: dict[str, Campaign]
+    contacts: dict[str, ContactPerson]
+
+
+class Channel(enum.StrEnum):
+    """Where personal data was (or would have been) shown."""
+
+    PAGE = "page"
+    WIDGET = "widget"
+    CARD = "card"
+    VCARD = "vcard"
+    EXPORT = "export"
+
+
+class AuditKind(enum.StrEnum):
+    DISCLOSURE = "disclosure"
+    REFUSAL = "refusal"
+    NOT_YOU = "not_you"
+    CONSENT = "consent"
+    IMPORT = "import"
+
+
+class AuditEntry(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A provable record of a disclosure, a refused link or a change. Never holds a raw token."""
+
+    kind: AuditKind
+    at: float
+    channel: Channel | None = None
+    customer_id: str = ""
+    campaign_id: str = ""
+    form_id: str = ""
+    fields: list[str] = msgspec.field(default_factory=list)
+    cause: str = ""
+    scanner: bool = False
+    """The client looked like an automated link scanner (HEAD request or a known scanner agent)."""

@@ -1,0 +1,292 @@
+"""Every Redis read and write, and the key schema they share.
+
+Key schema (all keys start with `pf:`; the part in braces is the Redis Cluster hash tag, so one
+customer's keys live in one slot and can change together in MULTI):
+
+| key                       | type   | holds                                               |
+|---------------------------|--------|-----------------------------------------------------|
+| `pf:{c:<id>}:customer`    | hash   | `record`: Customer JSON; `generation`: link counter |
+| `pf:{c:<id>}:consent`     | hash   | purpose -> latest ConsentEvent JSON (derived state) |
+| `pf:{c:<id>}:consent:log` | list   | every ConsentEvent JSON, oldest first (append-only) |
+| `pf:{catalog}:version`    | string | counter bumped by every catalog change              |
+| `pf:{catalog}:forms`      | hash   | form id -> Form JSON                                |
+| `pf:{catalog}:campaigns`  | hash   | campaign id -> Campaign JSON                        |
+| `pf:{catalog}:contacts`   | hash   | contact id -> ContactPerson JSON                    |
+| `pf:{catalog}:photo:<id>` | string | a contact person's JPEG photo                       |
+| `pf:{audit}:events`       | stream | AuditEntry JSON in field `e`, trimmed to a maximum  |
+
+The `generation` field is the authority for a customer's link counter; the copy inside `record`
+is ignored on read. Consent state is written together with its log entry in one MULTI, so the
+derived state never disagrees with the history.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import cast
+
+import msgspec
+import redis.exceptions
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.typing import EncodableT, FieldT
+
+from prefill.models import (
+    AuditEntry,
+    Campaign,
+    CampaignState,
+    Catalog,
+    ConsentEvent,
+    ContactPerson,
+    Customer,
+    Form,
+)
+
+PREFIX = "pf:"
+CATALOG_VERSION = f"{PREFIX}{{catalog}}:version"
+CATALOG_FORMS = f"{PREFIX}{{catalog}}:forms"
+CATALOG_CAMPAIGNS = f"{PREFIX}{{catalog}}:campaigns"
+CATALOG_CONTACTS = f"{PREFIX}{{catalog}}:contacts"
+AUDIT_STREAM = f"{PREFIX}{{audit}}:events"
+
+
+def customer_key(customer_id: str) -> str:
+    return f"{PREFIX}{{c:{customer_id}}}:customer"
+
+
+def consent_key(customer_id: str) -> str:
+    return f"{PREFIX}{{c:{customer_id}}}:consent"
+
+
+def consent_log_key(customer_id: str) -> str:
+    return f"{PREFIX}{{c:{customer_id}}}:consent:log"
+
+
+def photo_key(contact_id: str) -> str:
+    return f"{PREFIX}{{catalog}}:photo:{contact_id}"
+
+
+class StoreUnavailable(Exception):
+    """Redis could not be reached in time: callers must fail closed."""
+
+
+class LinkState(msgspec.Struct, frozen=True):
+    """What one round trip tells about a link's customer."""
+
+    catalog_version: int
+    customer: Customer | None
+    consents: dict[str, ConsentEvent]
+
+
+@contextlib.asynccontextmanager
+async def _unavailable_on_error() -> AsyncIterator[None]:
+    try:
+        yield
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        raise StoreUnavailable(type(exc).__name__) from exc
+    except redis.exceptions.ResponseError as exc:
+        # LOADING, MISCONF, READONLY: the server is there but cannot serve us right now.
+        if str(exc).split(" ", 1)[0] in {"LOADING", "MISCONF", "READONLY", "MASTERDOWN"}:
+            raise StoreUnavailable(str(exc).split(" ", 1)[0]) from exc
+        raise
+
+
+_encoder = msgspec.json.Encoder()
+_customer_decoder = msgspec.json.Decoder(Customer)
+_consent_decoder = msgspec.json.Decoder(ConsentEvent)
+_form_decoder = msgspec.json.Decoder(Form)
+_campaign_decoder = msgspec.json.Decoder(Campaign)
+_contact_decoder = msgspec.json.Decoder(ContactPerson)
+_audit_decoder = msgspec.json.Decoder(AuditEntry)
+
+
+def _decode_customer(fields: Mapping[bytes, bytes]) -> Customer | None:
+    record = fields.get(b"record")
+    if record is None:
+        return None
+    customer = _customer_decoder.decode(record)
+    return msgspec.structs.replace(customer, generation=int(fields.get(b"generation", b"0")))
+
+
+def _decode_consents(fields: Mapping[bytes, bytes]) -> dict[str, ConsentEvent]:
+    return {purpose.decode(): _consent_decoder.decode(raw) for purpose, raw in fields.items()}
+
+
+class Repository:
+    """Reads and writes the records of the key schema above; one instance per Redis client."""
+
+    def __init__(self, client: Redis, audit_max_events: int = 1_000_000) -> None:
+        self._redis = client
+        self._audit_max_events = audit_max_events
+
+    # -- health -----------------------------------------------------------------------------
+
+    async def ping(self) -> None:
+        async with _unavailable_on_error():
+            await self._redis.ping()
+
+    # -- the hot path -----------------------------------------------------------------------
+
+    async def read_link_state(self, customer_id: str) -> LinkState:
+        """Customer, consent and catalog version in one round trip."""
+        async with _unavailable_on_error():
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.get(CATALOG_VERSION)
+            pipe.hgetall(customer_key(customer_id))
+            pipe.hgetall(consent_key(customer_id))
+            version, customer_fields, consent_fields = await pipe.execute()
+        return LinkState(
+            catalog_version=int(version or 0),
+            customer=_decode_customer(customer_fields),
+            consents=_decode_consents(consent_fields),
+        )
+
+    async def catalog_version(self) -> int:
+        async with _unavailable_on_error():
+            return int(await self._redis.get(CATALOG_VERSION) or 0)
+
+    # -- catalog ----------------------------------------------------------------------------
+
+    async def load_catalog(self) -> Catalog:
+        async with _unavailable_on_error():
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.get(CATALOG_VERSION)
+            pipe.hgetall(CATALOG_FORMS)
+            pipe.hgetall(CATALOG_CAMPAIGNS)
+            pipe.hgetall(CATALOG_CONTACTS)
+            version, forms, campaigns, contacts = await pipe.execute()
+        return Catalog(
+            version=int(version or 0),
+            forms={k.decode(): _form_decoder.decode(v) for k, v in forms.items()},
+            campaigns={k.decode(): _campaign_decoder.decode(v) for k, v in campaigns.items()},
+            contacts={k.decode(): _contact_decoder.decode(v) for k, v in contacts.items()},
+        )
+
+    async def save_catalog(
+        self,
+        *,
+        forms: Iterable[Form] = (),
+        campaigns: Iterable[Campaign] = (),
+        contacts: Iterable[ContactPerson] = (),
+        photos: Mapping[str, bytes] | None = None,
+    ) -> None:
+        """Upsert catalog records atomically and bump the version so every instance reloads."""
+        async with _unavailable_on_error():
+            pipe = self._redis.pipeline(transaction=True)
+            encoded: list[tuple[str, dict[FieldT, EncodableT]]] = [
+                (CATALOG_FORMS, {f.id: _encoder.encode(f) for f in forms}),
+                (CATALOG_CAMPAIGNS, {c.id: _encoder.encode(c) for c in campaigns}),
+                (CATALOG_CONTACTS, {p.id: _encoder.encode(p) for p in contacts}),
+            ]
+            for key, mapping in encoded:
+                if mapping:
+                    pipe.hset(key, mapping=mapping)
+            for contact_id, photo in (photos or {}).items():
+                pipe.set(photo_key(contact_id), photo)
+            pipe.incr(CATALOG_VERSION)
+            await pipe.execute()
+
+    async def set_campaign_state(self, campaign_id: str, state: CampaignState) -> bool:
+        """Revoke (or reactivate) a campaign; False if there is no such campaign."""
+        async with _unavailable_on_error():
+            raw = await self._redis.hget(CATALOG_CAMPAIGNS, campaign_id)
+            if raw is None:
+                return False
+            campaign = msgspec.structs.replace(_campaign_decoder.decode(raw), state=state)
+            await self.save_catalog(campaigns=[campaign])
+            return True
+
+    async def contact_photo(self, contact_id: str) -> bytes | None:
+        async with _unavailable_on_error():
+            photo = await self._redis.get(photo_key(contact_id))
+        return photo if isinstance(photo, bytes) else None
+
+    # -- customers --------------------------------------------------------------------------
+
+    async def get_customers(self, customer_ids: Iterable[str]) -> dict[str, Customer | None]:
+        ids = list(dict.fromkeys(customer_ids))
+        async with _unavailable_on_error():
+            pipe = self._redis.pipeline(transaction=False)
+            for customer_id in ids:
+                pipe.hgetall(customer_key(customer_id))
+            results = await pipe.execute()
+        return {cid: _decode_customer(fields) for cid, fields in zip(ids, results, strict=True)}
+
+    async def get_customer(self, customer_id: str) -> Customer | None:
+        return (await self.get_customers([customer_id]))[customer_id]
+
+    async def save_customers(
+        self,
+        customers: Iterable[Customer],
+        consent_events: Mapping[str, list[ConsentEvent]] | None = None,
+    ) -> None:
+        """Upsert customer records; a new customer starts at generation 0, an existing one keeps
+        its counter (re-importing must not revive revoked links)."""
+        events = consent_events or {}
+        async with _unavailable_on_error():
+            pipe = self._redis.pipeline(transaction=False)
+            for customer in customers:
+                key = customer_key(customer.id)
+                pipe.hset(key, "record", _encoder.encode(customer))
+                pipe.hsetnx(key, "generation", 0)
+                for event in events.get(customer.id, []):
+                    self._queue_consent(pipe, customer.id, event)
+            await pipe.execute()
+
+    async def bump_generation(self, customer_id: str) -> int | None:
+        """Invalidate every link issued to the customer so far; None if unknown."""
+        async with _unavailable_on_error():
+            if not await self._redis.hexists(customer_key(customer_id), "record"):
+                return None
+            return int(await self._redis.hincrby(customer_key(customer_id), "generation", 1))
+
+    # -- consent ----------------------------------------------------------------------------
+
+    async def append_consent(self, customer_id: str, event: ConsentEvent) -> None:
+        async with _unavailable_on_error():
+            pipe = self._redis.pipeline(transaction=True)
+            self._queue_consent(pipe, customer_id, event)
+            await pipe.execute()
+
+    @staticmethod
+    def _queue_consent(pipe: Pipeline, customer_id: str, event: ConsentEvent) -> None:
+        encoded = _encoder.encode(event)
+        pipe.rpush(consent_log_key(customer_id), encoded)
+        pipe.hset(consent_key(customer_id), event.purpose, encoded)
+
+    async def current_consents(
+        self, customer_ids: Iterable[str]
+    ) -> dict[str, dict[str, ConsentEvent]]:
+        ids = list(dict.fromkeys(customer_ids))
+        async with _unavailable_on_error():
+            pipe = self._redis.pipeline(transaction=False)
+            for customer_id in ids:
+                pipe.hgetall(consent_key(customer_id))
+            results = await pipe.execute()
+        return {cid: _decode_consents(raw) for cid, raw in zip(ids, results, strict=True)}
+
+    async def consent_history(self, customer_id: str) -> list[ConsentEvent]:
+        async with _unavailable_on_error():
+            raw = await self._redis.lrange(consent_log_key(customer_id), 0, -1)
+        return [_consent_decoder.decode(item) for item in raw]
+
+    # -- audit ------------------------------------------------------------------------------
+
+    async def record_audit(self, entry: AuditEntry) -> None:
+        async with _unavailable_on_error():
+            await self._redis.xadd(
+                AUDIT_STREAM,
+                {"e": _encoder.encode(entry)},
+                maxlen=self._audit_max_events,
+                approximate=True,
+            )
+
+    async def audit_entries(self, count: int = 1000) -> list[AuditEntry]:
+        """The most recent audit entries, newest first."""
+        async with _unavailable_on_error():
+            raw = cast(
+                "list[tuple[bytes, dict[bytes, bytes]]]",
+                await self._redis.xrevrange(AUDIT_STREAM, count=count),
+            )
+        return [_audit_decoder.decode(fields[b"e"]) for _, fields in raw]

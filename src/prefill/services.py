@@ -1,0 +1,292 @@
+"""Use cases: what happens when a link is opened, a card is fetched, or "Not you?" is pressed.
+
+Web handlers only call these. Each resolution is one HMAC check and one Redis round trip (plus a
+catalog reload in the rare case another instance changed a form or campaign), then an audit write
+that must succeed before anything personal leaves the service.
+"""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+
+from prefill.catalog import CatalogCache
+from prefill.consent import consent_refusal, disclosable_values
+from prefill.contacts import contact_for
+from prefill.i18n import negotiate_locale, pick
+from prefill.models import (
+    AuditEntry,
+    AuditKind,
+    Campaign,
+    Channel,
+    ContactPerson,
+    Customer,
+    Form,
+    Locale,
+)
+from prefill.repository import Repository
+from prefill.tokens import (
+    LinkClaims,
+    LinkRefused,
+    LinkSigner,
+    RefusalCause,
+    TokenPurpose,
+    VerifiedLink,
+    check_claims,
+)
+from prefill.vcard import to_vcard
+
+
+class UnknownForm(LookupError):
+    """No form with that id: a 404 about the address, which says nothing about any customer."""
+
+
+class Visitor(msgspec.Struct, frozen=True):
+    """What the web layer tells a use case about the request (nothing personal)."""
+
+    accept_language: str | None = None
+    scanner: bool = False
+
+
+class FormView(msgspec.Struct, frozen=True):
+    """A form page or widget answer; `values` is empty and `contact` None unless disclosed."""
+
+    form: Form
+    locale: Locale
+    values: dict[str, str] = msgspec.field(default_factory=dict)
+    contact: ContactPerson | None = None
+    greeting_name: str = ""
+    form_token: str | None = None
+    card_token: str | None = None
+
+    @property
+    def personal(self) -> bool:
+        return self.form_token is not None
+
+
+class CardView(msgspec.Struct, frozen=True):
+    locale: Locale
+    contact: ContactPerson | None = None
+    greeting_name: str = ""
+    card_token: str | None = None
+
+
+class VCardFile(msgspec.Struct, frozen=True):
+    filename: str
+    text: str
+
+
+class _Admitted(msgspec.Struct, frozen=True):
+    """A link that passed every check: its customer may be shown what the form allows."""
+
+    link: VerifiedLink
+    customer: Customer
+    campaign: Campaign
+    form: Form | None
+    contact: ContactPerson | None
+
+
+class PrefillService:
+    def __init__(
+        self,
+        repository: Repository,
+        signer: LinkSigner,
+        catalog: CatalogCache,
+        organization: str = "",
+    ) -> None:
+        self._repo = repository
+        self._signer = signer
+        self._catalog = catalog
+        self._organization = organization
+
+    @property
+    def organization(self) -> str:
+        return self._organization
+
+    async def ping(self) -> None:
+        """Raises StoreUnavailable unless Redis answers."""
+        await self._repo.ping()
+
+    # -- forms ------------------------------------------------------------------------------
+
+    async def form_view(
+        self, form_id: str, token: str | None, channel: Channel, visitor: Visitor
+    ) -> FormView:
+        """The form, prefilled if the link admits its customer, otherwise generic and empty."""
+        admitted = await self._admit(TokenPurpose.FORM, token, form_id, channel, visitor)
+        if admitted is None or admitted.form is None:
+            return self.generic_form_view(form_id, visitor)
+        values = disclosable_values(admitted.form, admitted.customer)
+        await self._record_disclosure(admitted, channel, visitor, sorted(values))
+        claims = admitted.link.claims
+        return FormView(
+            form=admitted.form,
+            locale=admitted.customer.locale,
+            values=values,
+            contact=admitted.contact,
+            greeting_name=admitted.customer.first_name,
+            form_token=token,
+            card_token=self._signer.sign(TokenPurpose.CARD, claims),
+        )
+
+    async def widget_view(
+        self, form_id: str, token: str | None, origin: str | None, visitor: Visitor
+    ) -> FormView:
+        """The form for the embeddable widget. A browser request from an origin the form does
+        not list gets nothing personal, even though CORS would also stop it reading the answer."""
+        form = await self.require_form(form_id)
+        if origin is not None and origin not in form.allowed_origins:
+            refused = LinkRefused(RefusalCause.ORIGIN_NOT_ALLOWED)
+            await self._record_refusal(refused, None, form_id, Channel.WIDGET, visitor)
+            return self.generic_form_view(form_id, visitor)
+        return await self.form_view(form_id, token, Channel.WIDGET, visitor)
+
+    def generic_form_view(self, form_id: str, visitor: Visitor) -> FormView:
+        """The empty form from the cached catalog: no Redis needed, so it works when Redis is
+        down. Raises UnknownForm."""
+        catalog = self._catalog.cached
+        form = catalog.forms.get(form_id) if catalog else None
+        if form is None:
+            raise UnknownForm(form_id)
+        return FormView(form=form, locale=negotiate_locale(visitor.accept_language))
+
+    async def require_form(self, form_id: str) -> Form:
+        """The form with a fresh catalog; raises UnknownForm."""
+        form = (await self._catalog.current()).forms.get(form_id)
+        if form is None:
+            raise UnknownForm(form_id)
+        return form
+
+    async def not_you(self, form_id: str, token: str | None, visitor: Visitor) -> None:
+        """The person at the screen is not the link's customer: kill all of that customer's
+        links, so a forwarded email stops disclosing their data. Silent for any bad token."""
+        admitted = await self._admit(TokenPurpose.FORM, token, form_id, Channel.PAGE, visitor)
+        if admitted is None:
+            return
+        await self._repo.bump_generation(admitted.customer.id)
+        await self._repo.record_audit(
+            AuditEntry(
+                kind=AuditKind.NOT_YOU,
+                at=time.time(),
+                channel=Channel.PAGE,
+                customer_id=admitted.customer.id,
+                campaign_id=admitted.campaign.id,
+                form_id=form_id,
+                scanner=visitor.scanner,
+            )
+        )
+
+    # -- contact cards ----------------------------------------------------------------------
+
+    async def card_view(self, token: str | None, channel: Channel, visitor: Visitor) -> CardView:
+        admitted = await self._admit(TokenPurpose.CARD, token, None, channel, visitor)
+        if admitted is None or admitted.contact is None:
+            return CardView(locale=negotiate_locale(visitor.accept_language))
+        await self._record_disclosure(admitted, channel, visitor, ["contact_person"])
+        return CardView(
+            locale=admitted.customer.locale,
+            contact=admitted.contact,
+            greeting_name=admitted.customer.first_name,
+            card_token=token,
+        )
+
+    async def vcard(self, token: str | None, visitor: Visitor) -> VCardFile | None:
+        card = await self.card_view(token, Channel.VCARD, visitor)
+        if card.contact is None:
+            return None
+        photo = await self._repo.contact_photo(card.contact.id) if card.contact.has_photo else None
+        text = to_vcard(
+            card.contact,
+            title=pick(card.contact.title, card.locale),
+            organization=self._organization,
+            photo_jpeg=photo,
+        )
+        return VCardFile(filename=f"{card.contact.id}.vcf", text=text)
+
+    async def contact_photo(self, contact_id: str) -> bytes | None:
+        """A contact person's photo: company staff data, not the customer's, so no token."""
+        contact = (await self._catalog.current()).contacts.get(contact_id)
+        if contact is None or not contact.has_photo:
+            return None
+        return await self._repo.contact_photo(contact_id)
+
+    # -- the resolution every personal response goes through --------------------------------
+
+    async def _admit(
+        self,
+        purpose: TokenPurpose,
+        token: str | None,
+        form_id: str | None,
+        channel: Channel,
+        visitor: Visitor,
+    ) -> _Admitted | None:
+        """The link's customer and context if every check passes; otherwise None, with the
+        cause in the audit log. Raises StoreUnavailable (callers fail closed) and UnknownForm."""
+        link: VerifiedLink | None = None
+        try:
+            link = self._signer.verify(purpose, token)
+            state = await self._repo.read_link_state(link.claims.customer_id)
+            catalog = await self._catalog.current(state.catalog_version)
+            if form_id is not None and form_id not in catalog.forms:
+                raise UnknownForm(form_id)
+            campaign = catalog.campaigns.get(link.claims.campaign_id)
+            check_claims(link, campaign=campaign, customer=state.customer, form_id=form_id)
+            assert campaign is not None  # check_claims refused a missing campaign and customer
+            assert state.customer is not None
+            form = catalog.forms.get(campaign.form_id)
+            purpose_name = form.prefill_purpose if form else "personalization"
+            refusal = consent_refusal(state.consents, purpose_name)
+            if refusal is not None:
+                raise LinkRefused(refusal)
+        except LinkRefused as refused:
+            if link is None and form_id is not None:
+                await self.require_form(form_id)  # Refreshes the catalog; 404s an unknown form.
+            await self._record_refusal(refused, link, form_id, channel, visitor)
+            return None
+        return _Admitted(
+            link=link,
+            customer=state.customer,
+            campaign=campaign,
+            form=form,
+            contact=contact_for(state.customer, form, catalog.contacts),
+        )
+
+    async def _record_refusal(
+        self,
+        refused: LinkRefused,
+        link: VerifiedLink | None,
+        form_id: str | None,
+        channel: Channel,
+        visitor: Visitor,
+    ) -> None:
+        # Claims of a token whose signature failed are attacker-controlled: not recorded.
+        claims = link.claims if link else LinkClaims("", "", 0)
+        await self._repo.record_audit(
+            AuditEntry(
+                kind=AuditKind.REFUSAL,
+                at=time.time(),
+                channel=channel,
+                customer_id=claims.customer_id,
+                campaign_id=claims.campaign_id,
+                form_id=form_id or "",
+                cause=refused.cause.value,
+                scanner=visitor.scanner,
+            )
+        )
+
+    async def _record_disclosure(
+        self, admitted: _Admitted, channel: Channel, visitor: Visitor, fields: list[str]
+    ) -> None:
+        await self._repo.record_audit(
+            AuditEntry(
+                kind=AuditKind.DISCLOSURE,
+                at=time.time(),
+                channel=channel,
+                customer_id=admitted.customer.id,
+                campaign_id=admitted.campaign.id,
+                form_id=admitted.form.id if admitted.form else "",
+                fields=fields,
+                scanner=visitor.scanner,
+            )
+        )

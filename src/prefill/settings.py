@@ -1,0 +1,106 @@
+"""Typed settings, read from `PREFILL_*` environment variables by `Settings.from_env()`.
+
+Tests and the CLI build `Settings` directly; nothing is read at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated
+
+import msgspec
+
+MIN_SECRET_LENGTH = 32
+
+
+class SettingsError(ValueError):
+    """The environment does not describe a runnable service; the message says which variable."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    secret_keys: list[str]
+    """Link signing keys, oldest first: the last one signs, every one verifies (rotation)."""
+    organization: str = ""
+    """The company's name, shown on pages and in contact cards."""
+    public_url: str = "http://127.0.0.1:8000"
+    """Base URL that minted links point to (scheme, host, optional port and path prefix)."""
+    redis_url: str | None = None
+    """Redis to use; None starts a private embedded redis-server in `data_dir`."""
+    data_dir: str = "prefill-data"
+    """Where the embedded Redis keeps its append-only file."""
+    max_link_age_days: Annotated[int, msgspec.Meta(ge=1)] = 365
+    """Upper bound for any link, whatever its campaign says."""
+    redis_timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 0.5
+    """Socket and connect timeout: a slow Redis is treated as down (fail closed), not waited on."""
+    redis_retries: Annotated[int, msgspec.Meta(ge=0)] = 1
+    audit_max_events: Annotated[int, msgspec.Meta(ge=1000)] = 1_000_000
+    """The audit stream is trimmed to about this many entries."""
+    allowed_hosts: list[str] = msgspec.field(default_factory=lambda: ["*"])
+    """Host headers the service answers to (Litestar's allowed-hosts check)."""
+
+    def __post_init__(self) -> None:
+        if not self.secret_keys:
+            raise SettingsError("PREFILL_SECRET_KEYS: at least one signing key is required")
+        for key in self.secret_keys:
+            if len(key) < MIN_SECRET_LENGTH:
+                raise SettingsError(
+                    f"PREFILL_SECRET_KEYS: every key must have at least {MIN_SECRET_LENGTH} "
+                    "characters (generate one with: python -c 'import secrets; "
+                    "print(secrets.token_urlsafe(48))')"
+                )
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+    @property
+    def max_link_age_seconds(self) -> int:
+        return self.max_link_age_days * 86_400
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, /, **overrides: object) -> Settings:
+        """Settings from `PREFILL_*` variables; `overrides` (e.g. CLI options) win."""
+        env = dict(os.environ if env is None else env)
+        values: dict[str, object] = {}
+        if keys := env.get("PREFILL_SECRET_KEYS"):
+            values["secret_keys"] = [k.strip() for k in keys.split(",") if k.strip()]
+        if hosts := env.get("PREFILL_ALLOWED_HOSTS"):
+            values["allowed_hosts"] = [h.strip() for h in hosts.split(",") if h.strip()]
+        scalar_names: dict[str, type] = {
+            "organization": str,
+            "public_url": str,
+            "redis_url": str,
+            "data_dir": str,
+            "max_link_age_days": int,
+            "redis_timeout_seconds": float,
+            "redis_retries": int,
+            "audit_max_events": int,
+        }
+        for name, kind in scalar_names.items():
+            raw = env.get(f"PREFILL_{name.upper()}")
+            if raw:
+                try:
+                    values[name] = kind(raw)
+                except ValueError as exc:
+                    raise SettingsError(f"PREFILL_{name.upper()}: {exc}") from exc
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        values.setdefault("secret_keys", [])
+        try:
+            return msgspec.convert(values, cls, from_attributes=False, strict=False)
+        except msgspec.ValidationError as exc:
+            raise SettingsError(str(exc)) from exc
+
+
+def load_or_create_secret(data_dir: Path) -> str:
+    """A signing key kept in `data_dir`, so demo links keep working across restarts."""
+    path = data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.touch(mode=0o600)
+    path.write_text(key)
+    return key

@@ -1,0 +1,152 @@
+"""Link tokens: what a campaign link carries, how it is signed, and why a token is refused.
+
+A token is an itsdangerous `URLSafeTimedSerializer` payload: `[customer_id, campaign_id,
+generation]` plus the signing time. The payload is readable by anyone, so it holds ids only,
+never an email or a name. Each purpose (form, card, unsubscribe) has its own salt, so a card
+link can never be replayed as a form link.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import time
+
+import msgspec
+from itsdangerous import (
+    BadData,
+    BadSignature,
+    SignatureExpired,
+    URLSafeTimedSerializer,
+)
+
+from prefill.models import Campaign, CampaignState, Customer, Id
+
+MAX_TOKEN_LENGTH = 512
+"""Longer input is refused before any HMAC work: real tokens are about 100 characters."""
+
+
+class TokenPurpose(enum.StrEnum):
+    FORM = "form"
+    CARD = "card"
+    UNSUBSCRIBE = "unsubscribe"
+
+
+class LinkClaims(msgspec.Struct, frozen=True, array_like=True):
+    """What a link asserts: this customer, reached by this campaign, at this link generation."""
+
+    customer_id: Id
+    campaign_id: Id
+    generation: int
+
+
+class VerifiedLink(msgspec.Struct, frozen=True):
+    claims: LinkClaims
+    purpose: TokenPurpose
+    signed_at: float
+
+
+class RefusalCause(enum.StrEnum):
+    """Why a link did not disclose anything. Recorded in the audit log, never shown."""
+
+    MISSING = "missing"
+    MALFORMED = "malformed"
+    FORGED = "forged"
+    EXPIRED = "expired"
+    UNKNOWN_CAMPAIGN = "unknown_campaign"
+    REVOKED_CAMPAIGN = "revoked_campaign"
+    WRONG_FORM = "wrong_form"
+    UNKNOWN_CUSTOMER = "unknown_customer"
+    REVOKED_CUSTOMER = "revoked_customer"
+    CONSENT_MISSING = "consent_missing"
+    CONSENT_WITHDRAWN = "consent_withdrawn"
+    ORIGIN_NOT_ALLOWED = "origin_not_allowed"
+    REDIS_UNAVAILABLE = "redis_unavailable"
+
+
+class LinkRefused(Exception):
+    """A token that must not disclose anything; `cause` says why (for the audit log only)."""
+
+    def __init__(self, cause: RefusalCause) -> None:
+        super().__init__(cause.value)
+        self.cause = cause
+
+
+class LinkSigner:
+    """Signs and verifies link tokens with a list of keys: the last signs, all verify."""
+
+    def __init__(self, secret_keys: list[str], max_age_seconds: int) -> None:
+        self._max_age = max_age_seconds
+        # One serializer per purpose, built once: the salt separates purposes cryptographically.
+        self._serializers = {
+            purpose: URLSafeTimedSerializer(
+                secret_keys,
+                salt=f"prefill.link.{purpose.value}",
+                signer_kwargs={"digest_method": hashlib.sha256},
+            )
+            for purpose in TokenPurpose
+        }
+
+    def sign(self, purpose: TokenPurpose, claims: LinkClaims) -> str:
+        payload = [claims.customer_id, claims.campaign_id, claims.generation]
+        token = self._serializers[purpose].dumps(payload)
+        assert isinstance(token, str)
+        return token
+
+    def verify(self, purpose: TokenPurpose, token: str | None) -> VerifiedLink:
+        """The link's claims if the signature is valid and younger than the global maximum age.
+
+        Raises `LinkRefused`; campaign lifetime, revocation and consent are checked later, by
+        the caller, because they need stored state.
+        """
+        if not token:
+            raise LinkRefused(RefusalCause.MISSING)
+        if len(token) > MAX_TOKEN_LENGTH or not token.isascii():
+            raise LinkRefused(RefusalCause.MALFORMED)
+        try:
+            payload, signed_at = self._serializers[purpose].loads(
+                token, max_age=self._max_age, return_timestamp=True
+            )
+        except SignatureExpired as exc:
+            raise LinkRefused(RefusalCause.EXPIRED) from exc
+        except BadSignature as exc:
+            # BadSignature also covers a token signed for another purpose (another salt).
+            raise LinkRefused(RefusalCause.FORGED) from exc
+        except BadData as exc:
+            raise LinkRefused(RefusalCause.MALFORMED) from exc
+        try:
+            claims = msgspec.convert(payload, LinkClaims)
+        except msgspec.ValidationError as exc:
+            # Validly signed but not our shape: only possible with a leaked key or a format change.
+            raise LinkRefused(RefusalCause.MALFORMED) from exc
+        return VerifiedLink(claims=claims, purpose=purpose, signed_at=signed_at.timestamp())
+
+
+def link_age_seconds(link: VerifiedLink, now: float | None = None) -> float:
+    return (time.time() if now is None else now) - link.signed_at
+
+
+def check_claims(
+    link: VerifiedLink,
+    *,
+    campaign: Campaign | None,
+    customer: Customer | None,
+    form_id: str | None,
+    now: float | None = None,
+) -> None:
+    """Refuse a validly signed link that stored state has since revoked or outlived.
+
+    `form_id` is the form the link is used for; None where any form of the campaign will do.
+    """
+    if campaign is None:
+        raise LinkRefused(RefusalCause.UNKNOWN_CAMPAIGN)
+    if campaign.state is not CampaignState.ACTIVE:
+        raise LinkRefused(RefusalCause.REVOKED_CAMPAIGN)
+    if link_age_seconds(link, now) > campaign.link_lifetime_seconds:
+        raise LinkRefused(RefusalCause.EXPIRED)
+    if form_id is not None and campaign.form_id != form_id:
+        raise LinkRefused(RefusalCause.WRONG_FORM)
+    if customer is None:
+        raise LinkRefused(RefusalCause.UNKNOWN_CUSTOMER)
+    if customer.generation != link.claims.generation:
+        raise LinkRefused(RefusalCause.REVOKED_CUSTOMER)

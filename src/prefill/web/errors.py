@@ -1,0 +1,95 @@
+"""One mapping from exceptions to responses: JSON for the API, a plain page for people.
+
+No stack trace or exception text ever reaches a client; a failure that is not the client's is
+logged by type only, so no personal value slips into the logs through an exception message.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import MediaType, Request, Response
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException
+from litestar.response import Template
+from litestar.status_codes import (
+    HTTP_404_NOT_FOUND,
+    HTTP_500_INTERNAL_SERVER_ERROR,
+    HTTP_503_SERVICE_UNAVAILABLE,
+)
+from litestar.types import ExceptionHandlersMap
+
+from prefill.i18n import negotiate_locale
+from prefill.repository import StoreUnavailable
+from prefill.services import UnknownForm
+
+logger = logging.getLogger("prefill.errors")
+
+RETRY_AFTER_SECONDS = "5"
+AnyRequest = Request[object, object, State]
+
+
+def _wants_json(request: AnyRequest) -> bool:
+    path = request.url.path
+    return (
+        path.startswith(("/api/", "/health/")) or path == "/schema" or path.startswith("/schema/")
+    )
+
+
+def _error_page(request: AnyRequest, status_code: int, kind: str) -> Template:
+    return Template(
+        template_name="error.html",
+        context={"locale": negotiate_locale(request.headers.get("accept-language")), "kind": kind},
+        status_code=status_code,
+    )
+
+
+def _json_error(status_code: int, detail: str, extra: object = None) -> Response[Any]:
+    body: dict[str, object] = {"status_code": status_code, "detail": detail}
+    if extra:
+        body["extra"] = extra
+    return Response(body, status_code=status_code, media_type=MediaType.JSON)
+
+
+def store_unavailable(request: AnyRequest, exc: StoreUnavailable) -> Response[Any]:
+    logger.warning("redis unavailable: %s", type(exc.__cause__ or exc).__name__)
+    response: Response[Any]
+    if _wants_json(request):
+        response = _json_error(HTTP_503_SERVICE_UNAVAILABLE, "Service temporarily unavailable.")
+    else:
+        response = _error_page(request, HTTP_503_SERVICE_UNAVAILABLE, "unavailable")
+    response.headers["Retry-After"] = RETRY_AFTER_SECONDS
+    return response
+
+
+def unknown_form(request: AnyRequest, exc: UnknownForm) -> Response[Any]:
+    if _wants_json(request):
+        return _json_error(HTTP_404_NOT_FOUND, "No form with this id.")
+    return _error_page(request, HTTP_404_NOT_FOUND, "not_found")
+
+
+def http_exception(request: AnyRequest, exc: HTTPException) -> Response[Any]:
+    if _wants_json(request) or exc.status_code not in (404, 405):
+        return _json_error(exc.status_code, exc.detail, exc.extra)
+    return _error_page(request, exc.status_code, "not_found")
+
+
+def internal_error(request: AnyRequest, exc: Exception) -> Response[Any]:
+    logger.error(
+        "unhandled %s on %s %s",
+        type(exc).__name__,
+        request.method,
+        request.scope.get("path_template", "?"),
+    )
+    if _wants_json(request):
+        return _json_error(HTTP_500_INTERNAL_SERVER_ERROR, "Internal server error.")
+    return _error_page(request, HTTP_500_INTERNAL_SERVER_ERROR, "unavailable")
+
+
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    StoreUnavailable: store_unavailable,
+    UnknownForm: unknown_form,
+    HTTPException: http_exception,
+    Exception: internal_error,
+}

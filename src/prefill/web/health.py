@@ -1,0 +1,35 @@
+"""Liveness (the process answers) and readiness (Redis answers) for orchestrators."""
+
+from __future__ import annotations
+
+import msgspec
+from litestar import Response, Router, get
+from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
+
+from prefill.repository import StoreUnavailable
+from prefill.services import PrefillService
+
+
+class HealthOut(msgspec.Struct, frozen=True):
+    status: str
+
+
+@get("/live", name="health_live")
+async def live() -> HealthOut:
+    return HealthOut(status="ok")
+
+
+@get("/ready", name="health_ready")
+async def ready(service: PrefillService) -> Response[HealthOut]:
+    """Ready only while Redis answers: a load balancer then stops sending traffic that would
+    all be refused."""
+    try:
+        await service.ping()
+    except StoreUnavailable:
+        return Response(
+            HealthOut(status="redis unavailable"), status_code=HTTP_503_SERVICE_UNAVAILABLE
+        )
+    return Response(HealthOut(status="ok"), status_code=HTTP_200_OK)
+
+
+health_router = Router(path="/health", route_handlers=[live, ready])

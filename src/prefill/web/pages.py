@@ -1,0 +1,132 @@
+"""HTML pages for people: the hosted form, "Not you?", the contact card, its vCard and photo."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from litestar import Response, Router, get, post
+from litestar.enums import RequestEncodingType
+from litestar.exceptions import NotFoundException
+from litestar.params import Body
+from litestar.response import Redirect, Template
+from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_503_SERVICE_UNAVAILABLE
+
+from prefill.links import LinkBuilder
+from prefill.models import Channel
+from prefill.repository import StoreUnavailable
+from prefill.services import CardView, FormView, PrefillService, UnknownForm, Visitor
+
+PHOTO_CACHE_SECONDS = 3600
+
+
+class TokenForm(msgspec.Struct):
+    """A POST that carries the link token in its body, never in a URL."""
+
+    t: str = ""
+
+
+def _form_page(view: FormView, links: LinkBuilder, status_code: int = 200) -> Template:
+    card_token = view.card_token
+    return Template(
+        template_name="form.html",
+        context={
+            "view": view,
+            "locale": view.locale,
+            "card_url": links.card_path(card_token) if card_token else None,
+            "vcard_url": links.vcard_path(card_token) if card_token else None,
+        },
+        status_code=status_code,
+    )
+
+
+@get("/f/{form_id:str}", name="form_page")
+async def form_page(
+    form_id: str,
+    service: PrefillService,
+    links: LinkBuilder,
+    visitor: Visitor,
+    t: str | None = None,
+) -> Template:
+    """The hosted form: prefilled for an admitted link, the same empty form for any other."""
+    try:
+        view = await service.form_view(form_id, t, Channel.PAGE, visitor)
+    except StoreUnavailable:
+        # Fail closed, but still give the person a form they can use.
+        try:
+            generic = service.generic_form_view(form_id, visitor)
+        except UnknownForm:
+            raise StoreUnavailable("no cached form") from None
+        return _form_page(generic, links, HTTP_503_SERVICE_UNAVAILABLE)
+    return _form_page(view, links)
+
+
+@post("/f/{form_id:str}/not-you", name="not_you", status_code=HTTP_303_SEE_OTHER)
+async def not_you(
+    form_id: str,
+    data: Annotated[TokenForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+    service: PrefillService,
+    visitor: Visitor,
+) -> Redirect:
+    """Kill the customer's links and show the empty form. The token in the body is the proof
+    of possession; a cross-site attacker does not have it, so no CSRF cookie is needed."""
+    await service.not_you(form_id, data.t or None, visitor)
+    return Redirect(f"/f/{form_id}", status_code=HTTP_303_SEE_OTHER)
+
+
+def _card_page(view: CardView, links: LinkBuilder, organization: str) -> Template:
+    return Template(
+        template_name="card.html",
+        context={
+            "view": view,
+            "locale": view.locale,
+            "vcard_url": links.vcard_path(view.card_token) if view.card_token else None,
+            "organization": organization,
+        },
+    )
+
+
+@get("/card", name="card_page")
+async def card_page(
+    service: PrefillService, links: LinkBuilder, visitor: Visitor, t: str | None = None
+) -> Template:
+    view = await service.card_view(t, Channel.CARD, visitor)
+    return _card_page(view, links, service.organization)
+
+
+@get("/card/vcard", name="card_vcard")
+async def card_vcard(
+    service: PrefillService, visitor: Visitor, t: str | None = None
+) -> Response[str]:
+    """The contact person as a vCard download; the same 404 for every link that is refused."""
+    card = await service.vcard(t, visitor)
+    if card is None:
+        return Response(
+            "No contact card for this link.\n",
+            status_code=404,
+            media_type="text/plain; charset=utf-8",
+        )
+    return Response(
+        card.text,
+        media_type="text/vcard; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{card.filename}"'},
+    )
+
+
+@get("/contacts/{contact_id:str}/photo", name="contact_photo")
+async def contact_photo(contact_id: str, service: PrefillService) -> Response[bytes]:
+    photo = await service.contact_photo(contact_id)
+    if photo is None:
+        raise NotFoundException("No photo for this contact person.")
+    # Staff photos are not customer data and carry no token: browsers may cache them.
+    return Response(
+        photo,
+        media_type="image/jpeg",
+        headers={"Cache-Control": f"public, max-age={PHOTO_CACHE_SECONDS}"},
+    )
+
+
+pages_router = Router(
+    path="/",
+    route_handlers=[form_page, not_you, card_page, card_vcard, contact_photo],
+)
