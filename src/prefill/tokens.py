@@ -19,6 +19,7 @@ from itsdangerous import (
     SignatureExpired,
     URLSafeTimedSerializer,
 )
+from itsdangerous.encoding import base64_decode, base64_encode
 
 from prefill.models import Campaign, CampaignState, Customer, Id
 
@@ -103,6 +104,8 @@ class LinkSigner:
             raise LinkRefused(RefusalCause.MISSING)
         if len(token) > MAX_TOKEN_LENGTH or not token.isascii():
             raise LinkRefused(RefusalCause.MALFORMED)
+        if not _is_canonical(token):
+            raise LinkRefused(RefusalCause.FORGED)
         try:
             payload, signed_at = self._serializers[purpose].loads(
                 token, max_age=self._max_age, return_timestamp=True
@@ -120,6 +123,15 @@ class LinkSigner:
             # Validly signed but not our shape: only possible with a leaked key or a format change.
             raise LinkRefused(RefusalCause.MALFORMED) from exc
         return VerifiedLink(claims=claims, purpose=purpose, signed_at=signed_at.timestamp())
+
+
+def _is_canonical(token: str) -> bool:
+    """True if every part is in canonical base64. The last character of a base64 text carries
+    unused bits, so without this check some one-character edits would still verify."""
+    try:
+        return all(base64_encode(base64_decode(part)).decode() == part for part in token.split("."))
+    except BadData:
+        return False
 
 
 def link_age_seconds(link: VerifiedLink, now: float | None = None) -> float:

@@ -9,11 +9,12 @@ from __future__ import annotations
 import msgspec
 from litestar import Request, Response, Router, get
 from litestar.datastructures import State
+from litestar.params import FromPath, FromQuery
 
 from prefill.i18n import pick
 from prefill.links import LinkBuilder
 from prefill.models import Channel, ContactPerson, Locale
-from prefill.services import PrefillService, Visitor
+from prefill.web.deps import LinksDep, ServiceDep, VisitorDep
 
 
 class ContactOut(msgspec.Struct, frozen=True):
@@ -57,12 +58,12 @@ def _contact_out(
 
 @get("/forms/{form_id:str}/prefill", name="api_prefill")
 async def prefill(
-    form_id: str,
+    form_id: FromPath[str],
     request: Request[object, object, State],
-    service: PrefillService,
-    links: LinkBuilder,
-    visitor: Visitor,
-    t: str | None = None,
+    service: ServiceDep,
+    links: LinksDep,
+    visitor: VisitorDep,
+    t: FromQuery[str | None] = None,
 ) -> Response[PrefillOut]:
     """The values to fill into the form's fields for the link token `t`, and the contact."""
     origin = request.headers.get("origin")
@@ -87,7 +88,7 @@ async def prefill(
 
 @get("/card", name="api_card")
 async def card(
-    service: PrefillService, links: LinkBuilder, visitor: Visitor, t: str | None = None
+    service: ServiceDep, links: LinksDep, visitor: VisitorDep, t: FromQuery[str | None] = None
 ) -> CardOut:
     """The contact person for a card link token `t`, as JSON."""
     view = await service.card_view(t, Channel.CARD, visitor)

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from litestar import Request
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 
 from prefill.links import LinkBuilder
 from prefill.scanners import looks_like_scanner
 from prefill.services import PrefillService, Visitor
+
+ServiceDep = NamedDependency[PrefillService]
+LinksDep = NamedDependency[LinkBuilder]
+VisitorDep = NamedDependency[Visitor]
 
 
 def provide_service(state: State) -> PrefillService:

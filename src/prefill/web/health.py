@@ -7,7 +7,7 @@ from litestar import Response, Router, get
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from prefill.repository import StoreUnavailable
-from prefill.services import PrefillService
+from prefill.web.deps import ServiceDep
 
 
 class HealthOut(msgspec.Struct, frozen=True):
@@ -20,7 +20,7 @@ async def live() -> HealthOut:
 
 
 @get("/ready", name="health_ready")
-async def ready(service: PrefillService) -> Response[HealthOut]:
+async def ready(service: ServiceDep) -> Response[HealthOut]:
     """Ready only while Redis answers: a load balancer then stops sending traffic that would
     all be refused."""
     try:

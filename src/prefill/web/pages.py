@@ -2,22 +2,38 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import msgspec
-from litestar import Response, Router, get, post
-from litestar.enums import RequestEncodingType
-from litestar.exceptions import NotFoundException
-from litestar.params import Body
+from litestar import Request, Response, Router, get, post
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException, NotFoundException
+from litestar.params import FromPath, FromQuery, URLEncodedBody
 from litestar.response import Redirect, Template
-from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_503_SERVICE_UNAVAILABLE
+from litestar.status_codes import (
+    HTTP_303_SEE_OTHER,
+    HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+    HTTP_503_SERVICE_UNAVAILABLE,
+)
 
 from prefill.links import LinkBuilder
 from prefill.models import Channel
 from prefill.repository import StoreUnavailable
-from prefill.services import CardView, FormView, PrefillService, UnknownForm, Visitor
+from prefill.services import CardView, FormView, UnknownForm
+from prefill.web.deps import LinksDep, ServiceDep, VisitorDep
 
 PHOTO_CACHE_SECONDS = 3600
+
+
+FORM_MEDIA_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def require_form_post(request: Request[object, object, State]) -> None:
+    """Browsers post forms URL-encoded; anything else is a client mistake, said as 415."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in FORM_MEDIA_TYPES:
+        raise HTTPException(
+            status_code=HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            detail=f"Expected a form post ({FORM_MEDIA_TYPES[0]}), got {media_type or 'none'}.",
+        )
 
 
 class TokenForm(msgspec.Struct):
@@ -42,11 +58,11 @@ def _form_page(view: FormView, links: LinkBuilder, status_code: int = 200) -> Te
 
 @get("/f/{form_id:str}", name="form_page")
 async def form_page(
-    form_id: str,
-    service: PrefillService,
-    links: LinkBuilder,
-    visitor: Visitor,
-    t: str | None = None,
+    form_id: FromPath[str],
+    service: ServiceDep,
+    links: LinksDep,
+    visitor: VisitorDep,
+    t: FromQuery[str | None] = None,
 ) -> Template:
     """The hosted form: prefilled for an admitted link, the same empty form for any other."""
     try:
@@ -63,13 +79,15 @@ async def form_page(
 
 @post("/f/{form_id:str}/not-you", name="not_you", status_code=HTTP_303_SEE_OTHER)
 async def not_you(
-    form_id: str,
-    data: Annotated[TokenForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
-    service: PrefillService,
-    visitor: Visitor,
+    form_id: FromPath[str],
+    data: URLEncodedBody[TokenForm],
+    request: Request[object, object, State],
+    service: ServiceDep,
+    visitor: VisitorDep,
 ) -> Redirect:
     """Kill the customer's links and show the empty form. The token in the body is the proof
     of possession; a cross-site attacker does not have it, so no CSRF cookie is needed."""
+    require_form_post(request)
     await service.not_you(form_id, data.t or None, visitor)
     return Redirect(f"/f/{form_id}", status_code=HTTP_303_SEE_OTHER)
 
@@ -88,7 +106,7 @@ def _card_page(view: CardView, links: LinkBuilder, organization: str) -> Templat
 
 @get("/card", name="card_page")
 async def card_page(
-    service: PrefillService, links: LinkBuilder, visitor: Visitor, t: str | None = None
+    service: ServiceDep, links: LinksDep, visitor: VisitorDep, t: FromQuery[str | None] = None
 ) -> Template:
     view = await service.card_view(t, Channel.CARD, visitor)
     return _card_page(view, links, service.organization)
@@ -96,7 +114,7 @@ async def card_page(
 
 @get("/card/vcard", name="card_vcard")
 async def card_vcard(
-    service: PrefillService, visitor: Visitor, t: str | None = None
+    service: ServiceDep, visitor: VisitorDep, t: FromQuery[str | None] = None
 ) -> Response[str]:
     """The contact person as a vCard download; the same 404 for every link that is refused."""
     card = await service.vcard(t, visitor)
@@ -114,7 +132,7 @@ async def card_vcard(
 
 
 @get("/contacts/{contact_id:str}/photo", name="contact_photo")
-async def contact_photo(contact_id: str, service: PrefillService) -> Response[bytes]:
+async def contact_photo(contact_id: FromPath[str], service: ServiceDep) -> Response[bytes]:
     photo = await service.contact_photo(contact_id)
     if photo is None:
         raise NotFoundException("No photo for this contact person.")

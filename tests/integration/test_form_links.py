@@ -1,0 +1,331 @@
+"""The main path through the real app and a real Redis: a link opens the prefilled form."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from redis.asyncio import Redis
+
+from prefill.links import LinkBuilder
+from prefill.models import CampaignState, ConsentAction
+from prefill.repository import Repository, customer_key
+from prefill.tokens import LinkClaims, LinkSigner, TokenPurpose
+from tests.helpers import (
+    CAMPAIGN_ID,
+    FORM_ID,
+    FORM_PATH,
+    card_link,
+    form_link,
+    set_consent,
+)
+
+Client = AsyncTestClient[Litestar]
+
+
+@pytest.mark.parametrize(
+    ("customer_id", "lang", "label", "values", "contact"),
+    [
+        ("cust-1001", "fi", "Etunimi", ["Matti", "Korhonen", "Lämpötekniikka Korhonen Oy"],
+         "Aino Virtanen"),
+        ("cust-1003", "sv", "Förnamn", ["Björn", "Åkerlund", "Kvarkens Analys Ab"],
+         "Johan Lindqvist"),
+        ("cust-1005", "en", "First name", ["Kadri", "Tamm", "Tallinn BioMõõt OÜ"],
+         "Emily Carter"),
+    ],
+)
+async def test_link_opens_the_prefilled_form_in_the_customers_language(
+    client: Client, repository: Repository, links: LinkBuilder,
+    customer_id: str, lang: str, label: str, values: list[str], contact: str,
+) -> None:
+    response = await client.get(await form_link(repository, links, customer_id),
+                                headers={"Accept-Language": "de"})
+    assert response.status_code == 200
+    page = response.text
+    assert f'<html lang="{lang}">' in page
+    assert label in page
+    for value in values:
+        assert f'value="{value}"' in page.replace("&#39;", "'")
+    assert contact in page
+    assert 'action="/f/spring-summit-2027/not-you"' in page
+
+
+async def test_personal_pages_carry_the_privacy_headers(
+    client: Client, repository: Repository, links: LinkBuilder
+) -> None:
+    response = await client.get(await form_link(repository, links, "cust-1001"))
+    headers = response.headers
+    assert headers["cache-control"] == "no-store"
+    assert headers["referrer-policy"] == "no-referrer"
+    assert "noindex" in headers["x-robots-tag"]
+    assert "default-src 'none'" in headers["content-security-policy"]
+    assert "set-cookie" not in headers
+    # No third-party resources: every src/href is local or a tel:/mailto: link.
+    for marker in ('src="http', "href=\"http", "src=\"//", "href=\"//"):
+        assert marker not in response.text
+
+
+async def test_masked_fields_never_show_the_full_value(
+    client: Client, repository: Repository, links: LinkBuilder
+) -> None:
+    page = (await client.get(await form_link(repository, links, "cust-1001"))).text
+    assert "matti.korhonen@lampo.example" not in page
+    assert "+358405551001" not in page
+    assert 'value="m•••@lampo.example"' in page
+    assert 'value="+358•••01"' in page
+
+
+async def test_unprefillable_fields_stay_empty(
+    client: Client, repository: Repository, links: LinkBuilder
+) -> None:
+    page = (await client.get(await form_link(repository, links, "cust-1001"))).text
+    assert 'name="questions" type="text" value=""' in page
+
+
+@pytest.mark.parametrize(
+    ("customer_id", "shown"),
+    [("cust-1002", "Aino Virtanen"), ("cust-1006", "Kaamos Customer Team")],
+)
+async def test_deputy_or_team_replaces_a_missing_contact_person(
+    client: Client, repository: Repository, links: LinkBuilder, customer_id: str, shown: str
+) -> None:
+    page = (await client.get(await form_link(repository, links, customer_id))).text
+    assert shown in page
+    assert "Pekka Nieminen" not in page
+
+
+# -- every refusal looks the same ------------------------------------------------------------
+
+Refusal = Callable[[Repository, LinkBuilder, Redis, LinkSigner], Awaitable[str]]
+
+
+async def forged_one_character(repo: Repository, links: LinkBuilder, r: Redis,
+                               s: LinkSigner) -> str:
+    url = await form_link(repo, links, "cust-1001")
+    middle = len(url) - 20
+    return url[:middle] + ("x" if url[middle] != "x" else "y") + url[middle + 1:]
+
+
+async def signed_with_another_key(repo: Repository, links: LinkBuilder, r: Redis,
+                                  s: LinkSigner) -> str:
+    other = LinkSigner(["another-secret-key-" + "z" * 40], 10**8)
+    token = other.sign(TokenPurpose.FORM, LinkClaims("cust-1001", CAMPAIGN_ID, 0))
+    return f"{FORM_PATH}?t={token}"
+
+
+async def expired(repo: Repository, links: LinkBuilder, r: Redis, s: LinkSigner) -> str:
+    # Signed 46 days ago; the example campaign's links live 45 days.
+    real_time = time.time
+    try:
+        time.time = lambda: real_time() - 46 * 86_400  # type: ignore[assignment]
+        return await form_link(repo, links, "cust-1001")
+    finally:
+        time.time = real_time  # type: ignore[assignment]
+
+
+async def revoked_customer(repo: Repository, links: LinkBuilder, r: Redis,
+                           s: LinkSigner) -> str:
+    url = await form_link(repo, links, "cust-1001")
+    await repo.bump_generation("cust-1001")
+    return url
+
+
+async def revoked_campaign(repo: Repository, links: LinkBuilder, r: Redis,
+                           s: LinkSigner) -> str:
+    url = await form_link(repo, links, "cust-1001")
+    assert await repo.set_campaign_state(CAMPAIGN_ID, CampaignState.REVOKED)
+    return url
+
+
+async def deleted_customer(repo: Repository, links: LinkBuilder, r: Redis,
+                           s: LinkSigner) -> str:
+    url = await form_link(repo, links, "cust-1001")
+    await r.delete(customer_key("cust-1001"))
+    return url
+
+
+async def consent_missing(repo: Repository, links: LinkBuilder, r: Redis,
+                          s: LinkSigner) -> str:
+    return await form_link(repo, links, "cust-1007")
+
+
+async def consent_withdrawn(repo: Repository, links: LinkBuilder, r: Redis,
+                            s: LinkSigner) -> str:
+    await set_consent(repo, "cust-1001", ConsentAction.WITHDRAWN)
+    return await form_link(repo, links, "cust-1001")
+
+
+async def card_token_on_the_form(repo: Repository, links: LinkBuilder, r: Redis,
+                                 s: LinkSigner) -> str:
+    card = await card_link(repo, links, "cust-1001")
+    return f"{FORM_PATH}?{card.split('?', 1)[1]}"
+
+
+async def unknown_campaign(repo: Repository, links: LinkBuilder, r: Redis,
+                           s: LinkSigner) -> str:
+    token = s.sign(TokenPurpose.FORM, LinkClaims("cust-1001", "no-such-campaign", 0))
+    return f"{FORM_PATH}?t={token}"
+
+
+async def garbage(repo: Repository, links: LinkBuilder, r: Redis, s: LinkSigner) -> str:
+    return f"{FORM_PATH}?t=%00%ff' OR 1=1 --" + "A" * 600
+
+
+REFUSALS: list[tuple[Refusal, str]] = [
+    (forged_one_character, "forged"),
+    (signed_with_another_key, "forged"),
+    (expired, "expired"),
+    (revoked_customer, "revoked_customer"),
+    (revoked_campaign, "revoked_campaign"),
+    (deleted_customer, "unknown_customer"),
+    (consent_missing, "consent_missing"),
+    (consent_withdrawn, "consent_withdrawn"),
+    (card_token_on_the_form, "forged"),
+    (unknown_campaign, "unknown_campaign"),
+    (garbage, "malformed"),
+]
+
+
+@pytest.mark.parametrize(("make_link", "cause"), REFUSALS, ids=[c for _, c in REFUSALS])
+async def test_every_refused_link_gets_the_same_generic_form(
+    client: Client, repository: Repository, links: LinkBuilder, redis_client: Redis,
+    signer: LinkSigner, make_link: Refusal, cause: str,
+) -> None:
+    generic = await client.get(FORM_PATH, headers={"Accept-Language": "fi"})
+    url = await make_link(repository, links, redis_client, signer)
+    response = await client.get(url, headers={"Accept-Language": "fi"})
+    assert response.status_code == generic.status_code == 200
+    assert response.content == generic.content
+    assert dict(response.headers) | {"date": ""} == dict(generic.headers) | {"date": ""}
+    assert "Matti" not in response.text
+    latest = (await repository.audit_entries(count=1))[0]
+    assert latest.kind == "refusal"
+    assert latest.cause == cause
+
+
+async def test_a_link_with_one_character_changed_equals_a_deleted_customers_link(
+    client: Client, repository: Repository, links: LinkBuilder, redis_client: Redis,
+    signer: LinkSigner,
+) -> None:
+    changed = await forged_one_character(repository, links, redis_client, signer)
+    deleted = await deleted_customer(repository, links, redis_client, signer)
+    first, second = await client.get(changed), await client.get(deleted)
+    assert (first.status_code, first.content) == (second.status_code, second.content)
+
+
+async def test_withdrawal_takes_effect_on_the_very_next_request(
+    client: Client, repository: Repository, links: LinkBuilder
+) -> None:
+    url = await form_link(repository, links, "cust-1003")
+    assert 'value="Björn"' in (await client.get(url)).text
+    await set_consent(repository, "cust-1003", ConsentAction.WITHDRAWN)
+    assert "Björn" not in (await client.get(url)).text
+    await set_consent(repository, "cust-1003", ConsentAction.GRANTED)
+    assert 'value="Björn"' in (await client.get(url)).text
+
+
+async def test_a_revoked_campaign_is_seen_on_the_next_request(
+    client: Client, repository: Repository, links: LinkBuilder
+) -> None:
+    url = await form_link(repository, links, "cust-1001")
+    assert "Matti" in (await client.get(url)).text  # the app has now cached the catalog
+    await repository.set_campaign_state(CAMPAIGN_ID, CampaignState.REVOKED)
+    assert "Matti" not in (await client.get(url)).text
+    await repository.set_campaign_state(CAMPAIGN_ID, CampaignState.ACTIVE)
+    assert "Matti" in (await client.get(url)).text
+
+
+async def test_not_you_clears_the_form_and_kills_the_customers_links(
+    client: Client, repository: Repository, links: LinkBuilder
+) -> None:
+    url = await form_link(repository, links, "cust-1001")
+    card = await card_link(repository, links, "cust-1001")
+    token = url.split("t=", 1)[1]
+    response = await client.post(f"{FORM_PATH}/not-you", data={"t": token},
+                                  follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == FORM_PATH
+    assert "Matti" not in (await client.get(url)).text
+    assert "Aino" not in (await client.get(card)).text
+    entries = await repository.audit_entries(count=5)
+    assert any(e.kind == "not_you" and e.customer_id == "cust-1001" for e in entries)
+    # A link minted afterwards (with the new generation) works again.
+    assert "Matti" in (await client.get(await form_link(repository, links, "cust-1001"))).text
+
+
+async def test_not_you_with_a_bad_token_changes_nothing(
+    client: Client, repository: Repository, links: LinkBuilder
+) -> None:
+    url = await form_link(repository, links, "cust-1001")
+    response = await client.post(f"{FORM_PATH}/not-you", data={"t": "forged.token.x"},
+                                 follow_redirects=False)
+    assert response.status_code == 303
+    assert "Matti" in (await client.get(url)).text
+
+
+async def test_disclosures_are_audited_with_fields_but_never_the_token(
+    client: Client, repository: Repository, links: LinkBuilder, redis_client: Redis
+) -> None:
+    url = await form_link(repository, links, "cust-1001")
+    await client.get(url, headers={"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/140"})
+    (entry,) = await repository.audit_entries(count=1)
+    assert entry.kind == "disclosure"
+    assert entry.channel == "page"
+    assert entry.customer_id == "cust-1001"
+    assert entry.campaign_id == CAMPAIGN_ID
+    assert "email" in entry.fields
+    assert "questions" not in entry.fields
+    assert entry.scanner is False
+    raw = await redis_client.xrange("pf:{audit}:events")
+    token = url.split("t=", 1)[1]
+    assert all(token.encode() not in fields[b"e"] for _, fields in raw)
+
+
+async def test_scanner_hits_are_flagged(
+    client: Client, repository: Repository, links: LinkBuilder
+) -> None:
+    url = await form_link(repository, links, "cust-1001")
+    await client.get(url, headers={"User-Agent": "Mimecast URL Protect"})
+    (entry,) = await repository.audit_entries(count=1)
+    assert entry.scanner is True
+
+
+async def test_unknown_form_is_a_404_page(client: Client) -> None:
+    response = await client.get("/f/no-such-form", headers={"Accept-Language": "sv"})
+    assert response.status_code == 404
+    assert "Sidan hittades inte" in response.text
+    assert response.headers["content-type"].startswith("text/html")
+
+
+async def test_bad_requests_get_clear_errors_not_500s(client: Client) -> None:
+    too_big = await client.post(f"{FORM_PATH}/not-you", content=b"t=" + b"a" * 70_000,
+                                headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert too_big.status_code == 413
+    wrong_method = await client.delete(FORM_PATH)
+    assert wrong_method.status_code == 405
+    odd_type = await client.post(f"{FORM_PATH}/not-you", content=b"{}",
+                                 headers={"Content-Type": "application/json"})
+    assert odd_type.status_code == 415
+    assert "application/x-www-form-urlencoded" in odd_type.json()["detail"]
+    assert "Traceback" not in too_big.text + wrong_method.text + odd_type.text
+
+
+async def test_form_id_from_the_link_must_match_the_page(
+    client: Client, repository: Repository, links: LinkBuilder, redis_client: Redis
+) -> None:
+    """A link for one form shown on another form's page discloses nothing."""
+    from prefill.models import Form
+
+    other = Form(id="other-form", title={"en": "Other"}, fields=[])
+    await repository.save_catalog(forms=[other])
+    token = (await form_link(repository, links, "cust-1001")).split("t=", 1)[1]
+    response = await client.get(f"/f/{FORM_ID.replace('spring', 'x')}?t={token}")
+    assert response.status_code == 404
+    response = await client.get(f"/f/other-form?t={token}")
+    assert response.status_code == 200
+    assert "Matti" not in response.text
+    (entry,) = await repository.audit_entries(count=1)
+    assert entry.cause == "wrong_form"

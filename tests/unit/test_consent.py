@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+import pytest
+
+from prefill.consent import (
+    consent_refusal,
+    current_consent,
+    disclosable_values,
+    mask_value,
+    truncate_ip,
+)
+from prefill.models import (
+    ConsentAction,
+    ConsentEvent,
+    ConsentSource,
+    Customer,
+    FieldOption,
+    Form,
+    FormField,
+)
+from prefill.tokens import RefusalCause
+
+GRANTED, WITHDRAWN = ConsentAction.GRANTED, ConsentAction.WITHDRAWN
+
+
+def event(purpose: str, action: ConsentAction, at: float) -> ConsentEvent:
+    return ConsentEvent(purpose=purpose, action=action, at=at, source=ConsentSource.ADMIN)
+
+
+def test_current_consent_is_the_latest_event_per_purpose() -> None:
+    history = [
+        event("personalization", GRANTED, 1),
+        event("email_marketing", GRANTED, 2),
+        event("personalization", WITHDRAWN, 3),
+        event("personalization", GRANTED, 4),
+        event("email_marketing", WITHDRAWN, 5),
+    ]
+    state = current_consent(history)
+    assert state["personalization"].action is GRANTED
+    assert state["email_marketing"].action is WITHDRAWN
+
+
+def test_current_consent_orders_by_server_time_not_list_position() -> None:
+    state = current_consent([event("p", WITHDRAWN, 9), event("p", GRANTED, 3)])
+    assert state["p"].action is WITHDRAWN
+
+
+@pytest.mark.parametrize(
+    ("history", "expected"),
+    [
+        ([], RefusalCause.CONSENT_MISSING),
+        ([event("other", GRANTED, 1)], RefusalCause.CONSENT_MISSING),
+        ([event("personalization", WITHDRAWN, 1)], RefusalCause.CONSENT_WITHDRAWN),
+        ([event("personalization", GRANTED, 1)], None),
+        ([event("personalization", GRANTED, 1), event("personalization", WITHDRAWN, 2)],
+         RefusalCause.CONSENT_WITHDRAWN),
+    ],
+)
+def test_only_a_current_grant_for_the_purpose_allows_disclosure(
+    history: list[ConsentEvent], expected: RefusalCause | None
+) -> None:
+    assert consent_refusal(current_consent(history), "personalization") is expected
+
+
+FORM = Form(
+    id="f",
+    title={"en": "F"},
+    fields=[
+        FormField(name="first_name", label={"en": "First"}, prefill_from="first_name"),
+        FormField(name="email", label={"en": "Email"}, type="email", prefill_from="email",
+                  masked=True),
+        FormField(name="phone", label={"en": "Phone"}, type="tel", prefill_from="phone",
+                  masked=True),
+        FormField(name="company", label={"en": "Company"}, prefill_from="company",
+                  prefill=False),
+        FormField(name="diet", label={"en": "Diet"}, type="select",
+                  prefill_from="attributes.diet",
+                  options=[FieldOption(value="vegan", label={"en": "Vegan"})]),
+        FormField(name="notes", label={"en": "Notes"}),
+    ],
+)
+
+
+def customer(**changes: object) -> Customer:
+    values: dict[str, object] = {
+        "id": "c1", "email": "matti.korhonen@lampo.example", "first_name": "Matti",
+        "phone": "+358405551001", "company": "Lämpö Oy", "attributes": {"diet": "vegan"},
+    }
+    values.update(changes)
+    return Customer(**values)  # type: ignore[arg-type]
+
+
+def test_only_prefillable_fields_are_disclosed_and_masked_fields_masked() -> None:
+    values = disclosable_values(FORM, customer())
+    assert values == {
+        "first_name": "Matti",
+        "email": "m•••@lampo.example",
+        "phone": "+358•••01",
+        "diet": "vegan",
+    }
+    assert "Lämpö Oy" not in values.values()  # prefill=False
+    assert "notes" not in values  # no source attribute
+
+
+def test_a_stale_select_value_is_not_disclosed() -> None:
+    assert "diet" not in disclosable_values(FORM, customer(attributes={"diet": "carnivore"}))
+
+
+def test_empty_values_are_left_out() -> None:
+    assert "phone" not in disclosable_values(FORM, customer(phone=""))
+
+
+def test_unknown_attribute_names_disclose_nothing() -> None:
+    form = Form(id="f", title={"en": "F"}, fields=[
+        FormField(name="x", label={"en": "X"}, prefill_from="generation"),
+        FormField(name="y", label={"en": "Y"}, prefill_from="id"),
+    ])
+    assert disclosable_values(form, customer()) == {}
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "masked"),
+    [
+        ("email", "a@b.example", "a•••@b.example"),
+        ("tel", "+358401234567", "+358•••67"),
+        ("tel", "12345", "•••"),
+        ("text", "Secret", "S•••"),
+    ],
+)
+def test_masks(kind: str, value: str, masked: str) -> None:
+    field = FormField(name="f", label={"en": "F"}, type=kind)  # type: ignore[arg-type]
+    assert mask_value(field, value) == masked
+
+
+@pytest.mark.parametrize(
+    ("address", "prefix"),
+    [
+        ("192.0.2.77", "192.0.2.0/24"),
+        ("2001:db8:1234:5678::1", "2001:db8:1234::/48"),
+        ("not an ip", ""),
+    ],
+)
+def test_evidence_addresses_are_truncated(address: str, prefix: str) -> None:
+    assert truncate_ip(address) == prefix

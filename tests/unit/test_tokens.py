@@ -1,0 +1,166 @@
+from __future__ import annotations
+
+import base64
+import time
+
+import pytest
+
+from prefill.models import Campaign, CampaignState, Customer
+from prefill.tokens import (
+    MAX_TOKEN_LENGTH,
+    LinkClaims,
+    LinkRefused,
+    LinkSigner,
+    RefusalCause,
+    TokenPurpose,
+    check_claims,
+)
+
+OLD_KEY = "old-key-" + "o" * 40
+NEW_KEY = "new-key-" + "n" * 40
+CLAIMS = LinkClaims("cust-1", "camp-1", 3)
+DAY = 86_400
+
+
+def signer(*keys: str, max_age: int = 30 * DAY) -> LinkSigner:
+    return LinkSigner(list(keys or [NEW_KEY]), max_age)
+
+
+def refusal(call: object) -> RefusalCause:
+    with pytest.raises(LinkRefused) as info:
+        assert callable(call)
+        call()
+    return info.value.cause
+
+
+def test_round_trip_returns_the_claims_and_signing_time() -> None:
+    token = signer().sign(TokenPurpose.FORM, CLAIMS)
+    link = signer().verify(TokenPurpose.FORM, token)
+    assert link.claims == CLAIMS
+    assert abs(link.signed_at - time.time()) < 5
+
+
+def test_payload_holds_ids_only() -> None:
+    token = signer().sign(TokenPurpose.FORM, CLAIMS)
+    payload = token.split(".")[0]
+    decoded = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode()
+    assert decoded == '["cust-1","camp-1",3]'
+
+
+def test_a_card_token_does_not_open_a_form() -> None:
+    card_token = signer().sign(TokenPurpose.CARD, CLAIMS)
+    assert refusal(lambda: signer().verify(TokenPurpose.FORM, card_token)) is RefusalCause.FORGED
+
+
+@pytest.mark.parametrize("position", [0, 10, -1, -10])
+def test_any_changed_character_is_refused(position: int) -> None:
+    token = signer().sign(TokenPurpose.FORM, CLAIMS)
+    changed = "A" if token[position] != "A" else "B"
+    tampered = token[:position] + changed + token[position + 1 :] if position != -1 \
+        else token[:-1] + changed
+    assert refusal(lambda: signer().verify(TokenPurpose.FORM, tampered)) in {
+        RefusalCause.FORGED, RefusalCause.MALFORMED
+    }
+
+
+def test_a_token_signed_with_another_key_is_forged() -> None:
+    token = signer("x" * 48).sign(TokenPurpose.FORM, CLAIMS)
+    assert refusal(lambda: signer().verify(TokenPurpose.FORM, token)) is RefusalCause.FORGED
+
+
+def test_rotation_newest_key_signs_and_old_keys_still_verify() -> None:
+    old_token = signer(OLD_KEY).sign(TokenPurpose.FORM, CLAIMS)
+    rotated = signer(OLD_KEY, NEW_KEY)
+    assert rotated.verify(TokenPurpose.FORM, old_token).claims == CLAIMS
+    new_token = rotated.sign(TokenPurpose.FORM, CLAIMS)
+    assert signer(NEW_KEY).verify(TokenPurpose.FORM, new_token).claims == CLAIMS
+    # Retiring the old key kills its links.
+    assert refusal(lambda: signer(NEW_KEY).verify(TokenPurpose.FORM, old_token)) \
+        is RefusalCause.FORGED
+
+
+def test_global_max_age_is_enforced(monkeypatch: pytest.MonkeyPatch) -> None:
+    short = signer(max_age=DAY)
+    token = short.sign(TokenPurpose.FORM, CLAIMS)
+    later = time.time() + DAY + 10
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert refusal(lambda: short.verify(TokenPurpose.FORM, token)) is RefusalCause.EXPIRED
+
+
+@pytest.mark.parametrize(
+    ("token", "cause"),
+    [
+        (None, RefusalCause.MISSING),
+        ("", RefusalCause.MISSING),
+        ("x" * (MAX_TOKEN_LENGTH + 1), RefusalCause.MALFORMED),
+        ("ä.b.c", RefusalCause.MALFORMED),
+        ("no-dots-at-all", RefusalCause.FORGED),
+    ],
+)
+def test_garbage_is_refused(token: str | None, cause: RefusalCause) -> None:
+    assert refusal(lambda: signer().verify(TokenPurpose.FORM, token)) is cause
+
+
+def test_a_signed_payload_of_the_wrong_shape_is_malformed() -> None:
+    from itsdangerous import URLSafeTimedSerializer
+    import hashlib
+
+    odd = URLSafeTimedSerializer([NEW_KEY], salt="prefill.link.form",
+                                 signer_kwargs={"digest_method": hashlib.sha256})
+    token = odd.dumps({"email": "x@example.com"})
+    assert isinstance(token, str)
+    assert refusal(lambda: signer().verify(TokenPurpose.FORM, token)) is RefusalCause.MALFORMED
+
+
+CAMPAIGN = Campaign(id="camp-1", form_id="form-1", link_lifetime_days=10)
+CUSTOMER = Customer(id="cust-1", email="a@b.example", generation=3)
+
+
+
+
+@pytest.mark.parametrize(
+    ("campaign", "customer", "form_id", "age_days", "cause"),
+    [
+        (None, CUSTOMER, "form-1", 0, RefusalCause.UNKNOWN_CAMPAIGN),
+        (Campaign(id="camp-1", form_id="form-1", state=CampaignState.REVOKED), CUSTOMER,
+         "form-1", 0, RefusalCause.REVOKED_CAMPAIGN),
+        (CAMPAIGN, CUSTOMER, "form-1", 11, RefusalCause.EXPIRED),
+        (CAMPAIGN, CUSTOMER, "other-form", 0, RefusalCause.WRONG_FORM),
+        (CAMPAIGN, None, "form-1", 0, RefusalCause.UNKNOWN_CUSTOMER),
+        (CAMPAIGN, Customer(id="cust-1", email="a@b.example", generation=4), "form-1", 0,
+         RefusalCause.REVOKED_CUSTOMER),
+    ],
+)
+def test_check_claims_refuses_what_stored_state_revoked(
+    campaign: Campaign | None, customer: Customer | None, form_id: str, age_days: int,
+    cause: RefusalCause,
+) -> None:
+    link = signer().verify(TokenPurpose.FORM, signer().sign(TokenPurpose.FORM, CLAIMS))
+    now = link.signed_at + age_days * DAY
+    assert refusal(lambda: check_claims(link, campaign=campaign, customer=customer,
+                                        form_id=form_id, now=now)) is cause
+
+
+def test_check_claims_admits_a_current_link() -> None:
+    link = signer().verify(TokenPurpose.FORM, signer().sign(TokenPurpose.FORM, CLAIMS))
+    check_claims(link, campaign=CAMPAIGN, customer=CUSTOMER, form_id="form-1",
+                 now=link.signed_at + 9 * DAY)
+    check_claims(link, campaign=CAMPAIGN, customer=CUSTOMER, form_id=None)
+
+
+ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+@pytest.mark.parametrize("part", [0, 1, 2])
+def test_every_one_character_edit_of_a_part_end_is_refused(part: int) -> None:
+    """Base64's last character has spare bits; an edit there must not slip through."""
+    token = signer().sign(TokenPurpose.FORM, CLAIMS)
+    pieces = token.split(".")
+    for char in ALPHABET:
+        if char == pieces[part][-1]:
+            continue
+        edited = pieces.copy()
+        edited[part] = edited[part][:-1] + char
+        variant = ".".join(edited)
+        with pytest.raises(LinkRefused):
+            signer().verify(TokenPurpose.FORM, variant)
