@@ -82,8 +82,9 @@ async def examples(repository: Repository) -> None:
 
 @pytest.fixture
 def links(settings: Settings) -> LinkBuilder:
-    return LinkBuilder(LinkSigner(settings.secret_keys, settings.max_link_age_seconds),
-                       settings.public_url)
+    return LinkBuilder(
+        LinkSigner(settings.secret_keys, settings.max_link_age_seconds), settings.public_url
+    )
 
 
 @pytest.fixture

@@ -41,11 +41,14 @@ async def card_link(repository: Repository, links: LinkBuilder, customer_id: str
 
 
 async def set_consent(
-    repository: Repository, customer_id: str, action: ConsentAction,
+    repository: Repository,
+    customer_id: str,
+    action: ConsentAction,
     purpose: str = "personalization",
 ) -> None:
     await repository.append_consent(
         customer_id,
-        ConsentEvent(purpose=purpose, action=action, at=time.time(),
-                     source=ConsentSource.ADMIN, actor="test"),
+        ConsentEvent(
+            purpose=purpose, action=action, at=time.time(), source=ConsentSource.ADMIN, actor="test"
+        ),
     )

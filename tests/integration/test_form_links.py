@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from typing import cast
+from unittest import mock
 
 import pytest
 from litestar import Litestar
@@ -29,20 +31,36 @@ Client = AsyncTestClient[Litestar]
 @pytest.mark.parametrize(
     ("customer_id", "lang", "label", "values", "contact"),
     [
-        ("cust-1001", "fi", "Etunimi", ["Matti", "Korhonen", "Lämpötekniikka Korhonen Oy"],
-         "Aino Virtanen"),
-        ("cust-1003", "sv", "Förnamn", ["Björn", "Åkerlund", "Kvarkens Analys Ab"],
-         "Johan Lindqvist"),
-        ("cust-1005", "en", "First name", ["Kadri", "Tamm", "Tallinn BioMõõt OÜ"],
-         "Emily Carter"),
+        (
+            "cust-1001",
+            "fi",
+            "Etunimi",
+            ["Matti", "Korhonen", "Lämpötekniikka Korhonen Oy"],
+            "Aino Virtanen",
+        ),
+        (
+            "cust-1003",
+            "sv",
+            "Förnamn",
+            ["Björn", "Åkerlund", "Kvarkens Analys Ab"],
+            "Johan Lindqvist",
+        ),
+        ("cust-1005", "en", "First name", ["Kadri", "Tamm", "Tallinn BioMõõt OÜ"], "Emily Carter"),
     ],
 )
 async def test_link_opens_the_prefilled_form_in_the_customers_language(
-    client: Client, repository: Repository, links: LinkBuilder,
-    customer_id: str, lang: str, label: str, values: list[str], contact: str,
+    client: Client,
+    repository: Repository,
+    links: LinkBuilder,
+    customer_id: str,
+    lang: str,
+    label: str,
+    values: list[str],
+    contact: str,
 ) -> None:
-    response = await client.get(await form_link(repository, links, customer_id),
-                                headers={"Accept-Language": "de"})
+    response = await client.get(
+        await form_link(repository, links, customer_id), headers={"Accept-Language": "de"}
+    )
     assert response.status_code == 200
     page = response.text
     assert f'<html lang="{lang}">' in page
@@ -64,7 +82,7 @@ async def test_personal_pages_carry_the_privacy_headers(
     assert "default-src 'none'" in headers["content-security-policy"]
     assert "set-cookie" not in headers
     # No third-party resources: every src/href is local or a tel:/mailto: link.
-    for marker in ('src="http', "href=\"http", "src=\"//", "href=\"//"):
+    for marker in ('src="http', 'href="http', 'src="//', 'href="//'):
         assert marker not in response.text
 
 
@@ -102,15 +120,17 @@ async def test_deputy_or_team_replaces_a_missing_contact_person(
 Refusal = Callable[[Repository, LinkBuilder, Redis, LinkSigner], Awaitable[str]]
 
 
-async def forged_one_character(repo: Repository, links: LinkBuilder, r: Redis,
-                               s: LinkSigner) -> str:
+async def forged_one_character(
+    repo: Repository, links: LinkBuilder, r: Redis, s: LinkSigner
+) -> str:
     url = await form_link(repo, links, "cust-1001")
     middle = len(url) - 20
-    return url[:middle] + ("x" if url[middle] != "x" else "y") + url[middle + 1:]
+    return url[:middle] + ("x" if url[middle] != "x" else "y") + url[middle + 1 :]
 
 
-async def signed_with_another_key(repo: Repository, links: LinkBuilder, r: Redis,
-                                  s: LinkSigner) -> str:
+async def signed_with_another_key(
+    repo: Repository, links: LinkBuilder, r: Redis, s: LinkSigner
+) -> str:
     other = LinkSigner(["another-secret-key-" + "z" * 40], 10**8)
     token = other.sign(TokenPurpose.FORM, LinkClaims("cust-1001", CAMPAIGN_ID, 0))
     return f"{FORM_PATH}?t={token}"
@@ -118,54 +138,46 @@ async def signed_with_another_key(repo: Repository, links: LinkBuilder, r: Redis
 
 async def expired(repo: Repository, links: LinkBuilder, r: Redis, s: LinkSigner) -> str:
     # Signed 46 days ago; the example campaign's links live 45 days.
-    real_time = time.time
-    try:
-        time.time = lambda: real_time() - 46 * 86_400  # type: ignore[assignment]
+    long_ago = time.time() - 46 * 86_400
+    with mock.patch.object(time, "time", return_value=long_ago):
         return await form_link(repo, links, "cust-1001")
-    finally:
-        time.time = real_time  # type: ignore[assignment]
 
 
-async def revoked_customer(repo: Repository, links: LinkBuilder, r: Redis,
-                           s: LinkSigner) -> str:
+async def revoked_customer(repo: Repository, links: LinkBuilder, r: Redis, s: LinkSigner) -> str:
     url = await form_link(repo, links, "cust-1001")
     await repo.bump_generation("cust-1001")
     return url
 
 
-async def revoked_campaign(repo: Repository, links: LinkBuilder, r: Redis,
-                           s: LinkSigner) -> str:
+async def revoked_campaign(repo: Repository, links: LinkBuilder, r: Redis, s: LinkSigner) -> str:
     url = await form_link(repo, links, "cust-1001")
     assert await repo.set_campaign_state(CAMPAIGN_ID, CampaignState.REVOKED)
     return url
 
 
-async def deleted_customer(repo: Repository, links: LinkBuilder, r: Redis,
-                           s: LinkSigner) -> str:
+async def deleted_customer(repo: Repository, links: LinkBuilder, r: Redis, s: LinkSigner) -> str:
     url = await form_link(repo, links, "cust-1001")
     await r.delete(customer_key("cust-1001"))
     return url
 
 
-async def consent_missing(repo: Repository, links: LinkBuilder, r: Redis,
-                          s: LinkSigner) -> str:
+async def consent_missing(repo: Repository, links: LinkBuilder, r: Redis, s: LinkSigner) -> str:
     return await form_link(repo, links, "cust-1007")
 
 
-async def consent_withdrawn(repo: Repository, links: LinkBuilder, r: Redis,
-                            s: LinkSigner) -> str:
+async def consent_withdrawn(repo: Repository, links: LinkBuilder, r: Redis, s: LinkSigner) -> str:
     await set_consent(repo, "cust-1001", ConsentAction.WITHDRAWN)
     return await form_link(repo, links, "cust-1001")
 
 
-async def card_token_on_the_form(repo: Repository, links: LinkBuilder, r: Redis,
-                                 s: LinkSigner) -> str:
+async def card_token_on_the_form(
+    repo: Repository, links: LinkBuilder, r: Redis, s: LinkSigner
+) -> str:
     card = await card_link(repo, links, "cust-1001")
     return f"{FORM_PATH}?{card.split('?', 1)[1]}"
 
 
-async def unknown_campaign(repo: Repository, links: LinkBuilder, r: Redis,
-                           s: LinkSigner) -> str:
+async def unknown_campaign(repo: Repository, links: LinkBuilder, r: Redis, s: LinkSigner) -> str:
     token = s.sign(TokenPurpose.FORM, LinkClaims("cust-1001", "no-such-campaign", 0))
     return f"{FORM_PATH}?t={token}"
 
@@ -191,8 +203,13 @@ REFUSALS: list[tuple[Refusal, str]] = [
 
 @pytest.mark.parametrize(("make_link", "cause"), REFUSALS, ids=[c for _, c in REFUSALS])
 async def test_every_refused_link_gets_the_same_generic_form(
-    client: Client, repository: Repository, links: LinkBuilder, redis_client: Redis,
-    signer: LinkSigner, make_link: Refusal, cause: str,
+    client: Client,
+    repository: Repository,
+    links: LinkBuilder,
+    redis_client: Redis,
+    signer: LinkSigner,
+    make_link: Refusal,
+    cause: str,
 ) -> None:
     generic = await client.get(FORM_PATH, headers={"Accept-Language": "fi"})
     url = await make_link(repository, links, redis_client, signer)
@@ -207,7 +224,10 @@ async def test_every_refused_link_gets_the_same_generic_form(
 
 
 async def test_a_link_with_one_character_changed_equals_a_deleted_customers_link(
-    client: Client, repository: Repository, links: LinkBuilder, redis_client: Redis,
+    client: Client,
+    repository: Repository,
+    links: LinkBuilder,
+    redis_client: Redis,
     signer: LinkSigner,
 ) -> None:
     changed = await forged_one_character(repository, links, redis_client, signer)
@@ -244,8 +264,7 @@ async def test_not_you_clears_the_form_and_kills_the_customers_links(
     url = await form_link(repository, links, "cust-1001")
     card = await card_link(repository, links, "cust-1001")
     token = url.split("t=", 1)[1]
-    response = await client.post(f"{FORM_PATH}/not-you", data={"t": token},
-                                  follow_redirects=False)
+    response = await client.post(f"{FORM_PATH}/not-you", data={"t": token}, follow_redirects=False)
     assert response.status_code == 303
     assert response.headers["location"] == FORM_PATH
     assert "Matti" not in (await client.get(url)).text
@@ -260,8 +279,9 @@ async def test_not_you_with_a_bad_token_changes_nothing(
     client: Client, repository: Repository, links: LinkBuilder
 ) -> None:
     url = await form_link(repository, links, "cust-1001")
-    response = await client.post(f"{FORM_PATH}/not-you", data={"t": "forged.token.x"},
-                                 follow_redirects=False)
+    response = await client.post(
+        f"{FORM_PATH}/not-you", data={"t": "forged.token.x"}, follow_redirects=False
+    )
     assert response.status_code == 303
     assert "Matti" in (await client.get(url)).text
 
@@ -279,7 +299,9 @@ async def test_disclosures_are_audited_with_fields_but_never_the_token(
     assert "email" in entry.fields
     assert "questions" not in entry.fields
     assert entry.scanner is False
-    raw = await redis_client.xrange("pf:{audit}:events")
+    raw = cast(
+        "list[tuple[bytes, dict[bytes, bytes]]]", await redis_client.xrange("pf:{audit}:events")
+    )
     token = url.split("t=", 1)[1]
     assert all(token.encode() not in fields[b"e"] for _, fields in raw)
 
@@ -301,13 +323,17 @@ async def test_unknown_form_is_a_404_page(client: Client) -> None:
 
 
 async def test_bad_requests_get_clear_errors_not_500s(client: Client) -> None:
-    too_big = await client.post(f"{FORM_PATH}/not-you", content=b"t=" + b"a" * 70_000,
-                                headers={"Content-Type": "application/x-www-form-urlencoded"})
+    too_big = await client.post(
+        f"{FORM_PATH}/not-you",
+        content=b"t=" + b"a" * 70_000,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert too_big.status_code == 413
     wrong_method = await client.delete(FORM_PATH)
     assert wrong_method.status_code == 405
-    odd_type = await client.post(f"{FORM_PATH}/not-you", content=b"{}",
-                                 headers={"Content-Type": "application/json"})
+    odd_type = await client.post(
+        f"{FORM_PATH}/not-you", content=b"{}", headers={"Content-Type": "application/json"}
+    )
     assert odd_type.status_code == 415
     assert "application/x-www-form-urlencoded" in odd_type.json()["detail"]
     assert "Traceback" not in too_big.text + wrong_method.text + odd_type.text

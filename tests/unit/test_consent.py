@@ -52,8 +52,10 @@ def test_current_consent_orders_by_server_time_not_list_position() -> None:
         ([event("other", GRANTED, 1)], RefusalCause.CONSENT_MISSING),
         ([event("personalization", WITHDRAWN, 1)], RefusalCause.CONSENT_WITHDRAWN),
         ([event("personalization", GRANTED, 1)], None),
-        ([event("personalization", GRANTED, 1), event("personalization", WITHDRAWN, 2)],
-         RefusalCause.CONSENT_WITHDRAWN),
+        (
+            [event("personalization", GRANTED, 1), event("personalization", WITHDRAWN, 2)],
+            RefusalCause.CONSENT_WITHDRAWN,
+        ),
     ],
 )
 def test_only_a_current_grant_for_the_purpose_allows_disclosure(
@@ -67,15 +69,20 @@ FORM = Form(
     title={"en": "F"},
     fields=[
         FormField(name="first_name", label={"en": "First"}, prefill_from="first_name"),
-        FormField(name="email", label={"en": "Email"}, type="email", prefill_from="email",
-                  masked=True),
-        FormField(name="phone", label={"en": "Phone"}, type="tel", prefill_from="phone",
-                  masked=True),
-        FormField(name="company", label={"en": "Company"}, prefill_from="company",
-                  prefill=False),
-        FormField(name="diet", label={"en": "Diet"}, type="select",
-                  prefill_from="attributes.diet",
-                  options=[FieldOption(value="vegan", label={"en": "Vegan"})]),
+        FormField(
+            name="email", label={"en": "Email"}, type="email", prefill_from="email", masked=True
+        ),
+        FormField(
+            name="phone", label={"en": "Phone"}, type="tel", prefill_from="phone", masked=True
+        ),
+        FormField(name="company", label={"en": "Company"}, prefill_from="company", prefill=False),
+        FormField(
+            name="diet",
+            label={"en": "Diet"},
+            type="select",
+            prefill_from="attributes.diet",
+            options=[FieldOption(value="vegan", label={"en": "Vegan"})],
+        ),
         FormField(name="notes", label={"en": "Notes"}),
     ],
 )
@@ -83,8 +90,12 @@ FORM = Form(
 
 def customer(**changes: object) -> Customer:
     values: dict[str, object] = {
-        "id": "c1", "email": "matti.korhonen@lampo.example", "first_name": "Matti",
-        "phone": "+358405551001", "company": "Lämpö Oy", "attributes": {"diet": "vegan"},
+        "id": "c1",
+        "email": "matti.korhonen@lampo.example",
+        "first_name": "Matti",
+        "phone": "+358405551001",
+        "company": "Lämpö Oy",
+        "attributes": {"diet": "vegan"},
     }
     values.update(changes)
     return Customer(**values)  # type: ignore[arg-type]
@@ -111,10 +122,14 @@ def test_empty_values_are_left_out() -> None:
 
 
 def test_unknown_attribute_names_disclose_nothing() -> None:
-    form = Form(id="f", title={"en": "F"}, fields=[
-        FormField(name="x", label={"en": "X"}, prefill_from="generation"),
-        FormField(name="y", label={"en": "Y"}, prefill_from="id"),
-    ])
+    form = Form(
+        id="f",
+        title={"en": "F"},
+        fields=[
+            FormField(name="x", label={"en": "X"}, prefill_from="generation"),
+            FormField(name="y", label={"en": "Y"}, prefill_from="id"),
+        ],
+    )
     assert disclosable_values(form, customer()) == {}
 
 

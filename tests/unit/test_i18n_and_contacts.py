@@ -37,12 +37,19 @@ def test_every_interface_text_exists_in_every_locale() -> None:
 
 
 def person(pid: str, active: bool = True, deputy: str | None = None) -> ContactPerson:
-    return ContactPerson(id=pid, name=pid.title(), title={"en": "AM"},
-                         email=f"{pid}@kaamos.example", active=active, deputy_id=deputy)
+    return ContactPerson(
+        id=pid,
+        name=pid.title(),
+        title={"en": "AM"},
+        email=f"{pid}@kaamos.example",
+        active=active,
+        deputy_id=deputy,
+    )
 
 
 CONTACTS = {
-    p.id: p for p in [
+    p.id: p
+    for p in [
         person("aino"),
         person("pekka", active=False, deputy="aino"),
         person("gone", active=False, deputy="left-too"),

@@ -82,8 +82,11 @@ def test_missing_required_columns() -> None:
 def test_contacts_photo_must_be_a_jpeg_in_the_folder(tmp_path: Path) -> None:
     (tmp_path / "fake.jpg").write_bytes(b"GIF89a")
     header = "id,name,title_en,email,photo\n"
-    text = header + "a,A,AM,a@k.example,fake.jpg\nb,B,AM,b@k.example,../etc/passwd\n" \
+    text = (
+        header
+        + "a,A,AM,a@k.example,fake.jpg\nb,B,AM,b@k.example,../etc/passwd\n"
         + "c,C,AM,c@k.example,missing.jpg\n"
+    )
     with pytest.raises(ImportRejected) as exc:
         parse_contacts(text, tmp_path)
     reported = problems(exc)

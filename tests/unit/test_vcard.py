@@ -8,15 +8,20 @@ from prefill.models import ContactPerson
 from prefill.vcard import LINE_LIMIT, escape, fold, to_vcard
 
 PERSON = ContactPerson(
-    id="johan", name="Johan Lindqvist", title={"sv": "Kundansvarig"},
-    email="johan.lindqvist@kaamos.example", phone="+358501234568", has_photo=True,
+    id="johan",
+    name="Johan Lindqvist",
+    title={"sv": "Kundansvarig"},
+    email="johan.lindqvist@kaamos.example",
+    phone="+358501234568",
+    has_photo=True,
 )
 JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 20
 
 
 def test_a_standard_parser_reads_every_property() -> None:
-    text = to_vcard(PERSON, title="Kundansvarig, Österbotten; Vasa", organization="Kaamos Oy",
-                    photo_jpeg=JPEG)
+    text = to_vcard(
+        PERSON, title="Kundansvarig, Österbotten; Vasa", organization="Kaamos Oy", photo_jpeg=JPEG
+    )
     card = vobject.readOne(text)
     assert card.fn.value == "Johan Lindqvist"
     assert card.n.value.family == "Lindqvist"

@@ -1,0 +1,139 @@
+"""The operator's CLI against a real Redis: import, mint, revoke."""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+from pathlib import Path
+
+import pytest
+import redis
+from click.testing import CliRunner
+from litestar.testing import TestClient
+
+from prefill.app import create_app
+from prefill.cli import main
+from prefill.repository import customer_key
+from tests.conftest import EXAMPLES, PUBLIC_URL, SECRET, make_settings
+from tests.helpers import relative
+
+
+@pytest.fixture
+def env(redis_url: str, tmp_path: Path) -> dict[str, str]:
+    return {
+        "PREFILL_REDIS_URL": redis_url,
+        "PREFILL_SECRET_KEYS": SECRET,
+        "PREFILL_PUBLIC_URL": PUBLIC_URL,
+        "PREFILL_DATA_DIR": str(tmp_path / "data"),
+    }
+
+
+def run(env: dict[str, str], *args: str, stdin: str | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args), env=env, input=stdin)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_import_examples_then_mint_links_that_open(env: dict[str, str], redis_url: str) -> None:
+    code, out, err = run(env, "import", "examples", str(EXAMPLES))
+    assert code == 0, err
+    assert "7 customers" in out
+
+    source = "customer_id,segment\ncust-1003,nordics\nnobody,x\ncust-1005,baltics\n"
+    code, out, err = run(env, "mint", "--campaign", "spring-summit-2027-invite", stdin=source)
+    assert code == 0, err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [r["customer_id"] for r in rows] == ["cust-1003", "cust-1005"]
+    assert rows[0]["segment"] == "nordics"
+    assert rows[0]["form_url"].startswith(f"{PUBLIC_URL}/f/spring-summit-2027?t=")
+    assert rows[0]["card_url"].startswith(f"{PUBLIC_URL}/card?t=")
+    assert rows[0]["vcard_url"].startswith(f"{PUBLIC_URL}/card/vcard?t=")
+    assert "skipped line 3: unknown customer id 'nobody'" in err
+    assert "minted 2 link set(s), skipped 1" in err
+
+    with TestClient(app=create_app(make_settings(redis_url)), base_url=PUBLIC_URL) as client:
+        assert 'value="Björn"' in client.get(relative(rows[0]["form_url"])).text
+        assert "Emily Carter" in client.get(relative(rows[1]["card_url"])).text
+
+
+def test_a_file_with_a_bad_row_is_reported_and_imports_nothing(
+    env: dict[str, str], redis_url: str, tmp_path: Path
+) -> None:
+    bad = tmp_path / "customers.csv"
+    text = (EXAMPLES / "customers.csv").read_text(encoding="utf-8")
+    lines = text.splitlines()
+    lines[3] = lines[3].replace("@", "-at-")  # line 4 of the file: a broken email
+    bad.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    code, _, err = run(env, "import", "customers", str(bad))
+    assert code == 1
+    assert "line 4: Expected `str` matching regex" in err
+    assert "$.email" in err
+    assert "nothing was imported" in err
+    with redis.Redis.from_url(redis_url) as client:
+        assert client.exists(customer_key("cust-1001")) == 0
+
+
+def test_importing_the_same_customers_twice_changes_nothing(
+    env: dict[str, str], redis_url: str
+) -> None:
+    assert run(env, "import", "examples")[0] == 0
+    with redis.Redis.from_url(redis_url) as client:
+        before = client.llen("pf:{c:cust-1001}:consent:log")
+        assert before == 2
+        assert run(env, "import", "customers", str(EXAMPLES / "customers.csv"))[0] == 0
+        assert client.llen("pf:{c:cust-1001}:consent:log") == before
+
+
+def test_reimport_keeps_revoked_links_dead(env: dict[str, str], redis_url: str) -> None:
+    assert run(env, "import", "examples")[0] == 0
+    code, out, _ = run(env, "revoke-customer", "cust-1001")
+    assert code == 0
+    assert "new link generation 1" in out
+    assert run(env, "import", "customers", str(EXAMPLES / "customers.csv"))[0] == 0
+    with redis.Redis.from_url(redis_url) as client:
+        assert client.hget(customer_key("cust-1001"), "generation") == b"1"
+
+
+def test_mint_refuses_a_revoked_or_unknown_campaign(env: dict[str, str]) -> None:
+    assert run(env, "import", "examples")[0] == 0
+    code, _, err = run(env, "mint", "--campaign", "nope", stdin="customer_id\ncust-1001\n")
+    assert code == 1
+    assert "no campaign 'nope'" in err
+    assert run(env, "revoke-campaign", "spring-summit-2027-invite")[0] == 0
+    code, _, err = run(
+        env, "mint", "--campaign", "spring-summit-2027-invite", stdin="customer_id\ncust-1001\n"
+    )
+    assert code == 1
+    assert "is revoked" in err
+
+
+def test_campaign_for_an_unknown_form_is_refused(env: dict[str, str], tmp_path: Path) -> None:
+    campaigns = tmp_path / "campaigns.csv"
+    campaigns.write_text("id,form_id\nc1,no-such-form\n")
+    code, _, err = run(env, "import", "campaigns", str(campaigns))
+    assert code == 1
+    assert "unknown form id(s): no-such-form" in err
+
+
+def test_missing_secret_is_a_clear_error(env: dict[str, str]) -> None:
+    del env["PREFILL_SECRET_KEYS"]
+    code, _, err = run(env, "mint", "--campaign", "x", stdin="customer_id\n")
+    assert code == 1
+    assert "PREFILL_SECRET_KEYS" in err
+
+
+def test_embedded_redis_is_used_without_a_url(tmp_path: Path) -> None:
+    """Without PREFILL_REDIS_URL the CLI starts the shipped redis-server in the data dir."""
+    examples = tmp_path / "examples"
+    shutil.copytree(EXAMPLES, examples)
+    env = {"PREFILL_DATA_DIR": str(tmp_path / "data"), "PREFILL_SECRET_KEYS": SECRET}
+    code, out, err = run(env, "import", "examples", str(examples))
+    assert code == 0, err
+    assert (tmp_path / "data" / "redis" / "appendonly.aof").exists() or any(
+        (tmp_path / "data" / "redis").glob("appendonly*")
+    )
+    code, out, err = run(
+        env, "mint", "--campaign", "spring-summit-2027-invite", stdin="customer_id\ncust-1002\n"
+    )
+    assert code == 0, err
+    assert "cust-1002" in out

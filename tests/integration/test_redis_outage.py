@@ -1,0 +1,140 @@
+"""Fail closed when Redis is down or frozen, recover without a restart, and keep what was
+acknowledged across a crash. Each test runs its own redis-server so it can stop it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from prefill.app import create_app
+from prefill.imports import import_directory
+from prefill.links import LinkBuilder
+from prefill.models import ConsentAction
+from prefill.repository import Repository
+from prefill.storage import EmbeddedRedis, connect, free_tcp_port
+from tests.conftest import EXAMPLES, PUBLIC_URL, make_settings
+from tests.helpers import API_PATH, FORM_PATH, form_link, set_consent, token_of
+
+PERSONAL = ("Matti", "Korhonen", "lampo.example", "Aino", "+358")
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis(tmp_path / "redis", port=free_tcp_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def outage_client(
+    own_redis: EmbeddedRedis,
+) -> AsyncIterator[tuple[AsyncTestClient[Litestar], Repository, LinkBuilder]]:
+    from prefill.tokens import LinkSigner
+
+    settings = make_settings(own_redis.url)
+    redis_client = connect(own_redis.url, timeout_seconds=0.5, retries=0)
+    repository = Repository(redis_client)
+    await import_directory(repository, EXAMPLES)
+    links = LinkBuilder(LinkSigner(settings.secret_keys, settings.max_link_age_seconds), PUBLIC_URL)
+    async with AsyncTestClient(app=create_app(settings), base_url=PUBLIC_URL) as client:
+        yield client, repository, links
+    await redis_client.aclose()
+
+
+def assert_nothing_personal(text: str) -> None:
+    for value in PERSONAL:
+        assert value not in text
+
+
+async def test_redis_stopped_then_back(
+    outage_client: tuple[AsyncTestClient[Litestar], Repository, LinkBuilder],
+    own_redis: EmbeddedRedis,
+) -> None:
+    client, repository, links = outage_client
+    url = await form_link(repository, links, "cust-1001")
+    assert "Matti" in (await client.get(url)).text
+
+    own_redis.stop()
+    page = await client.get(url)
+    assert page.status_code == 503
+    assert 'name="first_name"' in page.text  # still a usable, empty form
+    assert_nothing_personal(page.text)
+    api = await client.get(API_PATH, params={"t": token_of(url)})
+    assert api.status_code == 503
+    assert api.json()["detail"] == "Service temporarily unavailable."
+    assert api.headers["retry-after"] == "5"
+    assert_nothing_personal(api.text)
+    card = await client.get("/card", params={"t": "anything"})
+    assert card.status_code == 503
+    assert (await client.get("/health/ready")).status_code == 503
+    assert (await client.get("/health/live")).status_code == 200
+
+    own_redis.start()  # same port, same data directory
+    deadline = time.monotonic() + 10
+    while "Matti" not in (page := await client.get(url)).text:
+        assert time.monotonic() < deadline, "prefill did not come back after Redis returned"
+        await asyncio.sleep(0.1)
+    assert page.status_code == 200
+
+
+async def test_frozen_redis_fails_closed_quickly(
+    outage_client: tuple[AsyncTestClient[Litestar], Repository, LinkBuilder],
+    own_redis: EmbeddedRedis,
+) -> None:
+    """A Redis that stops answering (SIGSTOP) is treated like one that is gone."""
+    client, repository, links = outage_client
+    url = await form_link(repository, links, "cust-1001")
+    assert own_redis.pid is not None
+    os.kill(own_redis.pid, signal.SIGSTOP)
+    try:
+        page = await client.get(url)
+        assert page.status_code == 503
+        assert_nothing_personal(page.text)
+    finally:
+        os.kill(own_redis.pid, signal.SIGCONT)
+    deadline = time.monotonic() + 10
+    while "Matti" not in (await client.get(url)).text:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.1)
+
+
+async def test_a_service_started_while_redis_is_down_recovers(
+    own_redis: EmbeddedRedis,
+) -> None:
+    own_redis.stop()
+    settings = make_settings(own_redis.url)
+    async with AsyncTestClient(app=create_app(settings), base_url=PUBLIC_URL) as client:
+        down = await client.get(FORM_PATH)
+        assert down.status_code == 503
+        own_redis.start()
+        redis_client = connect(own_redis.url, timeout_seconds=1, retries=0)
+        await import_directory(Repository(redis_client), EXAMPLES)
+        await redis_client.aclose()
+        deadline = time.monotonic() + 10
+        while (await client.get(FORM_PATH)).status_code != 200:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.1)
+
+
+async def test_an_acknowledged_consent_change_survives_sigkill(own_redis: EmbeddedRedis) -> None:
+    # One retry: the pooled connection dies with the server and is replaced on the retry.
+    redis_client = connect(own_redis.url, timeout_seconds=1, retries=1)
+    repository = Repository(redis_client)
+    await import_directory(repository, EXAMPLES)
+    await set_consent(repository, "cust-1001", ConsentAction.WITHDRAWN)
+    own_redis.kill()  # no shutdown, no final fsync: only what was already on disk survives
+    own_redis.start()
+    history = await repository.consent_history("cust-1001")
+    assert history[-1].action is ConsentAction.WITHDRAWN
+    state = await repository.current_consents(["cust-1001"])
+    assert state["cust-1001"]["personalization"].action is ConsentAction.WITHDRAWN
+    await redis_client.aclose()
