@@ -82,6 +82,7 @@ def create_app(settings: Settings) -> Litestar:
         if url is None:
             embedded = EmbeddedRedis(settings.data_path / "redis")
             await asyncio.to_thread(embedded.start)
+            embedded.supervise()
             url = embedded.url
         client = connect(url, settings.redis_timeout_seconds, settings.redis_retries)
         repository = Repository(client, settings.audit_max_events)
