@@ -23,7 +23,7 @@ derived state never disagrees with the history.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import cast
 
 import msgspec
@@ -204,14 +204,21 @@ class Repository:
 
     # -- customers --------------------------------------------------------------------------
 
-    async def get_customers(self, customer_ids: Iterable[str]) -> dict[str, Customer | None]:
+    async def _hgetall_each(
+        self, customer_ids: Iterable[str], key_of: Callable[[str], str]
+    ) -> dict[str, dict[bytes, bytes]]:
+        """One hash per customer id (deduplicated), in one pipelined round trip."""
         ids = list(dict.fromkeys(customer_ids))
         async with _unavailable_on_error():
             pipe = self._redis.pipeline(transaction=False)
             for customer_id in ids:
-                pipe.hgetall(customer_key(customer_id))
+                pipe.hgetall(key_of(customer_id))
             results = await pipe.execute()
-        return {cid: _decode_customer(fields) for cid, fields in zip(ids, results, strict=True)}
+        return dict(zip(ids, results, strict=True))
+
+    async def get_customers(self, customer_ids: Iterable[str]) -> dict[str, Customer | None]:
+        hashes = await self._hgetall_each(customer_ids, customer_key)
+        return {cid: _decode_customer(fields) for cid, fields in hashes.items()}
 
     async def get_customer(self, customer_id: str) -> Customer | None:
         return (await self.get_customers([customer_id]))[customer_id]
@@ -258,13 +265,8 @@ class Repository:
     async def current_consents(
         self, customer_ids: Iterable[str]
     ) -> dict[str, dict[str, ConsentEvent]]:
-        ids = list(dict.fromkeys(customer_ids))
-        async with _unavailable_on_error():
-            pipe = self._redis.pipeline(transaction=False)
-            for customer_id in ids:
-                pipe.hgetall(consent_key(customer_id))
-            results = await pipe.execute()
-        return {cid: _decode_consents(raw) for cid, raw in zip(ids, results, strict=True)}
+        hashes = await self._hgetall_each(customer_ids, consent_key)
+        return {cid: _decode_consents(fields) for cid, fields in hashes.items()}
 
     async def consent_history(self, customer_id: str) -> list[ConsentEvent]:
         async with _unavailable_on_error():
