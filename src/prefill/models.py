@@ -20,6 +20,15 @@ Id = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 
 Email = Annotated[str, msgspec.Meta(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
 ShortText = Annotated[str, msgspec.Meta(max_length=200)]
+Origin = Annotated[str, msgspec.Meta(pattern=r"^https?://[^/\s]+$")]
+"""scheme://host[:port], exactly as a browser sends it in the Origin header."""
+AttributeName = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^(email|first_name|last_name|phone|company|job_title|attributes\.[A-Za-z0-9_-]+)$"
+    ),
+]
+"""A customer attribute a form field may be prefilled from."""
 Translated = dict[Locale, str]
 """A text per locale; lookups fall back to English, then to any text present."""
 
@@ -81,7 +90,7 @@ class FormField(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     label: Translated
     type: FieldType = "text"
     required: bool = False
-    prefill_from: str | None = None
+    prefill_from: AttributeName | None = None
     """Customer attribute that fills this field: a column name or `attributes.<key>`."""
     prefill: bool = True
     """False keeps the field empty even when consent allows prefill (data minimisation)."""
@@ -107,7 +116,7 @@ class Form(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The consent purpose a customer must have granted before anything is prefilled."""
     intro: Translated = msgspec.field(default_factory=dict)
     consents: list[ConsentNotice] = msgspec.field(default_factory=list)
-    allowed_origins: list[str] = msgspec.field(default_factory=list)
+    allowed_origins: list[Origin] = msgspec.field(default_factory=list)
     """Origins (scheme://host[:port]) whose pages may read prefill data through the widget API."""
     fallback_contact_id: Id | None = None
     """Shown when a customer has no contact person, or theirs has left and has no deputy."""

@@ -111,3 +111,14 @@ def test_campaign_errors() -> None:
     assert reported[0].startswith("line 2:")
     assert "link_lifetime_days" in reported[0]
     assert reported[1].startswith("line 3:")
+
+
+def test_forms_must_name_real_attributes_and_origins() -> None:
+    form = (
+        b'[{"id": "f", "title": {"en": "F"}, "allowed_origins": ["https://ok.example", "*"],'
+        b' "fields": [{"name": "x", "label": {"en": "X"}, "prefill_from": "password"}]}]'
+    )
+    with pytest.raises(ImportRejected) as exc:
+        parse_forms(form)
+    (reported,) = problems(exc)
+    assert "prefill_from" in reported or "allowed_origins" in reported
