@@ -25,7 +25,7 @@ from prefill.links import LinkBuilder
 from prefill.repository import Repository, StoreUnavailable
 from prefill.services import PrefillService
 from prefill.settings import Settings
-from prefill.storage import EmbeddedRedis, connect
+from prefill.storage import EmbeddedRedis, connect, start_or_attach
 from prefill.tokens import LinkSigner
 from prefill.web.api import api_router
 from prefill.web.deps import DEPENDENCIES
@@ -78,12 +78,10 @@ def create_app(settings: Settings) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         embedded: EmbeddedRedis | None = None
-        url = settings.redis_url
-        if url is None:
-            embedded = EmbeddedRedis(settings.data_path / "redis")
-            await asyncio.to_thread(embedded.start)
-            embedded.supervise()
-            url = embedded.url
+        if settings.redis_url is not None:
+            url = settings.redis_url
+        else:
+            url, embedded = await asyncio.to_thread(start_or_attach, settings.data_path / "redis")
         client = connect(url, settings.redis_timeout_seconds, settings.redis_retries)
         repository = Repository(client, settings.audit_max_events)
         catalog = CatalogCache(repository)

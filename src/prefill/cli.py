@@ -35,7 +35,7 @@ from prefill.minting import MintError, mint_csv
 from prefill.models import CampaignState
 from prefill.repository import Repository, StoreUnavailable
 from prefill.settings import Settings, SettingsError, load_or_create_secret
-from prefill.storage import EmbeddedRedis, EmbeddedRedisError, connect
+from prefill.storage import DataDirInUse, EmbeddedRedis, EmbeddedRedisError, connect
 from prefill.tokens import LinkClaims, LinkSigner
 
 T = TypeVar("T")
@@ -80,6 +80,11 @@ def redis_url_for(settings: Settings) -> Iterator[str]:
     server = EmbeddedRedis(settings.data_path / "redis")
     try:
         server.start()
+    except DataDirInUse as exc:
+        if exc.url is None:
+            raise click.ClickException(f"cannot reach the embedded Redis: {exc}") from exc
+        yield exc.url  # A running demo or serve owns it: share its server.
+        return
     except EmbeddedRedisError as exc:
         raise click.ClickException(f"cannot start the embedded Redis: {exc}") from exc
     try:
@@ -163,6 +168,11 @@ def demo(host: str, port: int, data_dir: Path | None, examples_path: Path | None
     server = EmbeddedRedis(data_path / "redis")
     try:
         server.start()
+    except DataDirInUse as exc:
+        raise click.ClickException(
+            f"another prefill demo or serve is running on {data_path}; stop it first, "
+            "or give this one its own --data-dir"
+        ) from exc
     except EmbeddedRedisError as exc:
         raise click.ClickException(f"cannot start the embedded Redis: {exc}") from exc
     try:
@@ -257,7 +267,8 @@ def _import(settings: Settings, action: Callable[[Repository], Awaitable[str]]) 
     "notice_versions",
     multiple=True,
     metavar="PURPOSE=VERSION",
-    help="The consent notice version the consent columns were collected with.",
+    help="For each consent_<purpose> column: the version of the consent notice the customers "
+    "were shown when they gave that consent, recorded as evidence. Repeat per purpose.",
 )
 @data_dir_option
 def import_customers_command(
@@ -268,8 +279,11 @@ def import_customers_command(
     parsed = _parse_or_report(lambda: parse_customers(file.read(), file.name))
 
     async def action(repository: Repository) -> str:
-        count = await import_customers(repository, parsed, versions)
-        return f"imported {count} customer(s)"
+        customers, consent_events = await import_customers(repository, parsed, versions)
+        return (
+            f"imported or updated {customers} customer(s); "
+            f"{consent_events} consent change(s) recorded"
+        )
 
     _import(load_settings(data_dir), action)
 

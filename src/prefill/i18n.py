@@ -45,9 +45,9 @@ UI_TEXTS: dict[str, Translated] = {
     },
     "not_you": {"fi": "Etkö ole {name}?", "sv": "Är du inte {name}?", "en": "Not {name}?"},
     "not_you_button": {
-        "fi": "Tyhjennä lomake",
-        "sv": "Töm formuläret",
-        "en": "Clear the form",
+        "fi": "Tyhjennä tiedot ja poista tämä linkki käytöstä",
+        "sv": "Töm uppgifterna och stäng den här länken",
+        "en": "Clear my details and disable this link",
     },
     "prefilled_note": {
         "fi": "Täytimme tiedot valmiiksi. Tarkista ja korjaa tarvittaessa.",
@@ -68,9 +68,20 @@ UI_TEXTS: dict[str, Translated] = {
         "en": "Your contact person",
     },
     "card_unavailable": {
-        "fi": "Tämä linkki ei ole enää voimassa. Ota yhteyttä asiakaspalveluumme.",
-        "sv": "Länken är inte längre giltig. Kontakta vår kundtjänst.",
-        "en": "This link is no longer valid. Please contact our customer service.",
+        "fi": "Tällä linkillä ei voi näyttää yhteyshenkilön tietoja. "
+        "Ota yhteyttä asiakaspalveluumme.",
+        "sv": "Kontaktuppgifterna kan inte visas via den här länken. Kontakta vår kundtjänst.",
+        "en": "No contact card can be shown for this link. Please contact our customer service.",
+    },
+    "home_title": {
+        "fi": "Henkilökohtaiset linkit",
+        "sv": "Personliga länkar",
+        "en": "Personal links",
+    },
+    "home_body": {
+        "fi": "Tämä palvelu avaa sähköposteissamme olevat henkilökohtaiset linkit.",
+        "sv": "Den här tjänsten öppnar de personliga länkarna i våra e-postmeddelanden.",
+        "en": "This service opens the personal links in our emails.",
     },
     "unavailable_title": {
         "fi": "Palvelu on tilapäisesti poissa käytöstä",

@@ -7,7 +7,8 @@ Formats:
 - `customers.csv`: id,email,first_name,last_name,phone,company,job_title,locale,owner_id, then
   optional `consent_<purpose>` columns (granted / withdrawn / empty) and `attr_<key>` columns.
 - `contacts.csv`: id,name,title_fi,title_sv,title_en,email,phone,languages (space separated),
-  active (true/false),deputy_id,photo (a JPEG file name next to the CSV, under photos/).
+  active (true/false),deputy_id,photo (a JPEG file name in photos/ next to the CSV),
+  kind (person or team; optional).
 - `forms.json`: a JSON list of Form objects (see models.Form).
 - `campaigns.csv`: id,form_id,name,link_lifetime_days,state.
 """
@@ -24,6 +25,10 @@ from typing import Any, TypeVar
 import msgspec
 
 from prefill.models import (
+    ATTRIBUTE_PATTERN,
+    EMAIL_PATTERN,
+    ID_PATTERN,
+    ORIGIN_PATTERN,
     SUPPORTED_LOCALES,
     Campaign,
     ConsentAction,
@@ -82,11 +87,30 @@ def _rows(
         yield reader.line_num, {k: (v or "").strip() for k, v in row.items()}
 
 
+_PATTERN_MEANINGS = {
+    ID_PATTERN: "use only letters, digits, '_', '.' and '-', at most 64 characters",
+    EMAIL_PATTERN: "not a valid email address",
+    ORIGIN_PATTERN: "must be scheme://host[:port], e.g. https://www.example.com",
+    ATTRIBUTE_PATTERN: "must be email, first_name, last_name, phone, company, job_title or "
+    "attributes.<key>",
+}
+
+
+def describe(error: msgspec.ValidationError) -> str:
+    """msgspec's message as `field: reason`, with regular expressions said in words."""
+    message, _, path = str(error).partition(" - at `$")
+    field = path.rstrip("`").lstrip(".")
+    for pattern, meaning in _PATTERN_MEANINGS.items():
+        if repr(pattern) in message:  # msgspec quotes the pattern with repr()
+            message = meaning
+    return f"{field}: {message}" if field else message
+
+
 def _convert(line: int, data: Mapping[str, Any], kind: type[T]) -> T | Problem:
     try:
         return msgspec.convert(data, kind, strict=False)  # CSV cells are text: "45" is 45
     except msgspec.ValidationError as exc:
-        return Problem(line, str(exc))
+        return Problem(line, describe(exc))
 
 
 def _collect(source: str, parsed: list[tuple[int, T | Problem]], id_of: Any) -> list[T]:
@@ -177,6 +201,7 @@ def parse_contacts(
             "active": row.get("active", "true").lower() != "false",
             "deputy_id": row.get("deputy_id") or None,
             "has_photo": photo is not None,
+            "kind": row.get("kind") or "person",
         }
         if photo_problem is not None:
             parsed.append((line, photo_problem))
@@ -241,9 +266,11 @@ async def import_customers(
     parsed: ParsedCustomers,
     notice_versions: Mapping[str, str],
     actor: str = "import",
-) -> int:
+) -> tuple[int, int]:
     """Write customers; a consent column becomes an `import` consent event only where it
-    differs from the current state, so importing the same file twice changes nothing."""
+    differs from the current state, so importing the same file twice changes nothing.
+
+    Returns (customers written, consent events recorded)."""
     current = await repository.current_consents([c.id for c in parsed.customers])
     now = time.time()
     events: dict[str, list[ConsentEvent]] = {}
@@ -263,7 +290,7 @@ async def import_customers(
                 )
             )
     await repository.save_customers(parsed.customers, events)
-    return len(parsed.customers)
+    return len(parsed.customers), sum(len(e) for e in events.values())
 
 
 def check_references(

@@ -15,19 +15,21 @@ Locale = Literal["fi", "sv", "en"]
 SUPPORTED_LOCALES: tuple[Locale, ...] = ("fi", "sv", "en")
 DEFAULT_LOCALE: Locale = "en"
 
-Id = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+ORIGIN_PATTERN = r"^https?://[^/\s]+$"
+ATTRIBUTE_PATTERN = (
+    r"^(email|first_name|last_name|phone|company|job_title|attributes\.[A-Za-z0-9_-]+)$"
+)
+
+Id = Annotated[str, msgspec.Meta(pattern=ID_PATTERN)]
 """Ids appear in Redis keys and URLs, so they are restricted to a safe alphabet."""
 
-Email = Annotated[str, msgspec.Meta(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
+Email = Annotated[str, msgspec.Meta(pattern=EMAIL_PATTERN, max_length=254)]
 ShortText = Annotated[str, msgspec.Meta(max_length=200)]
-Origin = Annotated[str, msgspec.Meta(pattern=r"^https?://[^/\s]+$")]
+Origin = Annotated[str, msgspec.Meta(pattern=ORIGIN_PATTERN)]
 """scheme://host[:port], exactly as a browser sends it in the Origin header."""
-AttributeName = Annotated[
-    str,
-    msgspec.Meta(
-        pattern=r"^(email|first_name|last_name|phone|company|job_title|attributes\.[A-Za-z0-9_-]+)$"
-    ),
-]
+AttributeName = Annotated[str, msgspec.Meta(pattern=ATTRIBUTE_PATTERN)]
 """A customer attribute a form field may be prefilled from."""
 Translated = dict[Locale, str]
 """A text per locale; lookups fall back to English, then to any text present."""
@@ -46,6 +48,8 @@ class ContactPerson(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """False once the person has left: their customers are shown the deputy instead."""
     deputy_id: Id | None = None
     has_photo: bool = False
+    kind: Literal["person", "team"] = "person"
+    """A team (e.g. customer service) is shown and exported as an organisation, not a person."""
 
 
 class Customer(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -75,7 +79,7 @@ PREFILLABLE_ATTRIBUTES = frozenset(
     {"email", "first_name", "last_name", "phone", "company", "job_title"}
 )
 
-FieldType = Literal["text", "email", "tel", "select"]
+FieldType = Literal["text", "email", "tel", "select", "textarea"]
 
 
 class FieldOption(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -207,8 +207,8 @@ class PrefillService:
     async def contact_photo(self, contact_id: str) -> bytes | None:
         """A contact person's photo: company staff data, not the customer's, so no token."""
         contact = (await self._catalog.current()).contacts.get(contact_id)
-        if contact is None or not contact.has_photo:
-            return None
+        if contact is None or not contact.has_photo or not contact.active:
+            return None  # Someone who has left is no longer shown anywhere.
         return await self._repo.contact_photo(contact_id)
 
     # -- the resolution every personal response goes through --------------------------------

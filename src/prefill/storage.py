@@ -8,12 +8,14 @@ consent change acknowledged to a client survives a crash.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import logging
+import os
 import shutil
 import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import redis
@@ -21,13 +23,27 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
+logger = logging.getLogger("prefill.storage")
+
 SOCKET_NAME = "redis.sock"
+LOCK_NAME = "owner.lock"
+"""Held (flock) by the one process that runs the data dir's server, for as long as it runs it."""
+URL_NAME = "redis.url"
+"""The running server's URL, so that other commands can use it instead of starting another."""
 MAX_SOCKET_PATH = 100
 """Unix socket paths are limited to about 107 bytes; a deeper data dir falls back to TCP."""
 
 
 class EmbeddedRedisError(RuntimeError):
     """The private redis-server could not be started; the message says why."""
+
+
+class DataDirInUse(EmbeddedRedisError):
+    """Another live process runs the server of this data dir; `url` reaches that server."""
+
+    def __init__(self, data_dir: Path, url: str | None) -> None:
+        super().__init__(f"{data_dir} is in use by another prefill process")
+        self.url = url
 
 
 def redis_server_binary() -> str:
@@ -67,6 +83,7 @@ class EmbeddedRedis:
         self.port = port
         self._process: subprocess.Popen[bytes] | None = None
         self._supervising = threading.Event()
+        self._lock_fd: int | None = None
 
     @property
     def url(self) -> str:
@@ -74,9 +91,36 @@ class EmbeddedRedis:
             return f"redis://127.0.0.1:{self.port}/0"
         return f"unix://{self.data_dir / SOCKET_NAME}?db=0"
 
+    def _acquire_ownership(self) -> None:
+        """Own the data dir, or raise DataDirInUse. A server left running by an owner that died
+        (kill -9) is shut down first: two servers must never write one append-only file."""
+        if self._lock_fd is not None:
+            return
+        fd = os.open(self.data_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise DataDirInUse(self.data_dir, running_url(self.data_dir)) from None
+        self._lock_fd = fd
+        orphan = running_url(self.data_dir)
+        if orphan is not None:
+            logger.warning("shutting down a redis-server left running by a previous owner")
+            with contextlib.suppress(redis.RedisError):
+                redis.Redis.from_url(orphan, socket_timeout=5).shutdown()
+
+    def _release_ownership(self) -> None:
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            with contextlib.suppress(FileNotFoundError):
+                (self.data_dir / URL_NAME).unlink()
+            os.close(fd)  # Closing the descriptor releases the flock.
+
     def start(self, timeout: float = 10.0) -> None:
+        """Start the server; raises DataDirInUse if another process owns the data dir."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir.chmod(0o700)
+        self._acquire_ownership()
         listen = (
             ["--port", str(self.port), "--bind", "127.0.0.1"]
             if self.port is not None
@@ -117,6 +161,7 @@ class EmbeddedRedis:
                     )
                 try:
                     if client.ping():
+                        (self.data_dir / URL_NAME).write_text(self.url)
                         return
                 except (redis.ConnectionError, redis.BusyLoadingError):
                     pass
@@ -142,8 +187,11 @@ class EmbeddedRedis:
                 if process is not None and process.poll() is not None:
                     time.sleep(restart_delay)
                     if self._supervising.is_set():
-                        with contextlib.suppress(EmbeddedRedisError):
+                        try:
                             self.start()
+                            logger.warning("embedded redis-server restarted, pid %s", self.pid)
+                        except EmbeddedRedisError as exc:
+                            logger.error("embedded redis-server did not restart: %s", exc)
                 time.sleep(0.2)
 
         threading.Thread(target=watch, name="embedded-redis-supervisor", daemon=True).start()
@@ -152,6 +200,7 @@ class EmbeddedRedis:
         """Stop the server gracefully (SIGTERM flushes the append-only file)."""
         self._supervising.clear()
         self._terminate()
+        self._release_ownership()
 
     def _terminate(self) -> None:
         process, self._process = self._process, None
@@ -171,20 +220,41 @@ class EmbeddedRedis:
         if process is not None and process.poll() is None:
             process.kill()
             process.wait()
+        self._release_ownership()
 
     @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
 
-@contextlib.contextmanager
-def embedded_redis(data_dir: Path, port: int | None = None) -> Iterator[EmbeddedRedis]:
-    server = EmbeddedRedis(data_dir, port)
-    server.start()
+def running_url(data_dir: Path) -> str | None:
+    """The URL of a server that answers for `data_dir`, if one does."""
     try:
-        yield server
-    finally:
-        server.stop()
+        url = (data_dir / URL_NAME).read_text().strip()
+    except FileNotFoundError:
+        if not (data_dir / SOCKET_NAME).exists():
+            return None
+        url = f"unix://{data_dir / SOCKET_NAME}?db=0"
+    try:
+        with redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1) as client:
+            client.ping()
+    except (redis.RedisError, OSError):
+        return None
+    return url
+
+
+def start_or_attach(data_dir: Path) -> tuple[str, EmbeddedRedis | None]:
+    """The URL of the data dir's server: a new, supervised one that the caller owns (and must
+    stop), or, when another prefill process already runs it, that one (caller owns nothing)."""
+    server = EmbeddedRedis(data_dir)
+    try:
+        server.start()
+    except DataDirInUse as exc:
+        if exc.url is None:
+            raise
+        return exc.url, None
+    server.supervise()
+    return server.url, server
 
 
 def connect(url: str, timeout_seconds: float, retries: int) -> Redis:

@@ -53,14 +53,17 @@ def to_vcard(
     photo_jpeg: bytes | None = None,
 ) -> str:
     """The vCard text, CRLF line endings, ready to serve as `text/vcard`."""
-    family, given = split_name(person.name)
+    family, given = split_name(person.name) if person.kind == "person" else ("", "")
     lines = [
         "BEGIN:VCARD",
         "VERSION:3.0",
         f"N:{escape(family)};{escape(given)};;;",
         f"FN:{escape(person.name)}",
-        f"ORG:{escape(organization)}",
+        f"ORG:{escape(organization or person.name)}",
     ]
+    if person.kind == "team":
+        # Address books then file the card under the team's name, not as a person "Team".
+        lines.append("X-ABShowAs:COMPANY")
     if title:
         lines.append(f"TITLE:{escape(title)}")
     lines.append(f"EMAIL;TYPE=INTERNET,WORK:{escape(person.email)}")

@@ -67,6 +67,7 @@ async def test_redis_stopped_then_back(
     page = await client.get(url)
     assert page.status_code == 503
     assert 'name="first_name"' in page.text  # still a usable, empty form
+    assert page.headers["retry-after"] == "5"
     assert_nothing_personal(page.text)
     api = await client.get(API_PATH, params={"t": token_of(url)})
     assert api.status_code == 503

@@ -114,7 +114,7 @@ async def test_vcard_loads_in_a_standard_parser(
     card_url = await card_link(repository, links, "cust-1001")
     response = await client.get(card_url.replace("/card?", "/card/vcard?"))
     assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/vcard")
+    assert response.headers["content-type"] == "text/vcard; charset=utf-8"
     assert 'filename="aino-virtanen.vcf"' in response.headers["content-disposition"]
     card = vobject.readOne(response.text)
     assert card.fn.value == "Aino Virtanen"
@@ -152,6 +152,8 @@ async def test_contact_photos_are_served_and_cacheable(client: Client) -> None:
     assert "public" in response.headers["cache-control"]
     assert (await client.get("/contacts/customer-team/photo")).status_code == 404
     assert (await client.get("/contacts/nobody/photo")).status_code == 404
+    # Someone who has left the company is no longer shown, photo included.
+    assert (await client.get("/contacts/pekka-nieminen/photo")).status_code == 404
 
 
 async def test_static_assets_are_cacheable(client: Client) -> None:
@@ -164,3 +166,33 @@ async def test_static_assets_are_cacheable(client: Client) -> None:
 async def test_health(client: Client) -> None:
     assert (await client.get("/health/live")).json() == {"status": "ok"}
     assert (await client.get("/health/ready")).json() == {"status": "ok"}
+
+
+async def test_a_team_contact_is_a_company_vcard(
+    client: Client, repository: Repository, links: LinkBuilder
+) -> None:
+    card_url = await card_link(repository, links, "cust-1006")
+    text = (await client.get(card_url.replace("/card?", "/card/vcard?"))).text
+    card = vobject.readOne(text)
+    assert card.fn.value == "Kaamos Customer Team"
+    assert card.n.value.family == card.n.value.given == ""
+    assert "X-ABShowAs:COMPANY" in text
+
+
+async def test_head_requests_reveal_and_record_nothing(
+    client: Client, repository: Repository, links: LinkBuilder
+) -> None:
+    before = len(await repository.audit_entries())
+    url = await form_link(repository, links, "cust-1001")
+    for path in (url, await card_link(repository, links, "cust-1001")):
+        response = await client.head(path)
+        assert response.status_code == 200
+        assert response.content == b""
+        assert response.headers["cache-control"] == "no-store"
+    assert len(await repository.audit_entries()) == before
+
+
+async def test_home_page(client: Client) -> None:
+    response = await client.get("/", headers={"Accept-Language": "sv"})
+    assert response.status_code == 200
+    assert "Personliga länkar" in response.text

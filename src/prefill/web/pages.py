@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import msgspec
-from litestar import Request, Response, Router, get, post
+from litestar import Request, Response, Router, get, head, post
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.params import FromPath, FromQuery, URLEncodedBody
 from litestar.response import Redirect, Template
 from litestar.status_codes import (
     HTTP_303_SEE_OTHER,
+    HTTP_403_FORBIDDEN,
     HTTP_415_UNSUPPORTED_MEDIA_TYPE,
     HTTP_503_SERVICE_UNAVAILABLE,
 )
 
+from prefill.i18n import negotiate_locale
 from prefill.links import LinkBuilder
 from prefill.models import Channel
 from prefill.repository import StoreUnavailable
 from prefill.services import CardView, FormView, UnknownForm
 from prefill.web.deps import LinksDep, ServiceDep, VisitorDep
+from prefill.web.errors import RETRY_AFTER_SECONDS
 
 PHOTO_CACHE_SECONDS = 3600
 
@@ -33,6 +36,16 @@ def require_form_post(request: Request[object, object, State]) -> None:
         raise HTTPException(
             status_code=HTTP_415_UNSUPPORTED_MEDIA_TYPE,
             detail=f"Expected a form post ({FORM_MEDIA_TYPES[0]}), got {media_type or 'none'}.",
+        )
+
+
+def require_same_origin(request: Request[object, object, State]) -> None:
+    """A browser names the page a POST comes from; only our own pages may post here."""
+    origin = request.headers.get("origin")
+    own = f"{request.url.scheme}://{request.url.netloc}"
+    if origin is not None and origin != own:
+        raise HTTPException(
+            status_code=HTTP_403_FORBIDDEN, detail="Cross-site form posts are not accepted."
         )
 
 
@@ -73,7 +86,9 @@ async def form_page(
             generic = service.generic_form_view(form_id, visitor)
         except UnknownForm:
             raise StoreUnavailable("no cached form") from None
-        return _form_page(generic, links, HTTP_503_SERVICE_UNAVAILABLE)
+        page = _form_page(generic, links, HTTP_503_SERVICE_UNAVAILABLE)
+        page.headers["Retry-After"] = RETRY_AFTER_SECONDS
+        return page
     return _form_page(view, links)
 
 
@@ -88,6 +103,7 @@ async def not_you(
     """Kill the customer's links and show the empty form. The token in the body is the proof
     of possession; a cross-site attacker does not have it, so no CSRF cookie is needed."""
     require_form_post(request)
+    require_same_origin(request)
     await service.not_you(form_id, data.t or None, visitor)
     return Redirect(f"/f/{form_id}", status_code=HTTP_303_SEE_OTHER)
 
@@ -122,11 +138,11 @@ async def card_vcard(
         return Response(
             "No contact card for this link.\n",
             status_code=404,
-            media_type="text/plain; charset=utf-8",
+            media_type="text/plain",
         )
     return Response(
         card.text,
-        media_type="text/vcard; charset=utf-8",
+        media_type="text/vcard",
         headers={"Content-Disposition": f'attachment; filename="{card.filename}"'},
     )
 
@@ -144,7 +160,21 @@ async def contact_photo(contact_id: FromPath[str], service: ServiceDep) -> Respo
     )
 
 
+@head(["/f/{form_id:str}", "/card", "/card/vcard"], name="link_head")
+async def link_head() -> None:
+    """Link scanners and previewers often send HEAD. It confirms the link exists and reveals
+    nothing: no token is checked, so nothing is disclosed and nothing is audited."""
+
+
+@get("/", name="home")
+async def home(visitor: VisitorDep) -> Template:
+    return Template(
+        template_name="error.html",
+        context={"locale": negotiate_locale(visitor.accept_language), "kind": "home"},
+    )
+
+
 pages_router = Router(
     path="/",
-    route_handlers=[form_page, not_you, card_page, card_vcard, contact_photo],
+    route_handlers=[home, form_page, link_head, not_you, card_page, card_vcard, contact_photo],
 )
