@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import secrets
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -136,7 +137,15 @@ def serve(host: str, port: int) -> None:
     run_server(settings, host, port)
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def run_server(settings: Settings, host: str, port: int) -> None:
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal under the handler that
+    # was there before it: make that an exit, so callers' `finally` blocks (which stop the
+    # embedded Redis) still run.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # No access log: request lines carry query strings, and query strings carry tokens.
     uvicorn.run(

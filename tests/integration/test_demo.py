@@ -1,0 +1,83 @@
+"""`prefill demo`, the README's first command, run as a real process."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from prefill.storage import free_tcp_port
+
+
+def wait_for(predicate: object, timeout: float = 30.0) -> None:
+    assert callable(predicate)
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 (loopback only)
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_demo_prints_working_links_and_cleans_up_on_sigterm(tmp_path: Path) -> None:
+    port = free_tcp_port()
+    log = tmp_path / "demo.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFILL_")}
+    with log.open("w") as output:
+        demo = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "prefill.cli",
+                "demo",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(tmp_path / "data"),
+            ],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=tmp_path,
+        )
+    try:
+        wait_for(lambda: answers(f"http://127.0.0.1:{port}/health/ready"))
+        text = log.read_text()
+        form_url = re.search(r"Björn Åkerlund \(sv\)\n  form:  (\S+)", text)
+        assert form_url is not None, text
+        with urllib.request.urlopen(form_url.group(1), timeout=5) as response:  # noqa: S310
+            page = response.read().decode()
+        assert '<html lang="sv">' in page
+        assert 'value="Björn"' in page
+        assert "Eero Hämäläinen (fi, no consent: shows the empty form)" in text
+        redis_pid = re.search(r"\(pid (\d+)\)", text)
+        assert redis_pid is not None
+        demo.send_signal(signal.SIGTERM)
+        demo.wait(timeout=30)
+        wait_for(lambda: not process_exists(int(redis_pid.group(1))), timeout=10)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+        leftover = re.search(r"\(pid (\d+)\)", log.read_text())
+        if leftover and process_exists(int(leftover.group(1))):
+            os.kill(int(leftover.group(1)), signal.SIGKILL)  # never leave a server behind
