@@ -67,6 +67,8 @@ def template_engine(organization: str) -> JinjaTemplateEngine:
     environment.globals.update(
         ui=ui_text, pick=pick, organization=organization, autocomplete=AUTOCOMPLETE
     )
+    for name in environment.list_templates(extensions=["html"]):
+        environment.get_template(name)  # Compile now, not on the first customer's request.
     return JinjaTemplateEngine.from_environment(environment)
 
 
