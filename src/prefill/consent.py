@@ -21,6 +21,20 @@ def current_consent(history: Iterable[ConsentEvent]) -> dict[str, ConsentEvent]:
     return latest
 
 
+def import_may_record(existing: ConsentEvent | None, imported: ConsentAction) -> bool:
+    """Whether a bulk import may record `imported` over the current state.
+
+    An import repeats what a CRM export says, which can be older than the customer's own choice:
+    it may record a first answer or a withdrawal, but never turn a withdrawal back into a grant
+    (only the customer can, through a form). Repeating the current state records nothing.
+    """
+    if existing is None:
+        return True
+    if existing.action is imported:
+        return False
+    return imported is ConsentAction.WITHDRAWN
+
+
 def consent_refusal(consents: Mapping[str, ConsentEvent], purpose: str) -> RefusalCause | None:
     """None if `purpose` is granted now; otherwise why not. No recorded grant means no."""
     event = consents.get(purpose)
@@ -46,6 +60,14 @@ def disclosable_values(form: Form, customer: Customer) -> dict[str, str]:
         if value:
             values[field.name] = mask_value(field, value) if field.masked else value
     return values
+
+
+def greeting_name(form: Form, disclosed: Mapping[str, str]) -> str:
+    """The first name to greet with ("Not Matti?"), only if the form itself shows it in full."""
+    for field in form.fields:
+        if field.prefill_from == "first_name" and not field.masked and field.name in disclosed:
+            return disclosed[field.name]
+    return ""
 
 
 def mask_value(field: FormField, value: str) -> str:

@@ -44,6 +44,7 @@ UI_TEXTS: dict[str, Translated] = {
         "en": "Add to contacts",
     },
     "not_you": {"fi": "Etkö ole {name}?", "sv": "Är du inte {name}?", "en": "Not {name}?"},
+    "not_you_plain": {"fi": "Etkö ole sinä?", "sv": "Är det inte du?", "en": "Not you?"},
     "not_you_button": {
         "fi": "Tyhjennä tiedot ja poista tämä linkki käytöstä",
         "sv": "Töm uppgifterna och stäng den här länken",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from prefill.consent import import_may_record
 from prefill.models import (
     ATTRIBUTE_PATTERN,
     EMAIL_PATTERN,
@@ -136,7 +138,21 @@ def _collect(source: str, parsed: list[tuple[int, T | Problem]], id_of: Any) -> 
 _CUSTOMER_COLUMNS = {"id", "email"}
 
 
+def _check_consent_columns(text: str, source: str) -> None:
+    """Consent purposes become Redis hash fields and ids in the audit: same rules as ids."""
+    header = next(csv.reader(io.StringIO(text, newline="")), [])
+    bad = [
+        column
+        for column in header
+        if column.startswith(CONSENT_PREFIX)
+        and not re.fullmatch(ID_PATTERN, column.removeprefix(CONSENT_PREFIX))
+    ]
+    if bad:
+        raise ImportRejected(source, [Problem(1, f"{bad[0]}: {_PATTERN_MEANINGS[ID_PATTERN]}")])
+
+
 def parse_customers(text: str, source: str = "customers.csv") -> ParsedCustomers:
+    _check_consent_columns(text, source)
     parsed: list[tuple[int, Customer | Problem]] = []
     consents: dict[str, dict[str, ConsentAction]] = {}
     for line, row in _rows(text, _CUSTOMER_COLUMNS, source):
@@ -267,8 +283,9 @@ async def import_customers(
     notice_versions: Mapping[str, str],
     actor: str = "import",
 ) -> tuple[int, int]:
-    """Write customers; a consent column becomes an `import` consent event only where it
-    differs from the current state, so importing the same file twice changes nothing.
+    """Write customers; a consent column becomes an `import` consent event only where the
+    policy allows (`consent.import_may_record`): importing the same file twice changes nothing,
+    and an export never undoes a customer's withdrawal.
 
     Returns (customers written, consent events recorded)."""
     current = await repository.current_consents([c.id for c in parsed.customers])
@@ -276,8 +293,7 @@ async def import_customers(
     events: dict[str, list[ConsentEvent]] = {}
     for customer in parsed.customers:
         for purpose, action in parsed.consents.get(customer.id, {}).items():
-            existing = current.get(customer.id, {}).get(purpose)
-            if existing is not None and existing.action is action:
+            if not import_may_record(current.get(customer.id, {}).get(purpose), action):
                 continue
             events.setdefault(customer.id, []).append(
                 ConsentEvent(

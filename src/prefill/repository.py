@@ -14,6 +14,7 @@ customer's keys live in one slot and can change together in MULTI):
 | `pf:{catalog}:contacts`   | hash   | contact id -> ContactPerson JSON                    |
 | `pf:{catalog}:photo:<id>` | string | a contact person's JPEG photo                       |
 | `pf:{audit}:events`       | stream | AuditEntry JSON in field `e`, trimmed to a maximum  |
+| `pf:{health}:probe`       | string | written by readiness checks, expires after a minute |
 
 The `generation` field is the authority for a customer's link counter; the copy inside `record`
 is ignored on read. Consent state is written together with its log entry in one MULTI, so the
@@ -49,6 +50,7 @@ CATALOG_FORMS = f"{PREFIX}{{catalog}}:forms"
 CATALOG_CAMPAIGNS = f"{PREFIX}{{catalog}}:campaigns"
 CATALOG_CONTACTS = f"{PREFIX}{{catalog}}:contacts"
 AUDIT_STREAM = f"{PREFIX}{{audit}}:events"
+HEALTH_PROBE = f"{PREFIX}{{health}}:probe"
 
 
 def customer_key(customer_id: str) -> str:
@@ -79,17 +81,18 @@ class LinkState(msgspec.Struct, frozen=True):
     consents: dict[str, ConsentEvent]
 
 
+class CorruptRecord(Exception):
+    """A stored customer record or consent entry that no longer decodes."""
+
+
 @contextlib.asynccontextmanager
 async def _unavailable_on_error() -> AsyncIterator[None]:
+    # Every Redis failure (unreachable, slow, read-only replica, out of memory, loading, a wrong
+    # key type) means the same to a caller: state cannot be trusted now, so fail closed.
     try:
         yield
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+    except redis.exceptions.RedisError as exc:
         raise StoreUnavailable(type(exc).__name__) from exc
-    except redis.exceptions.ResponseError as exc:
-        # LOADING, MISCONF, READONLY: the server is there but cannot serve us right now.
-        if str(exc).split(" ", 1)[0] in {"LOADING", "MISCONF", "READONLY", "MASTERDOWN"}:
-            raise StoreUnavailable(str(exc).split(" ", 1)[0]) from exc
-        raise
 
 
 _encoder = msgspec.json.Encoder()
@@ -122,9 +125,10 @@ class Repository:
 
     # -- health -----------------------------------------------------------------------------
 
-    async def ping(self) -> None:
+    async def check_writable(self) -> None:
+        """Raises StoreUnavailable unless Redis accepts a write (a read-only replica does not)."""
         async with _unavailable_on_error():
-            await self._redis.ping()
+            await self._redis.set(HEALTH_PROBE, b"1", ex=60)
 
     # -- the hot path -----------------------------------------------------------------------
 
@@ -136,11 +140,14 @@ class Repository:
             pipe.hgetall(customer_key(customer_id))
             pipe.hgetall(consent_key(customer_id))
             version, customer_fields, consent_fields = await pipe.execute()
-        return LinkState(
-            catalog_version=int(version or 0),
-            customer=_decode_customer(customer_fields),
-            consents=_decode_consents(consent_fields),
-        )
+        try:
+            return LinkState(
+                catalog_version=int(version or 0),
+                customer=_decode_customer(customer_fields),
+                consents=_decode_consents(consent_fields),
+            )
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+            raise CorruptRecord(customer_id) from exc
 
     async def catalog_version(self) -> int:
         async with _unavailable_on_error():
@@ -156,12 +163,16 @@ class Repository:
             pipe.hgetall(CATALOG_CAMPAIGNS)
             pipe.hgetall(CATALOG_CONTACTS)
             version, forms, campaigns, contacts = await pipe.execute()
-        return Catalog(
-            version=int(version or 0),
-            forms={k.decode(): _form_decoder.decode(v) for k, v in forms.items()},
-            campaigns={k.decode(): _campaign_decoder.decode(v) for k, v in campaigns.items()},
-            contacts={k.decode(): _contact_decoder.decode(v) for k, v in contacts.items()},
-        )
+        try:
+            return Catalog(
+                version=int(version or 0),
+                forms={k.decode(): _form_decoder.decode(v) for k, v in forms.items()},
+                campaigns={k.decode(): _campaign_decoder.decode(v) for k, v in campaigns.items()},
+                contacts={k.decode(): _contact_decoder.decode(v) for k, v in contacts.items()},
+            )
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+            # Forms and campaigns are everyone's: without them nothing can be checked.
+            raise StoreUnavailable("catalog does not decode") from exc
 
     async def save_catalog(
         self,

@@ -12,7 +12,7 @@ import time
 import msgspec
 
 from prefill.catalog import CatalogCache
-from prefill.consent import consent_refusal, disclosable_values
+from prefill.consent import consent_refusal, disclosable_values, greeting_name
 from prefill.contacts import contact_for
 from prefill.i18n import negotiate_locale, pick
 from prefill.models import (
@@ -25,7 +25,7 @@ from prefill.models import (
     Form,
     Locale,
 )
-from prefill.repository import Repository
+from prefill.repository import CorruptRecord, Repository
 from prefill.tokens import (
     LinkClaims,
     LinkRefused,
@@ -68,7 +68,6 @@ class FormView(msgspec.Struct, frozen=True):
 class CardView(msgspec.Struct, frozen=True):
     locale: Locale
     contact: ContactPerson | None = None
-    greeting_name: str = ""
     card_token: str | None = None
 
 
@@ -104,9 +103,9 @@ class PrefillService:
     def organization(self) -> str:
         return self._organization
 
-    async def ping(self) -> None:
-        """Raises StoreUnavailable unless Redis answers."""
-        await self._repo.ping()
+    async def check_ready(self) -> None:
+        """Raises StoreUnavailable unless Redis answers and accepts writes."""
+        await self._repo.check_writable()
 
     # -- forms ------------------------------------------------------------------------------
 
@@ -125,7 +124,7 @@ class PrefillService:
             locale=admitted.customer.locale,
             values=values,
             contact=admitted.contact,
-            greeting_name=admitted.customer.first_name,
+            greeting_name=greeting_name(admitted.form, values),
             form_token=token,
             card_token=self._signer.sign(TokenPurpose.CARD, claims),
         )
@@ -187,7 +186,6 @@ class PrefillService:
         return CardView(
             locale=admitted.customer.locale,
             contact=admitted.contact,
-            greeting_name=admitted.customer.first_name,
             card_token=token,
         )
 
@@ -226,7 +224,10 @@ class PrefillService:
         link: VerifiedLink | None = None
         try:
             link = self._signer.verify(purpose, token)
-            state = await self._repo.read_link_state(link.claims.customer_id)
+            try:
+                state = await self._repo.read_link_state(link.claims.customer_id)
+            except CorruptRecord as exc:
+                raise LinkRefused(RefusalCause.UNREADABLE_RECORD) from exc
             catalog = await self._catalog.current(state.catalog_version)
             if form_id is not None and form_id not in catalog.forms:
                 raise UnknownForm(form_id)

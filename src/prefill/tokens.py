@@ -62,6 +62,7 @@ class RefusalCause(enum.StrEnum):
     CONSENT_MISSING = "consent_missing"
     CONSENT_WITHDRAWN = "consent_withdrawn"
     ORIGIN_NOT_ALLOWED = "origin_not_allowed"
+    UNREADABLE_RECORD = "unreadable_record"
     REDIS_UNAVAILABLE = "redis_unavailable"
 
 

@@ -177,3 +177,18 @@ def test_one_data_dir_has_one_redis_server(tmp_path: Path) -> None:
         if orphan_process.poll() is None:
             orphan_process.kill()
             orphan_process.wait()
+
+
+def test_a_reimport_does_not_undo_a_withdrawal(env: dict[str, str], redis_url: str) -> None:
+    assert run(env, "import", "examples")[0] == 0
+    with redis.Redis.from_url(redis_url) as client:
+        # The customer withdrew (here written as the admin API will write it).
+        event = b'{"purpose":"personalization","action":"withdrawn","at":9e9,"source":"admin"}'
+        client.rpush("pf:{c:cust-1001}:consent:log", event)
+        client.hset("pf:{c:cust-1001}:consent", "personalization", event)
+        code, out, _ = run(env, "import", "customers", str(EXAMPLES / "customers.csv"))
+        assert code == 0
+        assert "0 consent change(s) recorded" in out
+        state = client.hget("pf:{c:cust-1001}:consent", "personalization")
+        assert state is not None
+        assert b'"withdrawn"' in state

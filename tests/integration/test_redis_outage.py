@@ -139,3 +139,44 @@ async def test_an_acknowledged_consent_change_survives_sigkill(own_redis: Embedd
     state = await repository.current_consents(["cust-1001"])
     assert state["cust-1001"]["personalization"].action is ConsentAction.WITHDRAWN
     await redis_client.aclose()
+
+
+async def test_a_read_only_redis_fails_closed(
+    outage_client: tuple[AsyncTestClient[Litestar], Repository, LinkBuilder],
+    own_redis: EmbeddedRedis,
+) -> None:
+    """A replica (after a failover gone wrong) still answers reads but refuses the audit write:
+    nothing may be disclosed without its audit record, so the answer is 503, not a 500."""
+    import redis as sync_redis
+
+    client, repository, links = outage_client
+    url = await form_link(repository, links, "cust-1001")
+    with sync_redis.Redis.from_url(own_redis.url) as admin:
+        admin.replicaof("127.0.0.1", "1")
+        try:
+            page = await client.get(url)
+            assert page.status_code == 503
+            assert_nothing_personal(page.text)
+            api = await client.get(API_PATH, params={"t": token_of(url)})
+            assert api.status_code == 503
+            assert (await client.get("/health/ready")).status_code == 503
+        finally:
+            admin.replicaof("NO", "ONE")
+    assert "Matti" in (await client.get(url)).text
+
+
+async def test_an_unreadable_customer_record_is_refused_like_any_other(
+    outage_client: tuple[AsyncTestClient[Litestar], Repository, LinkBuilder],
+    own_redis: EmbeddedRedis,
+) -> None:
+    import redis as sync_redis
+
+    client, repository, links = outage_client
+    url = await form_link(repository, links, "cust-1001")
+    generic = await client.get(FORM_PATH)
+    with sync_redis.Redis.from_url(own_redis.url) as admin:
+        admin.hset("pf:{c:cust-1001}:consent", "personalization", b"{not json")
+    page = await client.get(url)
+    assert (page.status_code, page.content) == (generic.status_code, generic.content)
+    (entry,) = await repository.audit_entries(count=1)
+    assert entry.cause == "unreadable_record"

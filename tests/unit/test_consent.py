@@ -6,6 +6,8 @@ from prefill.consent import (
     consent_refusal,
     current_consent,
     disclosable_values,
+    greeting_name,
+    import_may_record,
     mask_value,
     truncate_ip,
 )
@@ -157,3 +159,35 @@ def test_masks(kind: str, value: str, masked: str) -> None:
 )
 def test_evidence_addresses_are_truncated(address: str, prefix: str) -> None:
     assert truncate_ip(address) == prefix
+
+
+@pytest.mark.parametrize(
+    ("existing", "imported", "recorded"),
+    [
+        (None, GRANTED, True),
+        (None, WITHDRAWN, True),
+        (GRANTED, GRANTED, False),
+        (WITHDRAWN, WITHDRAWN, False),
+        (GRANTED, WITHDRAWN, True),
+        (WITHDRAWN, GRANTED, False),  # a stale CRM export must not undo a withdrawal
+    ],
+)
+def test_an_import_never_regrants_a_withdrawal(
+    existing: ConsentAction | None, imported: ConsentAction, recorded: bool
+) -> None:
+    current = event("p", existing, 1) if existing else None
+    assert import_may_record(current, imported) is recorded
+
+
+def test_greeting_uses_the_first_name_only_when_the_form_shows_it_in_full() -> None:
+    assert greeting_name(FORM, disclosable_values(FORM, customer())) == "Matti"
+    masked = Form(
+        id="f",
+        title={"en": "F"},
+        fields=[
+            FormField(name="first_name", label={"en": "F"}, prefill_from="first_name", masked=True)
+        ],
+    )
+    assert greeting_name(masked, disclosable_values(masked, customer())) == ""
+    nameless = Form(id="f", title={"en": "F"}, fields=[])
+    assert greeting_name(nameless, disclosable_values(nameless, customer())) == ""

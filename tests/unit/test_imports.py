@@ -124,3 +124,12 @@ def test_forms_must_name_real_attributes_and_origins() -> None:
         parse_forms(form)
     (reported,) = problems(exc)
     assert "prefill_from" in reported or "allowed_origins" in reported
+
+
+def test_consent_column_names_must_be_valid_purposes() -> None:
+    with pytest.raises(ImportRejected) as exc:
+        parse_customers("id,email,consent_email marketing!\nc1,a@x.example,granted\n")
+    assert problems(exc) == [
+        "line 1: consent_email marketing!: use only letters, digits, '_', '.' and '-', "
+        "at most 64 characters"
+    ]

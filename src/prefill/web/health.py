@@ -21,10 +21,10 @@ async def live() -> HealthOut:
 
 @get("/ready", name="health_ready")
 async def ready(service: ServiceDep) -> Response[HealthOut]:
-    """Ready only while Redis answers: a load balancer then stops sending traffic that would
-    all be refused."""
+    """Ready only while Redis answers and accepts writes (every disclosure is audited first): a
+    load balancer then stops sending traffic that would all be refused."""
     try:
-        await service.ping()
+        await service.check_ready()
     except StoreUnavailable:
         return Response(
             HealthOut(status="redis unavailable"), status_code=HTTP_503_SERVICE_UNAVAILABLE
