@@ -52,3 +52,8 @@ async def set_consent(
             purpose=purpose, action=action, at=time.time(), source=ConsentSource.ADMIN, actor="test"
         ),
     )
+
+
+async def refusals_today(repository: Repository) -> dict[str, int]:
+    """Today's counts of refusals whose signature did not verify, by `<channel>:<cause>`."""
+    return await repository.refusal_counts(time.strftime("%Y-%m-%d", time.gmtime()))

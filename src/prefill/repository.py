@@ -14,7 +14,12 @@ customer's keys live in one slot and can change together in MULTI):
 | `pf:{catalog}:contacts`   | hash   | contact id -> ContactPerson JSON                    |
 | `pf:{catalog}:photo:<id>` | string | a contact person's JPEG photo                       |
 | `pf:{audit}:events`       | stream | AuditEntry JSON in field `e`, trimmed to a maximum  |
+| `pf:{audit}:refused:<day>` | hash  | `<channel>:<cause>` -> count of unsigned refusals   |
 | `pf:{health}:probe`       | string | written by readiness checks, expires after a minute |
+
+Refusals of links whose signature did not verify are counted per UTC day, not appended to the
+audit stream: anyone can send them, and they must not be able to push real disclosure records
+out of a trimmed stream. The day hashes expire after about 13 months.
 
 The `generation` field is the authority for a customer's link counter; the copy inside `record`
 is ignored on read. Consent state is written together with its log entry in one MULTI, so the
@@ -50,6 +55,7 @@ CATALOG_FORMS = f"{PREFIX}{{catalog}}:forms"
 CATALOG_CAMPAIGNS = f"{PREFIX}{{catalog}}:campaigns"
 CATALOG_CONTACTS = f"{PREFIX}{{catalog}}:contacts"
 AUDIT_STREAM = f"{PREFIX}{{audit}}:events"
+REFUSAL_COUNTS_TTL_SECONDS = 400 * 86_400
 HEALTH_PROBE = f"{PREFIX}{{health}}:probe"
 
 
@@ -63,6 +69,10 @@ def consent_key(customer_id: str) -> str:
 
 def consent_log_key(customer_id: str) -> str:
     return f"{PREFIX}{{c:{customer_id}}}:consent:log"
+
+
+def refusal_counts_key(day: str) -> str:
+    return f"{PREFIX}{{audit}}:refused:{day}"
 
 
 def photo_key(contact_id: str) -> str:
@@ -294,6 +304,18 @@ class Repository:
                 maxlen=self._audit_max_events,
                 approximate=True,
             )
+
+    async def count_refusal(self, day: str, channel: str, cause: str) -> None:
+        async with _unavailable_on_error():
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.hincrby(refusal_counts_key(day), f"{channel}:{cause}", 1)
+            pipe.expire(refusal_counts_key(day), REFUSAL_COUNTS_TTL_SECONDS)
+            await pipe.execute()
+
+    async def refusal_counts(self, day: str) -> dict[str, int]:
+        async with _unavailable_on_error():
+            raw = cast("dict[bytes, bytes]", await self._redis.hgetall(refusal_counts_key(day)))
+        return {key.decode(): int(value) for key, value in raw.items()}
 
     async def audit_entries(self, count: int = 1000) -> list[AuditEntry]:
         """The most recent audit entries, newest first."""

@@ -27,7 +27,6 @@ from prefill.models import (
 )
 from prefill.repository import CorruptRecord, Repository
 from prefill.tokens import (
-    LinkClaims,
     LinkRefused,
     LinkSigner,
     RefusalCause,
@@ -261,8 +260,13 @@ class PrefillService:
         channel: Channel,
         visitor: Visitor,
     ) -> None:
-        # Claims of a token whose signature failed are attacker-controlled: not recorded.
-        claims = link.claims if link else LinkClaims("", "", 0)
+        if link is None:
+            # Unsigned input names no one (its claims are attacker-controlled) and anyone can
+            # send any amount of it: counted, not appended to the audit stream.
+            day = time.strftime("%Y-%m-%d", time.gmtime())
+            await self._repo.count_refusal(day, channel.value, refused.cause.value)
+            return
+        claims = link.claims
         await self._repo.record_audit(
             AuditEntry(
                 kind=AuditKind.REFUSAL,

@@ -23,6 +23,7 @@ from tests.helpers import (
     FORM_PATH,
     card_link,
     form_link,
+    refusals_today,
     set_consent,
 )
 
@@ -214,14 +215,34 @@ async def test_every_refused_link_gets_the_same_generic_form(
 ) -> None:
     generic = await client.get(FORM_PATH, headers={"Accept-Language": "fi"})
     url = await make_link(repository, links, redis_client, signer)
+    counted_before = await refusals_today(repository)
     response = await client.get(url, headers={"Accept-Language": "fi"})
     assert response.status_code == generic.status_code == 200
     assert response.content == generic.content
     assert dict(response.headers) | {"date": ""} == dict(generic.headers) | {"date": ""}
     assert "Matti" not in response.text
-    latest = (await repository.audit_entries(count=1))[0]
-    assert latest.kind == "refusal"
-    assert latest.cause == cause
+    if cause in UNSIGNED_CAUSES:
+        counted = await refusals_today(repository)
+        key = f"page:{cause}"
+        assert counted[key] == counted_before.get(key, 0) + 1
+    else:
+        latest = (await repository.audit_entries(count=1))[0]
+        assert latest.kind == "refusal"
+        assert latest.cause == cause
+        assert latest.customer_id == ("cust-1007" if cause == "consent_missing" else "cust-1001")
+
+
+UNSIGNED_CAUSES = {"forged", "malformed", "missing"}
+
+
+async def test_unsigned_refusals_cannot_flood_the_audit_stream(
+    client: Client, repository: Repository
+) -> None:
+    before = len(await repository.audit_entries())
+    for attempt in range(50):
+        await client.get(FORM_PATH, params={"t": f"junk-{attempt}"})
+    assert len(await repository.audit_entries()) == before
+    assert (await refusals_today(repository))["page:forged"] >= 50
 
 
 async def test_a_link_with_one_character_changed_equals_a_deleted_customers_link(

@@ -10,7 +10,14 @@ from litestar.testing import AsyncTestClient
 from prefill.links import LinkBuilder
 from prefill.models import ConsentAction
 from prefill.repository import Repository
-from tests.helpers import API_PATH, card_link, form_link, set_consent, token_of
+from tests.helpers import (
+    API_PATH,
+    card_link,
+    form_link,
+    refusals_today,
+    set_consent,
+    token_of,
+)
 
 Client = AsyncTestClient[Litestar]
 ALLOWED_ORIGIN = "http://localhost:8001"
@@ -68,8 +75,7 @@ async def test_cors_only_for_the_forms_allowed_origins(
     assert "access-control-allow-origin" not in other.headers
     assert other.json()["prefilled"] is False
     assert "Matti" not in other.text
-    (entry,) = await repository.audit_entries(count=1)
-    assert entry.cause == "origin_not_allowed"
+    assert (await refusals_today(repository))["widget:origin_not_allowed"] == 1
 
 
 async def test_api_for_an_unknown_form_is_a_json_404(client: Client) -> None:
