@@ -25,6 +25,7 @@ from prefill.imports import (
     ImportRejected,
     import_customers,
     import_directory,
+    keep_revocations,
     notice_versions_of,
     parse_campaigns,
     parse_contacts,
@@ -346,14 +347,14 @@ def import_campaigns_command(file: Path, data_dir: Path | None) -> None:
     )
 
     async def action(repository: Repository) -> str:
-        known_forms = (await repository.load_catalog()).forms
-        unknown = sorted({c.form_id for c in campaigns} - set(known_forms))
+        catalog = await repository.load_catalog()
+        unknown = sorted({c.form_id for c in campaigns} - set(catalog.forms))
         if unknown:
             raise click.ClickException(
                 f"unknown form id(s): {', '.join(unknown)}; "
                 "import the forms first. Nothing was imported."
             )
-        await repository.save_catalog(campaigns=campaigns)
+        await repository.save_catalog(campaigns=keep_revocations(campaigns, catalog.campaigns))
         return f"imported {len(campaigns)} campaign(s)"
 
     _import(load_settings(data_dir), action)

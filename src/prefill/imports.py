@@ -33,6 +33,7 @@ from prefill.models import (
     ORIGIN_PATTERN,
     SUPPORTED_LOCALES,
     Campaign,
+    CampaignState,
     ConsentAction,
     ConsentEvent,
     ConsentSource,
@@ -337,6 +338,17 @@ def check_references(
     return problems
 
 
+def keep_revocations(campaigns: list[Campaign], existing: Mapping[str, Campaign]) -> list[Campaign]:
+    """Campaigns as imported, except that one already revoked stays revoked: revoking kills
+    links for good, and re-importing a file must not bring them back."""
+    return [
+        msgspec.structs.replace(c, state=CampaignState.REVOKED)
+        if c.id in existing and existing[c.id].state is CampaignState.REVOKED
+        else c
+        for c in campaigns
+    ]
+
+
 def notice_versions_of(forms: list[Form]) -> dict[str, str]:
     """Purpose -> the notice version the forms present: what an import from those forms
     recorded consent against."""
@@ -356,8 +368,12 @@ async def import_directory(repository: Repository, directory: Path) -> dict[str,
     problems = check_references(forms, campaigns, contacts, set(), set())
     if problems:
         raise ImportRejected(str(directory), problems)
+    existing = (await repository.load_catalog()).campaigns
     await repository.save_catalog(
-        forms=forms, campaigns=campaigns, contacts=contacts, photos=photos
+        forms=forms,
+        campaigns=keep_revocations(campaigns, existing),
+        contacts=contacts,
+        photos=photos,
     )
     await import_customers(repository, customers, notice_versions_of(forms))
     return {

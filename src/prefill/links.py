@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from prefill.tokens import LinkClaims, LinkSigner, TokenPurpose
 
@@ -13,6 +13,12 @@ class LinkBuilder:
     def __init__(self, signer: LinkSigner, public_url: str) -> None:
         self._signer = signer
         self._base = public_url.rstrip("/")
+
+    @property
+    def origin(self) -> str:
+        """scheme://host[:port] of the public URL, as browsers send it in an Origin header."""
+        parts = urlsplit(self._base)
+        return f"{parts.scheme}://{parts.netloc}"
 
     def form_url(self, claims: LinkClaims, form_id: str) -> str:
         token = self._signer.sign(TokenPurpose.FORM, claims)

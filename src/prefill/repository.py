@@ -209,14 +209,23 @@ class Repository:
             await pipe.execute()
 
     async def set_campaign_state(self, campaign_id: str, state: CampaignState) -> bool:
-        """Revoke (or reactivate) a campaign; False if there is no such campaign."""
-        async with _unavailable_on_error():
-            raw = await self._redis.hget(CATALOG_CAMPAIGNS, campaign_id)
-            if raw is None:
-                return False
-            campaign = msgspec.structs.replace(_campaign_decoder.decode(raw), state=state)
-            await self.save_catalog(campaigns=[campaign])
-            return True
+        """Revoke (or reactivate) a campaign; False if there is no such campaign. Optimistic
+        locking (WATCH), so a concurrent catalog write cannot silently undo it."""
+        async with _unavailable_on_error(), self._redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(CATALOG_CAMPAIGNS)
+                    raw = await pipe.hget(CATALOG_CAMPAIGNS, campaign_id)
+                    if raw is None:
+                        return False
+                    campaign = msgspec.structs.replace(_campaign_decoder.decode(raw), state=state)
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    pipe.hset(CATALOG_CAMPAIGNS, campaign_id, _encoder.encode(campaign))
+                    pipe.incr(CATALOG_VERSION)
+                    await pipe.execute()
+                    return True
+                except redis.exceptions.WatchError:
+                    continue  # Someone else wrote the campaigns meanwhile: read again.
 
     async def contact_photo(self, contact_id: str) -> bytes | None:
         async with _unavailable_on_error():

@@ -192,3 +192,16 @@ def test_a_reimport_does_not_undo_a_withdrawal(env: dict[str, str], redis_url: s
         state = client.hget("pf:{c:cust-1001}:consent", "personalization")
         assert state is not None
         assert b'"withdrawn"' in state
+
+
+def test_a_revoked_campaign_stays_revoked_when_reimported(
+    env: dict[str, str], redis_url: str
+) -> None:
+    assert run(env, "import", "examples")[0] == 0
+    assert run(env, "revoke-campaign", "spring-summit-2027-invite")[0] == 0
+    assert run(env, "import", "examples")[0] == 0  # e.g. the demo restarting
+    assert run(env, "import", "campaigns", str(EXAMPLES / "campaigns.csv"))[0] == 0
+    with redis.Redis.from_url(redis_url) as client:
+        raw = client.hget("pf:{catalog}:campaigns", "spring-summit-2027-invite")
+        assert raw is not None
+        assert b'"state":"revoked"' in raw

@@ -13,10 +13,12 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
+from prefill.app import create_app
 from prefill.links import LinkBuilder
 from prefill.models import CampaignState, ConsentAction
 from prefill.repository import Repository, customer_key
 from prefill.tokens import LinkClaims, LinkSigner, TokenPurpose
+from tests.conftest import PUBLIC_URL, make_settings
 from tests.helpers import (
     CAMPAIGN_ID,
     FORM_ID,
@@ -308,6 +310,22 @@ async def test_not_you_from_another_site_is_refused(
     )
     assert response.status_code == 403
     assert "Matti" in (await client.get(url)).text
+
+
+async def test_not_you_behind_a_tls_proxy_accepts_the_public_origin(
+    redis_url: str, repository: Repository, links: LinkBuilder, examples: None
+) -> None:
+    """The proxy speaks plain http to the service; the browser's Origin is the public URL's."""
+    app = create_app(make_settings(redis_url, public_url="https://forms.example"))
+    url = await form_link(repository, links, "cust-1001")
+    async with AsyncTestClient(app=app, base_url=PUBLIC_URL) as proxied:
+        response = await proxied.post(
+            f"{FORM_PATH}/not-you",
+            data={"t": url.split("t=", 1)[1]},
+            headers={"Origin": "https://forms.example"},
+            follow_redirects=False,
+        )
+    assert response.status_code == 303
 
 
 async def test_not_you_with_a_bad_token_changes_nothing(

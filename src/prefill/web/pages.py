@@ -26,7 +26,7 @@ from prefill.web.errors import RETRY_AFTER_SECONDS
 PHOTO_CACHE_SECONDS = 3600
 
 
-FORM_MEDIA_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+FORM_MEDIA_TYPES = ("application/x-www-form-urlencoded",)
 
 
 def require_form_post(request: Request[object, object, State]) -> None:
@@ -39,11 +39,12 @@ def require_form_post(request: Request[object, object, State]) -> None:
         )
 
 
-def require_same_origin(request: Request[object, object, State]) -> None:
-    """A browser names the page a POST comes from; only our own pages may post here."""
+def require_same_origin(request: Request[object, object, State], links: LinkBuilder) -> None:
+    """A browser names the page a POST comes from; only our own pages may post here. Our own
+    origin is the public URL's (behind a TLS proxy the request itself may say http://)."""
     origin = request.headers.get("origin")
-    own = f"{request.url.scheme}://{request.url.netloc}"
-    if origin is not None and origin != own:
+    own = {links.origin, f"{request.url.scheme}://{request.url.netloc}"}
+    if origin is not None and origin not in own:
         raise HTTPException(
             status_code=HTTP_403_FORBIDDEN, detail="Cross-site form posts are not accepted."
         )
@@ -98,12 +99,13 @@ async def not_you(
     data: URLEncodedBody[TokenForm],
     request: Request[object, object, State],
     service: ServiceDep,
+    links: LinksDep,
     visitor: VisitorDep,
 ) -> Redirect:
     """Kill the customer's links and show the empty form. The token in the body is the proof
     of possession; a cross-site attacker does not have it, so no CSRF cookie is needed."""
     require_form_post(request)
-    require_same_origin(request)
+    require_same_origin(request, links)
     await service.not_you(form_id, data.t or None, visitor)
     return Redirect(f"/f/{form_id}", status_code=HTTP_303_SEE_OTHER)
 
@@ -160,7 +162,7 @@ async def contact_photo(contact_id: FromPath[str], service: ServiceDep) -> Respo
     )
 
 
-@head(["/f/{form_id:str}", "/card", "/card/vcard"], name="link_head")
+@head(["/f/{form_id:str}", "/card", "/card/vcard"], name="link_head", media_type="text/html")
 async def link_head() -> None:
     """Link scanners and previewers often send HEAD. It confirms the link exists and reveals
     nothing: no token is checked, so nothing is disclosed and nothing is audited."""
