@@ -109,10 +109,16 @@ class PrefillService:
     # -- forms ------------------------------------------------------------------------------
 
     async def form_view(
-        self, form_id: str, token: str | None, channel: Channel, visitor: Visitor
+        self,
+        form_id: str,
+        token: str | None,
+        channel: Channel,
+        visitor: Visitor,
+        origin: str | None = None,
     ) -> FormView:
-        """The form, prefilled if the link admits its customer, otherwise generic and empty."""
-        admitted = await self._admit(TokenPurpose.FORM, token, form_id, channel, visitor)
+        """The form, prefilled if the link admits its customer, otherwise generic and empty.
+        `origin` is the embedding page's, for the widget: it must be one the form allows."""
+        admitted = await self._admit(TokenPurpose.FORM, token, form_id, channel, visitor, origin)
         if admitted is None or admitted.form is None:
             return self.generic_form_view(form_id, visitor)
         values = disclosable_values(admitted.form, admitted.customer)
@@ -133,12 +139,7 @@ class PrefillService:
     ) -> FormView:
         """The form for the embeddable widget. A browser request from an origin the form does
         not list gets nothing personal, even though CORS would also stop it reading the answer."""
-        form = await self.require_form(form_id)
-        if origin is not None and origin not in form.allowed_origins:
-            refused = LinkRefused(RefusalCause.ORIGIN_NOT_ALLOWED)
-            await self._record_refusal(refused, None, form_id, Channel.WIDGET, visitor)
-            return self.generic_form_view(form_id, visitor)
-        return await self.form_view(form_id, token, Channel.WIDGET, visitor)
+        return await self.form_view(form_id, token, Channel.WIDGET, visitor, origin=origin)
 
     def generic_form_view(self, form_id: str, visitor: Visitor) -> FormView:
         """The empty form from the cached catalog: no Redis needed, so it works when Redis is
@@ -217,9 +218,13 @@ class PrefillService:
         form_id: str | None,
         channel: Channel,
         visitor: Visitor,
+        origin: str | None = None,
     ) -> _Admitted | None:
         """The link's customer and context if every check passes; otherwise None, with the
-        cause in the audit log. Raises StoreUnavailable (callers fail closed) and UnknownForm."""
+        cause in the audit log. Raises StoreUnavailable (callers fail closed) and UnknownForm.
+
+        Checked against the catalog read in the same round trip, so an origin removed from a
+        form on another instance is refused on the very next request."""
         link: VerifiedLink | None = None
         try:
             link = self._signer.verify(purpose, token)
@@ -235,6 +240,8 @@ class PrefillService:
             assert campaign is not None  # check_claims refused a missing campaign and customer
             assert state.customer is not None
             form = catalog.forms.get(campaign.form_id)
+            if origin is not None and (form is None or origin not in form.allowed_origins):
+                raise LinkRefused(RefusalCause.ORIGIN_NOT_ALLOWED)
             purpose_name = form.prefill_purpose if form else "personalization"
             refusal = consent_refusal(state.consents, purpose_name)
             if refusal is not None:
