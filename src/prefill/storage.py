@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import logging
 import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -31,7 +33,7 @@ LOCK_NAME = "owner.lock"
 URL_NAME = "redis.url"
 """The running server's URL, so that other commands can use it instead of starting another."""
 MAX_SOCKET_PATH = 100
-"""Unix socket paths are limited to about 107 bytes; a deeper data dir falls back to TCP."""
+"""Unix socket paths are limited to about 107 bytes (see socket_path_for)."""
 
 
 class EmbeddedRedisError(RuntimeError):
@@ -78,10 +80,11 @@ class EmbeddedRedis:
 
     def __init__(self, data_dir: Path, port: int | None = None) -> None:
         self.data_dir = data_dir.resolve()
-        if port is None and len(str(self.data_dir / SOCKET_NAME)) > MAX_SOCKET_PATH:
-            port = free_tcp_port()
         self.port = port
+        self.socket_path = socket_path_for(self.data_dir)
         self._process: subprocess.Popen[bytes] | None = None
+        # start/stop/kill and the supervisor's restarts never interleave.
+        self._lifecycle = threading.RLock()
         self._supervising = threading.Event()
         self._lock_fd: int | None = None
 
@@ -89,7 +92,7 @@ class EmbeddedRedis:
     def url(self) -> str:
         if self.port is not None:
             return f"redis://127.0.0.1:{self.port}/0"
-        return f"unix://{self.data_dir / SOCKET_NAME}?db=0"
+        return f"unix://{self.socket_path}?db=0"
 
     def _acquire_ownership(self) -> None:
         """Own the data dir, or raise DataDirInUse. A server left running by an owner that died
@@ -104,7 +107,8 @@ class EmbeddedRedis:
             raise DataDirInUse(self.data_dir, running_url(self.data_dir)) from None
         self._lock_fd = fd
         orphan = running_url(self.data_dir)
-        if orphan is not None:
+        if orphan is not None and serves_dir(orphan, self.data_dir):
+            # Only a server whose data dir is ours: a stale URL may now reach someone else's.
             logger.warning("shutting down a redis-server left running by a previous owner")
             with contextlib.suppress(redis.RedisError):
                 redis.Redis.from_url(orphan, socket_timeout=5).shutdown()
@@ -118,6 +122,10 @@ class EmbeddedRedis:
 
     def start(self, timeout: float = 10.0) -> None:
         """Start the server; raises DataDirInUse if another process owns the data dir."""
+        with self._lifecycle:
+            self._start(timeout)
+
+    def _start(self, timeout: float) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir.chmod(0o700)
         self._acquire_ownership()
@@ -128,7 +136,7 @@ class EmbeddedRedis:
                 "--port",
                 "0",
                 "--unixsocket",
-                str(self.data_dir / SOCKET_NAME),
+                str(self.socket_path),
                 "--unixsocketperm",
                 "700",
             ]
@@ -186,9 +194,11 @@ class EmbeddedRedis:
                 process = self._process
                 if process is not None and process.poll() is not None:
                     time.sleep(restart_delay)
-                    if self._supervising.is_set():
+                    with self._lifecycle:
+                        if not self._supervising.is_set():
+                            break  # stop() came first: it must stay stopped.
                         try:
-                            self.start()
+                            self._start(timeout=10.0)
                             logger.warning("embedded redis-server restarted, pid %s", self.pid)
                         except EmbeddedRedisError as exc:
                             logger.error("embedded redis-server did not restart: %s", exc)
@@ -199,8 +209,9 @@ class EmbeddedRedis:
     def stop(self) -> None:
         """Stop the server gracefully (SIGTERM flushes the append-only file)."""
         self._supervising.clear()
-        self._terminate()
-        self._release_ownership()
+        with self._lifecycle:
+            self._terminate()
+            self._release_ownership()
 
     def _terminate(self) -> None:
         process, self._process = self._process, None
@@ -216,15 +227,39 @@ class EmbeddedRedis:
     def kill(self) -> None:
         """SIGKILL, as a crash would: what was acknowledged must still be there after restart."""
         self._supervising.clear()
-        process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.kill()
-            process.wait()
-        self._release_ownership()
+        with self._lifecycle:
+            process, self._process = self._process, None
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()
+            self._release_ownership()
 
     @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
+
+
+def socket_path_for(data_dir: Path) -> Path:
+    """The Unix socket in `data_dir`, or, where that path would be too long for a socket, in a
+    private (0700) directory under the system temp dir named after the data dir."""
+    path = data_dir / SOCKET_NAME
+    if len(str(path)) <= MAX_SOCKET_PATH:
+        return path
+    digest = hashlib.sha256(str(data_dir).encode()).hexdigest()[:16]
+    private = Path(tempfile.gettempdir()) / f"prefill-{digest}"
+    private.mkdir(mode=0o700, exist_ok=True)
+    if private.stat().st_uid != os.getuid() or private.stat().st_mode & 0o077:
+        raise EmbeddedRedisError(f"{private} is not a private directory of this user")
+    return private / SOCKET_NAME
+
+
+def serves_dir(url: str, data_dir: Path) -> bool:
+    """True if the server at `url` keeps its data in `data_dir`."""
+    try:
+        with redis.Redis.from_url(url, socket_timeout=2, decode_responses=True) as client:
+            return bool(client.config_get("dir").get("dir") == str(data_dir))
+    except (redis.RedisError, OSError):
+        return False
 
 
 def running_url(data_dir: Path) -> str | None:
@@ -232,9 +267,10 @@ def running_url(data_dir: Path) -> str | None:
     try:
         url = (data_dir / URL_NAME).read_text().strip()
     except FileNotFoundError:
-        if not (data_dir / SOCKET_NAME).exists():
+        socket_path = socket_path_for(data_dir)
+        if not socket_path.exists():
             return None
-        url = f"unix://{data_dir / SOCKET_NAME}?db=0"
+        url = f"unix://{socket_path}?db=0"
     try:
         with redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1) as client:
             client.ping()

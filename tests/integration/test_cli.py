@@ -205,3 +205,19 @@ def test_a_revoked_campaign_stays_revoked_when_reimported(
         raw = client.hget("pf:{catalog}:campaigns", "spring-summit-2027-invite")
         assert raw is not None
         assert b'"state":"revoked"' in raw
+
+
+def test_a_deep_data_dir_gets_a_private_socket_not_a_tcp_port(tmp_path: Path) -> None:
+    from prefill.storage import MAX_SOCKET_PATH, EmbeddedRedis
+
+    deep = tmp_path / ("d" * 60) / ("e" * 60) / "redis"
+    server = EmbeddedRedis(deep)
+    server.start()
+    try:
+        assert server.url.startswith("unix://")
+        assert len(str(server.socket_path)) <= MAX_SOCKET_PATH
+        assert server.socket_path.parent.stat().st_mode & 0o777 == 0o700
+        with redis.Redis.from_url(server.url) as client:
+            assert client.config_get("dir")["dir"] == str(deep)
+    finally:
+        server.stop()
