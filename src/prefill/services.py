@@ -131,7 +131,10 @@ class PrefillService:
             contact=admitted.contact,
             greeting_name=greeting_name(admitted.form, values),
             form_token=token,
-            card_token=self._signer.sign(TokenPurpose.CARD, claims),
+            # The card link inherits the form link's age, so it cannot outlive it.
+            card_token=self._signer.sign(
+                TokenPurpose.CARD, claims, signed_at=admitted.link.signed_at
+            ),
         )
 
     async def widget_view(

@@ -11,12 +11,14 @@ from __future__ import annotations
 import enum
 import hashlib
 import time
+from contextvars import ContextVar
 
 import msgspec
 from itsdangerous import (
     BadData,
     BadSignature,
     SignatureExpired,
+    TimestampSigner,
     URLSafeTimedSerializer,
 )
 from itsdangerous.encoding import base64_decode, base64_encode
@@ -25,6 +27,18 @@ from prefill.models import Campaign, CampaignState, Customer, Id
 
 MAX_TOKEN_LENGTH = 512
 """Longer input is refused before any HMAC work: real tokens are about 100 characters."""
+
+
+_signing_time: ContextVar[int | None] = ContextVar("prefill_signing_time", default=None)
+
+
+class _LinkTimestampSigner(TimestampSigner):
+    """itsdangerous' signer, able to sign with an earlier time: a link derived from another
+    (the card link on a form page) must not live longer than the link it came from."""
+
+    def get_timestamp(self) -> int:
+        fixed = _signing_time.get()
+        return super().get_timestamp() if fixed is None else fixed
 
 
 class TokenPurpose(enum.StrEnum):
@@ -84,14 +98,22 @@ class LinkSigner:
             purpose: URLSafeTimedSerializer(
                 secret_keys,
                 salt=f"prefill.link.{purpose.value}",
+                signer=_LinkTimestampSigner,
                 signer_kwargs={"digest_method": hashlib.sha256},
             )
             for purpose in TokenPurpose
         }
 
-    def sign(self, purpose: TokenPurpose, claims: LinkClaims) -> str:
+    def sign(
+        self, purpose: TokenPurpose, claims: LinkClaims, signed_at: float | None = None
+    ) -> str:
+        """A token for `claims`, signed now, or at `signed_at` to inherit another link's age."""
         payload = [claims.customer_id, claims.campaign_id, claims.generation]
-        token = self._serializers[purpose].dumps(payload)
+        reset = _signing_time.set(None if signed_at is None else int(signed_at))
+        try:
+            token = self._serializers[purpose].dumps(payload)
+        finally:
+            _signing_time.reset(reset)
         assert isinstance(token, str)
         return token
 

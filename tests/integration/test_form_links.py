@@ -408,3 +408,16 @@ async def test_form_id_from_the_link_must_match_the_page(
     assert "Matti" not in response.text
     (entry,) = await repository.audit_entries(count=1)
     assert entry.cause == "wrong_form"
+
+
+async def test_the_card_link_on_a_form_page_is_as_old_as_the_form_link(
+    client: Client, repository: Repository, links: LinkBuilder, signer: LinkSigner
+) -> None:
+    long_ago = time.time() - 44 * 86_400  # one day left of the campaign's 45
+    with mock.patch.object(time, "time", return_value=long_ago):
+        url = await form_link(repository, links, "cust-1001")
+    page = (await client.get(url)).text
+    found = re.search(r'href="/card\?t=([^"]+)"', page)
+    assert found is not None
+    card = signer.verify(TokenPurpose.CARD, found.group(1))
+    assert card.signed_at == int(long_ago)

@@ -189,3 +189,12 @@ def test_every_one_character_edit_of_a_part_end_is_refused(part: int) -> None:
         variant = ".".join(edited)
         with pytest.raises(LinkRefused):
             signer().verify(TokenPurpose.FORM, variant)
+
+
+def test_a_derived_link_can_inherit_the_signing_time() -> None:
+    past = int(time.time()) - 10 * DAY
+    token = signer().sign(TokenPurpose.CARD, CLAIMS, signed_at=past)
+    assert signer().verify(TokenPurpose.CARD, token).signed_at == past
+    # The override does not leak into the next token.
+    fresh = signer().verify(TokenPurpose.CARD, signer().sign(TokenPurpose.CARD, CLAIMS))
+    assert abs(fresh.signed_at - time.time()) < 5
