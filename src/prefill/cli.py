@@ -43,6 +43,7 @@ from prefill.tokens import LinkClaims, LinkSigner
 T = TypeVar("T")
 DEMO_ORGANIZATION = "Kaamos Instruments Oy"
 DEMO_CAMPAIGN = "spring-summit-2027-invite"
+CLI_REDIS_TIMEOUT_SECONDS = 60.0
 
 
 def examples_dir() -> Path:
@@ -97,7 +98,8 @@ def redis_url_for(settings: Settings) -> Iterator[str]:
 
 def run_with_repository(settings: Settings, action: Callable[[Repository], Awaitable[T]]) -> T:
     async def run(url: str) -> T:
-        client = connect(url, settings.redis_timeout_seconds, settings.redis_retries)
+        # A person at a terminal can wait for a large pipeline; a web request cannot.
+        client = connect(url, max(settings.redis_timeout_seconds, CLI_REDIS_TIMEOUT_SECONDS), 0)
         try:
             return await action(Repository(client, settings.audit_max_events))
         finally:
@@ -107,7 +109,10 @@ def run_with_repository(settings: Settings, action: Callable[[Repository], Await
         try:
             return asyncio.run(run(url))
         except StoreUnavailable as exc:
-            raise click.ClickException("Redis is unavailable; nothing was changed") from exc
+            raise click.ClickException(
+                "Redis became unavailable; the command may be partly done. Imports and "
+                "revocations are safe to run again."
+            ) from exc
 
 
 def report_rejected(exc: ImportRejected) -> click.ClickException:

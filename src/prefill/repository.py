@@ -56,6 +56,7 @@ CATALOG_CAMPAIGNS = f"{PREFIX}{{catalog}}:campaigns"
 CATALOG_CONTACTS = f"{PREFIX}{{catalog}}:contacts"
 AUDIT_STREAM = f"{PREFIX}{{audit}}:events"
 REFUSAL_COUNTS_TTL_SECONDS = 400 * 86_400
+WRITE_BATCH_COMMANDS = 5000
 HEALTH_PROBE = f"{PREFIX}{{health}}:probe"
 
 
@@ -269,6 +270,8 @@ class Repository:
                 pipe.hsetnx(key, "generation", 0)
                 for event in events.get(customer.id, []):
                     self._queue_consent(pipe, customer.id, event)
+                if len(pipe) >= WRITE_BATCH_COMMANDS:  # Bounded memory and reply size.
+                    await pipe.execute()
             await pipe.execute()
 
     async def bump_generation(self, customer_id: str) -> int | None:

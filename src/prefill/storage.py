@@ -296,14 +296,19 @@ def start_or_attach(data_dir: Path) -> tuple[str, EmbeddedRedis | None]:
 def connect(url: str, timeout_seconds: float, retries: int) -> Redis:
     """An asyncio client that gives up quickly, so an unreachable Redis fails closed, not slow.
 
-    The pool reconnects on its own once the server is back: no restart needed.
+    Only connection errors are retried (a pooled connection that died with a restarted server):
+    a timed-out write may have been applied, and repeating it would record it twice. The pool
+    reconnects on its own once the server is back: no restart needed.
     """
     return Redis.from_url(
         url,
         socket_timeout=timeout_seconds,
         socket_connect_timeout=timeout_seconds,
-        retry=Retry(ExponentialBackoff(cap=timeout_seconds, base=0.01), retries),
-        retry_on_timeout=True,
+        retry=Retry(
+            ExponentialBackoff(cap=timeout_seconds, base=0.01),
+            retries,
+            supported_errors=(redis.ConnectionError,),
+        ),
         health_check_interval=30,
         decode_responses=False,
     )
