@@ -10,12 +10,14 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import secrets
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TextIO, TypeVar
+from urllib.parse import urlsplit
 
 import click
 import uvicorn
@@ -34,7 +36,7 @@ from prefill.imports import (
 )
 from prefill.links import LinkBuilder
 from prefill.minting import MintError, mint_csv
-from prefill.models import CampaignState
+from prefill.models import ID_PATTERN, CampaignState
 from prefill.repository import Repository, StoreUnavailable
 from prefill.settings import Settings, SettingsError, load_or_create_secret
 from prefill.storage import DataDirInUse, EmbeddedRedis, EmbeddedRedisError, connect
@@ -380,6 +382,14 @@ def import_examples_command(folder: Path | None, data_dir: Path | None) -> None:
     _import(load_settings(data_dir), action)
 
 
+def require_id(value: str) -> None:
+    """Ids become parts of Redis keys: refuse anything else before touching Redis."""
+    if not re.fullmatch(ID_PATTERN, value):
+        raise click.ClickException(
+            f"{value!r} is not an id: use letters, digits, '_', '.' and '-' (at most 64)"
+        )
+
+
 def _parse_or_report(parse: Callable[[], T]) -> T:
     try:
         return parse()
@@ -420,6 +430,12 @@ def mint(campaign_id: str, source: TextIO, target: TextIO, data_dir: Path | None
         raise click.ClickException(str(exc)) from exc
     for problem in report.skipped:
         click.echo(f"skipped {problem}", err=True)
+    if urlsplit(settings.public_url).hostname in {"127.0.0.1", "localhost", "::1"}:
+        click.echo(
+            f"note: the links point to {settings.public_url}, which only this machine can "
+            "open; set PREFILL_PUBLIC_URL for links to send to customers",
+            err=True,
+        )
     click.echo(f"minted {report.minted} link set(s), skipped {len(report.skipped)}", err=True)
 
 
@@ -428,6 +444,7 @@ def mint(campaign_id: str, source: TextIO, target: TextIO, data_dir: Path | None
 @data_dir_option
 def revoke_customer(customer_id: str, data_dir: Path | None) -> None:
     """Kill every link issued to a customer so far (bumps the link generation)."""
+    require_id(customer_id)
     settings = load_settings(data_dir, signs_links=True)
     generation = run_with_repository(settings, lambda repo: repo.bump_generation(customer_id))
     if generation is None:
@@ -440,6 +457,7 @@ def revoke_customer(customer_id: str, data_dir: Path | None) -> None:
 @data_dir_option
 def revoke_campaign(campaign_id: str, data_dir: Path | None) -> None:
     """Kill every link of a campaign."""
+    require_id(campaign_id)
     settings = load_settings(data_dir, signs_links=True)
     found = run_with_repository(
         settings, lambda repo: repo.set_campaign_state(campaign_id, CampaignState.REVOKED)

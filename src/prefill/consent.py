@@ -12,13 +12,13 @@ MASK = "•••"
 
 
 def current_consent(history: Iterable[ConsentEvent]) -> dict[str, ConsentEvent]:
-    """The latest event per purpose: the state a history of grants and withdrawals leads to."""
-    latest: dict[str, ConsentEvent] = {}
-    for event in history:
-        previous = latest.get(event.purpose)
-        if previous is None or event.at >= previous.at:
-            latest[event.purpose] = event
-    return latest
+    """The state a history leads to: per purpose, the event recorded last.
+
+    Recording order, not the `at` timestamps, decides: instances' clocks may disagree, the log
+    order is the one Redis gave the writes. The repository keeps this state next to the log,
+    written in the same transaction as each event.
+    """
+    return {event.purpose: event for event in history}
 
 
 def import_may_record(existing: ConsentEvent | None, imported: ConsentAction) -> bool:

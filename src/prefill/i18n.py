@@ -94,6 +94,16 @@ UI_TEXTS: dict[str, Translated] = {
         "sv": "Försök igen om en stund.",
         "en": "Please try again in a moment.",
     },
+    "bad_request_title": {
+        "fi": "Pyyntöä ei voitu käsitellä",
+        "sv": "Begäran kunde inte behandlas",
+        "en": "The request could not be handled",
+    },
+    "bad_request_body": {
+        "fi": "Palaa edelliselle sivulle ja yritä uudelleen.",
+        "sv": "Gå tillbaka till föregående sida och försök igen.",
+        "en": "Please go back to the previous page and try again.",
+    },
     "not_found_title": {
         "fi": "Sivua ei löytynyt",
         "sv": "Sidan hittades inte",

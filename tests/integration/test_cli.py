@@ -221,3 +221,9 @@ def test_a_deep_data_dir_gets_a_private_socket_not_a_tcp_port(tmp_path: Path) ->
             assert client.config_get("dir")["dir"] == str(deep)
     finally:
         server.stop()
+
+
+def test_ids_that_would_break_the_key_schema_are_refused(env: dict[str, str]) -> None:
+    code, _, err = run(env, "revoke-customer", "cust}{x")
+    assert code == 1
+    assert "is not an id" in err

@@ -388,7 +388,8 @@ async def test_bad_requests_get_clear_errors_not_500s(client: Client) -> None:
         f"{FORM_PATH}/not-you", content=b"{}", headers={"Content-Type": "application/json"}
     )
     assert odd_type.status_code == 415
-    assert "application/x-www-form-urlencoded" in odd_type.json()["detail"]
+    assert "application/x-www-form-urlencoded" in odd_type.text
+    assert odd_type.headers["content-type"].startswith("text/html")
     assert "Traceback" not in too_big.text + wrong_method.text + odd_type.text
 
 
@@ -421,3 +422,17 @@ async def test_the_card_link_on_a_form_page_is_as_old_as_the_form_link(
     assert found is not None
     card = signer.verify(TokenPurpose.CARD, found.group(1))
     assert card.signed_at == int(long_ago)
+
+
+async def test_stored_consent_state_is_the_state_its_history_leads_to(
+    repository: Repository, examples: None
+) -> None:
+    from prefill.consent import current_consent
+
+    for action in (ConsentAction.WITHDRAWN, ConsentAction.GRANTED, ConsentAction.WITHDRAWN):
+        await set_consent(repository, "cust-1002", action)
+    await set_consent(repository, "cust-1002", ConsentAction.GRANTED, purpose="email_marketing")
+    history = await repository.consent_history("cust-1002")
+    stored = (await repository.current_consents(["cust-1002"]))["cust-1002"]
+    assert current_consent(history) == stored
+    assert stored["personalization"].action is ConsentAction.WITHDRAWN

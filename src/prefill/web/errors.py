@@ -37,10 +37,11 @@ def _wants_json(request: AnyRequest) -> bool:
     )
 
 
-def _error_page(request: AnyRequest, status_code: int, kind: str) -> Template:
+def _error_page(request: AnyRequest, status_code: int, kind: str, detail: str = "") -> Template:
+    locale = negotiate_locale(request.headers.get("accept-language"))
     return Template(
         template_name="error.html",
-        context={"locale": negotiate_locale(request.headers.get("accept-language")), "kind": kind},
+        context={"locale": locale, "kind": kind, "detail": detail},
         status_code=status_code,
     )
 
@@ -70,9 +71,15 @@ def unknown_form(request: AnyRequest, exc: UnknownForm) -> Response[Any]:
 
 
 def http_exception(request: AnyRequest, exc: HTTPException) -> Response[Any]:
-    if _wants_json(request) or exc.status_code not in (404, 405):
+    """API clients get JSON with the detail; people get a page in their language that still
+    says what was wrong (the detail is Litestar's or ours, never an echo of personal input)."""
+    if _wants_json(request):
         return _json_error(exc.status_code, exc.detail, exc.extra)
-    return _error_page(request, exc.status_code, "not_found")
+    if exc.status_code in (404, 405):
+        return _error_page(request, exc.status_code, "not_found")
+    if exc.status_code >= 500:
+        return _error_page(request, exc.status_code, "unavailable")
+    return _error_page(request, exc.status_code, "bad_request", exc.detail)
 
 
 def internal_error(request: AnyRequest, exc: Exception) -> Response[Any]:

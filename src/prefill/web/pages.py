@@ -172,7 +172,7 @@ async def link_head() -> None:
 async def home(visitor: VisitorDep) -> Template:
     return Template(
         template_name="error.html",
-        context={"locale": negotiate_locale(visitor.accept_language), "kind": "home"},
+        context={"locale": negotiate_locale(visitor.accept_language), "kind": "home", "detail": ""},
     )
 
 
