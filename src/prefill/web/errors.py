@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import msgspec
 from litestar import MediaType, Request, Response
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
@@ -46,10 +47,16 @@ def _error_page(request: AnyRequest, status_code: int, kind: str, detail: str = 
     )
 
 
+class ErrorOut(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Every JSON error: the status again, what was wrong, and for validation, per field."""
+
+    status_code: int
+    detail: str
+    extra: object = None
+
+
 def _json_error(status_code: int, detail: str, extra: object = None) -> Response[Any]:
-    body: dict[str, object] = {"status_code": status_code, "detail": detail}
-    if extra:
-        body["extra"] = extra
+    body = ErrorOut(status_code=status_code, detail=detail, extra=extra or None)
     return Response(body, status_code=status_code, media_type=MediaType.JSON)
 
 
