@@ -23,7 +23,7 @@ from prefill.app import create_app
 from prefill.catalog import CatalogCache
 from prefill.imports import import_directory
 from prefill.links import LinkBuilder
-from prefill.models import Channel
+from prefill.models import AuditEntry, AuditKind, Channel
 from prefill.repository import Repository, consent_key, customer_key
 from prefill.services import PrefillService, Visitor
 from prefill.settings import Settings
@@ -74,6 +74,12 @@ async def run(iterations: int, data_dir: Path) -> None:
             await client.hgetall(customer_key("cust-1001"))
             return await client.hgetall(consent_key("cust-1001"))
 
+        entry = AuditEntry(kind=AuditKind.DISCLOSURE, at=time.time(), customer_id="cust-1001")
+
+        async def audit_write() -> object:
+            await repository.record_audit(entry)
+            return None
+
         async def use_case() -> object:
             return await service.form_view("spring-summit-2027", token, Channel.PAGE, visitor)
 
@@ -90,6 +96,7 @@ async def run(iterations: int, data_dir: Path) -> None:
                 "Redis PING (one round trip)": await timed(ping, iterations),
                 "link state, pipelined (1 trip)": await timed(pipelined_read, iterations),
                 "link state, sequential (3 trips)": await timed(sequential_reads, iterations),
+                "audit XADD (AOF fsync always)": await timed(audit_write, iterations),
                 "use case: verify+read+audit": await timed(use_case, iterations),
                 "HTTP page via ASGI test client": await timed(full_page, iterations // 4 or 1),
             }
