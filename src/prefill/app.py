@@ -15,17 +15,20 @@ from litestar.data_extractors import RequestExtractorField, ResponseExtractorFie
 from litestar.datastructures import CacheControlHeader
 from litestar.logging import LoggingConfig
 from litestar.middleware.logging import LoggingMiddlewareConfig
+from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 
+from prefill import __version__
 from prefill.catalog import CatalogCache
 from prefill.i18n import pick, ui_text
 from prefill.links import LinkBuilder
 from prefill.repository import Repository, StoreUnavailable
 from prefill.services import PrefillService
 from prefill.settings import Settings
-from prefill.storage import EmbeddedRedis, connect, start_or_attach
+from prefill.storage import EmbeddedRedis, connect, start_supervised
 from prefill.tokens import LinkSigner
 from prefill.web.api import api_router
 from prefill.web.deps import DEPENDENCIES
@@ -83,7 +86,8 @@ def create_app(settings: Settings) -> Litestar:
         if settings.redis_url is not None:
             url = settings.redis_url
         else:
-            url, embedded = await asyncio.to_thread(start_or_attach, settings.data_path / "redis")
+            embedded = await asyncio.to_thread(start_supervised, settings.data_path / "redis")
+            url = embedded.url
         client = connect(url, settings.redis_timeout_seconds, settings.redis_retries)
         repository = Repository(client, settings.audit_max_events)
         catalog = CatalogCache(repository)
@@ -125,5 +129,13 @@ def create_app(settings: Settings) -> Litestar:
             ).middleware
         ],
         lifespan=[lifespan],
+        # The JSON document only: the HTML viewers Litestar offers load scripts and fonts from
+        # CDNs, and no page of this service loads anything from a third party.
+        openapi_config=OpenAPIConfig(
+            title="prefill",
+            version=__version__,
+            path="/schema",
+            render_plugins=[JsonRenderPlugin()],
+        ),
         debug=False,
     )

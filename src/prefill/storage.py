@@ -279,18 +279,20 @@ def running_url(data_dir: Path) -> str | None:
     return url
 
 
-def start_or_attach(data_dir: Path) -> tuple[str, EmbeddedRedis | None]:
-    """The URL of the data dir's server: a new, supervised one that the caller owns (and must
-    stop), or, when another prefill process already runs it, that one (caller owns nothing)."""
+def start_supervised(data_dir: Path) -> EmbeddedRedis:
+    """The data dir's server, started and supervised for a long-running service. A service
+    never shares another process's embedded server: when that process stopped, the server
+    would go with it and the service could not recover (share a Redis through a URL instead)."""
     server = EmbeddedRedis(data_dir)
     try:
         server.start()
     except DataDirInUse as exc:
-        if exc.url is None:
-            raise
-        return exc.url, None
+        raise EmbeddedRedisError(
+            f"{data_dir} is used by another prefill process; stop it, use another data dir, "
+            f"or share its Redis with PREFILL_REDIS_URL={exc.url or '<its url>'}"
+        ) from exc
     server.supervise()
-    return server.url, server
+    return server
 
 
 def connect(url: str, timeout_seconds: float, retries: int) -> Redis:

@@ -140,9 +140,10 @@ def test_embedded_redis_is_used_without_a_url(tmp_path: Path) -> None:
 
 
 def test_one_data_dir_has_one_redis_server(tmp_path: Path) -> None:
-    """A second owner is refused; a command run beside a live owner shares its server; a server
-    orphaned by an owner that died is shut down before a new one starts."""
-    from prefill.storage import DataDirInUse, EmbeddedRedis, start_or_attach
+    """A second owner is refused (short CLI commands share the owner's server instead, see
+    test_cli_commands_share_a_running_servers_redis); a server orphaned by an owner that died
+    is shut down before a new one starts."""
+    from prefill.storage import DataDirInUse, EmbeddedRedis, EmbeddedRedisError, start_supervised
 
     data = tmp_path / "redis"
     owner = EmbeddedRedis(data)
@@ -151,8 +152,9 @@ def test_one_data_dir_has_one_redis_server(tmp_path: Path) -> None:
         with pytest.raises(DataDirInUse) as exc:
             EmbeddedRedis(data).start()
         assert exc.value.url == owner.url
-        url, attached = start_or_attach(data)
-        assert (url, attached) == (owner.url, None)
+        # A long-running service refuses to lean on another process's server.
+        with pytest.raises(EmbeddedRedisError, match="PREFILL_REDIS_URL="):
+            start_supervised(data)
     finally:
         owner.stop()
 
@@ -227,3 +229,19 @@ def test_ids_that_would_break_the_key_schema_are_refused(env: dict[str, str]) ->
     code, _, err = run(env, "revoke-customer", "cust}{x")
     assert code == 1
     assert "is not an id" in err
+
+
+def test_cli_commands_share_a_running_servers_redis(tmp_path: Path) -> None:
+    from prefill.storage import EmbeddedRedis
+
+    env = {"PREFILL_DATA_DIR": str(tmp_path / "data"), "PREFILL_SECRET_KEYS": SECRET}
+    owner = EmbeddedRedis(tmp_path / "data" / "redis")
+    owner.start()
+    try:
+        code, _, err = run(env, "import", "examples", str(EXAMPLES))
+        assert code == 0, err
+        with redis.Redis.from_url(owner.url) as client:
+            assert client.exists(customer_key("cust-1001")) == 1
+        assert owner.running
+    finally:
+        owner.stop()

@@ -202,3 +202,11 @@ async def test_home_page(client: Client) -> None:
     response = await client.get("/", headers={"Accept-Language": "sv"})
     assert response.status_code == 200
     assert "Personliga länkar" in response.text
+
+
+async def test_openapi_document_without_third_party_viewers(client: Client) -> None:
+    document = await client.get("/schema/openapi.json")
+    assert document.status_code == 200
+    assert "/api/v1/forms/{form_id}/prefill" in document.json()["paths"]
+    for viewer in ("/schema/swagger", "/schema/redoc", "/schema/elements"):
+        assert (await client.get(viewer)).status_code == 404
