@@ -115,6 +115,18 @@ _contact_decoder = msgspec.json.Decoder(ContactPerson)
 _audit_decoder = msgspec.json.Decoder(AuditEntry)
 
 
+def _parse_version(raw: object) -> int:
+    """The catalog version; anything unreadable there makes every check impossible."""
+    if raw is None:
+        return 0
+    try:
+        if not isinstance(raw, bytes | str | int):
+            raise TypeError(type(raw).__name__)
+        return int(raw)
+    except (TypeError, ValueError) as exc:
+        raise StoreUnavailable("catalog version unreadable") from exc
+
+
 def _decode_customer(fields: Mapping[bytes, bytes]) -> Customer | None:
     record = fields.get(b"record")
     if record is None:
@@ -144,16 +156,23 @@ class Repository:
     # -- the hot path -----------------------------------------------------------------------
 
     async def read_link_state(self, customer_id: str) -> LinkState:
-        """Customer, consent and catalog version in one round trip."""
+        """Customer, consent and catalog version in one round trip.
+
+        A problem with this customer's keys (wrong type, undecodable) is CorruptRecord, which
+        callers treat as one more refusal; only a problem shared by everyone is StoreUnavailable.
+        """
         async with _unavailable_on_error():
             pipe = self._redis.pipeline(transaction=False)
             pipe.get(CATALOG_VERSION)
             pipe.hgetall(customer_key(customer_id))
             pipe.hgetall(consent_key(customer_id))
-            version, customer_fields, consent_fields = await pipe.execute()
+            version, customer_fields, consent_fields = await pipe.execute(raise_on_error=False)
+        catalog_version = _parse_version(version)
         try:
+            if isinstance(customer_fields, Exception) or isinstance(consent_fields, Exception):
+                raise ValueError("unreadable key")
             return LinkState(
-                catalog_version=int(version or 0),
+                catalog_version=catalog_version,
                 customer=_decode_customer(customer_fields),
                 consents=_decode_consents(consent_fields),
             )
@@ -162,7 +181,7 @@ class Repository:
 
     async def catalog_version(self) -> int:
         async with _unavailable_on_error():
-            return int(await self._redis.get(CATALOG_VERSION) or 0)
+            return _parse_version(await self._redis.get(CATALOG_VERSION))
 
     # -- catalog ----------------------------------------------------------------------------
 
@@ -176,7 +195,7 @@ class Repository:
             version, forms, campaigns, contacts = await pipe.execute()
         try:
             return Catalog(
-                version=int(version or 0),
+                version=_parse_version(version),
                 forms={k.decode(): _form_decoder.decode(v) for k, v in forms.items()},
                 campaigns={k.decode(): _campaign_decoder.decode(v) for k, v in campaigns.items()},
                 contacts={k.decode(): _contact_decoder.decode(v) for k, v in contacts.items()},

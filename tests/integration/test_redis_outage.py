@@ -180,3 +180,41 @@ async def test_an_unreadable_customer_record_is_refused_like_any_other(
     assert (page.status_code, page.content) == (generic.status_code, generic.content)
     (entry,) = await repository.audit_entries(count=1)
     assert entry.cause == "unreadable_record"
+
+
+async def test_corrupt_shared_state_fails_closed_the_same_for_every_link(
+    outage_client: tuple[AsyncTestClient[Litestar], Repository, LinkBuilder],
+    own_redis: EmbeddedRedis,
+) -> None:
+    import redis as sync_redis
+
+    client, repository, links = outage_client
+    valid = await form_link(repository, links, "cust-1001")
+    with sync_redis.Redis.from_url(own_redis.url) as admin:
+        admin.set("pf:{catalog}:version", "v7")
+        pages = [
+            await client.get(valid),
+            await client.get(f"{FORM_PATH}?t=forged"),
+            await client.get(FORM_PATH),
+        ]
+        api = await client.get(API_PATH, params={"t": token_of(valid)})
+        admin.set("pf:{catalog}:version", "1")
+    assert {p.status_code for p in pages} == {503}
+    assert len({p.content for p in pages}) == 1
+    assert api.status_code == 503
+
+
+async def test_a_wrong_key_type_for_one_customer_is_a_refusal(
+    outage_client: tuple[AsyncTestClient[Litestar], Repository, LinkBuilder],
+    own_redis: EmbeddedRedis,
+) -> None:
+    import redis as sync_redis
+
+    client, repository, links = outage_client
+    url = await form_link(repository, links, "cust-1001")
+    generic = await client.get(FORM_PATH)
+    with sync_redis.Redis.from_url(own_redis.url) as admin:
+        admin.delete("pf:{c:cust-1001}:consent")
+        admin.set("pf:{c:cust-1001}:consent", "not a hash")
+    page = await client.get(url)
+    assert (page.status_code, page.content) == (generic.status_code, generic.content)
