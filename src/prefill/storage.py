@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -30,6 +31,9 @@ logger = logging.getLogger("prefill.storage")
 SOCKET_NAME = "redis.sock"
 LOCK_NAME = "owner.lock"
 """Held (flock) by the one process that runs the data dir's server, for as long as it runs it."""
+PID_NAME = "redis.pid"
+"""The server's pid, so that a successor can stop a server whose owner died."""
+ORPHAN_GRACE_SECONDS = 10.0
 URL_NAME = "redis.url"
 """The running server's URL, so that other commands can use it instead of starting another."""
 MAX_SOCKET_PATH = 100
@@ -106,12 +110,28 @@ class EmbeddedRedis:
             os.close(fd)
             raise DataDirInUse(self.data_dir, running_url(self.data_dir)) from None
         self._lock_fd = fd
-        orphan = running_url(self.data_dir)
-        if orphan is not None and serves_dir(orphan, self.data_dir):
-            # Only a server whose data dir is ours: a stale URL may now reach someone else's.
-            logger.warning("shutting down a redis-server left running by a previous owner")
-            with contextlib.suppress(redis.RedisError):
-                redis.Redis.from_url(orphan, socket_timeout=5).shutdown()
+        self._stop_orphan()
+
+    def _stop_orphan(self) -> None:
+        """Stop a redis-server of this data dir whose owner died (kill -9) - even one that is
+        frozen or still loading, which would not answer a polite SHUTDOWN."""
+        try:
+            pid = int((self.data_dir / PID_NAME).read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+            return
+        # Only our own server: the pid may have been reused by an unrelated process.
+        if b"redis-server" not in cmdline or str(self.data_dir).encode() not in cmdline:
+            return
+        logger.warning("stopping redis-server %s left running by a previous owner", pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)  # Saves and exits if it can run.
+            os.kill(pid, signal.SIGCONT)  # A frozen server cannot act on SIGTERM.
+            deadline = time.monotonic() + ORPHAN_GRACE_SECONDS
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            # Still there: SIGKILL. Every acknowledged write is already fsynced to the AOF.
+            os.kill(pid, signal.SIGKILL)
 
     def _release_ownership(self) -> None:
         fd, self._lock_fd = self._lock_fd, None
@@ -157,28 +177,41 @@ class EmbeddedRedis:
             "--logfile",
             str(self.data_dir / "redis.log"),
         ]
-        self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL)  # noqa: S603
-        deadline = time.monotonic() + timeout
-        client = redis.Redis.from_url(self.url, socket_timeout=1)
+        # Its own session: a Ctrl-C at the terminal reaches prefill, which then stops the server
+        # after the last request, instead of the server vanishing under those requests.
+        process = subprocess.Popen(  # noqa: S603
+            command, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+        self._process = process
+        (self.data_dir / PID_NAME).write_text(str(process.pid))
         try:
+            self._wait_until_ready(process, timeout)
+        except BaseException:
+            self._terminate()
+            raise
+        (self.data_dir / URL_NAME).write_text(self.url)
+
+    def _wait_until_ready(self, process: subprocess.Popen[bytes], timeout: float) -> None:
+        """Wait for PING. Loading a large append-only file can take a while: the server says
+        LOADING meanwhile, and that extends the wait as long as the process lives."""
+        deadline = time.monotonic() + timeout
+        with redis.Redis.from_url(self.url, socket_timeout=1, socket_connect_timeout=1) as client:
             while True:
-                if self._process.poll() is not None:
+                if process.poll() is not None:
                     raise EmbeddedRedisError(
-                        f"redis-server exited with code {self._process.returncode}; "
+                        f"redis-server exited with code {process.returncode}; "
                         f"see {self.data_dir / 'redis.log'}"
                     )
                 try:
                     if client.ping():
-                        (self.data_dir / URL_NAME).write_text(self.url)
                         return
-                except (redis.ConnectionError, redis.BusyLoadingError):
+                except redis.BusyLoadingError:
+                    deadline = time.monotonic() + timeout
+                except (redis.RedisError, OSError):
                     pass
                 if time.monotonic() > deadline:
-                    self._terminate()
                     raise EmbeddedRedisError(f"redis-server did not answer within {timeout}s")
                 time.sleep(0.02)
-        finally:
-            client.close()
 
     @property
     def pid(self) -> int | None:
@@ -190,18 +223,20 @@ class EmbeddedRedis:
         self._supervising.set()
 
         def watch() -> None:
+            # While supervised, the server should run: any state without a live process is
+            # repaired, and a failed restart is tried again rather than given up on.
             while self._supervising.is_set():
-                process = self._process
-                if process is not None and process.poll() is not None:
+                if not self.running:
                     time.sleep(restart_delay)
                     with self._lifecycle:
                         if not self._supervising.is_set():
                             break  # stop() came first: it must stay stopped.
-                        try:
-                            self._start(timeout=10.0)
-                            logger.warning("embedded redis-server restarted, pid %s", self.pid)
-                        except EmbeddedRedisError as exc:
-                            logger.error("embedded redis-server did not restart: %s", exc)
+                        if not self.running:
+                            try:
+                                self._start(timeout=30.0)
+                                logger.warning("embedded redis-server restarted, pid %s", self.pid)
+                            except Exception as exc:
+                                logger.error("embedded redis-server did not restart: %s", exc)
                 time.sleep(0.2)
 
         threading.Thread(target=watch, name="embedded-redis-supervisor", daemon=True).start()
@@ -239,6 +274,15 @@ class EmbeddedRedis:
         return self._process is not None and self._process.poll() is None
 
 
+def _alive(pid: int) -> bool:
+    """True while the process runs (an exited one awaiting its parent's wait() does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
 def socket_path_for(data_dir: Path) -> Path:
     """The Unix socket in `data_dir`, or, where that path would be too long for a socket, in a
     private (0700) directory under the system temp dir named after the data dir."""
@@ -251,15 +295,6 @@ def socket_path_for(data_dir: Path) -> Path:
     if private.stat().st_uid != os.getuid() or private.stat().st_mode & 0o077:
         raise EmbeddedRedisError(f"{private} is not a private directory of this user")
     return private / SOCKET_NAME
-
-
-def serves_dir(url: str, data_dir: Path) -> bool:
-    """True if the server at `url` keeps its data in `data_dir`."""
-    try:
-        with redis.Redis.from_url(url, socket_timeout=2, decode_responses=True) as client:
-            return bool(client.config_get("dir").get("dir") == str(data_dir))
-    except (redis.RedisError, OSError):
-        return False
 
 
 def running_url(data_dir: Path) -> str | None:
