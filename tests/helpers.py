@@ -57,3 +57,10 @@ async def set_consent(
 async def refusals_today(repository: Repository) -> dict[str, int]:
     """Today's counts of refusals whose signature did not verify, by `<channel>:<cause>`."""
     return await repository.refusal_counts(time.strftime("%Y-%m-%d", time.gmtime()))
+
+
+async def refusals_of(repository: Repository, customer_id: str) -> dict[str, int]:
+    """Today's counts of a customer's refused (validly signed) links, by `<channel>:<cause>`."""
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    counts = await repository.customer_refusals(customer_id)
+    return {k.removeprefix(f"{day}:"): v for k, v in counts.items() if k.startswith(day)}

@@ -89,7 +89,7 @@ def create_app(settings: Settings) -> Litestar:
             embedded = await asyncio.to_thread(start_supervised, settings.data_path / "redis")
             url = embedded.url
         client = connect(url, settings.redis_timeout_seconds, settings.redis_retries)
-        repository = Repository(client, settings.audit_max_events)
+        repository = Repository(client, settings.audit_retention_days)
         catalog = CatalogCache(repository)
         app.state.repository = repository
         app.state.links = links

@@ -103,7 +103,7 @@ def run_with_repository(settings: Settings, action: Callable[[Repository], Await
         # A person at a terminal can wait for a large pipeline; a web request cannot.
         client = connect(url, max(settings.redis_timeout_seconds, CLI_REDIS_TIMEOUT_SECONDS), 0)
         try:
-            return await action(Repository(client, settings.audit_max_events))
+            return await action(Repository(client, settings.audit_retention_days))
         finally:
             await client.aclose()
 

@@ -8,18 +8,20 @@ customer's keys live in one slot and can change together in MULTI):
 | `pf:{c:<id>}:customer`    | hash   | `record`: Customer JSON; `generation`: link counter |
 | `pf:{c:<id>}:consent`     | hash   | purpose -> latest ConsentEvent JSON (derived state) |
 | `pf:{c:<id>}:consent:log` | list   | every ConsentEvent JSON, oldest first (append-only) |
+| `pf:{c:<id>}:refused`     | hash   | `<day>:<channel>:<cause>` -> refused-link count     |
 | `pf:{catalog}:version`    | string | counter bumped by every catalog change              |
 | `pf:{catalog}:forms`      | hash   | form id -> Form JSON                                |
 | `pf:{catalog}:campaigns`  | hash   | campaign id -> Campaign JSON                        |
 | `pf:{catalog}:contacts`   | hash   | contact id -> ContactPerson JSON                    |
 | `pf:{catalog}:photo:<id>` | string | a contact person's JPEG photo                       |
-| `pf:{audit}:events`       | stream | AuditEntry JSON in field `e`, trimmed to a maximum  |
+| `pf:{audit}:events`       | stream | AuditEntry JSON in field `e`, trimmed by age        |
 | `pf:{audit}:refused:<day>` | hash  | `<channel>:<cause>` -> count of unsigned refusals   |
 | `pf:{health}:probe`       | string | written by readiness checks, expires after a minute |
 
-Refusals of links whose signature did not verify are counted per UTC day, not appended to the
-audit stream: anyone can send them, and they must not be able to push real disclosure records
-out of a trimmed stream. The day hashes expire after about 13 months.
+The audit stream holds disclosures and changes. Refused links are counted per UTC day instead
+(under their customer when validly signed, anonymously otherwise): anyone can send any number
+of them, and they must cost constant space. Stream entries and counts are kept for the audit
+retention (`PREFILL_AUDIT_RETENTION_DAYS`) and trimmed by age, never by count.
 
 The `generation` field is the authority for a customer's link counter; the copy inside `record`
 is ignored on read. Consent state is written together with its log entry in one MULTI, so the
@@ -29,6 +31,7 @@ derived state never disagrees with the history.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import cast
 
@@ -55,7 +58,6 @@ CATALOG_FORMS = f"{PREFIX}{{catalog}}:forms"
 CATALOG_CAMPAIGNS = f"{PREFIX}{{catalog}}:campaigns"
 CATALOG_CONTACTS = f"{PREFIX}{{catalog}}:contacts"
 AUDIT_STREAM = f"{PREFIX}{{audit}}:events"
-REFUSAL_COUNTS_TTL_SECONDS = 400 * 86_400
 WRITE_BATCH_COMMANDS = 5000
 HEALTH_PROBE = f"{PREFIX}{{health}}:probe"
 
@@ -70,6 +72,10 @@ def consent_key(customer_id: str) -> str:
 
 def consent_log_key(customer_id: str) -> str:
     return f"{PREFIX}{{c:{customer_id}}}:consent:log"
+
+
+def customer_refusals_key(customer_id: str) -> str:
+    return f"{PREFIX}{{c:{customer_id}}}:refused"
 
 
 def refusal_counts_key(day: str) -> str:
@@ -142,9 +148,9 @@ def _decode_consents(fields: Mapping[bytes, bytes]) -> dict[str, ConsentEvent]:
 class Repository:
     """Reads and writes the records of the key schema above; one instance per Redis client."""
 
-    def __init__(self, client: Redis, audit_max_events: int = 1_000_000) -> None:
+    def __init__(self, client: Redis, audit_retention_days: int = 400) -> None:
         self._redis = client
-        self._audit_max_events = audit_max_events
+        self._audit_retention_seconds = audit_retention_days * 86_400
 
     # -- health -----------------------------------------------------------------------------
 
@@ -328,20 +334,40 @@ class Repository:
     # -- audit ------------------------------------------------------------------------------
 
     async def record_audit(self, entry: AuditEntry) -> None:
+        """Append to the audit stream, dropping entries older than the retention: by age, so
+        no amount of new entries can push a recent one out."""
+        oldest_ms = int((time.time() - self._audit_retention_seconds) * 1000)
         async with _unavailable_on_error():
             await self._redis.xadd(
                 AUDIT_STREAM,
                 {"e": _encoder.encode(entry)},
-                maxlen=self._audit_max_events,
-                approximate=True,
+                minid=f"{oldest_ms}-0",
+                approximate=False,  # Exact: cheap (only what expired is removed), and testable.
             )
 
-    async def count_refusal(self, day: str, channel: str, cause: str) -> None:
+    async def count_refusal(
+        self, day: str, channel: str, cause: str, customer_id: str | None = None
+    ) -> None:
+        """Count a refused link per day: under its customer when the link was validly signed
+        (so the count goes with the customer's data), else in the day's anonymous counts."""
+        key, field = (
+            (customer_refusals_key(customer_id), f"{day}:{channel}:{cause}")
+            if customer_id is not None
+            else (refusal_counts_key(day), f"{channel}:{cause}")
+        )
         async with _unavailable_on_error():
             pipe = self._redis.pipeline(transaction=True)
-            pipe.hincrby(refusal_counts_key(day), f"{channel}:{cause}", 1)
-            pipe.expire(refusal_counts_key(day), REFUSAL_COUNTS_TTL_SECONDS)
+            pipe.hincrby(key, field, 1)
+            pipe.expire(key, self._audit_retention_seconds)
             await pipe.execute()
+
+    async def customer_refusals(self, customer_id: str) -> dict[str, int]:
+        """`<day>:<channel>:<cause>` -> count, for one customer's refused links."""
+        async with _unavailable_on_error():
+            raw = cast(
+                "dict[bytes, bytes]", await self._redis.hgetall(customer_refusals_key(customer_id))
+            )
+        return {key.decode(): int(value) for key, value in raw.items()}
 
     async def refusal_counts(self, day: str) -> dict[str, int]:
         async with _unavailable_on_error():

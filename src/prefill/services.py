@@ -252,7 +252,7 @@ class PrefillService:
         except LinkRefused as refused:
             if link is None and form_id is not None:
                 await self.require_form(form_id)  # Refreshes the catalog; 404s an unknown form.
-            await self._record_refusal(refused, link, form_id, channel, visitor)
+            await self._record_refusal(refused, link, channel)
             return None
         return _Admitted(
             link=link,
@@ -263,32 +263,13 @@ class PrefillService:
         )
 
     async def _record_refusal(
-        self,
-        refused: LinkRefused,
-        link: VerifiedLink | None,
-        form_id: str | None,
-        channel: Channel,
-        visitor: Visitor,
+        self, refused: LinkRefused, link: VerifiedLink | None, channel: Channel
     ) -> None:
-        if link is None:
-            # Unsigned input names no one (its claims are attacker-controlled) and anyone can
-            # send any amount of it: counted, not appended to the audit stream.
-            day = time.strftime("%Y-%m-%d", time.gmtime())
-            await self._repo.count_refusal(day, channel.value, refused.cause.value)
-            return
-        claims = link.claims
-        await self._repo.record_audit(
-            AuditEntry(
-                kind=AuditKind.REFUSAL,
-                at=time.time(),
-                channel=channel,
-                customer_id=claims.customer_id,
-                campaign_id=claims.campaign_id,
-                form_id=form_id or "",
-                cause=refused.cause.value,
-                scanner=visitor.scanner,
-            )
-        )
+        # Counted, not streamed: anyone can replay a link (or send junk) any number of times.
+        # Claims of a token whose signature failed are attacker-controlled: counted anonymously.
+        day = time.strftime("%Y-%m-%d", time.gmtime())
+        customer_id = link.claims.customer_id if link is not None else None
+        await self._repo.count_refusal(day, channel.value, refused.cause.value, customer_id)
 
     async def _record_disclosure(
         self, admitted: _Admitted, channel: Channel, visitor: Visitor, fields: list[str]

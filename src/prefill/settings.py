@@ -36,8 +36,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     redis_timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 0.5
     """Socket and connect timeout: a slow Redis is treated as down (fail closed), not waited on."""
     redis_retries: Annotated[int, msgspec.Meta(ge=0)] = 1
-    audit_max_events: Annotated[int, msgspec.Meta(ge=1000)] = 1_000_000
-    """The audit stream is trimmed to about this many entries."""
+    audit_retention_days: Annotated[int, msgspec.Meta(ge=1)] = 400
+    """Audit entries and refusal counts older than this are removed (by age, never by count)."""
     allowed_hosts: list[str] = msgspec.field(default_factory=lambda: ["*"])
     """Host headers the service answers to (Litestar's allowed-hosts check)."""
 
@@ -77,7 +77,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "max_link_age_days": int,
             "redis_timeout_seconds": float,
             "redis_retries": int,
-            "audit_max_events": int,
+            "audit_retention_days": int,
         }
         for name, kind in scalar_names.items():
             raw = env.get(f"PREFILL_{name.upper()}")

@@ -14,6 +14,7 @@ from tests.helpers import (
     API_PATH,
     card_link,
     form_link,
+    refusals_of,
     set_consent,
     token_of,
 )
@@ -74,8 +75,7 @@ async def test_cors_only_for_the_forms_allowed_origins(
     assert "access-control-allow-origin" not in other.headers
     assert other.json()["prefilled"] is False
     assert "Matti" not in other.text
-    (entry,) = await repository.audit_entries(count=1)
-    assert (entry.cause, entry.customer_id) == ("origin_not_allowed", "cust-1001")
+    assert (await refusals_of(repository, "cust-1001"))["widget:origin_not_allowed"] == 1
 
 
 async def test_api_for_an_unknown_form_is_a_json_404(client: Client) -> None:
