@@ -25,6 +25,7 @@ import uvicorn
 from prefill.app import create_app
 from prefill.imports import (
     ImportRejected,
+    ParsedCustomers,
     import_customers,
     import_directory,
     keep_revocations,
@@ -227,7 +228,7 @@ async def demo_links(
     catalog = await repository.load_catalog()
     campaign = catalog.campaigns[DEMO_CAMPAIGN]
     form = catalog.forms[campaign.form_id]
-    parsed = parse_customers((folder / "customers.csv").read_text(encoding="utf-8"))
+    parsed = parse_customers((folder / "customers.csv").read_text(encoding="utf-8-sig"))
     customers = await repository.get_customers(c.id for c in parsed.customers)
     consents = await repository.current_consents(customers)
     rows = []
@@ -278,7 +279,7 @@ def _import(settings: Settings, action: Callable[[Repository], Awaitable[str]]) 
 
 
 @import_group.command(name="customers")
-@click.argument("file", type=click.File("r", encoding="utf-8"))
+@click.argument("file", type=click.File("r", encoding="utf-8-sig"))
 @click.option(
     "--notice-version",
     "notice_versions",
@@ -292,8 +293,8 @@ def import_customers_command(
     file: TextIO, notice_versions: tuple[str, ...], data_dir: Path | None
 ) -> None:
     """Customers from a CSV (see examples/customers.csv)."""
-    versions = dict(v.split("=", 1) for v in notice_versions if "=" in v)
     parsed = _parse_or_report(lambda: parse_customers(file.read(), file.name))
+    versions = notice_versions_option(notice_versions, parsed)
 
     async def action(repository: Repository) -> str:
         customers, consent_events = await import_customers(repository, parsed, versions)
@@ -318,7 +319,7 @@ def import_contacts_command(file: Path, photos: Path | None, data_dir: Path | No
     """Contact persons from a CSV (see examples/contacts.csv)."""
     contacts, photo_bytes = _parse_or_report(
         lambda: parse_contacts(
-            file.read_text(encoding="utf-8"), photos or file.parent / "photos", str(file)
+            file.read_text(encoding="utf-8-sig"), photos or file.parent / "photos", str(file)
         )
     )
 
@@ -350,7 +351,7 @@ def import_forms_command(file: Path, data_dir: Path | None) -> None:
 def import_campaigns_command(file: Path, data_dir: Path | None) -> None:
     """Campaigns from a CSV (see examples/campaigns.csv)."""
     campaigns = _parse_or_report(
-        lambda: parse_campaigns(file.read_text(encoding="utf-8"), str(file))
+        lambda: parse_campaigns(file.read_text(encoding="utf-8-sig"), str(file))
     )
 
     async def action(repository: Repository) -> str:
@@ -382,6 +383,27 @@ def import_examples_command(folder: Path | None, data_dir: Path | None) -> None:
     _import(load_settings(data_dir), action)
 
 
+def notice_versions_option(given: tuple[str, ...], parsed: ParsedCustomers) -> dict[str, str]:
+    """PURPOSE=VERSION pairs, each for a consent column the file has."""
+    purposes = {p for consents in parsed.consents.values() for p in consents}
+    versions: dict[str, str] = {}
+    for item in given:
+        purpose, sep, version = item.partition("=")
+        if not sep or not purpose or not version:
+            raise click.BadParameter(
+                f"{item!r}: expected PURPOSE=VERSION", param_hint="--notice-version"
+            )
+        if purpose not in purposes:
+            raise click.BadParameter(
+                f"{purpose!r} has no consent_{purpose} values in the file",
+                param_hint="--notice-version",
+            )
+        versions[purpose] = version
+    for purpose in sorted(purposes - set(versions)):
+        click.echo(f"note: no --notice-version for {purpose}; recorded without one", err=True)
+    return versions
+
+
 def require_id(value: str) -> None:
     """Ids become parts of Redis keys: refuse anything else before touching Redis."""
     if not re.fullmatch(ID_PATTERN, value):
@@ -402,7 +424,7 @@ def _parse_or_report(parse: Callable[[], T]) -> T:
 @click.option(
     "--input",
     "source",
-    type=click.File("r", encoding="utf-8"),
+    type=click.File("r", encoding="utf-8-sig"),
     default="-",
     show_default=True,
     help="CSV with a customer_id (or id) column; - for stdin.",

@@ -77,7 +77,8 @@ def _rows(
     text: str, required: set[str], source: str
 ) -> Iterator[tuple[int, dict[str, str] | Problem]]:
     """(line number, row or its problem); the header must hold the required columns."""
-    reader = csv.DictReader(io.StringIO(text, newline=""))
+    # Spreadsheet exports ("CSV UTF-8") start with a byte-order mark: not part of the header.
+    reader = csv.DictReader(io.StringIO(text.removeprefix("\ufeff"), newline=""))
     missing = required - set(reader.fieldnames or [])
     if missing:
         raise ImportRejected(
@@ -141,7 +142,7 @@ _CUSTOMER_COLUMNS = {"id", "email"}
 
 def _check_consent_columns(text: str, source: str) -> None:
     """Consent purposes become Redis hash fields and ids in the audit: same rules as ids."""
-    header = next(csv.reader(io.StringIO(text, newline="")), [])
+    header = next(csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline="")), [])
     bad = [
         column
         for column in header
@@ -360,11 +361,11 @@ async def import_directory(repository: Repository, directory: Path) -> dict[str,
 
     Every file is validated before anything is written."""
     contacts, photos = parse_contacts(
-        (directory / "contacts.csv").read_text(encoding="utf-8"), directory / "photos"
+        (directory / "contacts.csv").read_text(encoding="utf-8-sig"), directory / "photos"
     )
     forms = parse_forms((directory / "forms.json").read_bytes())
-    campaigns = parse_campaigns((directory / "campaigns.csv").read_text(encoding="utf-8"))
-    customers = parse_customers((directory / "customers.csv").read_text(encoding="utf-8"))
+    campaigns = parse_campaigns((directory / "campaigns.csv").read_text(encoding="utf-8-sig"))
+    customers = parse_customers((directory / "customers.csv").read_text(encoding="utf-8-sig"))
     problems = check_references(forms, campaigns, contacts, set(), set())
     if problems:
         raise ImportRejected(str(directory), problems)

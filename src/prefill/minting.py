@@ -75,6 +75,9 @@ async def mint_csv(
     for batch in _batches(numbered):
         customers = await repository.get_customers(row[id_column] or "" for _, row in batch)
         for line, row in batch:
+            if None in row:  # DictReader keeps surplus values under the key None.
+                report.skipped.append(Problem(line, "more values than columns"))
+                continue
             customer = customers.get(row[id_column] or "")
             if customer is None:
                 report.skipped.append(Problem(line, f"unknown customer id {row[id_column]!r}"))

@@ -245,3 +245,37 @@ def test_cli_commands_share_a_running_servers_redis(tmp_path: Path) -> None:
         assert owner.running
     finally:
         owner.stop()
+
+
+def test_spreadsheet_csv_with_a_byte_order_mark(env: dict[str, str], tmp_path: Path) -> None:
+    assert run(env, "import", "examples")[0] == 0
+    exported = tmp_path / "customers.csv"
+    exported.write_text(
+        "\ufeff" + (EXAMPLES / "customers.csv").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    assert run(env, "import", "customers", str(exported))[0] == 0
+    code, out, err = run(
+        env,
+        "mint",
+        "--campaign",
+        "spring-summit-2027-invite",
+        stdin="\ufeffcustomer_id,x\ncust-1001,1\ncust-1002,2,surplus\n",
+    )
+    assert code == 0, err
+    assert out.startswith("customer_id,x,form_url")
+    assert "skipped line 3: more values than columns" in err
+
+
+def test_notice_versions_must_name_a_consent_column(env: dict[str, str]) -> None:
+    customers = str(EXAMPLES / "customers.csv")
+    code, _, err = run(env, "import", "customers", customers, "--notice-version", "pz:v3")
+    assert code == 2
+    assert "expected PURPOSE=VERSION" in err
+    code, _, err = run(env, "import", "customers", customers, "--notice-version", "typo=v3")
+    assert code == 2
+    assert "no consent_typo values" in err
+    code, _, err = run(
+        env, "import", "customers", customers, "--notice-version", "personalization=pz-2026-01"
+    )
+    assert code == 0, err
+    assert "no --notice-version for email_marketing" in err
