@@ -25,7 +25,8 @@ retention (`PREFILL_AUDIT_RETENTION_DAYS`) and trimmed by age, never by count.
 
 The `generation` field is the authority for a customer's link counter; the copy inside `record`
 is ignored on read. Consent state is written together with its log entry in one MULTI, so the
-derived state never disagrees with the history.
+derived state never disagrees with the history (bulk imports write both in the same pipeline
+batch; see `save_customers`).
 """
 
 from __future__ import annotations
@@ -60,6 +61,14 @@ CATALOG_CONTACTS = f"{PREFIX}{{catalog}}:contacts"
 AUDIT_STREAM = f"{PREFIX}{{audit}}:events"
 WRITE_BATCH_COMMANDS = 5000
 HEALTH_PROBE = f"{PREFIX}{{health}}:probe"
+
+
+BUMP_GENERATION_SCRIPT = """
+if redis.call('HEXISTS', KEYS[1], 'record') == 1 then
+  return redis.call('HINCRBY', KEYS[1], 'generation', 1)
+end
+return false
+"""
 
 
 def customer_key(customer_id: str) -> str:
@@ -151,6 +160,7 @@ class Repository:
     def __init__(self, client: Redis, audit_retention_days: int = 400) -> None:
         self._redis = client
         self._audit_retention_seconds = audit_retention_days * 86_400
+        self._bump_generation = client.register_script(BUMP_GENERATION_SCRIPT)
 
     # -- health -----------------------------------------------------------------------------
 
@@ -285,7 +295,12 @@ class Repository:
         consent_events: Mapping[str, list[ConsentEvent]] | None = None,
     ) -> None:
         """Upsert customer records; a new customer starts at generation 0, an existing one keeps
-        its counter (re-importing must not revive revoked links)."""
+        its counter (re-importing must not revive revoked links).
+
+        Written in pipelined batches, not one transaction: an import that fails midway may be
+        partly written. Re-running it is safe (upserts; consent events only where they change
+        the state).
+        """
         events = consent_events or {}
         async with _unavailable_on_error():
             pipe = self._redis.pipeline(transaction=False)
@@ -300,11 +315,11 @@ class Repository:
             await pipe.execute()
 
     async def bump_generation(self, customer_id: str) -> int | None:
-        """Invalidate every link issued to the customer so far; None if unknown."""
+        """Invalidate every link issued to the customer so far; None if unknown. One script,
+        so a customer erased meanwhile is not resurrected as a bare counter."""
         async with _unavailable_on_error():
-            if not await self._redis.hexists(customer_key(customer_id), "record"):
-                return None
-            return int(await self._redis.hincrby(customer_key(customer_id), "generation", 1))
+            generation = await self._bump_generation(keys=[customer_key(customer_id)])
+        return None if generation is None else int(generation)
 
     # -- consent ----------------------------------------------------------------------------
 

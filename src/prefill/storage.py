@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import tempfile
 import threading
@@ -292,7 +293,8 @@ def socket_path_for(data_dir: Path) -> Path:
     digest = hashlib.sha256(str(data_dir).encode()).hexdigest()[:16]
     private = Path(tempfile.gettempdir()) / f"prefill-{digest}"
     private.mkdir(mode=0o700, exist_ok=True)
-    if private.stat().st_uid != os.getuid() or private.stat().st_mode & 0o077:
+    info = os.lstat(private)  # lstat: a symlink planted there by someone else is refused
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
         raise EmbeddedRedisError(f"{private} is not a private directory of this user")
     return private / SOCKET_NAME
 

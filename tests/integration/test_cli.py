@@ -229,6 +229,9 @@ def test_ids_that_would_break_the_key_schema_are_refused(env: dict[str, str]) ->
     code, _, err = run(env, "revoke-customer", "cust}{x")
     assert code == 1
     assert "is not an id" in err
+    code, _, err = run(env, "revoke-customer", "nobody")
+    assert code == 1
+    assert "no customer 'nobody'" in err
 
 
 def test_cli_commands_share_a_running_servers_redis(tmp_path: Path) -> None:
