@@ -362,7 +362,7 @@ def import_campaigns_command(file: Path, data_dir: Path | None) -> None:
                 f"unknown form id(s): {', '.join(unknown)}; "
                 "import the forms first. Nothing was imported."
             )
-        await repository.save_catalog(campaigns=keep_revocations(campaigns, catalog.campaigns))
+        await repository.upsert_campaigns(campaigns, keep_revocations)
         return f"imported {len(campaigns)} campaign(s)"
 
     _import(load_settings(data_dir), action)

@@ -369,13 +369,8 @@ async def import_directory(repository: Repository, directory: Path) -> dict[str,
     problems = check_references(forms, campaigns, contacts, set(), set())
     if problems:
         raise ImportRejected(str(directory), problems)
-    existing = (await repository.load_catalog()).campaigns
-    await repository.save_catalog(
-        forms=forms,
-        campaigns=keep_revocations(campaigns, existing),
-        contacts=contacts,
-        photos=photos,
-    )
+    await repository.save_catalog(forms=forms, contacts=contacts, photos=photos)
+    await repository.upsert_campaigns(campaigns, keep_revocations)
     await import_customers(repository, customers, notice_versions_of(forms))
     return {
         "contacts": len(contacts),

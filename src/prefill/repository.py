@@ -244,6 +244,30 @@ class Repository:
             pipe.incr(CATALOG_VERSION)
             await pipe.execute()
 
+    async def upsert_campaigns(
+        self,
+        campaigns: list[Campaign],
+        reconcile: Callable[[list[Campaign], dict[str, Campaign]], list[Campaign]],
+    ) -> None:
+        """Write `reconcile(campaigns, stored)` under WATCH: a revocation that lands meanwhile
+        is read again and reconciled, never overwritten."""
+        async with _unavailable_on_error(), self._redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(CATALOG_CAMPAIGNS)
+                    raw = cast("dict[bytes, bytes]", await pipe.hgetall(CATALOG_CAMPAIGNS))
+                    stored = {k.decode(): _campaign_decoder.decode(v) for k, v in raw.items()}
+                    final = reconcile(campaigns, stored)
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    encoded: dict[FieldT, EncodableT] = {c.id: _encoder.encode(c) for c in final}
+                    if encoded:
+                        pipe.hset(CATALOG_CAMPAIGNS, mapping=encoded)
+                    pipe.incr(CATALOG_VERSION)
+                    await pipe.execute()
+                    return
+                except redis.exceptions.WatchError:
+                    continue
+
     async def set_campaign_state(self, campaign_id: str, state: CampaignState) -> bool:
         """Revoke (or reactivate) a campaign; False if there is no such campaign. Optimistic
         locking (WATCH), so a concurrent catalog write cannot silently undo it."""

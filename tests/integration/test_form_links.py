@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import cast
 from unittest import mock
 
+import msgspec
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -454,3 +455,33 @@ async def test_the_audit_stream_is_trimmed_by_age_not_by_count(
     entries = cast("list[tuple[bytes, object]]", await redis_client.xrange("pf:{audit}:events"))
     assert len(entries) == 3
     assert all(entry_id != b"1000-0" for entry_id, _ in entries)
+
+
+async def test_a_revocation_racing_an_import_is_not_overwritten(
+    repository: Repository, redis_url: str, examples: None
+) -> None:
+    import redis as sync_redis
+
+    from prefill.imports import keep_revocations
+    from prefill.models import Campaign
+
+    campaign = Campaign(id=CAMPAIGN_ID, form_id=FORM_ID)
+    calls = 0
+
+    def reconcile_while_someone_revokes(
+        campaigns: list[Campaign], stored: dict[str, Campaign]
+    ) -> list[Campaign]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:  # between the import's read and its write, another process revokes
+            revoked = msgspec.json.encode(
+                msgspec.structs.replace(stored[CAMPAIGN_ID], state=CampaignState.REVOKED)
+            )
+            with sync_redis.Redis.from_url(redis_url) as other:
+                other.hset("pf:{catalog}:campaigns", CAMPAIGN_ID, revoked)
+        return keep_revocations(campaigns, stored)
+
+    await repository.upsert_campaigns([campaign], reconcile_while_someone_revokes)
+    assert calls == 2  # the first write was refused by WATCH and reconciled again
+    stored = (await repository.load_catalog()).campaigns[CAMPAIGN_ID]
+    assert stored.state is CampaignState.REVOKED
