@@ -290,25 +290,27 @@ async def import_customers(
     and an export never undoes a customer's withdrawal.
 
     Returns (customers written, consent events recorded)."""
-    current = await repository.current_consents([c.id for c in parsed.customers])
     now = time.time()
-    events: dict[str, list[ConsentEvent]] = {}
-    for customer in parsed.customers:
-        for purpose, action in parsed.consents.get(customer.id, {}).items():
-            if not import_may_record(current.get(customer.id, {}).get(purpose), action):
-                continue
-            events.setdefault(customer.id, []).append(
-                ConsentEvent(
-                    purpose=purpose,
-                    action=action,
-                    at=now,
-                    source=ConsentSource.IMPORT,
-                    notice_version=notice_versions.get(purpose, ""),
-                    actor=actor,
-                )
-            )
-    await repository.save_customers(parsed.customers, events)
-    return len(parsed.customers), sum(len(e) for e in events.values())
+
+    def decide(current: dict[str, dict[str, ConsentEvent]]) -> dict[str, list[ConsentEvent]]:
+        events: dict[str, list[ConsentEvent]] = {}
+        for customer_id, state in current.items():
+            for purpose, action in parsed.consents.get(customer_id, {}).items():
+                if import_may_record(state.get(purpose), action):
+                    events.setdefault(customer_id, []).append(
+                        ConsentEvent(
+                            purpose=purpose,
+                            action=action,
+                            at=now,
+                            source=ConsentSource.IMPORT,
+                            notice_version=notice_versions.get(purpose, ""),
+                            actor=actor,
+                        )
+                    )
+        return events
+
+    recorded = await repository.save_customers(parsed.customers, decide)
+    return len(parsed.customers), recorded
 
 
 def check_references(

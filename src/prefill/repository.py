@@ -25,8 +25,7 @@ retention (`PREFILL_AUDIT_RETENTION_DAYS`) and trimmed by age, never by count.
 
 The `generation` field is the authority for a customer's link counter; the copy inside `record`
 is ignored on read. Consent state is written together with its log entry in one MULTI, so the
-derived state never disagrees with the history (bulk imports write both in the same pipeline
-batch; see `save_customers`).
+derived state never disagrees with the history (imports too: see `save_customers`).
 """
 
 from __future__ import annotations
@@ -59,7 +58,9 @@ CATALOG_FORMS = f"{PREFIX}{{catalog}}:forms"
 CATALOG_CAMPAIGNS = f"{PREFIX}{{catalog}}:campaigns"
 CATALOG_CONTACTS = f"{PREFIX}{{catalog}}:contacts"
 AUDIT_STREAM = f"{PREFIX}{{audit}}:events"
-WRITE_BATCH_COMMANDS = 5000
+CUSTOMER_BATCH = 500
+ConsentDecision = Callable[[dict[str, dict[str, ConsentEvent]]], dict[str, list[ConsentEvent]]]
+"""Current consent state per customer -> the consent events to record per customer."""
 HEALTH_PROBE = f"{PREFIX}{{health}}:probe"
 
 
@@ -315,28 +316,47 @@ class Repository:
 
     async def save_customers(
         self,
-        customers: Iterable[Customer],
-        consent_events: Mapping[str, list[ConsentEvent]] | None = None,
-    ) -> None:
-        """Upsert customer records; a new customer starts at generation 0, an existing one keeps
-        its counter (re-importing must not revive revoked links).
+        customers: list[Customer],
+        consent_events: ConsentDecision,
+    ) -> int:
+        """Upsert customer records with the consent events `consent_events(current states)`
+        returns; returns how many events were recorded.
 
-        Written in pipelined batches, not one transaction: an import that fails midway may be
-        partly written. Re-running it is safe (upserts; consent events only where they change
-        the state).
+        A new customer starts at generation 0, an existing one keeps its counter (re-importing
+        must not revive revoked links). Each batch is one transaction under WATCH of its
+        customers' consent state: a withdrawal that lands while the batch is being decided
+        makes the batch decide again, so an import can never write over it. Batches are not
+        one transaction together: an import that fails midway may be partly written, and
+        re-running it is safe.
         """
-        events = consent_events or {}
-        async with _unavailable_on_error():
-            pipe = self._redis.pipeline(transaction=False)
-            for customer in customers:
-                key = customer_key(customer.id)
-                pipe.hset(key, "record", _encoder.encode(customer))
-                pipe.hsetnx(key, "generation", 0)
-                for event in events.get(customer.id, []):
-                    self._queue_consent(pipe, customer.id, event)
-                if len(pipe) >= WRITE_BATCH_COMMANDS:  # Bounded memory and reply size.
+        recorded = 0
+        for start in range(0, len(customers), CUSTOMER_BATCH):
+            recorded += await self._save_customer_batch(
+                customers[start : start + CUSTOMER_BATCH], consent_events
+            )
+        return recorded
+
+    async def _save_customer_batch(
+        self, customers: list[Customer], consent_events: ConsentDecision
+    ) -> int:
+        ids = [c.id for c in customers]
+        async with _unavailable_on_error(), self._redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(*(consent_key(i) for i in ids))
+                    # Read on another connection: WATCH still sees any write made after it.
+                    events = consent_events(await self.current_consents(ids))
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    for customer in customers:
+                        key = customer_key(customer.id)
+                        pipe.hset(key, "record", _encoder.encode(customer))
+                        pipe.hsetnx(key, "generation", 0)
+                        for event in events.get(customer.id, []):
+                            self._queue_consent(pipe, customer.id, event)
                     await pipe.execute()
-            await pipe.execute()
+                    return sum(len(e) for e in events.values())
+                except redis.exceptions.WatchError:
+                    continue
 
     async def bump_generation(self, customer_id: str) -> int | None:
         """Invalidate every link issued to the customer so far; None if unknown. One script,

@@ -485,3 +485,47 @@ async def test_a_revocation_racing_an_import_is_not_overwritten(
     assert calls == 2  # the first write was refused by WATCH and reconciled again
     stored = (await repository.load_catalog()).campaigns[CAMPAIGN_ID]
     assert stored.state is CampaignState.REVOKED
+
+
+async def test_a_withdrawal_racing_an_import_is_not_overwritten(
+    repository: Repository, redis_url: str, examples: None
+) -> None:
+    import redis as sync_redis
+
+    from prefill.consent import import_may_record
+    from prefill.models import ConsentEvent, ConsentSource
+
+    customer = await repository.get_customer("cust-1001")
+    assert customer is not None
+    calls = 0
+
+    def decide(current: dict[str, dict[str, ConsentEvent]]) -> dict[str, list[ConsentEvent]]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:  # the customer withdraws while the import is deciding
+            withdrawal = ConsentEvent(
+                purpose="personalization",
+                action=ConsentAction.WITHDRAWN,
+                at=time.time(),
+                source=ConsentSource.UNSUBSCRIBE,
+            )
+            with sync_redis.Redis.from_url(redis_url) as other:
+                other.hset(
+                    "pf:{c:cust-1001}:consent", "personalization", msgspec.json.encode(withdrawal)
+                )
+        state = current["cust-1001"].get("personalization")
+        grant = ConsentEvent(
+            purpose="personalization",
+            action=ConsentAction.GRANTED,
+            at=time.time(),
+            source=ConsentSource.IMPORT,
+        )
+        may = import_may_record(state, ConsentAction.GRANTED) or calls == 1
+        return {"cust-1001": [grant]} if may else {}
+
+    # On its first decision the import (wrongly) wants to grant; WATCH makes it decide again.
+    recorded = await repository.save_customers([customer], decide)
+    assert calls == 2
+    assert recorded == 0
+    state = (await repository.current_consents(["cust-1001"]))["cust-1001"]["personalization"]
+    assert state.action is ConsentAction.WITHDRAWN
