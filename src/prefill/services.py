@@ -268,7 +268,8 @@ class PrefillService:
         # Counted, not streamed: anyone can replay a link (or send junk) any number of times.
         # Claims of a token whose signature failed are attacker-controlled: counted anonymously.
         day = time.strftime("%Y-%m-%d", time.gmtime())
-        customer_id = link.claims.customer_id if link is not None else None
+        claims = link.claims if link is not None else refused.claims
+        customer_id = claims.customer_id if claims is not None else None
         await self._repo.count_refusal(day, channel.value, refused.cause.value, customer_id)
 
     async def _record_disclosure(

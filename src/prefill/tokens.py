@@ -81,11 +81,15 @@ class RefusalCause(enum.StrEnum):
 
 
 class LinkRefused(Exception):
-    """A token that must not disclose anything; `cause` says why (for the audit log only)."""
+    """A token that must not disclose anything; `cause` says why (for the audit log only).
 
-    def __init__(self, cause: RefusalCause) -> None:
+    `claims` are set when the signature was valid (e.g. an expired link): they can be trusted
+    for attributing the refusal, never for disclosing anything."""
+
+    def __init__(self, cause: RefusalCause, claims: LinkClaims | None = None) -> None:
         super().__init__(cause.value)
         self.cause = cause
+        self.claims = claims
 
 
 class LinkSigner:
@@ -117,6 +121,14 @@ class LinkSigner:
         assert isinstance(token, str)
         return token
 
+    def _claims_of(self, purpose: TokenPurpose, payload: object) -> LinkClaims | None:
+        if not isinstance(payload, bytes):
+            return None
+        try:
+            return msgspec.convert(self._serializers[purpose].load_payload(payload), LinkClaims)
+        except (BadData, msgspec.ValidationError, TypeError):
+            return None
+
     def verify(self, purpose: TokenPurpose, token: str | None) -> VerifiedLink:
         """The link's claims if the signature is valid and younger than the global maximum age.
 
@@ -134,7 +146,8 @@ class LinkSigner:
                 token, max_age=self._max_age, return_timestamp=True
             )
         except SignatureExpired as exc:
-            raise LinkRefused(RefusalCause.EXPIRED) from exc
+            # The signature itself was valid, so its claims are authentic: keep them.
+            raise LinkRefused(RefusalCause.EXPIRED, self._claims_of(purpose, exc.payload)) from exc
         except BadSignature as exc:
             # BadSignature also covers a token signed for another purpose (another salt).
             raise LinkRefused(RefusalCause.FORGED) from exc

@@ -90,6 +90,9 @@ def test_global_max_age_is_enforced(monkeypatch: pytest.MonkeyPatch) -> None:
     later = time.time() + DAY + 10
     monkeypatch.setattr(time, "time", lambda: later)
     assert refusal(lambda: short.verify(TokenPurpose.FORM, token)) is RefusalCause.EXPIRED
+    with pytest.raises(LinkRefused) as info:
+        short.verify(TokenPurpose.FORM, token)
+    assert info.value.claims == CLAIMS  # validly signed: attributable, though refused
 
 
 @pytest.mark.parametrize(
