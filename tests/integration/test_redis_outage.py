@@ -7,10 +7,12 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+import redis as sync_redis
+from httpx import Response
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -30,6 +32,8 @@ from tests.helpers import (
     token_of,
 )
 
+Outage = tuple[AsyncTestClient[Litestar], Repository, LinkBuilder]
+"""A test client, a repository and a link builder, on a Redis the test may stop."""
 PERSONAL = ("Matti", "Korhonen", "lampo.example", "Aino", "+358")
 
 
@@ -44,7 +48,7 @@ def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
 @pytest.fixture
 async def outage_client(
     own_redis: EmbeddedRedis,
-) -> AsyncIterator[tuple[AsyncTestClient[Litestar], Repository, LinkBuilder]]:
+) -> AsyncIterator[Outage]:
     from prefill.tokens import LinkSigner
 
     settings = make_settings(own_redis.url)
@@ -57,13 +61,24 @@ async def outage_client(
     await redis_client.aclose()
 
 
+async def until_answered(
+    client: AsyncTestClient[Litestar], url: str, done: Callable[[Response], bool]
+) -> Response:
+    """GET `url` until `done` says the answer is right: the service recovers by itself."""
+    deadline = time.monotonic() + 10
+    while not done(response := await client.get(url)):
+        assert time.monotonic() < deadline, f"no recovery within 10 s: {response.status_code}"
+        await asyncio.sleep(0.1)
+    return response
+
+
 def assert_nothing_personal(text: str) -> None:
     for value in PERSONAL:
         assert value not in text
 
 
 async def test_redis_stopped_then_back(
-    outage_client: tuple[AsyncTestClient[Litestar], Repository, LinkBuilder],
+    outage_client: Outage,
     own_redis: EmbeddedRedis,
 ) -> None:
     client, repository, links = outage_client
@@ -87,15 +102,12 @@ async def test_redis_stopped_then_back(
     assert (await client.get("/health/live")).status_code == 200
 
     own_redis.start()  # same port, same data directory
-    deadline = time.monotonic() + 10
-    while "Matti" not in (page := await client.get(url)).text:
-        assert time.monotonic() < deadline, "prefill did not come back after Redis returned"
-        await asyncio.sleep(0.1)
+    page = await until_answered(client, url, lambda r: "Matti" in r.text)
     assert page.status_code == 200
 
 
 async def test_frozen_redis_fails_closed_quickly(
-    outage_client: tuple[AsyncTestClient[Litestar], Repository, LinkBuilder],
+    outage_client: Outage,
     own_redis: EmbeddedRedis,
 ) -> None:
     """A Redis that stops answering (SIGSTOP) is treated like one that is gone."""
@@ -109,10 +121,7 @@ async def test_frozen_redis_fails_closed_quickly(
         assert_nothing_personal(page.text)
     finally:
         os.kill(own_redis.pid, signal.SIGCONT)
-    deadline = time.monotonic() + 10
-    while "Matti" not in (await client.get(url)).text:
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.1)
+    await until_answered(client, url, lambda r: "Matti" in r.text)
 
 
 async def test_a_service_started_while_redis_is_down_recovers(
@@ -127,10 +136,7 @@ async def test_a_service_started_while_redis_is_down_recovers(
         redis_client = connect(own_redis.url, timeout_seconds=1, retries=0)
         await import_directory(Repository(redis_client), EXAMPLES)
         await redis_client.aclose()
-        deadline = time.monotonic() + 10
-        while (await client.get(FORM_PATH)).status_code != 200:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.1)
+        await until_answered(client, FORM_PATH, lambda r: r.status_code == 200)
 
 
 async def test_an_acknowledged_consent_change_survives_sigkill(own_redis: EmbeddedRedis) -> None:
@@ -149,13 +155,11 @@ async def test_an_acknowledged_consent_change_survives_sigkill(own_redis: Embedd
 
 
 async def test_a_read_only_redis_fails_closed(
-    outage_client: tuple[AsyncTestClient[Litestar], Repository, LinkBuilder],
+    outage_client: Outage,
     own_redis: EmbeddedRedis,
 ) -> None:
     """A replica (after a failover gone wrong) still answers reads but refuses the audit write:
     nothing may be disclosed without its audit record, so the answer is 503, not a 500."""
-    import redis as sync_redis
-
     client, repository, links = outage_client
     url = await form_link(repository, links, "cust-1001")
     with sync_redis.Redis.from_url(own_redis.url) as admin:
@@ -173,11 +177,9 @@ async def test_a_read_only_redis_fails_closed(
 
 
 async def test_an_unreadable_customer_record_is_refused_like_any_other(
-    outage_client: tuple[AsyncTestClient[Litestar], Repository, LinkBuilder],
+    outage_client: Outage,
     own_redis: EmbeddedRedis,
 ) -> None:
-    import redis as sync_redis
-
     client, repository, links = outage_client
     url = await form_link(repository, links, "cust-1001")
     generic = await client.get(FORM_PATH)
@@ -189,11 +191,9 @@ async def test_an_unreadable_customer_record_is_refused_like_any_other(
 
 
 async def test_corrupt_shared_state_fails_closed_the_same_for_every_link(
-    outage_client: tuple[AsyncTestClient[Litestar], Repository, LinkBuilder],
+    outage_client: Outage,
     own_redis: EmbeddedRedis,
 ) -> None:
-    import redis as sync_redis
-
     client, repository, links = outage_client
     valid = await form_link(repository, links, "cust-1001")
     with sync_redis.Redis.from_url(own_redis.url) as admin:
@@ -211,11 +211,9 @@ async def test_corrupt_shared_state_fails_closed_the_same_for_every_link(
 
 
 async def test_a_wrong_key_type_for_one_customer_is_a_refusal(
-    outage_client: tuple[AsyncTestClient[Litestar], Repository, LinkBuilder],
+    outage_client: Outage,
     own_redis: EmbeddedRedis,
 ) -> None:
-    import redis as sync_redis
-
     client, repository, links = outage_client
     url = await form_link(repository, links, "cust-1001")
     generic = await client.get(FORM_PATH)
