@@ -228,7 +228,7 @@ async def demo_links(
     catalog = await repository.load_catalog()
     campaign = catalog.campaigns[DEMO_CAMPAIGN]
     form = catalog.forms[campaign.form_id]
-    parsed = parse_customers((folder / "customers.csv").read_text(encoding="utf-8-sig"))
+    parsed = parse_customers((folder / "customers.csv").read_text(encoding="utf-8"))
     customers = await repository.get_customers(c.id for c in parsed.customers)
     consents = await repository.current_consents(customers)
     rows = []
@@ -279,7 +279,7 @@ def _import(settings: Settings, action: Callable[[Repository], Awaitable[str]]) 
 
 
 @import_group.command(name="customers")
-@click.argument("file", type=click.File("r", encoding="utf-8-sig"))
+@click.argument("file", type=click.File("r", encoding="utf-8"))
 @click.option(
     "--notice-version",
     "notice_versions",
@@ -319,7 +319,7 @@ def import_contacts_command(file: Path, photos: Path | None, data_dir: Path | No
     """Contact persons from a CSV (see examples/contacts.csv)."""
     contacts, photo_bytes = _parse_or_report(
         lambda: parse_contacts(
-            file.read_text(encoding="utf-8-sig"), photos or file.parent / "photos", str(file)
+            file.read_text(encoding="utf-8"), photos or file.parent / "photos", str(file)
         )
     )
 
@@ -351,7 +351,7 @@ def import_forms_command(file: Path, data_dir: Path | None) -> None:
 def import_campaigns_command(file: Path, data_dir: Path | None) -> None:
     """Campaigns from a CSV (see examples/campaigns.csv)."""
     campaigns = _parse_or_report(
-        lambda: parse_campaigns(file.read_text(encoding="utf-8-sig"), str(file))
+        lambda: parse_campaigns(file.read_text(encoding="utf-8"), str(file))
     )
 
     async def action(repository: Repository) -> str:

@@ -19,7 +19,7 @@ import csv
 import io
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -74,16 +74,20 @@ class ParsedCustomers(msgspec.Struct):
 
 
 def _rows(
-    text: str, required: set[str], source: str
+    text: str,
+    required: set[str],
+    source: str,
+    check_header: Callable[[list[str]], str | None] = lambda _: None,
 ) -> Iterator[tuple[int, dict[str, str] | Problem]]:
-    """(line number, row or its problem); the header must hold the required columns."""
+    """(line number, row or its problem). The header must hold the required columns and pass
+    `check_header` (which returns what is wrong with it, if anything)."""
     # Spreadsheet exports ("CSV UTF-8") start with a byte-order mark: not part of the header.
     reader = csv.DictReader(io.StringIO(text.removeprefix("\ufeff"), newline=""))
-    missing = required - set(reader.fieldnames or [])
-    if missing:
-        raise ImportRejected(
-            source, [Problem(1, f"missing column(s): {', '.join(sorted(missing))}")]
-        )
+    header = list(reader.fieldnames or [])
+    missing = required - set(header)
+    wrong = f"missing column(s): {', '.join(sorted(missing))}" if missing else check_header(header)
+    if wrong:
+        raise ImportRejected(source, [Problem(1, wrong)])
     for row in reader:
         if None in row:  # DictReader keeps surplus values under the key None.
             yield reader.line_num, Problem(reader.line_num, "more values than columns")
@@ -140,24 +144,19 @@ def _collect(source: str, parsed: list[tuple[int, T | Problem]], id_of: Any) -> 
 _CUSTOMER_COLUMNS = {"id", "email"}
 
 
-def _check_consent_columns(text: str, source: str) -> None:
-    """Consent purposes become Redis hash fields and ids in the audit: same rules as ids."""
-    header = next(csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline="")), [])
-    bad = [
-        column
-        for column in header
-        if column.startswith(CONSENT_PREFIX)
-        and not re.fullmatch(ID_PATTERN, column.removeprefix(CONSENT_PREFIX))
-    ]
-    if bad:
-        raise ImportRejected(source, [Problem(1, f"{bad[0]}: {_PATTERN_MEANINGS[ID_PATTERN]}")])
+def _bad_consent_column(header: list[str]) -> str | None:
+    """Consent purposes become Redis hash fields and audit ids: the same rules as ids."""
+    for column in header:
+        purpose = column.removeprefix(CONSENT_PREFIX)
+        if column.startswith(CONSENT_PREFIX) and not re.fullmatch(ID_PATTERN, purpose):
+            return f"{column}: {_PATTERN_MEANINGS[ID_PATTERN]}"
+    return None
 
 
 def parse_customers(text: str, source: str = "customers.csv") -> ParsedCustomers:
-    _check_consent_columns(text, source)
     parsed: list[tuple[int, Customer | Problem]] = []
     consents: dict[str, dict[str, ConsentAction]] = {}
-    for line, row in _rows(text, _CUSTOMER_COLUMNS, source):
+    for line, row in _rows(text, _CUSTOMER_COLUMNS, source, _bad_consent_column):
         if isinstance(row, Problem):
             parsed.append((line, row))
             continue
@@ -363,11 +362,11 @@ async def import_directory(repository: Repository, directory: Path) -> dict[str,
 
     Every file is validated before anything is written."""
     contacts, photos = parse_contacts(
-        (directory / "contacts.csv").read_text(encoding="utf-8-sig"), directory / "photos"
+        (directory / "contacts.csv").read_text(encoding="utf-8"), directory / "photos"
     )
     forms = parse_forms((directory / "forms.json").read_bytes())
-    campaigns = parse_campaigns((directory / "campaigns.csv").read_text(encoding="utf-8-sig"))
-    customers = parse_customers((directory / "customers.csv").read_text(encoding="utf-8-sig"))
+    campaigns = parse_campaigns((directory / "campaigns.csv").read_text(encoding="utf-8"))
+    customers = parse_customers((directory / "customers.csv").read_text(encoding="utf-8"))
     problems = check_references(forms, campaigns, contacts, set(), set())
     if problems:
         raise ImportRejected(str(directory), problems)

@@ -193,14 +193,12 @@ class Channel(enum.StrEnum):
 
 class AuditKind(enum.StrEnum):
     DISCLOSURE = "disclosure"
-    REFUSAL = "refusal"
     NOT_YOU = "not_you"
-    CONSENT = "consent"
-    IMPORT = "import"
 
 
 class AuditEntry(msgspec.Struct, frozen=True, omit_defaults=True):
-    """A provable record of a disclosure, a refused link or a change. Never holds a raw token."""
+    """A provable record of a disclosure or a change. Never holds a raw token. (Refused links
+    are counted, not recorded one by one: see repository.py.)"""
 
     kind: AuditKind
     at: float
@@ -209,6 +207,5 @@ class AuditEntry(msgspec.Struct, frozen=True, omit_defaults=True):
     campaign_id: str = ""
     form_id: str = ""
     fields: list[str] = msgspec.field(default_factory=list)
-    cause: str = ""
     scanner: bool = False
     """The client looked like an automated link scanner (HEAD request or a known scanner agent)."""

@@ -135,12 +135,10 @@ def _parse_version(raw: object) -> int:
     """The catalog version; anything unreadable there makes every check impossible."""
     if raw is None:
         return 0
-    try:
-        if not isinstance(raw, bytes | str | int):
-            raise TypeError(type(raw).__name__)
-        return int(raw)
-    except (TypeError, ValueError) as exc:
-        raise StoreUnavailable("catalog version unreadable") from exc
+    if isinstance(raw, bytes | str | int):
+        with contextlib.suppress(ValueError):
+            return int(raw)
+    raise StoreUnavailable("catalog version unreadable")
 
 
 def _decode_customer(fields: Mapping[bytes, bytes]) -> Customer | None:
@@ -185,9 +183,9 @@ class Repository:
             pipe.hgetall(consent_key(customer_id))
             version, customer_fields, consent_fields = await pipe.execute(raise_on_error=False)
         catalog_version = _parse_version(version)
+        if isinstance(customer_fields, Exception) or isinstance(consent_fields, Exception):
+            raise CorruptRecord(customer_id)  # e.g. a key of the wrong type
         try:
-            if isinstance(customer_fields, Exception) or isinstance(consent_fields, Exception):
-                raise ValueError("unreadable key")
             return LinkState(
                 catalog_version=catalog_version,
                 customer=_decode_customer(customer_fields),
@@ -259,10 +257,11 @@ class Repository:
                     raw = cast("dict[bytes, bytes]", await pipe.hgetall(CATALOG_CAMPAIGNS))
                     stored = {k.decode(): _campaign_decoder.decode(v) for k, v in raw.items()}
                     final = reconcile(campaigns, stored)
+                    if not final:
+                        return  # Nothing to write: leave the catalog version alone.
                     pipe.multi()  # type: ignore[no-untyped-call]
                     encoded: dict[FieldT, EncodableT] = {c.id: _encoder.encode(c) for c in final}
-                    if encoded:
-                        pipe.hset(CATALOG_CAMPAIGNS, mapping=encoded)
+                    pipe.hset(CATALOG_CAMPAIGNS, mapping=encoded)
                     pipe.incr(CATALOG_VERSION)
                     await pipe.execute()
                     return
@@ -270,23 +269,17 @@ class Repository:
                     continue
 
     async def set_campaign_state(self, campaign_id: str, state: CampaignState) -> bool:
-        """Revoke (or reactivate) a campaign; False if there is no such campaign. Optimistic
-        locking (WATCH), so a concurrent catalog write cannot silently undo it."""
-        async with _unavailable_on_error(), self._redis.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    await pipe.watch(CATALOG_CAMPAIGNS)
-                    raw = await pipe.hget(CATALOG_CAMPAIGNS, campaign_id)
-                    if raw is None:
-                        return False
-                    campaign = msgspec.structs.replace(_campaign_decoder.decode(raw), state=state)
-                    pipe.multi()  # type: ignore[no-untyped-call]
-                    pipe.hset(CATALOG_CAMPAIGNS, campaign_id, _encoder.encode(campaign))
-                    pipe.incr(CATALOG_VERSION)
-                    await pipe.execute()
-                    return True
-                except redis.exceptions.WatchError:
-                    continue  # Someone else wrote the campaigns meanwhile: read again.
+        """Revoke (or reactivate) a campaign; False if there is no such campaign."""
+        found = False
+
+        def change_state(_: list[Campaign], stored: dict[str, Campaign]) -> list[Campaign]:
+            nonlocal found
+            campaign = stored.get(campaign_id)
+            found = campaign is not None
+            return [msgspec.structs.replace(campaign, state=state)] if campaign else []
+
+        await self.upsert_campaigns([], change_state)
+        return found
 
     async def contact_photo(self, contact_id: str) -> bytes | None:
         async with _unavailable_on_error():
@@ -422,16 +415,16 @@ class Repository:
 
     async def customer_refusals(self, customer_id: str) -> dict[str, int]:
         """`<day>:<channel>:<cause>` -> count, for one customer's refused links."""
-        async with _unavailable_on_error():
-            raw = cast(
-                "dict[bytes, bytes]", await self._redis.hgetall(customer_refusals_key(customer_id))
-            )
-        return {key.decode(): int(value) for key, value in raw.items()}
+        return await self._counts(customer_refusals_key(customer_id))
 
     async def refusal_counts(self, day: str) -> dict[str, int]:
+        """`<channel>:<cause>` -> count, for one day's unsigned refused links."""
+        return await self._counts(refusal_counts_key(day))
+
+    async def _counts(self, key: str) -> dict[str, int]:
         async with _unavailable_on_error():
-            raw = cast("dict[bytes, bytes]", await self._redis.hgetall(refusal_counts_key(day)))
-        return {key.decode(): int(value) for key, value in raw.items()}
+            raw = cast("dict[bytes, bytes]", await self._redis.hgetall(key))
+        return {field.decode(): int(value) for field, value in raw.items()}
 
     async def audit_entries(self, count: int = 1000) -> list[AuditEntry]:
         """The most recent audit entries, newest first."""

@@ -131,8 +131,8 @@ class EmbeddedRedis:
             deadline = time.monotonic() + ORPHAN_GRACE_SECONDS
             while _alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.05)
-            # Still there: SIGKILL. Every acknowledged write is already fsynced to the AOF.
-            os.kill(pid, signal.SIGKILL)
+            if _alive(pid):  # Still there: SIGKILL. Acknowledged writes are fsynced already.
+                os.kill(pid, signal.SIGKILL)
 
     def _release_ownership(self) -> None:
         fd, self._lock_fd = self._lock_fd, None
@@ -278,10 +278,10 @@ class EmbeddedRedis:
 def _alive(pid: int) -> bool:
     """True while the process runs (an exited one awaiting its parent's wait() does not)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        status = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError):
         return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
+    return status.rpartition(")")[2].split()[0] != "Z"
 
 
 def socket_path_for(data_dir: Path) -> Path:

@@ -77,7 +77,6 @@ class RefusalCause(enum.StrEnum):
     CONSENT_WITHDRAWN = "consent_withdrawn"
     ORIGIN_NOT_ALLOWED = "origin_not_allowed"
     UNREADABLE_RECORD = "unreadable_record"
-    REDIS_UNAVAILABLE = "redis_unavailable"
 
 
 class LinkRefused(Exception):
@@ -122,11 +121,12 @@ class LinkSigner:
         return token
 
     def _claims_of(self, purpose: TokenPurpose, payload: object) -> LinkClaims | None:
+        """The claims in the still-encoded payload of an expired token, if it decodes."""
         if not isinstance(payload, bytes):
             return None
         try:
-            return msgspec.convert(self._serializers[purpose].load_payload(payload), LinkClaims)
-        except (BadData, msgspec.ValidationError, TypeError):
+            return _as_claims(self._serializers[purpose].load_payload(payload))
+        except BadData:
             return None
 
     def verify(self, purpose: TokenPurpose, token: str | None) -> VerifiedLink:
@@ -153,12 +153,18 @@ class LinkSigner:
             raise LinkRefused(RefusalCause.FORGED) from exc
         except BadData as exc:
             raise LinkRefused(RefusalCause.MALFORMED) from exc
-        try:
-            claims = msgspec.convert(payload, LinkClaims)
-        except msgspec.ValidationError as exc:
+        claims = _as_claims(payload)
+        if claims is None:
             # Validly signed but not our shape: only possible with a leaked key or a format change.
-            raise LinkRefused(RefusalCause.MALFORMED) from exc
+            raise LinkRefused(RefusalCause.MALFORMED)
         return VerifiedLink(claims=claims, purpose=purpose, signed_at=signed_at.timestamp())
+
+
+def _as_claims(payload: object) -> LinkClaims | None:
+    try:
+        return msgspec.convert(payload, LinkClaims)
+    except msgspec.ValidationError:
+        return None
 
 
 def _is_canonical(token: str) -> bool:

@@ -9,6 +9,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import redis as sync_redis
@@ -32,8 +33,15 @@ from tests.helpers import (
     token_of,
 )
 
-Outage = tuple[AsyncTestClient[Litestar], Repository, LinkBuilder]
-"""A test client, a repository and a link builder, on a Redis the test may stop."""
+
+class Outage(NamedTuple):
+    """An app and a repository on a Redis the test may stop, and Matti's form link."""
+
+    client: AsyncTestClient[Litestar]
+    repository: Repository
+    url: str
+
+
 PERSONAL = ("Matti", "Korhonen", "lampo.example", "Aino", "+358")
 
 
@@ -56,9 +64,17 @@ async def outage_client(
     repository = Repository(redis_client)
     await import_directory(repository, EXAMPLES)
     links = LinkBuilder(LinkSigner(settings.secret_keys, settings.max_link_age_seconds), PUBLIC_URL)
+    url = await form_link(repository, links, "cust-1001")
     async with AsyncTestClient(app=create_app(settings), base_url=PUBLIC_URL) as client:
-        yield client, repository, links
+        yield Outage(client, repository, url)
     await redis_client.aclose()
+
+
+@pytest.fixture
+def admin(own_redis: EmbeddedRedis) -> Iterator[sync_redis.Redis]:
+    """A plain client to the test's server, for breaking it on purpose."""
+    with sync_redis.Redis.from_url(own_redis.url) as client:
+        yield client
 
 
 async def until_answered(
@@ -81,8 +97,7 @@ async def test_redis_stopped_then_back(
     outage_client: Outage,
     own_redis: EmbeddedRedis,
 ) -> None:
-    client, repository, links = outage_client
-    url = await form_link(repository, links, "cust-1001")
+    client, _, url = outage_client
     assert "Matti" in (await client.get(url)).text
 
     own_redis.stop()
@@ -111,8 +126,7 @@ async def test_frozen_redis_fails_closed_quickly(
     own_redis: EmbeddedRedis,
 ) -> None:
     """A Redis that stops answering (SIGSTOP) is treated like one that is gone."""
-    client, repository, links = outage_client
-    url = await form_link(repository, links, "cust-1001")
+    client, _, url = outage_client
     assert own_redis.pid is not None
     os.kill(own_redis.pid, signal.SIGSTOP)
     try:
@@ -155,70 +169,58 @@ async def test_an_acknowledged_consent_change_survives_sigkill(own_redis: Embedd
 
 
 async def test_a_read_only_redis_fails_closed(
-    outage_client: Outage,
-    own_redis: EmbeddedRedis,
+    outage_client: Outage, admin: sync_redis.Redis
 ) -> None:
     """A replica (after a failover gone wrong) still answers reads but refuses the audit write:
     nothing may be disclosed without its audit record, so the answer is 503, not a 500."""
-    client, repository, links = outage_client
-    url = await form_link(repository, links, "cust-1001")
-    with sync_redis.Redis.from_url(own_redis.url) as admin:
-        admin.replicaof("127.0.0.1", "1")
-        try:
-            page = await client.get(url)
-            assert page.status_code == 503
-            assert_nothing_personal(page.text)
-            api = await client.get(API_PATH, params={"t": token_of(url)})
-            assert api.status_code == 503
-            assert (await client.get("/health/ready")).status_code == 503
-        finally:
-            admin.replicaof("NO", "ONE")
+    client, _, url = outage_client
+    admin.replicaof("127.0.0.1", "1")
+    try:
+        page = await client.get(url)
+        assert page.status_code == 503
+        assert_nothing_personal(page.text)
+        api = await client.get(API_PATH, params={"t": token_of(url)})
+        assert api.status_code == 503
+        assert (await client.get("/health/ready")).status_code == 503
+    finally:
+        admin.replicaof("NO", "ONE")
     assert "Matti" in (await client.get(url)).text
 
 
 async def test_an_unreadable_customer_record_is_refused_like_any_other(
-    outage_client: Outage,
-    own_redis: EmbeddedRedis,
+    outage_client: Outage, admin: sync_redis.Redis
 ) -> None:
-    client, repository, links = outage_client
-    url = await form_link(repository, links, "cust-1001")
+    client, repository, url = outage_client
     generic = await client.get(FORM_PATH)
-    with sync_redis.Redis.from_url(own_redis.url) as admin:
-        admin.hset("pf:{c:cust-1001}:consent", "personalization", b"{not json")
+    admin.hset("pf:{c:cust-1001}:consent", "personalization", b"{not json")
     page = await client.get(url)
     assert (page.status_code, page.content) == (generic.status_code, generic.content)
     assert (await refusals_of(repository, "cust-1001"))["page:unreadable_record"] == 1
 
 
 async def test_corrupt_shared_state_fails_closed_the_same_for_every_link(
-    outage_client: Outage,
-    own_redis: EmbeddedRedis,
+    outage_client: Outage, admin: sync_redis.Redis
 ) -> None:
-    client, repository, links = outage_client
-    valid = await form_link(repository, links, "cust-1001")
-    with sync_redis.Redis.from_url(own_redis.url) as admin:
-        admin.set("pf:{catalog}:version", "v7")
-        pages = [
-            await client.get(valid),
-            await client.get(f"{FORM_PATH}?t=forged"),
-            await client.get(FORM_PATH),
-        ]
-        api = await client.get(API_PATH, params={"t": token_of(valid)})
-        admin.set("pf:{catalog}:version", "1")
+    client, _, valid = outage_client
+    admin.set("pf:{catalog}:version", "v7")
+    pages = [
+        await client.get(valid),
+        await client.get(f"{FORM_PATH}?t=forged"),
+        await client.get(FORM_PATH),
+    ]
+    api = await client.get(API_PATH, params={"t": token_of(valid)})
+    admin.set("pf:{catalog}:version", "1")
     assert {p.status_code for p in pages} == {503}
     assert len({p.content for p in pages}) == 1
     assert api.status_code == 503
 
 
 async def test_a_wrong_key_type_for_one_customer_is_a_refusal(
-    outage_client: Outage,
-    own_redis: EmbeddedRedis,
+    outage_client: Outage, admin: sync_redis.Redis
 ) -> None:
-    client, repository, links = outage_client
-    url = await form_link(repository, links, "cust-1001")
+    client, _, url = outage_client
     generic = await client.get(FORM_PATH)
-    with sync_redis.Redis.from_url(own_redis.url) as admin:
-        admin.delete("pf:{c:cust-1001}:consent")
-        admin.set("pf:{c:cust-1001}:consent", "not a hash")
+    admin.delete("pf:{c:cust-1001}:consent")
+    admin.set("pf:{c:cust-1001}:consent", "not a hash")
     page = await client.get(url)
     assert (page.status_code, page.content) == (generic.status_code, generic.content)

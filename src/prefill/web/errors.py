@@ -38,7 +38,8 @@ def _wants_json(request: AnyRequest) -> bool:
     )
 
 
-def _error_page(request: AnyRequest, status_code: int, kind: str, detail: str = "") -> Template:
+def message_page(request: AnyRequest, status_code: int, kind: str, detail: str = "") -> Template:
+    """A plain page with the `<kind>_title` and `<kind>_body` texts, in the visitor's language."""
     locale = negotiate_locale(request.headers.get("accept-language"))
     return Template(
         template_name="error.html",
@@ -66,7 +67,7 @@ def store_unavailable(request: AnyRequest, exc: StoreUnavailable) -> Response[An
     if _wants_json(request):
         response = _json_error(HTTP_503_SERVICE_UNAVAILABLE, "Service temporarily unavailable.")
     else:
-        response = _error_page(request, HTTP_503_SERVICE_UNAVAILABLE, "unavailable")
+        response = message_page(request, HTTP_503_SERVICE_UNAVAILABLE, "unavailable")
     response.headers["Retry-After"] = RETRY_AFTER_SECONDS
     return response
 
@@ -74,7 +75,7 @@ def store_unavailable(request: AnyRequest, exc: StoreUnavailable) -> Response[An
 def unknown_form(request: AnyRequest, exc: UnknownForm) -> Response[Any]:
     if _wants_json(request):
         return _json_error(HTTP_404_NOT_FOUND, "No form with this id.")
-    return _error_page(request, HTTP_404_NOT_FOUND, "not_found")
+    return message_page(request, HTTP_404_NOT_FOUND, "not_found")
 
 
 def http_exception(request: AnyRequest, exc: HTTPException) -> Response[Any]:
@@ -83,10 +84,10 @@ def http_exception(request: AnyRequest, exc: HTTPException) -> Response[Any]:
     if _wants_json(request):
         return _json_error(exc.status_code, exc.detail, exc.extra)
     if exc.status_code in (404, 405):
-        return _error_page(request, exc.status_code, "not_found")
+        return message_page(request, exc.status_code, "not_found")
     if exc.status_code >= 500:
-        return _error_page(request, exc.status_code, "unavailable")
-    return _error_page(request, exc.status_code, "bad_request", exc.detail)
+        return message_page(request, exc.status_code, "unavailable")
+    return message_page(request, exc.status_code, "bad_request", exc.detail)
 
 
 def internal_error(request: AnyRequest, exc: Exception) -> Response[Any]:
@@ -98,7 +99,7 @@ def internal_error(request: AnyRequest, exc: Exception) -> Response[Any]:
     )
     if _wants_json(request):
         return _json_error(HTTP_500_INTERNAL_SERVER_ERROR, "Internal server error.")
-    return _error_page(request, HTTP_500_INTERNAL_SERVER_ERROR, "unavailable")
+    return message_page(request, HTTP_500_INTERNAL_SERVER_ERROR, "unavailable")
 
 
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {

@@ -15,13 +15,12 @@ from litestar.status_codes import (
     HTTP_503_SERVICE_UNAVAILABLE,
 )
 
-from prefill.i18n import negotiate_locale
 from prefill.links import LinkBuilder
 from prefill.models import Channel
 from prefill.repository import StoreUnavailable
 from prefill.services import CardView, FormView, UnknownForm
 from prefill.web.deps import LinksDep, ServiceDep, VisitorDep
-from prefill.web.errors import RETRY_AFTER_SECONDS
+from prefill.web.errors import RETRY_AFTER_SECONDS, message_page
 
 PHOTO_CACHE_SECONDS = 3600
 
@@ -164,16 +163,13 @@ async def contact_photo(contact_id: FromPath[str], service: ServiceDep) -> Respo
 
 @head(["/f/{form_id:str}", "/card", "/card/vcard"], name="link_head", media_type="text/html")
 async def link_head() -> None:
-    """Link scanners and previewers often send HEAD. It confirms the link exists and reveals
-    nothing: no token is checked, so nothing is disclosed and nothing is audited."""
+    """Link scanners and previewers often send HEAD: 200 with no body for any such path. No
+    token is checked, so nothing is disclosed and nothing is audited."""
 
 
 @get("/", name="home")
-async def home(visitor: VisitorDep) -> Template:
-    return Template(
-        template_name="error.html",
-        context={"locale": negotiate_locale(visitor.accept_language), "kind": "home", "detail": ""},
-    )
+async def home(request: Request[object, object, State]) -> Template:
+    return message_page(request, 200, "home")
 
 
 pages_router = Router(
