@@ -24,6 +24,7 @@ from prefill.catalog import CatalogCache
 from prefill.imports import import_directory
 from prefill.links import LinkBuilder
 from prefill.models import AuditEntry, AuditKind, Channel
+from prefill.pseudonyms import Pseudonymizer
 from prefill.repository import Repository, consent_key, customer_key
 from prefill.services import PrefillService, Visitor
 from prefill.settings import Settings
@@ -51,7 +52,7 @@ async def run(iterations: int, data_dir: Path) -> None:
     server.start()
     try:
         client = connect(server.url, timeout_seconds=2, retries=1)
-        repository = Repository(client)
+        repository = Repository(client, Pseudonymizer([SECRET]))
         await import_directory(repository, EXAMPLES)
         signer = LinkSigner([SECRET], 365 * 86_400)
         service = PrefillService(repository, signer, CatalogCache(repository), "Bench Oy")

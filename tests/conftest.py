@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from prefill.app import create_app
 from prefill.imports import import_directory
 from prefill.links import LinkBuilder
+from prefill.pseudonyms import Pseudonymizer
 from prefill.repository import Repository
 from prefill.settings import Settings
 from prefill.storage import EmbeddedRedis, connect, free_tcp_port
@@ -26,6 +27,7 @@ from prefill.tokens import LinkSigner
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SECRET = "test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
 PUBLIC_URL = "http://testserver.local"
+PSEUDONYMS = Pseudonymizer([SECRET])
 
 
 @pytest.fixture(scope="session")
@@ -71,7 +73,7 @@ async def redis_client(redis_url: str) -> AsyncIterator[Redis]:
 
 @pytest.fixture
 def repository(redis_client: Redis) -> Repository:
-    return Repository(redis_client)
+    return Repository(redis_client, PSEUDONYMS)
 
 
 @pytest.fixture

@@ -17,19 +17,23 @@ from litestar.logging import LoggingConfig
 from litestar.middleware.logging import LoggingMiddlewareConfig
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 
 from prefill import __version__
+from prefill.admin import AdminService
 from prefill.catalog import CatalogCache
 from prefill.i18n import pick, ui_text
 from prefill.links import LinkBuilder
+from prefill.pseudonyms import Pseudonymizer
 from prefill.repository import Repository, StoreUnavailable
 from prefill.services import PrefillService
 from prefill.settings import Settings
 from prefill.storage import EmbeddedRedis, connect, start_supervised
 from prefill.tokens import LinkSigner
+from prefill.web.admin import admin_router, only_admin_on_admin_port
 from prefill.web.api import api_router
 from prefill.web.deps import DEPENDENCIES
 from prefill.web.errors import EXCEPTION_HANDLERS
@@ -89,11 +93,14 @@ def create_app(settings: Settings) -> Litestar:
             embedded = await asyncio.to_thread(start_supervised, settings.data_path / "redis")
             url = embedded.url
         client = connect(url, settings.redis_timeout_seconds, settings.redis_retries)
-        repository = Repository(client, settings.audit_retention_days)
+        repository = Repository(
+            client, Pseudonymizer(settings.secret_keys), settings.audit_retention_days
+        )
         catalog = CatalogCache(repository)
         app.state.repository = repository
         app.state.links = links
         app.state.service = PrefillService(repository, signer, catalog, settings.organization)
+        app.state.admin = AdminService(repository, catalog, links, settings.customer_retention_days)
         try:
             await catalog.current()
         except StoreUnavailable:
@@ -113,7 +120,7 @@ def create_app(settings: Settings) -> Litestar:
         include_in_schema=False,
     )
     return Litestar(
-        route_handlers=[pages_router, api_router, health_router, static_router],
+        route_handlers=[pages_router, api_router, health_router, static_router, admin_router()],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         before_send=[add_privacy_headers],
@@ -122,11 +129,12 @@ def create_app(settings: Settings) -> Litestar:
         request_max_body_size=MAX_REQUEST_BODY_BYTES,
         logging_config=LoggingConfig(log_exceptions="never"),
         middleware=[
+            *only_admin_on_admin_port(settings.admin_port),
             # Method, route and status only: query strings hold tokens, clients are personal.
             LoggingMiddlewareConfig(
                 request_log_fields=REQUEST_LOG_FIELDS,
                 response_log_fields=RESPONSE_LOG_FIELDS,
-            ).middleware
+            ).middleware,
         ],
         lifespan=[lifespan],
         # The JSON document only: the HTML viewers Litestar offers load scripts and fonts from
@@ -136,6 +144,15 @@ def create_app(settings: Settings) -> Litestar:
             version=__version__,
             path="/schema",
             render_plugins=[JsonRenderPlugin()],
+            components=Components(
+                security_schemes={
+                    "apiKey": SecurityScheme(
+                        type="http",
+                        scheme="bearer",
+                        description="An admin API key (`prefill keys create`).",
+                    )
+                }
+            ),
         ),
         debug=False,
     )

@@ -38,6 +38,7 @@ from prefill.imports import (
 from prefill.links import LinkBuilder
 from prefill.minting import MintError, mint_csv
 from prefill.models import ID_PATTERN, CampaignState
+from prefill.pseudonyms import Pseudonymizer
 from prefill.repository import Repository, StoreUnavailable
 from prefill.settings import Settings, SettingsError, load_or_create_secret
 from prefill.storage import DataDirInUse, EmbeddedRedis, EmbeddedRedisError, connect
@@ -104,7 +105,11 @@ def run_with_repository(settings: Settings, action: Callable[[Repository], Await
         # A person at a terminal can wait for a large pipeline; a web request cannot.
         client = connect(url, max(settings.redis_timeout_seconds, CLI_REDIS_TIMEOUT_SECONDS), 0)
         try:
-            return await action(Repository(client, settings.audit_retention_days))
+            return await action(
+                Repository(
+                    client, Pseudonymizer(settings.secret_keys), settings.audit_retention_days
+                )
+            )
         finally:
             await client.aclose()
 

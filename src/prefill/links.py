@@ -30,6 +30,10 @@ class LinkBuilder:
     def vcard_url(self, claims: LinkClaims) -> str:
         return self.vcard_path(self._signer.sign(TokenPurpose.CARD, claims), absolute=True)
 
+    def unsubscribe_url(self, claims: LinkClaims) -> str:
+        token = self._signer.sign(TokenPurpose.UNSUBSCRIBE, claims)
+        return f"{self._base}/u?{urlencode({'t': token})}"
+
     def card_path(self, card_token: str, absolute: bool = False) -> str:
         return f"{self._base if absolute else ''}/card?{urlencode({'t': card_token})}"
 

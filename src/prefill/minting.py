@@ -12,12 +12,20 @@ import msgspec
 
 from prefill.imports import Problem
 from prefill.links import LinkBuilder
-from prefill.models import Campaign, CampaignState
+from prefill.models import Campaign, CampaignState, Customer
 from prefill.repository import Repository
 from prefill.tokens import LinkClaims
 
 BATCH_SIZE = 500
-URL_COLUMNS = ("form_url", "card_url", "vcard_url")
+URL_COLUMNS = (
+    "form_url",
+    "card_url",
+    "vcard_url",
+    "unsubscribe_url",
+    "list_unsubscribe",
+    "list_unsubscribe_post",
+)
+"""The link columns, and the two header values an email tool puts on the message (RFC 8058)."""
 ID_COLUMNS = ("customer_id", "id")
 
 
@@ -28,6 +36,20 @@ class MintError(Exception):
 class MintReport(msgspec.Struct):
     minted: int = 0
     skipped: list[Problem] = msgspec.field(default_factory=list)
+
+
+def personal_links(links: LinkBuilder, customer: Customer, campaign: Campaign) -> dict[str, str]:
+    """The URL columns for one customer of a campaign."""
+    claims = LinkClaims(customer.id, campaign.id, customer.generation)
+    unsubscribe_url = links.unsubscribe_url(claims)
+    return {
+        "form_url": links.form_url(claims, campaign.form_id),
+        "card_url": links.card_url(claims),
+        "vcard_url": links.vcard_url(claims),
+        "unsubscribe_url": unsubscribe_url,
+        "list_unsubscribe": f"<{unsubscribe_url}>",
+        "list_unsubscribe_post": "List-Unsubscribe=One-Click",
+    }
 
 
 async def require_active_campaign(repository: Repository, campaign_id: str) -> Campaign:
@@ -82,12 +104,7 @@ async def mint_csv(
             if customer is None:
                 report.skipped.append(Problem(line, f"unknown customer id {row[id_column]!r}"))
                 continue
-            claims = LinkClaims(customer.id, campaign.id, customer.generation)
-            row.update(
-                form_url=links.form_url(claims, campaign.form_id),
-                card_url=links.card_url(claims),
-                vcard_url=links.vcard_url(claims),
-            )
+            row.update(personal_links(links, customer, campaign))
             writer.writerow(row)
             report.minted += 1
     return report

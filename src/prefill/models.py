@@ -172,6 +172,30 @@ class ConsentEvent(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     user_agent: str = ""
 
 
+class ChangeKind(enum.StrEnum):
+    CONSENT = "consent"
+    SUBMISSION = "submission"
+    CUSTOMER = "customer"
+    ERASURE = "erasure"
+
+
+class ChangeEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One entry of the change feed that a CRM, a warehouse or support consumes (the schema is
+    documented in docs/change-feed.md)."""
+
+    kind: ChangeKind
+    customer_id: str
+    at: float
+    consent: ConsentEvent | None = None
+    """The recorded event, for `consent`."""
+    form_id: str = ""
+    campaign_id: str = ""
+    values: dict[str, str] = msgspec.field(default_factory=dict)
+    """What the person submitted, for `submission` (removed from the feed on erasure)."""
+    changed: list[str] = msgspec.field(default_factory=list)
+    """Which submitted fields differ from what was prefilled or stored: a data-quality signal."""
+
+
 class Catalog(msgspec.Struct, frozen=True):
     """Forms, campaigns and contact persons: small, shared by all customers, cached per process."""
 
@@ -194,6 +218,8 @@ class Channel(enum.StrEnum):
 class AuditKind(enum.StrEnum):
     DISCLOSURE = "disclosure"
     NOT_YOU = "not_you"
+    CONSENT = "consent"
+    ADMIN = "admin"
 
 
 class AuditEntry(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -209,3 +235,9 @@ class AuditEntry(msgspec.Struct, frozen=True, omit_defaults=True):
     fields: list[str] = msgspec.field(default_factory=list)
     scanner: bool = False
     """The client looked like an automated link scanner (HEAD request or a known scanner agent)."""
+    action: str = ""
+    """What changed, for consent and admin entries, e.g. `consent.withdrawn` or `customer.erase`."""
+    actor: str = ""
+    """Who acted: an API key (`key:<id>`), `cli:<user>`, the customer's own link, or an import."""
+    target: str = ""
+    """The record an admin action touched when it is not a customer, e.g. `form:<id>`."""

@@ -9,6 +9,11 @@ customer's keys live in one slot and can change together in MULTI):
 | `pf:{c:<id>}:consent`     | hash   | purpose -> latest ConsentEvent JSON (derived state) |
 | `pf:{c:<id>}:consent:log` | list   | every ConsentEvent JSON, oldest first (append-only) |
 | `pf:{c:<id>}:refused`     | hash   | `<day>:<channel>:<cause>` -> refused-link count     |
+| `pf:{c:<id>}:audit`       | stream | this customer's audit entries (a per-customer index) |
+| `pf:{c:<id>}:requests`    | hash   | request id -> outcome of an idempotent consent write |
+| `pf:{erased}:<pseudonym>` | hash   | erasure tombstone: link generation floor, withdrawals |
+| `pf:{keys}:<key id>`      | string | ApiKey JSON (scopes and the SHA-256 of the secret)  |
+| `pf:{feed}:changes`       | stream | ChangeEvent JSON in field `e`: the change feed      |
 | `pf:{catalog}:version`    | string | counter bumped by every catalog change              |
 | `pf:{catalog}:forms`      | hash   | form id -> Form JSON                                |
 | `pf:{catalog}:campaigns`  | hash   | campaign id -> Campaign JSON                        |
@@ -22,6 +27,18 @@ The audit stream holds disclosures and changes. Refused links are counted per UT
 (under their customer when validly signed, anonymously otherwise): anyone can send any number
 of them, and they must cost constant space. Stream entries and counts are kept for the audit
 retention (`PREFILL_AUDIT_RETENTION_DAYS`) and trimmed by age, never by count.
+
+The customer hash also holds `updated_at` (Unix seconds of the last write by an import, the admin
+API or a form), which the retention job reads.
+
+Retention: `refused`, `audit` and `requests` expire by TTL (audit retention; 24 hours for
+requests); the streams are trimmed by age on every write and by `prefill retention`; customer
+records are erased by `prefill retention` when not updated for `PREFILL_CUSTOMER_RETENTION_DAYS`;
+tombstones expire after the audit retention. docs/record-of-processing.md lists it all.
+
+An erasure tombstone is keyed by a keyed HMAC of the customer id (pseudonyms.py): it outlives the
+customer so that a re-import neither revives the erased customer's links nor re-grants consent
+they had withdrawn, and it cannot be linked to the id without the service's secret keys.
 
 The `generation` field is the authority for a customer's link counter; the copy inside `record`
 is ignored on read. Consent state is written together with its log entry in one MULTI, so the
@@ -41,16 +58,21 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.typing import EncodableT, FieldT
 
+from prefill.apikeys import ApiKey
 from prefill.models import (
     AuditEntry,
     Campaign,
     CampaignState,
     Catalog,
+    ChangeEvent,
+    ConsentAction,
     ConsentEvent,
+    ConsentSource,
     ContactPerson,
     Customer,
     Form,
 )
+from prefill.pseudonyms import Pseudonymizer
 
 PREFIX = "pf:"
 CATALOG_VERSION = f"{PREFIX}{{catalog}}:version"
@@ -58,6 +80,11 @@ CATALOG_FORMS = f"{PREFIX}{{catalog}}:forms"
 CATALOG_CAMPAIGNS = f"{PREFIX}{{catalog}}:campaigns"
 CATALOG_CONTACTS = f"{PREFIX}{{catalog}}:contacts"
 AUDIT_STREAM = f"{PREFIX}{{audit}}:events"
+FEED_STREAM = f"{PREFIX}{{feed}}:changes"
+FEED_RETENTION_SECONDS = 7 * 86_400
+"""Consumers are expected to keep up within days; older changes are in the records themselves."""
+REQUEST_RETENTION_SECONDS = 86_400
+"""A client may retry a consent write with the same request id for a day."""
 CUSTOMER_BATCH = 500
 ConsentDecision = Callable[[dict[str, dict[str, ConsentEvent]]], dict[str, list[ConsentEvent]]]
 """Current consent state per customer -> the consent events to record per customer."""
@@ -70,6 +97,38 @@ if redis.call('HEXISTS', KEYS[1], 'record') == 1 then
 end
 return false
 """
+
+
+RECORD_CONSENT_SCRIPT = """
+-- KEYS: customer, consent state, consent log, request outcomes
+-- ARGV: event JSON, purpose, action, notice version, request id ('' for none), fingerprint, TTL,
+--       event time
+if ARGV[5] ~= '' then
+  local stored = redis.call('HGET', KEYS[4], ARGV[5])
+  if stored then return {'replayed', stored} end
+end
+if redis.call('HEXISTS', KEYS[1], 'record') == 0 then return {'unknown_customer', ''} end
+local outcome, event = 'recorded', ARGV[1]
+local current = redis.call('HGET', KEYS[2], ARGV[2])
+if current then
+  local state = cjson.decode(current)
+  if state['action'] == ARGV[3] and state['notice_version'] == ARGV[4] then
+    outcome, event = 'unchanged', current
+  end
+end
+if outcome == 'recorded' then
+  redis.call('RPUSH', KEYS[3], event)
+  redis.call('HSET', KEYS[2], ARGV[2], event)
+  redis.call('HSET', KEYS[1], 'updated_at', ARGV[8])
+end
+if ARGV[5] ~= '' then
+  redis.call('HSET', KEYS[4], ARGV[5], ARGV[6] .. '|' .. outcome .. '|' .. event)
+  redis.call('EXPIRE', KEYS[4], ARGV[7])
+end
+return {outcome, event}
+"""
+"""Check the request id, the customer and the current state, and append: one atomic step, so
+two retries of one request cannot both record, and nothing is recorded for an erased customer."""
 
 
 def customer_key(customer_id: str) -> str:
@@ -86,6 +145,37 @@ def consent_log_key(customer_id: str) -> str:
 
 def customer_refusals_key(customer_id: str) -> str:
     return f"{PREFIX}{{c:{customer_id}}}:refused"
+
+
+def customer_audit_key(customer_id: str) -> str:
+    return f"{PREFIX}{{c:{customer_id}}}:audit"
+
+
+def consent_requests_key(customer_id: str) -> str:
+    return f"{PREFIX}{{c:{customer_id}}}:requests"
+
+
+def customer_keys(customer_id: str) -> list[str]:
+    """Every key that holds data about one customer: what export reads and erasure deletes."""
+    return [
+        key_of(customer_id)
+        for key_of in (
+            customer_key,
+            consent_key,
+            consent_log_key,
+            customer_refusals_key,
+            customer_audit_key,
+            consent_requests_key,
+        )
+    ]
+
+
+def tombstone_key(pseudonym: str) -> str:
+    return f"{PREFIX}{{erased}}:{pseudonym}"
+
+
+def api_key_key(key_id: str) -> str:
+    return f"{PREFIX}{{keys}}:{key_id}"
 
 
 def refusal_counts_key(day: str) -> str:
@@ -112,6 +202,45 @@ class CorruptRecord(Exception):
     """A stored customer record or consent entry that no longer decodes."""
 
 
+class RequestConflict(Exception):
+    """A request id reused for a different request: retrying must repeat the same body."""
+
+
+class ConsentOutcome(msgspec.Struct, frozen=True):
+    """What a consent write did: `recorded` a new event, found the state `unchanged` (nothing
+    appended), `replayed` an earlier request with the same id, or found no such customer."""
+
+    status: str
+    event: ConsentEvent | None
+
+
+class Tombstone(msgspec.Struct, frozen=True):
+    """What survives an erasure, under a pseudonym: no name, no email, no id."""
+
+    erased_at: float
+    generation_floor: int
+    withdrawn: list[str]
+
+    def as_consent_state(self) -> dict[str, ConsentEvent]:
+        """The withdrawals as a consent state, so an import cannot grant them again."""
+        return {
+            purpose: ConsentEvent(
+                purpose=purpose,
+                action=ConsentAction.WITHDRAWN,
+                at=self.erased_at,
+                source=ConsentSource.ADMIN,
+                actor="erasure",
+            )
+            for purpose in self.withdrawn
+        }
+
+
+class CustomerPage(msgspec.Struct, frozen=True):
+    ids: list[str]
+    cursor: int
+    """Pass back to continue; 0 when the scan is complete."""
+
+
 @contextlib.asynccontextmanager
 async def _unavailable_on_error() -> AsyncIterator[None]:
     # Every Redis failure (unreachable, slow, read-only replica, out of memory, loading, a wrong
@@ -129,6 +258,9 @@ _form_decoder = msgspec.json.Decoder(Form)
 _campaign_decoder = msgspec.json.Decoder(Campaign)
 _contact_decoder = msgspec.json.Decoder(ContactPerson)
 _audit_decoder = msgspec.json.Decoder(AuditEntry)
+_change_decoder = msgspec.json.Decoder(ChangeEvent)
+_api_key_decoder = msgspec.json.Decoder(ApiKey)
+_tombstone_decoder = msgspec.json.Decoder(Tombstone)
 
 
 def _parse_version(raw: object) -> int:
@@ -156,10 +288,14 @@ def _decode_consents(fields: Mapping[bytes, bytes]) -> dict[str, ConsentEvent]:
 class Repository:
     """Reads and writes the records of the key schema above; one instance per Redis client."""
 
-    def __init__(self, client: Redis, audit_retention_days: int = 400) -> None:
+    def __init__(
+        self, client: Redis, pseudonymizer: Pseudonymizer, audit_retention_days: int = 400
+    ) -> None:
         self._redis = client
+        self._pseudonyms = pseudonymizer
         self._audit_retention_seconds = audit_retention_days * 86_400
         self._bump_generation = client.register_script(BUMP_GENERATION_SCRIPT)
+        self._record_consent = client.register_script(RECORD_CONSENT_SCRIPT)
 
     # -- health -----------------------------------------------------------------------------
 
@@ -333,17 +469,26 @@ class Repository:
         self, customers: list[Customer], consent_events: ConsentDecision
     ) -> int:
         ids = [c.id for c in customers]
+        tombstones = await self.tombstones(ids)
+        now = time.time()
         async with _unavailable_on_error(), self._redis.pipeline(transaction=True) as pipe:
             while True:
                 try:
                     await pipe.watch(*(consent_key(i) for i in ids))
                     # Read on another connection: WATCH still sees any write made after it.
-                    events = consent_events(await self.current_consents(ids))
+                    current = await self.current_consents(ids)
+                    for customer_id, tombstone in tombstones.items():
+                        current[customer_id] = tombstone.as_consent_state() | current[customer_id]
+                    events = consent_events(current)
                     pipe.multi()  # type: ignore[no-untyped-call]
                     for customer in customers:
                         key = customer_key(customer.id)
-                        pipe.hset(key, "record", _encoder.encode(customer))
-                        pipe.hsetnx(key, "generation", 0)
+                        pipe.hset(
+                            key, mapping={"record": _encoder.encode(customer), "updated_at": now}
+                        )
+                        # An erased customer's old links must stay dead if the id comes back.
+                        floor = tombstones.get(customer.id)
+                        pipe.hsetnx(key, "generation", floor.generation_floor if floor else 0)
                         for event in events.get(customer.id, []):
                             self._queue_consent(pipe, customer.id, event)
                     await pipe.execute()
@@ -386,16 +531,23 @@ class Repository:
     # -- audit ------------------------------------------------------------------------------
 
     async def record_audit(self, entry: AuditEntry) -> None:
-        """Append to the audit stream, dropping entries older than the retention: by age, so
-        no amount of new entries can push a recent one out."""
-        oldest_ms = int((time.time() - self._audit_retention_seconds) * 1000)
+        """Append to the audit stream (and to the customer's own index of it), dropping entries
+        older than the retention: by age, so no amount of new entries can push a recent one out.
+        """
+        oldest = self._oldest_kept_id()
+        encoded: dict[FieldT, EncodableT] = {"e": _encoder.encode(entry)}
         async with _unavailable_on_error():
-            await self._redis.xadd(
-                AUDIT_STREAM,
-                {"e": _encoder.encode(entry)},
-                minid=f"{oldest_ms}-0",
-                approximate=False,  # Exact: cheap (only what expired is removed), and testable.
-            )
+            pipe = self._redis.pipeline(transaction=False)
+            # Exact trimming: cheap (only what expired is removed), and testable.
+            pipe.xadd(AUDIT_STREAM, encoded, minid=oldest, approximate=False)
+            if entry.customer_id:
+                key = customer_audit_key(entry.customer_id)
+                pipe.xadd(key, encoded, minid=oldest, approximate=False)
+                pipe.expire(key, self._audit_retention_seconds)
+            await pipe.execute()
+
+    def _oldest_kept_id(self) -> str:
+        return f"{int((time.time() - self._audit_retention_seconds) * 1000)}-0"
 
     async def count_refusal(
         self, day: str, channel: str, cause: str, customer_id: str | None = None
@@ -426,11 +578,209 @@ class Repository:
             raw = cast("dict[bytes, bytes]", await self._redis.hgetall(key))
         return {field.decode(): int(value) for field, value in raw.items()}
 
-    async def audit_entries(self, count: int = 1000) -> list[AuditEntry]:
-        """The most recent audit entries, newest first."""
+    async def audit_entries(
+        self,
+        count: int = 1000,
+        customer_id: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> list[AuditEntry]:
+        """Audit entries between `since` and `until` (Unix seconds), newest first: everyone's,
+        or one customer's from their own index."""
+        key = AUDIT_STREAM if customer_id is None else customer_audit_key(customer_id)
+        newest = "+" if until is None else str(int(until * 1000))
+        oldest = "-" if since is None else str(int(since * 1000))
         async with _unavailable_on_error():
             raw = cast(
                 "list[tuple[bytes, dict[bytes, bytes]]]",
-                await self._redis.xrevrange(AUDIT_STREAM, count=count),
+                await self._redis.xrevrange(key, max=newest, min=oldest, count=count),
             )
         return [_audit_decoder.decode(fields[b"e"]) for _, fields in raw]
+
+    # -- consent writes and the change feed ---------------------------------------------------
+
+    async def record_consent(
+        self, customer_id: str, event: ConsentEvent, request_id: str = "", fingerprint: str = ""
+    ) -> ConsentOutcome:
+        """Append `event` unless it repeats the current state. With a request id, a retry of
+        the same request returns the first outcome; a different request under the same id
+        raises RequestConflict. The answer comes after Redis has applied (and, with
+        `appendfsync always`, fsynced) the write."""
+        keys = [
+            customer_key(customer_id),
+            consent_key(customer_id),
+            consent_log_key(customer_id),
+            consent_requests_key(customer_id),
+        ]
+        args: list[EncodableT] = [
+            _encoder.encode(event),
+            event.purpose,
+            event.action.value,
+            event.notice_version,
+            request_id,
+            fingerprint,
+            REQUEST_RETENTION_SECONDS,
+            repr(event.at),
+        ]
+        async with _unavailable_on_error():
+            status, payload = await self._record_consent(keys=keys, args=args)
+        status = status.decode()
+        if status == "unknown_customer":
+            return ConsentOutcome(status, None)
+        if status == "replayed":
+            stored_fingerprint, status, payload = payload.split(b"|", 2)
+            if stored_fingerprint.decode() != fingerprint:
+                raise RequestConflict(request_id)
+            status = status.decode()
+        return ConsentOutcome(status, _consent_decoder.decode(payload))
+
+    async def publish_change(self, change: ChangeEvent) -> None:
+        """Append to the change feed; entries older than the feed retention are dropped."""
+        oldest = f"{int((time.time() - FEED_RETENTION_SECONDS) * 1000)}-0"
+        async with _unavailable_on_error():
+            await self._redis.xadd(
+                FEED_STREAM, {"e": _encoder.encode(change)}, minid=oldest, approximate=False
+            )
+
+    # -- erasure --------------------------------------------------------------------------------
+
+    async def tombstones(self, customer_ids: Iterable[str]) -> dict[str, Tombstone]:
+        """The erasure tombstones of those customer ids that have one."""
+        ids = list(dict.fromkeys(customer_ids))
+        candidates = [(cid, p) for cid in ids for p in self._pseudonyms.candidates(cid)]
+        async with _unavailable_on_error():
+            pipe = self._redis.pipeline(transaction=False)
+            for _, pseudonym in candidates:
+                pipe.get(tombstone_key(pseudonym))
+            found = await pipe.execute()
+        tombstones: dict[str, Tombstone] = {}
+        for (customer_id, _), raw in zip(candidates, found, strict=True):
+            if raw is not None and customer_id not in tombstones:
+                tombstones[customer_id] = _tombstone_decoder.decode(raw)
+        return tombstones
+
+    async def erase_customer(self, customer_id: str) -> Tombstone | None:
+        """Delete every key of the customer and leave a pseudonymous tombstone; None if there
+        was nothing to erase. Their submissions are removed from the change feed too."""
+        keys = customer_keys(customer_id)
+        async with _unavailable_on_error(), self._redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(customer_key(customer_id), consent_key(customer_id))
+                    generation = await pipe.hget(customer_key(customer_id), "generation")
+                    consents = cast(
+                        "dict[bytes, bytes]", await pipe.hgetall(consent_key(customer_id))
+                    )
+                    present = await pipe.exists(*keys)
+                    tombstone = Tombstone(
+                        erased_at=time.time(),
+                        generation_floor=int(generation or 0) + 1,
+                        withdrawn=sorted(p.decode() for p in consents),
+                    )
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    pipe.delete(*keys)
+                    if generation is not None:
+                        pipe.set(
+                            tombstone_key(self._pseudonyms.of(customer_id)),
+                            _encoder.encode(tombstone),
+                            ex=self._audit_retention_seconds,
+                        )
+                    await pipe.execute()
+                    break
+                except redis.exceptions.WatchError:
+                    continue
+        await self._remove_from_feed(customer_id)
+        return tombstone if present and generation is not None else None
+
+    async def _remove_from_feed(self, customer_id: str) -> None:
+        # The feed is short (a week); an erasure is rare: a scan of it is the simple, exact way.
+        async with _unavailable_on_error():
+            entries = cast(
+                "list[tuple[bytes, dict[bytes, bytes]]]", await self._redis.xrange(FEED_STREAM)
+            )
+            doomed = [
+                entry_id
+                for entry_id, fields in entries
+                if _change_decoder.decode(fields[b"e"]).customer_id == customer_id
+            ]
+            if doomed:
+                await self._redis.xdel(FEED_STREAM, *doomed)
+
+    async def existing_customer_keys(self, customer_id: str) -> list[str]:
+        async with _unavailable_on_error():
+            pipe = self._redis.pipeline(transaction=False)
+            for key in customer_keys(customer_id):
+                pipe.exists(key)
+            found = await pipe.execute()
+        return [
+            key for key, exists in zip(customer_keys(customer_id), found, strict=True) if exists
+        ]
+
+    async def list_customer_ids(self, cursor: int = 0, count: int = 100) -> CustomerPage:
+        """One step of a SCAN over customer records (no index to keep consistent)."""
+        pattern = customer_key("*")
+        async with _unavailable_on_error():
+            next_cursor, keys = await self._redis.scan(cursor, match=pattern, count=count)
+        prefix, suffix = customer_key("").encode().split(b"}")
+        ids = sorted(k[len(prefix) : -len(suffix) - 1].decode() for k in cast("list[bytes]", keys))
+        return CustomerPage(ids=ids, cursor=int(next_cursor))
+
+    async def customer_updated_at(self, customer_ids: Iterable[str]) -> dict[str, float | None]:
+        ids = list(customer_ids)
+        async with _unavailable_on_error():
+            pipe = self._redis.pipeline(transaction=False)
+            for customer_id in ids:
+                pipe.hget(customer_key(customer_id), "updated_at")
+            found = await pipe.execute()
+        return {
+            cid: None if raw is None else float(raw) for cid, raw in zip(ids, found, strict=True)
+        }
+
+    async def trim_streams(self) -> None:
+        """Apply the age limits to the shared streams even when nothing new is written."""
+        feed_oldest = f"{int((time.time() - FEED_RETENTION_SECONDS) * 1000)}-0"
+        async with _unavailable_on_error():
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.xtrim(AUDIT_STREAM, minid=self._oldest_kept_id(), approximate=False)
+            pipe.xtrim(FEED_STREAM, minid=feed_oldest, approximate=False)
+            await pipe.execute()
+
+    # -- API keys -------------------------------------------------------------------------------
+
+    async def save_api_key(self, key: ApiKey) -> None:
+        async with _unavailable_on_error():
+            await self._redis.set(api_key_key(key.id), _encoder.encode(key))
+
+    async def api_key(self, key_id: str) -> ApiKey | None:
+        async with _unavailable_on_error():
+            raw = await self._redis.get(api_key_key(key_id))
+        return None if raw is None else _api_key_decoder.decode(raw)
+
+    async def api_keys(self) -> list[ApiKey]:
+        async with _unavailable_on_error():
+            keys = [k async for k in self._redis.scan_iter(match=api_key_key("*"), count=500)]
+            raw = await self._redis.mget(keys) if keys else []
+        found = [_api_key_decoder.decode(item) for item in raw if item is not None]
+        return sorted(found, key=lambda k: k.created_at)
+
+    async def delete_api_key(self, key_id: str) -> bool:
+        async with _unavailable_on_error():
+            return bool(await self._redis.delete(api_key_key(key_id)))
+
+    # -- catalog deletions ----------------------------------------------------------------------
+
+    async def delete_catalog_entry(self, kind: str, entry_id: str) -> bool:
+        """Remove a form, campaign or contact person (`kind`); False if there was none."""
+        key = {
+            "forms": CATALOG_FORMS,
+            "campaigns": CATALOG_CAMPAIGNS,
+            "contacts": CATALOG_CONTACTS,
+        }[kind]
+        async with _unavailable_on_error():
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.hdel(key, entry_id)
+            if kind == "contacts":
+                pipe.delete(photo_key(entry_id))
+            pipe.incr(CATALOG_VERSION)
+            removed, *_ = await pipe.execute()
+        return bool(removed)

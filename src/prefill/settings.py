@@ -38,6 +38,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     redis_retries: Annotated[int, msgspec.Meta(ge=0)] = 1
     audit_retention_days: Annotated[int, msgspec.Meta(ge=1)] = 400
     """Audit entries and refusal counts older than this are removed (by age, never by count)."""
+    customer_retention_days: Annotated[int, msgspec.Meta(ge=1)] = 1095
+    """`prefill retention` erases customers whose record has not changed for this long."""
+    admin_port: Annotated[int, msgspec.Meta(ge=1, le=65535)] | None = None
+    """Serve the admin API only on this port (keep it off the public network); None serves it
+    under /admin on the main port. It always needs an API key."""
     allowed_hosts: list[str] = msgspec.field(default_factory=lambda: ["*"])
     """Host headers the service answers to (Litestar's allowed-hosts check)."""
 
@@ -78,6 +83,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "redis_timeout_seconds": float,
             "redis_retries": int,
             "audit_retention_days": int,
+            "customer_retention_days": int,
+            "admin_port": int,
         }
         for name, kind in scalar_names.items():
             raw = env.get(f"PREFILL_{name.upper()}")

@@ -19,7 +19,7 @@ from prefill.links import LinkBuilder
 from prefill.models import CampaignState, ConsentAction
 from prefill.repository import Repository, customer_key
 from prefill.tokens import LinkClaims, LinkSigner, TokenPurpose
-from tests.conftest import PUBLIC_URL, make_settings
+from tests.conftest import PSEUDONYMS, PUBLIC_URL, make_settings
 from tests.helpers import (
     CAMPAIGN_ID,
     FORM_ID,
@@ -447,7 +447,7 @@ async def test_the_audit_stream_is_trimmed_by_age_not_by_count(
 ) -> None:
     from prefill.models import AuditEntry, AuditKind
 
-    repository = Repository(redis_client, audit_retention_days=30)
+    repository = Repository(redis_client, PSEUDONYMS, audit_retention_days=30)
     await redis_client.xadd("pf:{audit}:events", {"e": b"{}"}, id="1000-0")  # from 1970
     recent = AuditEntry(kind=AuditKind.DISCLOSURE, at=time.time(), customer_id="cust-1001")
     for _ in range(3):

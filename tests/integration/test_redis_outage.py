@@ -23,7 +23,7 @@ from prefill.links import LinkBuilder
 from prefill.models import ConsentAction
 from prefill.repository import Repository
 from prefill.storage import EmbeddedRedis, connect, free_tcp_port
-from tests.conftest import EXAMPLES, PUBLIC_URL, make_settings
+from tests.conftest import EXAMPLES, PSEUDONYMS, PUBLIC_URL, make_settings
 from tests.helpers import (
     API_PATH,
     FORM_PATH,
@@ -61,7 +61,7 @@ async def outage_client(
 
     settings = make_settings(own_redis.url)
     redis_client = connect(own_redis.url, timeout_seconds=0.5, retries=0)
-    repository = Repository(redis_client)
+    repository = Repository(redis_client, PSEUDONYMS)
     await import_directory(repository, EXAMPLES)
     links = LinkBuilder(LinkSigner(settings.secret_keys, settings.max_link_age_seconds), PUBLIC_URL)
     url = await form_link(repository, links, "cust-1001")
@@ -148,7 +148,7 @@ async def test_a_service_started_while_redis_is_down_recovers(
         assert down.status_code == 503
         own_redis.start()
         redis_client = connect(own_redis.url, timeout_seconds=1, retries=0)
-        await import_directory(Repository(redis_client), EXAMPLES)
+        await import_directory(Repository(redis_client, PSEUDONYMS), EXAMPLES)
         await redis_client.aclose()
         await until_answered(client, FORM_PATH, lambda r: r.status_code == 200)
 
@@ -156,7 +156,7 @@ async def test_a_service_started_while_redis_is_down_recovers(
 async def test_an_acknowledged_consent_change_survives_sigkill(own_redis: EmbeddedRedis) -> None:
     # One retry: the pooled connection dies with the server and is replaced on the retry.
     redis_client = connect(own_redis.url, timeout_seconds=1, retries=1)
-    repository = Repository(redis_client)
+    repository = Repository(redis_client, PSEUDONYMS)
     await import_directory(repository, EXAMPLES)
     await set_consent(repository, "cust-1001", ConsentAction.WITHDRAWN)
     own_redis.kill()  # no shutdown, no final fsync: only what was already on disk survives

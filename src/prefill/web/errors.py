@@ -16,13 +16,16 @@ from litestar.exceptions import HTTPException
 from litestar.response import Template
 from litestar.status_codes import (
     HTTP_404_NOT_FOUND,
+    HTTP_409_CONFLICT,
+    HTTP_422_UNPROCESSABLE_ENTITY,
     HTTP_500_INTERNAL_SERVER_ERROR,
     HTTP_503_SERVICE_UNAVAILABLE,
 )
 from litestar.types import ExceptionHandlersMap
 
+from prefill.admin import Conflict, InvalidReference, NotFound
 from prefill.i18n import negotiate_locale
-from prefill.repository import StoreUnavailable
+from prefill.repository import RequestConflict, StoreUnavailable
 from prefill.services import UnknownForm
 
 logger = logging.getLogger("prefill.errors")
@@ -34,7 +37,9 @@ AnyRequest = Request[object, object, State]
 def _wants_json(request: AnyRequest) -> bool:
     path = request.url.path
     return (
-        path.startswith(("/api/", "/health/")) or path == "/schema" or path.startswith("/schema/")
+        path.startswith(("/api/", "/health/", "/admin/"))
+        or path == "/schema"
+        or path.startswith("/schema/")
     )
 
 
@@ -90,6 +95,26 @@ def http_exception(request: AnyRequest, exc: HTTPException) -> Response[Any]:
     return message_page(request, exc.status_code, "bad_request", exc.detail)
 
 
+def admin_error(request: AnyRequest, exc: Exception) -> Response[Any]:
+    """The admin use cases' refusals; their messages name ids and fields, never values."""
+    status_code = ADMIN_ERROR_STATUS[type(exc)]
+    return _json_error(status_code, str(exc) or type(exc).__name__)
+
+
+def request_conflict(request: AnyRequest, exc: RequestConflict) -> Response[Any]:
+    return _json_error(
+        HTTP_409_CONFLICT,
+        "This Idempotency-Key was already used for a different request; use a new key.",
+    )
+
+
+ADMIN_ERROR_STATUS: dict[type[Exception], int] = {
+    NotFound: HTTP_404_NOT_FOUND,
+    Conflict: HTTP_409_CONFLICT,
+    InvalidReference: HTTP_422_UNPROCESSABLE_ENTITY,
+}
+
+
 def internal_error(request: AnyRequest, exc: Exception) -> Response[Any]:
     logger.error(
         "unhandled %s on %s %s",
@@ -106,5 +131,9 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     StoreUnavailable: store_unavailable,
     UnknownForm: unknown_form,
     HTTPException: http_exception,
+    NotFound: admin_error,
+    Conflict: admin_error,
+    InvalidReference: admin_error,
+    RequestConflict: request_conflict,
     Exception: internal_error,
 }

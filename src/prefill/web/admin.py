@@ -1,0 +1,524 @@
+"""The internal admin API: records, consent, audit, export, erasure and keys, behind API keys.
+
+Every route names the one scope it needs in `opt`; a single guard checks the key (401 without a
+valid one, 403 without the scope) before the body is even read.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, Router, delete, get, post, put
+from litestar.connection import ASGIConnection
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.enums import RequestEncodingType, ScopeType
+from litestar.exceptions import (
+    ClientException,
+    NotAuthorizedException,
+    NotFoundException,
+    PermissionDeniedException,
+)
+from litestar.handlers.base import BaseRouteHandler
+from litestar.middleware import DefineMiddleware
+from litestar.openapi.spec import Example
+from litestar.params import BodyKwarg, FromPath, HeaderParameter, JSONBody, QueryParameter
+from litestar.response import Response
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+from litestar.types import ASGIApp, Receive, Send
+from litestar.types import Scope as AsgiScope
+
+from prefill.admin import (
+    Actor,
+    AdminService,
+    ConsentState,
+    CustomerExport,
+    ErasureReceipt,
+    MintResult,
+)
+from prefill.apikeys import ApiKey, Scope
+from prefill.consent import truncate_ip
+from prefill.models import (
+    AuditEntry,
+    Campaign,
+    ConsentAction,
+    ConsentEvent,
+    ConsentSource,
+    ContactPerson,
+    Customer,
+    Form,
+    Id,
+    ShortText,
+)
+from prefill.repository import CustomerPage
+
+AdminDep = NamedDependency[AdminService]
+REQUEST_ID = Annotated[
+    str | None,
+    HeaderParameter(
+        name="Idempotency-Key",
+        description="A client-chosen id: a retry with the same id and body is recorded once.",
+        max_length=100,
+        pattern=r"^[A-Za-z0-9_.:-]+$",
+        required=False,
+    ),
+]
+
+
+def provide_admin(state: State) -> AdminService:
+    admin: AdminService = state.admin
+    return admin
+
+
+async def require_scope(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
+    """401 unless a valid key is presented as `Authorization: Bearer <key>`; 403 unless it
+    carries the route's scope. The key is kept on the request for the audit trail."""
+    scheme, _, presented = connection.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not presented.strip():
+        raise NotAuthorizedException(
+            detail="An API key is required: send 'Authorization: Bearer <key>'.",
+            headers={"WWW-Authenticate": 'Bearer realm="prefill-admin"'},
+        )
+    admin: AdminService = connection.app.state.admin
+    key = await admin.authenticate(presented.strip())
+    if key is None:
+        raise NotAuthorizedException(
+            detail="This API key is unknown or has been revoked.",
+            headers={"WWW-Authenticate": 'Bearer realm="prefill-admin", error="invalid_token"'},
+        )
+    needed = Scope(handler.opt["scope"])
+    if needed not in key.scopes:
+        raise PermissionDeniedException(detail=f"This API key lacks the '{needed}' scope.")
+    connection.state.admin_key = key
+
+
+def actor_of(request: Request[Any, Any, Any]) -> Actor:
+    key: ApiKey = request.state.admin_key
+    return Actor(
+        name=f"key:{key.id} ({key.name})",
+        ip_prefix=truncate_ip(request.client.host if request.client else ""),
+        user_agent=request.headers.get("user-agent", "")[:200],
+    )
+
+
+def _same_id(path_id: str, body_id: str) -> None:
+    if path_id != body_id:
+        raise ClientException(
+            detail=f"The id in the body ({body_id!r}) differs from the id in the path.",
+            extra=[{"key": "id", "message": "must equal the id in the path"}],
+        )
+
+
+# -- API keys ---------------------------------------------------------------------------------
+
+
+class KeyIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: ShortText
+    scopes: Annotated[list[Scope], msgspec.Meta(min_length=1)]
+
+
+class KeyOut(msgspec.Struct, frozen=True):
+    id: str
+    name: str
+    scopes: list[Scope]
+    created_at: float
+
+
+class NewKeyOut(msgspec.Struct, frozen=True):
+    key: KeyOut
+    secret: str
+    """Shown once: only a digest is stored."""
+
+
+def _key_out(key: ApiKey) -> KeyOut:
+    return KeyOut(id=key.id, name=key.name, scopes=key.scopes, created_at=key.created_at)
+
+
+@get("/keys", opt={"scope": Scope.KEYS}, summary="List API keys")
+async def list_keys(admin: AdminDep) -> list[KeyOut]:
+    return [_key_out(k) for k in await admin.list_keys()]
+
+
+@post("/keys", opt={"scope": Scope.KEYS}, summary="Create an API key (the secret is shown once)")
+async def create_key(
+    admin: AdminDep, data: JSONBody[KeyIn], request: Request[Any, Any, Any]
+) -> NewKeyOut:
+    new = await admin.create_key(data.name, data.scopes, actor_of(request))
+    return NewKeyOut(key=_key_out(new.key), secret=new.secret)
+
+
+@delete("/keys/{key_id:str}", opt={"scope": Scope.KEYS}, summary="Revoke an API key")
+async def revoke_key(
+    admin: AdminDep, key_id: FromPath[str], request: Request[Any, Any, Any]
+) -> None:
+    await admin.revoke_key(key_id, actor_of(request))
+
+
+# -- customers --------------------------------------------------------------------------------
+
+
+@get("/customers", opt={"scope": Scope.READ}, summary="List customer ids (cursor-paged)")
+async def list_customers(
+    admin: AdminDep,
+    cursor: Annotated[
+        int, QueryParameter(ge=0, description="0 to start; the answer's cursor next")
+    ] = 0,
+    count: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+) -> CustomerPage:
+    return await admin.customer_ids(cursor, count)
+
+
+@get("/customers/{customer_id:str}", opt={"scope": Scope.READ}, summary="Read a customer")
+async def read_customer(admin: AdminDep, customer_id: FromPath[str]) -> Customer:
+    return await admin.customer(customer_id)
+
+
+@put(
+    "/customers/{customer_id:str}",
+    opt={"scope": Scope.DATA},
+    summary="Create or replace a customer",
+    description="`generation` in the body is ignored: the stored link generation is kept.",
+    status_code=HTTP_200_OK,
+)
+async def put_customer(
+    admin: AdminDep,
+    customer_id: FromPath[str],
+    data: JSONBody[Customer],
+    request: Request[Any, Any, Any],
+) -> Response[Customer]:
+    _same_id(customer_id, data.id)
+    stored, created = await admin.put_customer(data, actor_of(request))
+    return Response(stored, status_code=HTTP_201_CREATED if created else HTTP_200_OK)
+
+
+@delete(
+    "/customers/{customer_id:str}",
+    opt={"scope": Scope.ERASE},
+    summary="Erase a customer (GDPR Art. 17)",
+    description="Deletes every key of the customer and kills all their links. A pseudonymous "
+    "tombstone is kept: see docs/record-of-processing.md.",
+    status_code=HTTP_200_OK,
+)
+async def erase_customer(
+    admin: AdminDep, customer_id: FromPath[str], request: Request[Any, Any, Any]
+) -> ErasureReceipt:
+    return await admin.erase(customer_id, actor_of(request))
+
+
+@get(
+    "/customers/{customer_id:str}/export",
+    opt={"scope": Scope.READ},
+    summary="Export everything held about a customer (GDPR Art. 15)",
+)
+async def export_customer(
+    admin: AdminDep, customer_id: FromPath[str], request: Request[Any, Any, Any]
+) -> CustomerExport:
+    return await admin.export(customer_id, actor_of(request))
+
+
+# -- consent ----------------------------------------------------------------------------------
+
+
+class ConsentChange(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A grant or withdrawal recorded on the customer's behalf (source `admin`)."""
+
+    purpose: Id
+    action: ConsentAction
+    notice_version: Annotated[str, msgspec.Meta(max_length=64)] = ""
+    """The version of the notice the customer agreed to (for a grant)."""
+    note: Annotated[str, msgspec.Meta(max_length=200)] = ""
+    """How the customer asked, e.g. `phone call, ticket 4711` (kept with the actor)."""
+
+
+class ConsentResult(msgspec.Struct, frozen=True):
+    status: str
+    """`recorded`, `unchanged` (already the current state), or `replayed` (same request id)."""
+    event: ConsentEvent | None
+
+
+@get(
+    "/customers/{customer_id:str}/consent",
+    opt={"scope": Scope.READ},
+    summary="Current consent per purpose, and the full history",
+)
+async def read_consent(admin: AdminDep, customer_id: FromPath[str]) -> ConsentState:
+    return await admin.consent_state(customer_id)
+
+
+@post(
+    "/customers/{customer_id:str}/consent",
+    opt={"scope": Scope.CONSENT},
+    summary="Grant or withdraw consent for a purpose",
+    description="Answers only once the event is durable. Send `Idempotency-Key` to make "
+    "retries safe: the same key and body are recorded once.",
+    status_code=HTTP_200_OK,
+)
+async def change_consent(
+    admin: AdminDep,
+    customer_id: FromPath[str],
+    data: Annotated[
+        ConsentChange,
+        BodyKwarg(
+            media_type=RequestEncodingType.JSON,
+            examples=[
+                Example(
+                    summary="Withdraw email marketing on the customer's request",
+                    value={"purpose": "email_marketing", "action": "withdrawn", "note": "call"},
+                ),
+                Example(
+                    summary="Grant personalization under notice version 2027-01",
+                    value={
+                        "purpose": "personalization",
+                        "action": "granted",
+                        "notice_version": "2027-01",
+                    },
+                ),
+            ],
+        ),
+    ],
+    request: Request[Any, Any, Any],
+    idempotency_key: REQUEST_ID = None,
+) -> Response[ConsentResult]:
+    actor = actor_of(request)
+    event = ConsentEvent(
+        purpose=data.purpose,
+        action=data.action,
+        at=time.time(),
+        source=ConsentSource.ADMIN,
+        notice_version=data.notice_version,
+        actor=f"{actor.name}{': ' + data.note if data.note else ''}",
+        ip_prefix=actor.ip_prefix,
+        user_agent=actor.user_agent,
+    )
+    outcome = await admin.change_consent(customer_id, event, idempotency_key or "")
+    status = HTTP_201_CREATED if outcome.status == "recorded" else HTTP_200_OK
+    return Response(ConsentResult(outcome.status, outcome.event), status_code=status)
+
+
+# -- audit ------------------------------------------------------------------------------------
+
+
+@get(
+    "/audit",
+    opt={"scope": Scope.READ},
+    summary="Audit entries, newest first",
+    description="Everyone's, or one customer's (`customer_id`), between `since` and `until` "
+    "(Unix seconds).",
+)
+async def read_audit(
+    admin: AdminDep,
+    customer_id: Annotated[str | None, QueryParameter(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = None,
+    since: Annotated[float | None, QueryParameter(ge=0)] = None,
+    until: Annotated[float | None, QueryParameter(ge=0)] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=10_000)] = 1000,
+) -> list[AuditEntry]:
+    return await admin.audit(customer_id, since, until, limit)
+
+
+# -- forms, campaigns, contact persons ----------------------------------------------------------
+
+
+@get("/forms", opt={"scope": Scope.READ}, summary="List forms")
+async def list_forms(admin: AdminDep) -> list[Form]:
+    return [msgspec.convert(e, Form) for e in await admin.entries(Form)]
+
+
+@get("/forms/{form_id:str}", opt={"scope": Scope.READ}, summary="Read a form")
+async def read_form(admin: AdminDep, form_id: FromPath[str]) -> Form:
+    return msgspec.convert(await admin.entry(Form, form_id), Form)
+
+
+@put(
+    "/forms/{form_id:str}",
+    opt={"scope": Scope.DATA},
+    summary="Create or replace a form",
+    status_code=HTTP_200_OK,
+)
+async def put_form(
+    admin: AdminDep, form_id: FromPath[str], data: JSONBody[Form], request: Request[Any, Any, Any]
+) -> Response[Form]:
+    _same_id(form_id, data.id)
+    created = await admin.put_entry(data, actor_of(request))
+    return Response(data, status_code=HTTP_201_CREATED if created else HTTP_200_OK)
+
+
+@delete("/forms/{form_id:str}", opt={"scope": Scope.DATA}, summary="Delete a form")
+async def delete_form(
+    admin: AdminDep, form_id: FromPath[str], request: Request[Any, Any, Any]
+) -> None:
+    await admin.delete_entry(Form, form_id, actor_of(request))
+
+
+@get("/campaigns", opt={"scope": Scope.READ}, summary="List campaigns")
+async def list_campaigns(admin: AdminDep) -> list[Campaign]:
+    return [msgspec.convert(e, Campaign) for e in await admin.entries(Campaign)]
+
+
+@get("/campaigns/{campaign_id:str}", opt={"scope": Scope.READ}, summary="Read a campaign")
+async def read_campaign(admin: AdminDep, campaign_id: FromPath[str]) -> Campaign:
+    return msgspec.convert(await admin.entry(Campaign, campaign_id), Campaign)
+
+
+@put(
+    "/campaigns/{campaign_id:str}",
+    opt={"scope": Scope.DATA},
+    summary="Create or replace a campaign",
+    status_code=HTTP_200_OK,
+)
+async def put_campaign(
+    admin: AdminDep,
+    campaign_id: FromPath[str],
+    data: JSONBody[Campaign],
+    request: Request[Any, Any, Any],
+) -> Response[Campaign]:
+    _same_id(campaign_id, data.id)
+    created = await admin.put_entry(data, actor_of(request))
+    return Response(data, status_code=HTTP_201_CREATED if created else HTTP_200_OK)
+
+
+@delete("/campaigns/{campaign_id:str}", opt={"scope": Scope.DATA}, summary="Delete a campaign")
+async def delete_campaign(
+    admin: AdminDep, campaign_id: FromPath[str], request: Request[Any, Any, Any]
+) -> None:
+    await admin.delete_entry(Campaign, campaign_id, actor_of(request))
+
+
+@get("/contacts", opt={"scope": Scope.READ}, summary="List contacts")
+async def list_contacts(admin: AdminDep) -> list[ContactPerson]:
+    return [msgspec.convert(e, ContactPerson) for e in await admin.entries(ContactPerson)]
+
+
+@get("/contacts/{contact_id:str}", opt={"scope": Scope.READ}, summary="Read a contact person")
+async def read_contact(admin: AdminDep, contact_id: FromPath[str]) -> ContactPerson:
+    return msgspec.convert(await admin.entry(ContactPerson, contact_id), ContactPerson)
+
+
+@put(
+    "/contacts/{contact_id:str}",
+    opt={"scope": Scope.DATA},
+    summary="Create or replace a contact person",
+    status_code=HTTP_200_OK,
+)
+async def put_contact(
+    admin: AdminDep,
+    contact_id: FromPath[str],
+    data: JSONBody[ContactPerson],
+    request: Request[Any, Any, Any],
+) -> Response[ContactPerson]:
+    _same_id(contact_id, data.id)
+    created = await admin.put_entry(data, actor_of(request))
+    return Response(data, status_code=HTTP_201_CREATED if created else HTTP_200_OK)
+
+
+@delete("/contacts/{contact_id:str}", opt={"scope": Scope.DATA}, summary="Delete a contact person")
+async def delete_contact(
+    admin: AdminDep, contact_id: FromPath[str], request: Request[Any, Any, Any]
+) -> None:
+    await admin.delete_entry(ContactPerson, contact_id, actor_of(request))
+
+
+@post(
+    "/campaigns/{campaign_id:str}/revoke",
+    opt={"scope": Scope.DATA},
+    summary="Revoke a campaign: all its links stop working, for good",
+    status_code=HTTP_200_OK,
+)
+async def revoke_campaign(
+    admin: AdminDep, campaign_id: FromPath[str], request: Request[Any, Any, Any]
+) -> Campaign:
+    return await admin.revoke_campaign(campaign_id, actor_of(request))
+
+
+class MintIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    customer_ids: Annotated[list[Id], msgspec.Meta(min_length=1, max_length=1000)]
+
+
+@post(
+    "/campaigns/{campaign_id:str}/links",
+    opt={"scope": Scope.DATA},
+    summary="Mint personal links for customers",
+    description="The same links as `prefill mint`: form, card, vCard and unsubscribe URLs, and "
+    "the List-Unsubscribe header values. Unknown customers are listed under `skipped`.",
+    status_code=HTTP_200_OK,
+)
+async def mint_links(
+    admin: AdminDep,
+    campaign_id: FromPath[str],
+    data: JSONBody[MintIn],
+    request: Request[Any, Any, Any],
+) -> MintResult:
+    return await admin.mint(campaign_id, data.customer_ids, actor_of(request))
+
+
+ADMIN_HANDLERS = [
+    list_keys,
+    create_key,
+    revoke_key,
+    list_customers,
+    read_customer,
+    put_customer,
+    erase_customer,
+    export_customer,
+    read_consent,
+    change_consent,
+    read_audit,
+    list_forms,
+    read_form,
+    put_form,
+    delete_form,
+    list_campaigns,
+    read_campaign,
+    put_campaign,
+    delete_campaign,
+    list_contacts,
+    read_contact,
+    put_contact,
+    delete_contact,
+    revoke_campaign,
+    mint_links,
+]
+
+ADMIN_PATH = "/admin/api/v1"
+
+
+def admin_router() -> Router:
+    return Router(
+        path=ADMIN_PATH,
+        route_handlers=ADMIN_HANDLERS,
+        guards=[require_scope],
+        dependencies={"admin": Provide(provide_admin, sync_to_thread=False)},
+        tags=["admin"],
+        security=[{"apiKey": []}],
+    )
+
+
+def only_admin_on_admin_port(admin_port: int | None) -> list[DefineMiddleware]:
+    """With a separate admin port, the admin API answers only there, and only it (and health)
+    answers there: the public port can face the internet while the admin port does not."""
+    if admin_port is None:
+        return []
+    return [DefineMiddleware(AdminPortMiddleware, admin_port=admin_port)]
+
+
+class AdminPortMiddleware:
+    def __init__(self, app: ASGIApp, admin_port: int) -> None:
+        self._app = app
+        self._admin_port = admin_port
+
+    async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
+        if scope["type"] == ScopeType.HTTP:
+            server = scope.get("server") or ("", None)
+            on_admin_port = server[1] == self._admin_port
+            path: str = scope["path"]
+            is_admin = path == ADMIN_PATH or path.startswith(ADMIN_PATH + "/")
+            if is_admin != on_admin_port and not path.startswith(ADMIN_PORT_SHARED):
+                raise NotFoundException()
+        await self._app(scope, receive, send)
+
+
+ADMIN_PORT_SHARED = ("/health/", "/schema")
+"""Paths both ports serve: probes, and the API description."""
