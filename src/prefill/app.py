@@ -25,7 +25,7 @@ from litestar.template import TemplateConfig
 from prefill import __version__
 from prefill.admin import AdminService
 from prefill.catalog import CatalogCache
-from prefill.i18n import pick, ui_text
+from prefill.i18n import install_gettext, pick
 from prefill.links import LinkBuilder
 from prefill.pseudonyms import Pseudonymizer
 from prefill.repository import Repository, StoreUnavailable
@@ -71,9 +71,8 @@ def template_engine(organization: str) -> JinjaTemplateEngine:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    environment.globals.update(
-        ui=ui_text, pick=pick, organization=organization, autocomplete=AUTOCOMPLETE
-    )
+    install_gettext(environment)
+    environment.globals.update(pick=pick, organization=organization, autocomplete=AUTOCOMPLETE)
     for name in environment.list_templates(extensions=["html"]):
         environment.get_template(name)  # Compile now, not on the first customer's request.
     return JinjaTemplateEngine.from_environment(environment)

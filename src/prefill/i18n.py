@@ -1,8 +1,27 @@
-"""Choosing the customer's language, and the interface texts in Finnish, Swedish and English."""
+"""Choosing the customer's language, and the interface texts from the gettext catalogs.
+
+The texts live in `locale/<lang>/LC_MESSAGES/messages.po` (English msgids). The catalogs are
+compiled in memory when first used, so a fresh checkout, an editable install and a wheel all
+work with no compile step to remember. Data-driven texts (form titles, labels, consent notices)
+come with their own translations in forms.json and are chosen with `pick`.
+"""
 
 from __future__ import annotations
 
+import functools
+import io
+from pathlib import Path
+
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.support import Translations
+from jinja2 import Environment, pass_context
+from jinja2.runtime import Context
+
 from prefill.models import DEFAULT_LOCALE, SUPPORTED_LOCALES, Locale, Translated
+
+LOCALE_DIR = Path(__file__).parent / "locale"
+DOMAIN = "messages"
 
 
 def negotiate_locale(accept_language: str | None) -> Locale:
@@ -29,100 +48,52 @@ def pick(texts: Translated, locale: Locale) -> str:
     return texts.get(locale) or texts.get(DEFAULT_LOCALE) or next(iter(texts.values()), "")
 
 
-UI_TEXTS: dict[str, Translated] = {
-    "your_contact": {
-        "fi": "Yhteyshenkilösi",
-        "sv": "Din kontaktperson",
-        "en": "Your contact person",
-    },
-    "our_team": {"fi": "Ota yhteyttä", "sv": "Kontakta oss", "en": "Get in touch"},
-    "call": {"fi": "Soita", "sv": "Ring", "en": "Call"},
-    "email": {"fi": "Sähköposti", "sv": "E-post", "en": "Email"},
-    "add_to_contacts": {
-        "fi": "Lisää yhteystietoihin",
-        "sv": "Lägg till i kontakter",
-        "en": "Add to contacts",
-    },
-    "not_you": {"fi": "Etkö ole {name}?", "sv": "Är du inte {name}?", "en": "Not {name}?"},
-    "not_you_plain": {"fi": "Etkö ole sinä?", "sv": "Är det inte du?", "en": "Not you?"},
-    "not_you_button": {
-        "fi": "Tyhjennä tiedot ja poista tämä linkki käytöstä",
-        "sv": "Töm uppgifterna och stäng den här länken",
-        "en": "Clear my details and disable this link",
-    },
-    "prefilled_note": {
-        "fi": "Täytimme tiedot valmiiksi. Tarkista ja korjaa tarvittaessa.",
-        "sv": "Vi har fyllt i dina uppgifter. Kontrollera och rätta vid behov.",
-        "en": "We have filled in what we know. Please check and correct it.",
-    },
-    "masked_note": {
-        "fi": "Osittain piilotettu tieto säilyy ennallaan, ellet kirjoita uutta.",
-        "sv": "Delvis dold uppgift förblir oförändrad om du inte skriver en ny.",
-        "en": "A partly hidden value stays as it is unless you type a new one.",
-    },
-    "required": {"fi": "pakollinen", "sv": "obligatorisk", "en": "required"},
-    "choose": {"fi": "Valitse…", "sv": "Välj…", "en": "Choose…"},
-    "submit": {"fi": "Ilmoittaudu", "sv": "Anmäl dig", "en": "Register"},
-    "card_title": {
-        "fi": "Yhteyshenkilösi",
-        "sv": "Din kontaktperson",
-        "en": "Your contact person",
-    },
-    "card_unavailable": {
-        "fi": "Tällä linkillä ei voi näyttää yhteyshenkilön tietoja. "
-        "Ota yhteyttä asiakaspalveluumme.",
-        "sv": "Kontaktuppgifterna kan inte visas via den här länken. Kontakta vår kundtjänst.",
-        "en": "No contact card can be shown for this link. Please contact our customer service.",
-    },
-    "home_title": {
-        "fi": "Henkilökohtaiset linkit",
-        "sv": "Personliga länkar",
-        "en": "Personal links",
-    },
-    "home_body": {
-        "fi": "Tämä palvelu avaa sähköposteissamme olevat henkilökohtaiset linkit.",
-        "sv": "Den här tjänsten öppnar de personliga länkarna i våra e-postmeddelanden.",
-        "en": "This service opens the personal links in our emails.",
-    },
-    "unavailable_title": {
-        "fi": "Palvelu on tilapäisesti poissa käytöstä",
-        "sv": "Tjänsten är tillfälligt otillgänglig",
-        "en": "The service is temporarily unavailable",
-    },
-    "unavailable_body": {
-        "fi": "Yritä hetken kuluttua uudelleen.",
-        "sv": "Försök igen om en stund.",
-        "en": "Please try again in a moment.",
-    },
-    "bad_request_title": {
-        "fi": "Pyyntöä ei voitu käsitellä",
-        "sv": "Begäran kunde inte behandlas",
-        "en": "The request could not be handled",
-    },
-    "bad_request_body": {
-        "fi": "Palaa edelliselle sivulle ja yritä uudelleen.",
-        "sv": "Gå tillbaka till föregående sida och försök igen.",
-        "en": "Please go back to the previous page and try again.",
-    },
-    "not_found_title": {
-        "fi": "Sivua ei löytynyt",
-        "sv": "Sidan hittades inte",
-        "en": "Page not found",
-    },
-    "not_found_body": {
-        "fi": "Tarkista osoite.",
-        "sv": "Kontrollera adressen.",
-        "en": "Please check the address.",
-    },
-    "open_card": {
-        "fi": "Avaa käyntikortti",
-        "sv": "Öppna visitkortet",
-        "en": "Open the contact card",
-    },
-    "language": {"fi": "Kieli", "sv": "Språk", "en": "Language"},
-}
+def catalog_path(locale: Locale) -> Path:
+    return LOCALE_DIR / locale / "LC_MESSAGES" / f"{DOMAIN}.po"
 
 
-def ui_text(key: str, locale: Locale, **values: str) -> str:
-    """An interface text in `locale`; `values` fill its `{placeholders}`."""
-    return pick(UI_TEXTS[key], locale).format(**values)
+@functools.cache
+def translations(locale: Locale) -> Translations:
+    """The compiled catalog for `locale`; a msgid without a translation stays English.
+    Fuzzy entries are left out: a text changed in English is not shown with a stale meaning."""
+    with catalog_path(locale).open("rb") as source:
+        catalog = read_po(source, locale=locale, domain=DOMAIN)
+    compiled = io.BytesIO()
+    write_mo(compiled, catalog, use_fuzzy=False)
+    compiled.seek(0)
+    return Translations(compiled, domain=DOMAIN)
+
+
+def N_(message: str) -> str:
+    """Mark a text for the catalogs where it is defined; translate it later, where the locale
+    is known (`translate(locale, MESSAGE)` in Python, `{{ _(message) }}` in a template)."""
+    return message
+
+
+def translate(locale: Locale, message: str, **values: object) -> str:
+    """`message` (an English msgid) in `locale`, with its `%(name)s` placeholders filled."""
+    text = translations(locale).gettext(message)
+    return text % values if values else text
+
+
+@pass_context
+def _template_gettext(context: Context, message: str) -> str:
+    return translations(context.get("locale", DEFAULT_LOCALE)).gettext(message)
+
+
+@pass_context
+def _template_ngettext(context: Context, singular: str, plural: str, count: int) -> str:
+    return translations(context.get("locale", DEFAULT_LOCALE)).ngettext(singular, plural, count)
+
+
+def install_gettext(environment: Environment) -> None:
+    """`_()`, `gettext()` and `{% trans %}` for `environment`, in each template's `locale`
+    (every page has one in its context). Newstyle: placeholders are `%(name)s` and escaped.
+    The extraction options in babel.cfg must match these (trimmed, newstyle)."""
+    environment.add_extension("jinja2.ext.i18n")
+    environment.policies["ext.i18n.trimmed"] = True
+    environment.install_gettext_callables(  # type: ignore[attr-defined]
+        _template_gettext, _template_ngettext, newstyle=True
+    )
+    for locale in SUPPORTED_LOCALES:
+        translations(locale)  # Compile now, not on the first customer's request.

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 from prefill.contacts import contact_for
-from prefill.i18n import UI_TEXTS, negotiate_locale, pick
-from prefill.models import SUPPORTED_LOCALES, ContactPerson, Customer, Form
+from prefill.i18n import negotiate_locale, pick
+from prefill.models import ContactPerson, Customer, Form
 
 
 @pytest.mark.parametrize(
@@ -29,11 +29,6 @@ def test_pick_falls_back_to_english_then_anything() -> None:
     assert pick({"fi": "Hei", "en": "Hi"}, "sv") == "Hi"
     assert pick({"fi": "Hei"}, "sv") == "Hei"
     assert pick({}, "sv") == ""
-
-
-def test_every_interface_text_exists_in_every_locale() -> None:
-    for key, texts in UI_TEXTS.items():
-        assert set(texts) == set(SUPPORTED_LOCALES), key
 
 
 def person(pid: str, active: bool = True, deputy: str | None = None) -> ContactPerson:
