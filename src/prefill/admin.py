@@ -181,7 +181,7 @@ class AdminService:
         tombstone = await self._repo.erase_customer(customer_id)
         if tombstone is None:
             raise NotFound(f"no customer {customer_id!r}")
-        await self._audit(actor, "customer.erase", customer_id=customer_id)
+        await self._audit(actor, "customer.erase", customer_id=customer_id, erased=True)
         await self._repo.publish_change(
             ChangeEvent(kind=ChangeKind.ERASURE, customer_id=customer_id, at=tombstone.erased_at)
         )
@@ -338,8 +338,14 @@ class AdminService:
         return RetentionReport(erased=sorted(erased), checked=checked)
 
     async def _audit(
-        self, actor: Actor, action: str, customer_id: str = "", target: str = ""
+        self,
+        actor: Actor,
+        action: str,
+        customer_id: str = "",
+        target: str = "",
+        erased: bool = False,
     ) -> None:
+        # The erasure itself is kept in the shared audit only: the customer's index is gone.
         await self._repo.record_audit(
             AuditEntry(
                 kind=AuditKind.ADMIN,
@@ -348,7 +354,8 @@ class AdminService:
                 action=action,
                 actor=actor.name,
                 target=target,
-            )
+            ),
+            index_by_customer=not erased,
         )
 
 

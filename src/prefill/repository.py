@@ -530,17 +530,17 @@ class Repository:
 
     # -- audit ------------------------------------------------------------------------------
 
-    async def record_audit(self, entry: AuditEntry) -> None:
-        """Append to the audit stream (and to the customer's own index of it), dropping entries
-        older than the retention: by age, so no amount of new entries can push a recent one out.
-        """
+    async def record_audit(self, entry: AuditEntry, index_by_customer: bool = True) -> None:
+        """Append to the audit stream (and to the customer's own index of it, unless that
+        customer has just been erased), dropping entries older than the retention: by age, so
+        no amount of new entries can push a recent one out."""
         oldest = self._oldest_kept_id()
         encoded: dict[FieldT, EncodableT] = {"e": _encoder.encode(entry)}
         async with _unavailable_on_error():
             pipe = self._redis.pipeline(transaction=False)
             # Exact trimming: cheap (only what expired is removed), and testable.
             pipe.xadd(AUDIT_STREAM, encoded, minid=oldest, approximate=False)
-            if entry.customer_id:
+            if entry.customer_id and index_by_customer:
                 key = customer_audit_key(entry.customer_id)
                 pipe.xadd(key, encoded, minid=oldest, approximate=False)
                 pipe.expire(key, self._audit_retention_seconds)
@@ -628,10 +628,9 @@ class Repository:
         if status == "unknown_customer":
             return ConsentOutcome(status, None)
         if status == "replayed":
-            stored_fingerprint, status, payload = payload.split(b"|", 2)
+            stored_fingerprint, _, payload = payload.split(b"|", 2)
             if stored_fingerprint.decode() != fingerprint:
                 raise RequestConflict(request_id)
-            status = status.decode()
         return ConsentOutcome(status, _consent_decoder.decode(payload))
 
     async def publish_change(self, change: ChangeEvent) -> None:

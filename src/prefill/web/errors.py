@@ -87,7 +87,9 @@ def http_exception(request: AnyRequest, exc: HTTPException) -> Response[Any]:
     """API clients get JSON with the detail; people get a page in their language that still
     says what was wrong (the detail is Litestar's or ours, never an echo of personal input)."""
     if _wants_json(request):
-        return _json_error(exc.status_code, exc.detail, exc.extra)
+        response = _json_error(exc.status_code, exc.detail, exc.extra)
+        response.headers.update(exc.headers or {})  # e.g. WWW-Authenticate on a 401
+        return response
     if exc.status_code in (404, 405):
         return message_page(request, exc.status_code, "not_found")
     if exc.status_code >= 500:
