@@ -40,6 +40,7 @@ from prefill.web.errors import EXCEPTION_HANDLERS
 from prefill.web.headers import add_privacy_headers
 from prefill.web.health import health_router
 from prefill.web.pages import pages_router
+from prefill.web.unsubscribe import unsubscribe, unsubscribe_page
 
 logger = logging.getLogger("prefill")
 
@@ -119,7 +120,15 @@ def create_app(settings: Settings) -> Litestar:
         include_in_schema=False,
     )
     return Litestar(
-        route_handlers=[pages_router, api_router, health_router, static_router, admin_router()],
+        route_handlers=[
+            pages_router,
+            unsubscribe_page,
+            unsubscribe,
+            api_router,
+            health_router,
+            static_router,
+            admin_router(),
+        ],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         before_send=[add_privacy_headers],

@@ -7,12 +7,14 @@ that must succeed before anything personal leaves the service.
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import msgspec
 
 from prefill.catalog import CatalogCache
 from prefill.consent import consent_refusal, disclosable_values, greeting_name
+from prefill.consent_writes import ConsentRecorder, UnknownCustomer
 from prefill.contacts import contact_for
 from prefill.i18n import negotiate_locale, pick
 from prefill.models import (
@@ -20,11 +22,15 @@ from prefill.models import (
     AuditKind,
     Campaign,
     Channel,
+    ConsentAction,
+    ConsentEvent,
+    ConsentSource,
     ContactPerson,
     Customer,
     Form,
     Locale,
 )
+from prefill.purposes import EMAIL_MARKETING
 from prefill.repository import CorruptRecord, Repository
 from prefill.tokens import (
     LinkRefused,
@@ -97,10 +103,44 @@ class PrefillService:
         self._signer = signer
         self._catalog = catalog
         self._organization = organization
+        self._consents = ConsentRecorder(repository)
 
     @property
     def organization(self) -> str:
         return self._organization
+
+    # -- one-click unsubscribe (RFC 8058) ------------------------------------------------------
+
+    def unsubscribe_link_valid(self, token: str | None) -> bool:
+        """Whether an unsubscribe link is genuine and unexpired. Reads and changes nothing: mail
+        scanners fetch every link, so a GET must never unsubscribe anyone."""
+        try:
+            self._signer.verify(TokenPurpose.UNSUBSCRIBE, token)
+        except LinkRefused:
+            return False
+        return True
+
+    async def unsubscribe(self, token: str | None, ip_prefix: str, user_agent: str) -> bool:
+        """Withdraw the link's customer from email marketing; False for a bad link. Idempotent:
+        a repeat records nothing. Neither a revoked campaign nor "Not you?" stops it: opting
+        out must stay as easy as it was to opt in."""
+        try:
+            link = self._signer.verify(TokenPurpose.UNSUBSCRIBE, token)
+        except LinkRefused:
+            return False
+        event = ConsentEvent(
+            purpose=EMAIL_MARKETING,
+            action=ConsentAction.WITHDRAWN,
+            at=time.time(),
+            source=ConsentSource.UNSUBSCRIBE,
+            actor=f"unsubscribe link of campaign {link.claims.campaign_id}",
+            ip_prefix=ip_prefix,
+            user_agent=user_agent[:200],
+        )
+        # An erased customer has nothing left to withdraw: done, all the same.
+        with contextlib.suppress(UnknownCustomer):
+            await self._consents.record(link.claims.customer_id, event)
+        return True
 
     async def check_ready(self) -> None:
         """Raises StoreUnavailable unless Redis answers and accepts writes."""

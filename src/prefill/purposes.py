@@ -1,0 +1,232 @@
+"""The purposes prefill processes personal data for, and what it keeps for how long.
+
+This is the one place they are defined: the consent gate checks the consent purposes, and the
+record of processing (GDPR Art. 30) in docs/record-of-processing.md is generated from this module
+(`prefill docs record-of-processing`), so the document cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+PERSONALIZATION = "personalization"
+EMAIL_MARKETING = "email_marketing"
+
+
+class Purpose(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    title: str
+    description: str
+    legal_basis: str
+    data_categories: list[str]
+    recipients: list[str]
+    retention: str
+    needs_consent: bool
+
+
+class StoredData(msgspec.Struct, frozen=True, kw_only=True):
+    """One kind of stored record: what it holds and the rule that removes it."""
+
+    keys: str
+    holds: str
+    personal: bool
+    retention: str
+
+
+PURPOSES: list[Purpose] = [
+    Purpose(
+        id=PERSONALIZATION,
+        title="Prefilled forms and the personal contact card",
+        description="Open a campaign link as a form already filled in with what the company "
+        "knows, next to the customer's own contact person.",
+        legal_basis="Consent (GDPR Art. 6(1)(a)), per customer, recorded with its notice version",
+        data_categories=[
+            "identity (first and last name)",
+            "contact details (email, phone)",
+            "professional details (company, job title)",
+            "language",
+            "free attributes a form declares prefillable",
+        ],
+        recipients=["the customer themself, through their signed link"],
+        retention="until the customer is erased, or not updated for the customer retention "
+        "(PREFILL_CUSTOMER_RETENTION_DAYS, default 1095 days)",
+        needs_consent=True,
+    ),
+    Purpose(
+        id=EMAIL_MARKETING,
+        title="Campaign emails",
+        description="Send campaign emails with personal links; withdrawn by one-click "
+        "unsubscribe (RFC 8058) or any other channel.",
+        legal_basis="Consent (GDPR Art. 6(1)(a); ePrivacy Art. 13)",
+        data_categories=["email address", "language", "consent history"],
+        recipients=["the company's email tool (links minted as CSV or through the admin API)"],
+        retention="as for personalization",
+        needs_consent=True,
+    ),
+    Purpose(
+        id="accountability",
+        title="Proof of consent, disclosures and administration",
+        description="Prove what was disclosed to whom, and every consent change and admin "
+        "action (GDPR Art. 5(2), 7(1), 30).",
+        legal_basis="Legal obligation (GDPR Art. 6(1)(c)) and legitimate interest in being "
+        "able to defend claims (Art. 6(1)(f), 17(3)(e))",
+        data_categories=[
+            "customer id (a pseudonym in the company's CRM)",
+            "field names disclosed (never values)",
+            "consent events: purpose, time, notice version, source, IP truncated to /24 or "
+            "/48, user agent, actor",
+        ],
+        recipients=["the company's privacy officer and support, through the admin API"],
+        retention="audit entries: PREFILL_AUDIT_RETENTION_DAYS (default 400); consent history: "
+        "with the customer record",
+        needs_consent=False,
+    ),
+    Purpose(
+        id="change_feed",
+        title="Passing submissions and consent changes on",
+        description="Publish each submission and consent change on a Redis Stream for the "
+        "company's CRM, warehouse and customer service.",
+        legal_basis="As the purpose of the change itself",
+        data_categories=["submitted form values", "consent events"],
+        recipients=["the company's CRM, data warehouse and customer service"],
+        retention="7 days in the stream (consumers keep their own copies under their own "
+        "records); a customer's entries are removed on erasure",
+        needs_consent=False,
+    ),
+]
+
+STORED: list[StoredData] = [
+    StoredData(
+        keys="pf:{c:<id>}:customer",
+        holds="the customer record, link generation, last update time",
+        personal=True,
+        retention="erased on request (Art. 17) or by `prefill retention` after the customer "
+        "retention",
+    ),
+    StoredData(
+        keys="pf:{c:<id>}:consent, pf:{c:<id>}:consent:log",
+        holds="current consent per purpose and its append-only history",
+        personal=True,
+        retention="with the customer record",
+    ),
+    StoredData(
+        keys="pf:{c:<id>}:audit",
+        holds="the customer's own index of audit entries",
+        personal=True,
+        retention="trimmed by age on every write; the key expires after the audit retention",
+    ),
+    StoredData(
+        keys="pf:{c:<id>}:refused",
+        holds="counts of refused uses of the customer's links per day, channel and cause",
+        personal=True,
+        retention="expires after the audit retention",
+    ),
+    StoredData(
+        keys="pf:{c:<id>}:requests",
+        holds="outcomes of idempotent consent writes, by request id",
+        personal=True,
+        retention="expires 24 hours after the last write",
+    ),
+    StoredData(
+        keys="pf:{erased}:<pseudonym>",
+        holds="after an erasure: the time, the link generation floor and the purposes "
+        "withdrawn, under a keyed HMAC of the customer id (no id, name or email). Kept so that "
+        "a re-import from the CRM neither revives the erased customer's links nor re-grants "
+        "consent they had withdrawn",
+        personal=False,
+        retention="expires after the audit retention",
+    ),
+    StoredData(
+        keys="pf:{audit}:events",
+        holds="audit entries: disclosures (field names, never values), consent changes, admin "
+        "actions, with customer ids",
+        personal=True,
+        retention="trimmed by age (audit retention) on every write and by `prefill retention`",
+    ),
+    StoredData(
+        keys="pf:{audit}:refused:<day>",
+        holds="counts of refused links that named no one (forged, garbled)",
+        personal=False,
+        retention="expires after the audit retention",
+    ),
+    StoredData(
+        keys="pf:{feed}:changes",
+        holds="the change feed: submissions (with values) and consent changes",
+        personal=True,
+        retention="trimmed to 7 days on every write and by `prefill retention`; a customer's "
+        "entries are deleted on erasure",
+    ),
+    StoredData(
+        keys="pf:{catalog}:*",
+        holds="forms, campaigns, contact persons (staff) and their photos",
+        personal=True,
+        retention="staff data: until deleted through the admin API or replaced by an import",
+    ),
+    StoredData(
+        keys="pf:{keys}:<key id>",
+        holds="admin API keys: name, scopes, SHA-256 of the secret",
+        personal=False,
+        retention="until revoked",
+    ),
+]
+
+
+def consent_purposes() -> list[str]:
+    return [p.id for p in PURPOSES if p.needs_consent]
+
+
+def record_of_processing(organization: str = "the company") -> str:
+    """The record of processing activities (GDPR Art. 30) as Markdown."""
+    lines = [
+        "# Record of processing activities",
+        "",
+        "Generated from `src/prefill/purposes.py` by `prefill docs record-of-processing`; a "
+        "test fails when this file and the code disagree.",
+        "",
+        f"Controller: {organization}. Processor of the data at rest: the Redis server "
+        "prefill is configured with.",
+        "",
+        "## Purposes",
+    ]
+    for purpose in PURPOSES:
+        lines += [
+            "",
+            f"### {purpose.title} (`{purpose.id}`)",
+            "",
+            purpose.description,
+            "",
+            f"- **Legal basis:** {purpose.legal_basis}",
+            f"- **Needs the customer's consent:** {'yes' if purpose.needs_consent else 'no'}",
+            f"- **Data categories:** {'; '.join(purpose.data_categories)}",
+            f"- **Recipients:** {'; '.join(purpose.recipients)}",
+            f"- **Retention:** {purpose.retention}",
+        ]
+    lines += [
+        "",
+        "## What is stored, and when it goes",
+        "",
+        "| keys | holds | personal | retention |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| `{s.keys}` | {s.holds} | {'yes' if s.personal else 'no'} | {s.retention} |"
+        for s in STORED
+    ]
+    lines += [
+        "",
+        "## Erasure (GDPR Art. 17)",
+        "",
+        "`DELETE /admin/api/v1/customers/{id}` or `prefill erase <id>` deletes every "
+        "`pf:{c:<id>}:*` key and the customer's entries in the change feed, and kills all their "
+        "links. What is kept, pseudonymous, is listed above under `pf:{erased}:<pseudonym>`; the "
+        "shared audit stream keeps entries naming the customer id (never values) until the audit "
+        "retention ends, as proof of what was disclosed and changed. After the next AOF rewrite "
+        "the customer's record is nowhere in the Redis data directory.",
+        "",
+        "## Retention job",
+        "",
+        "Run `prefill retention` daily (cron, a Kubernetes CronJob): it erases customers not "
+        "updated for the customer retention and trims the shared streams by age.",
+        "",
+    ]
+    return "\n".join(lines)
