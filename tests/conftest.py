@@ -103,3 +103,14 @@ def app(settings: Settings) -> Litestar:
 async def client(app: Litestar, examples: None) -> AsyncIterator[AsyncTestClient[Litestar]]:
     async with AsyncTestClient(app=app, base_url=PUBLIC_URL) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def env(redis_url: str, tmp_path: Path) -> dict[str, str]:
+    """Environment for running the CLI against the test Redis."""
+    return {
+        "PREFILL_REDIS_URL": redis_url,
+        "PREFILL_SECRET_KEYS": SECRET,
+        "PREFILL_PUBLIC_URL": PUBLIC_URL,
+        "PREFILL_DATA_DIR": str(tmp_path / "data"),
+    }

@@ -5,6 +5,9 @@ from __future__ import annotations
 import time
 from urllib.parse import urlsplit
 
+from click.testing import CliRunner
+
+from prefill.cli import main
 from prefill.links import LinkBuilder
 from prefill.models import ConsentAction, ConsentEvent, ConsentSource
 from prefill.repository import Repository
@@ -64,3 +67,9 @@ async def refusals_of(repository: Repository, customer_id: str) -> dict[str, int
     day = time.strftime("%Y-%m-%d", time.gmtime())
     counts = await repository.customer_refusals(customer_id)
     return {k.removeprefix(f"{day}:"): v for k, v in counts.items() if k.startswith(day)}
+
+
+def run(env: dict[str, str], *args: str, stdin: str | None = None) -> tuple[int, str, str]:
+    """`prefill <args>` in-process: (exit code, stdout, stderr)."""
+    result = CliRunner().invoke(main, list(args), env=env, input=stdin)
+    return result.exit_code, result.stdout, result.stderr

@@ -7,22 +7,27 @@ Without `PREFILL_REDIS_URL`, commands use the embedded Redis in the data directo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
-import re
-import secrets
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TextIO, TypeVar
+from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 import click
 import uvicorn
 
 from prefill.app import create_app
+from prefill.cli_admin import admin_commands
+from prefill.cli_support import (
+    T,
+    data_dir_option,
+    default_data_dir,
+    load_settings,
+    require_id,
+    run_with_repository,
+)
 from prefill.imports import (
     ImportRejected,
     ParsedCustomers,
@@ -37,17 +42,14 @@ from prefill.imports import (
 )
 from prefill.links import LinkBuilder
 from prefill.minting import MintError, mint_csv
-from prefill.models import ID_PATTERN, CampaignState
-from prefill.pseudonyms import Pseudonymizer
-from prefill.repository import Repository, StoreUnavailable
-from prefill.settings import Settings, SettingsError, load_or_create_secret
-from prefill.storage import DataDirInUse, EmbeddedRedis, EmbeddedRedisError, connect
+from prefill.models import CampaignState
+from prefill.repository import Repository
+from prefill.settings import Settings, load_or_create_secret
+from prefill.storage import DataDirInUse, EmbeddedRedis, EmbeddedRedisError
 from prefill.tokens import LinkClaims, LinkSigner
 
-T = TypeVar("T")
 DEMO_ORGANIZATION = "Kaamos Instruments Oy"
 DEMO_CAMPAIGN = "spring-summit-2027-invite"
-CLI_REDIS_TIMEOUT_SECONDS = 60.0
 
 
 def examples_dir() -> Path:
@@ -56,85 +58,10 @@ def examples_dir() -> Path:
     return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "examples"
 
 
-def default_data_dir() -> Path:
-    return Path(os.environ.get("PREFILL_DATA_DIR", "prefill-data"))
-
-
-def load_settings(
-    data_dir: Path | None = None, *, signs_links: bool = False, **overrides: object
-) -> Settings:
-    """Settings from the environment. Without PREFILL_SECRET_KEYS, the demo's key in the data
-    directory is used; a command that signs nothing gets a throwaway key."""
-    path = data_dir or default_data_dir()
-    overrides["data_dir"] = str(path)
-    if not os.environ.get("PREFILL_SECRET_KEYS") and "secret_keys" not in overrides:
-        if (path / "secret_key").exists():
-            overrides["secret_keys"] = [load_or_create_secret(path)]
-        elif not signs_links:
-            overrides["secret_keys"] = [secrets.token_urlsafe(48)]
-    try:
-        return Settings.from_env(**overrides)
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
-@contextlib.contextmanager
-def redis_url_for(settings: Settings) -> Iterator[str]:
-    """The configured Redis, or the embedded one started for the duration of a command."""
-    if settings.redis_url is not None:
-        yield settings.redis_url
-        return
-    server = EmbeddedRedis(settings.data_path / "redis")
-    try:
-        server.start()
-    except DataDirInUse as exc:
-        if exc.url is None:
-            raise click.ClickException(f"cannot reach the embedded Redis: {exc}") from exc
-        yield exc.url  # A running demo or serve owns it: share its server.
-        return
-    except EmbeddedRedisError as exc:
-        raise click.ClickException(f"cannot start the embedded Redis: {exc}") from exc
-    try:
-        yield server.url
-    finally:
-        server.stop()
-
-
-def run_with_repository(settings: Settings, action: Callable[[Repository], Awaitable[T]]) -> T:
-    async def run(url: str) -> T:
-        # A person at a terminal can wait for a large pipeline; a web request cannot.
-        client = connect(url, max(settings.redis_timeout_seconds, CLI_REDIS_TIMEOUT_SECONDS), 0)
-        try:
-            return await action(
-                Repository(
-                    client, Pseudonymizer(settings.secret_keys), settings.audit_retention_days
-                )
-            )
-        finally:
-            await client.aclose()
-
-    with redis_url_for(settings) as url:
-        try:
-            return asyncio.run(run(url))
-        except StoreUnavailable as exc:
-            raise click.ClickException(
-                "Redis became unavailable; the command may be partly done. Imports and "
-                "revocations are safe to run again."
-            ) from exc
-
-
 def report_rejected(exc: ImportRejected) -> click.ClickException:
     for problem in exc.problems:
         click.echo(f"{exc.source}: {problem}", err=True)
     return click.ClickException(str(exc))
-
-
-data_dir_option = click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Where the embedded Redis keeps its data (default: $PREFILL_DATA_DIR or ./prefill-data).",
-)
 
 
 @click.group()
@@ -145,9 +72,16 @@ def main() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-def serve(host: str, port: int) -> None:
+@click.option(
+    "--admin-port",
+    type=int,
+    default=None,
+    help="Serve the admin API only on this port, and not on --port "
+    "(default: $PREFILL_ADMIN_PORT; unset serves it under /admin on --port).",
+)
+def serve(host: str, port: int, admin_port: int | None) -> None:
     """Run the service with settings from PREFILL_* environment variables."""
-    settings = load_settings(signs_links=True)
+    settings = load_settings(signs_links=True, admin_port=admin_port)
     run_server(settings, host, port)
 
 
@@ -161,16 +95,32 @@ def run_server(settings: Settings, host: str, port: int) -> None:
     # embedded Redis) still run.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    app = create_app(settings)
     # No access log: request lines carry query strings, and query strings carry tokens.
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        access_log=False,
-        log_level="info",
-        server_header=False,
-        proxy_headers=False,
-    )
+    options: dict[str, Any] = {
+        "host": host,
+        "access_log": False,
+        "log_level": "info",
+        "server_header": False,
+        "proxy_headers": False,
+    }
+    if settings.admin_port is None:
+        uvicorn.run(app, port=port, **options)
+        return
+    public = uvicorn.Server(uvicorn.Config(app, port=port, **options))
+    # One app, two listeners: the lifespan (Redis) runs once, with the public server.
+    admin = uvicorn.Server(uvicorn.Config(app, port=settings.admin_port, lifespan="off", **options))
+    asyncio.run(_serve_both(public, admin))
+
+
+async def _serve_both(public: uvicorn.Server, admin: uvicorn.Server) -> None:
+    public_task = asyncio.create_task(public.serve())
+    while not public.started and not public_task.done():  # noqa: ASYNC110 (uvicorn has only a flag)
+        await asyncio.sleep(0.05)  # The admin API needs the lifespan's Redis first.
+    admin_task = asyncio.create_task(admin.serve())
+    await asyncio.wait([public_task, admin_task], return_when=asyncio.FIRST_COMPLETED)
+    public.should_exit = admin.should_exit = True  # Either stopping stops both.
+    await asyncio.gather(public_task, admin_task)
 
 
 @main.command()
@@ -409,14 +359,6 @@ def notice_versions_option(given: tuple[str, ...], parsed: ParsedCustomers) -> d
     return versions
 
 
-def require_id(value: str) -> None:
-    """Ids become parts of Redis keys: refuse anything else before touching Redis."""
-    if not re.fullmatch(ID_PATTERN, value):
-        raise click.ClickException(
-            f"{value!r} is not an id: use letters, digits, '_', '.' and '-' (at most 64)"
-        )
-
-
 def _parse_or_report(parse: Callable[[], T]) -> T:
     try:
         return parse()
@@ -444,7 +386,8 @@ def _parse_or_report(parse: Callable[[], T]) -> T:
 )
 @data_dir_option
 def mint(campaign_id: str, source: TextIO, target: TextIO, data_dir: Path | None) -> None:
-    """Add form_url, card_url and vcard_url columns to a CSV of customer ids."""
+    """Add link columns to a CSV of customer ids: form_url, card_url, vcard_url,
+    unsubscribe_url, and the List-Unsubscribe / List-Unsubscribe-Post header values."""
     settings = load_settings(data_dir, signs_links=True)
     links = LinkBuilder(
         LinkSigner(settings.secret_keys, settings.max_link_age_seconds), settings.public_url
@@ -492,6 +435,10 @@ def revoke_campaign(campaign_id: str, data_dir: Path | None) -> None:
     if not found:
         raise click.ClickException(f"no campaign {campaign_id!r}")
     click.echo(f"revoked campaign {campaign_id}")
+
+
+for command in admin_commands:
+    main.add_command(command)
 
 
 if __name__ == "__main__":  # pragma: no cover

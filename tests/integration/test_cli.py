@@ -10,29 +10,12 @@ from pathlib import Path
 
 import pytest
 import redis
-from click.testing import CliRunner
 from litestar.testing import TestClient
 
 from prefill.app import create_app
-from prefill.cli import main
 from prefill.repository import customer_key
 from tests.conftest import EXAMPLES, PUBLIC_URL, SECRET, make_settings
-from tests.helpers import relative
-
-
-@pytest.fixture
-def env(redis_url: str, tmp_path: Path) -> dict[str, str]:
-    return {
-        "PREFILL_REDIS_URL": redis_url,
-        "PREFILL_SECRET_KEYS": SECRET,
-        "PREFILL_PUBLIC_URL": PUBLIC_URL,
-        "PREFILL_DATA_DIR": str(tmp_path / "data"),
-    }
-
-
-def run(env: dict[str, str], *args: str, stdin: str | None = None) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, list(args), env=env, input=stdin)
-    return result.exit_code, result.stdout, result.stderr
+from tests.helpers import relative, run
 
 
 def test_import_examples_then_mint_links_that_open(env: dict[str, str], redis_url: str) -> None:
@@ -49,6 +32,9 @@ def test_import_examples_then_mint_links_that_open(env: dict[str, str], redis_ur
     assert rows[0]["form_url"].startswith(f"{PUBLIC_URL}/f/spring-summit-2027?t=")
     assert rows[0]["card_url"].startswith(f"{PUBLIC_URL}/card?t=")
     assert rows[0]["vcard_url"].startswith(f"{PUBLIC_URL}/card/vcard?t=")
+    assert rows[0]["unsubscribe_url"].startswith(f"{PUBLIC_URL}/u?t=")
+    assert rows[0]["list_unsubscribe"] == f"<{rows[0]['unsubscribe_url']}>"
+    assert rows[0]["list_unsubscribe_post"] == "List-Unsubscribe=One-Click"
     assert "skipped line 3: unknown customer id 'nobody'" in err
     assert "minted 2 link set(s), skipped 1" in err
 

@@ -1,0 +1,106 @@
+"""What every `prefill` command shares: settings, the Redis it talks to, common options."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import secrets
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import click
+
+from prefill.models import ID_PATTERN
+from prefill.pseudonyms import Pseudonymizer
+from prefill.repository import Repository, StoreUnavailable
+from prefill.settings import Settings, SettingsError, load_or_create_secret
+from prefill.storage import DataDirInUse, EmbeddedRedis, EmbeddedRedisError, connect
+
+T = TypeVar("T")
+CLI_REDIS_TIMEOUT_SECONDS = 60.0
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("PREFILL_DATA_DIR", "prefill-data"))
+
+
+def load_settings(
+    data_dir: Path | None = None, *, signs_links: bool = False, **overrides: object
+) -> Settings:
+    """Settings from the environment. Without PREFILL_SECRET_KEYS, the demo's key in the data
+    directory is used; a command that signs nothing gets a throwaway key."""
+    path = data_dir or default_data_dir()
+    overrides["data_dir"] = str(path)
+    if not os.environ.get("PREFILL_SECRET_KEYS") and "secret_keys" not in overrides:
+        if (path / "secret_key").exists():
+            overrides["secret_keys"] = [load_or_create_secret(path)]
+        elif not signs_links:
+            overrides["secret_keys"] = [secrets.token_urlsafe(48)]
+    try:
+        return Settings.from_env(**overrides)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@contextlib.contextmanager
+def redis_url_for(settings: Settings) -> Iterator[str]:
+    """The configured Redis, or the embedded one started for the duration of a command."""
+    if settings.redis_url is not None:
+        yield settings.redis_url
+        return
+    server = EmbeddedRedis(settings.data_path / "redis")
+    try:
+        server.start()
+    except DataDirInUse as exc:
+        if exc.url is None:
+            raise click.ClickException(f"cannot reach the embedded Redis: {exc}") from exc
+        yield exc.url  # A running demo or serve owns it: share its server.
+        return
+    except EmbeddedRedisError as exc:
+        raise click.ClickException(f"cannot start the embedded Redis: {exc}") from exc
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+def run_with_repository(settings: Settings, action: Callable[[Repository], Awaitable[T]]) -> T:
+    async def run(url: str) -> T:
+        # A person at a terminal can wait for a large pipeline; a web request cannot.
+        client = connect(url, max(settings.redis_timeout_seconds, CLI_REDIS_TIMEOUT_SECONDS), 0)
+        try:
+            return await action(
+                Repository(
+                    client, Pseudonymizer(settings.secret_keys), settings.audit_retention_days
+                )
+            )
+        finally:
+            await client.aclose()
+
+    with redis_url_for(settings) as url:
+        try:
+            return asyncio.run(run(url))
+        except StoreUnavailable as exc:
+            raise click.ClickException(
+                "Redis became unavailable; the command may be partly done. Imports and "
+                "revocations are safe to run again."
+            ) from exc
+
+
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the embedded Redis keeps its data (default: $PREFILL_DATA_DIR or ./prefill-data).",
+)
+
+
+def require_id(value: str) -> None:
+    """Ids become parts of Redis keys: refuse anything else before touching Redis."""
+    if not re.fullmatch(ID_PATTERN, value):
+        raise click.ClickException(
+            f"{value!r} is not an id: use letters, digits, '_', '.' and '-' (at most 64)"
+        )
