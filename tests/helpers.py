@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from click.testing import CliRunner
 
+from prefill.apikeys import Scope, create_key
 from prefill.cli import main
 from prefill.links import LinkBuilder
 from prefill.models import ConsentAction, ConsentEvent, ConsentSource
@@ -73,3 +74,13 @@ def run(env: dict[str, str], *args: str, stdin: str | None = None) -> tuple[int,
     """`prefill <args>` in-process: (exit code, stdout, stderr)."""
     result = CliRunner().invoke(main, list(args), env=env, input=stdin)
     return result.exit_code, result.stdout, result.stderr
+
+
+Headers = dict[str, str]
+
+
+async def key_headers(repository: Repository, *scopes: Scope) -> Headers:
+    """Request headers with a new admin API key holding `scopes`."""
+    new = create_key("test " + ",".join(scopes), list(scopes))
+    await repository.save_api_key(new.key)
+    return {"Authorization": f"Bearer {new.secret}"}

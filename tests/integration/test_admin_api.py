@@ -12,23 +12,16 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
-from prefill.apikeys import Scope, create_key
+from prefill.apikeys import Scope
 from prefill.imports import import_directory
 from prefill.links import LinkBuilder
 from prefill.repository import Repository
 from prefill.storage import EmbeddedRedis
 from prefill.web.admin import ADMIN_PATH
 from tests.conftest import EXAMPLES, PUBLIC_URL, make_settings
-from tests.helpers import FORM_PATH, form_link
+from tests.helpers import FORM_PATH, Headers, form_link, key_headers
 
 A = ADMIN_PATH
-Headers = dict[str, str]
-
-
-async def key_headers(repository: Repository, *scopes: Scope) -> Headers:
-    new = create_key("test " + ",".join(scopes), list(scopes))
-    await repository.save_api_key(new.key)
-    return {"Authorization": f"Bearer {new.secret}"}
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from httpx import Response
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from prefill.apikeys import Scope
 from prefill.app import create_app
 from prefill.imports import import_directory
 from prefill.links import LinkBuilder
@@ -28,6 +29,7 @@ from tests.helpers import (
     API_PATH,
     FORM_PATH,
     form_link,
+    key_headers,
     refusals_of,
     set_consent,
     token_of,
@@ -166,6 +168,27 @@ async def test_an_acknowledged_consent_change_survives_sigkill(own_redis: Embedd
     state = await repository.current_consents(["cust-1001"])
     assert state["cust-1001"]["personalization"].action is ConsentAction.WITHDRAWN
     await redis_client.aclose()
+
+
+async def test_a_withdrawal_answered_by_the_api_survives_a_sigkill_right_after(
+    outage_client: Outage, own_redis: EmbeddedRedis
+) -> None:
+    client, repository, url = outage_client
+    headers = await key_headers(repository, Scope.CONSENT)
+    answer = await client.post(
+        "/admin/api/v1/customers/cust-1001/consent",
+        headers=headers,
+        json={"purpose": "personalization", "action": "withdrawn"},
+    )
+    assert answer.status_code == 201
+    own_redis.kill()  # at once: no shutdown, no final fsync
+    own_redis.start()
+    page = await until_answered(client, url, lambda r: r.status_code == 200)
+    assert_nothing_personal(page.text)
+    fresh = connect(own_redis.url, timeout_seconds=1, retries=0)
+    history = await Repository(fresh, PSEUDONYMS).consent_history("cust-1001")
+    await fresh.aclose()
+    assert (history[-1].action, history[-1].source) == (ConsentAction.WITHDRAWN, "admin")
 
 
 async def test_a_read_only_redis_fails_closed(
