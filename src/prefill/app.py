@@ -28,6 +28,7 @@ from prefill.catalog import CatalogCache
 from prefill.i18n import install_gettext, pick
 from prefill.links import LinkBuilder
 from prefill.pseudonyms import Pseudonymizer
+from prefill.qr import vcard_qr
 from prefill.repository import Repository, StoreUnavailable
 from prefill.services import PrefillService
 from prefill.settings import Settings
@@ -41,6 +42,7 @@ from prefill.web.headers import add_privacy_headers
 from prefill.web.health import health_router
 from prefill.web.pages import pages_router
 from prefill.web.unsubscribe import unsubscribe, unsubscribe_page
+from prefill.web.widget import widget_router
 
 logger = logging.getLogger("prefill")
 
@@ -73,7 +75,9 @@ def template_engine(organization: str) -> JinjaTemplateEngine:
         lstrip_blocks=True,
     )
     install_gettext(environment)
-    environment.globals.update(pick=pick, organization=organization, autocomplete=AUTOCOMPLETE)
+    environment.globals.update(
+        pick=pick, vcard_qr=vcard_qr, organization=organization, autocomplete=AUTOCOMPLETE
+    )
     for name in environment.list_templates(extensions=["html"]):
         environment.get_template(name)  # Compile now, not on the first customer's request.
     return JinjaTemplateEngine.from_environment(environment)
@@ -127,6 +131,7 @@ def create_app(settings: Settings) -> Litestar:
             api_router,
             health_router,
             static_router,
+            widget_router,
             admin_router(),
         ],
         dependencies=DEPENDENCIES,

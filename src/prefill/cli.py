@@ -50,6 +50,8 @@ from prefill.tokens import LinkClaims, LinkSigner
 
 DEMO_ORGANIZATION = "Kaamos Instruments Oy"
 DEMO_CAMPAIGN = "spring-summit-2027-invite"
+DEMO_LANDING_URL = "http://127.0.0.1:8001/"
+"""examples/landing served with `python3 -m http.server 8001 -d examples/landing`."""
 
 
 def examples_dir() -> Path:
@@ -213,7 +215,9 @@ def print_demo_links(rows: list[tuple[str, str, list[str]]], server: EmbeddedRed
         click.echo(f"{name} ({note})")
         click.echo(f"  form:  {form_url}")
         click.echo(f"  card:  {card_url}")
-        click.echo(f"  vCard: {vcard_url}\n")
+        click.echo(f"  vCard: {vcard_url}")
+        # The example landing page; the token in the fragment never reaches its server.
+        click.echo(f"  widget: {DEMO_LANDING_URL}#{urlsplit(form_url).query}\n")
     click.echo(
         f"Embedded Redis: {server.url} (pid {server.pid}). To see fail-closed, freeze it with\n"
         f"  kill -STOP {server.pid}   and resume with   kill -CONT {server.pid}\n"
