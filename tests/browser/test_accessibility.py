@@ -1,0 +1,35 @@
+"""axe-core on the hosted form and the contact card: no serious or critical violation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from playwright.sync_api import Page
+
+from tests.browser.conftest import AXE_SCRIPT
+from tests.browser.harness import ExampleSite, screenshot
+
+BLOCKING_IMPACTS = {"serious", "critical"}
+RUN_AXE = """async () => {
+  const result = await axe.run(document, { resultTypes: ["violations"] });
+  return result.violations.map((v) => ({
+    id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(" ")).slice(0, 5),
+  }));
+}"""
+
+PAGES: dict[str, Callable[[ExampleSite], str]] = {
+    "form-fi": lambda site: site.form_url("cust-1001"),
+    "form-generic": lambda site: f"{site.url}/f/spring-summit-2027",
+    "card-sv": lambda site: site.card_url("cust-1003"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PAGES))
+def test_no_serious_accessibility_violations(site: ExampleSite, axe_page: Page, name: str) -> None:
+    axe_page.goto(PAGES[name](site))
+    axe_page.add_script_tag(path=str(AXE_SCRIPT))
+    violations = axe_page.evaluate(RUN_AXE)
+    blocking = [v for v in violations if v["impact"] in BLOCKING_IMPACTS]
+    screenshot(axe_page, f"axe-{name}")
+    assert blocking == [], blocking
