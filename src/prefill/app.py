@@ -40,6 +40,7 @@ from prefill.web.deps import DEPENDENCIES
 from prefill.web.errors import EXCEPTION_HANDLERS
 from prefill.web.headers import add_privacy_headers
 from prefill.web.health import health_router
+from prefill.web.openapi_structs import StrictStructSchemaPlugin
 from prefill.web.pages import pages_router
 from prefill.web.unsubscribe import unsubscribe, unsubscribe_page
 from prefill.web.widget import widget_router
@@ -150,6 +151,7 @@ def create_app(settings: Settings) -> Litestar:
             ).middleware,
         ],
         lifespan=[lifespan],
+        plugins=[StrictStructSchemaPlugin()],
         # The JSON document only: the HTML viewers Litestar offers load scripts and fonts from
         # CDNs, and no page of this service loads anything from a third party.
         openapi_config=OpenAPIConfig(

@@ -48,6 +48,7 @@ derived state never disagrees with the history (imports too: see `save_customers
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import cast
@@ -261,6 +262,13 @@ _audit_decoder = msgspec.json.Decoder(AuditEntry)
 _change_decoder = msgspec.json.Decoder(ChangeEvent)
 _api_key_decoder = msgspec.json.Decoder(ApiKey)
 _tombstone_decoder = msgspec.json.Decoder(Tombstone)
+
+
+def _stream_ms(seconds: float) -> str:
+    """A stream id bound for a time: clamped to what Redis accepts (0 to 2**63 ms)."""
+    if math.isnan(seconds):
+        return "0"
+    return str(int(min(max(seconds * 1000, 0), 2**63)))
 
 
 def _parse_version(raw: object) -> int:
@@ -588,8 +596,8 @@ class Repository:
         """Audit entries between `since` and `until` (Unix seconds), newest first: everyone's,
         or one customer's from their own index."""
         key = AUDIT_STREAM if customer_id is None else customer_audit_key(customer_id)
-        newest = "+" if until is None else str(int(until * 1000))
-        oldest = "-" if since is None else str(int(since * 1000))
+        newest = "+" if until is None else _stream_ms(until)
+        oldest = "-" if since is None else _stream_ms(since)
         async with _unavailable_on_error():
             raw = cast(
                 "list[tuple[bytes, dict[bytes, bytes]]]",

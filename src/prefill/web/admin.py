@@ -23,8 +23,16 @@ from litestar.exceptions import (
 )
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import DefineMiddleware
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
-from litestar.params import BodyKwarg, FromPath, HeaderParameter, JSONBody, QueryParameter
+from litestar.params import (
+    BodyKwarg,
+    FromPath,
+    FromQuery,
+    HeaderParameter,
+    JSONBody,
+    QueryParameter,
+)
 from litestar.response import Response
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from litestar.types import ASGIApp, Receive, Send
@@ -53,6 +61,7 @@ from prefill.models import (
     ShortText,
 )
 from prefill.repository import CustomerPage
+from prefill.web.openapi import ADMIN_ERRORS
 
 AdminDep = NamedDependency[AdminService]
 REQUEST_ID = Annotated[
@@ -113,6 +122,10 @@ def _same_id(path_id: str, body_id: str) -> None:
         )
 
 
+def created_as(record: type) -> dict[int, ResponseSpec]:
+    return {201: ResponseSpec(record, description="Created (200 means replaced).")}
+
+
 # -- API keys ---------------------------------------------------------------------------------
 
 
@@ -165,7 +178,7 @@ async def revoke_key(
 async def list_customers(
     admin: AdminDep,
     cursor: Annotated[
-        int, QueryParameter(ge=0, description="0 to start; the answer's cursor next")
+        int, QueryParameter(ge=0, le=2**63 - 1, description="0 to start, then the answer's cursor")
     ] = 0,
     count: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
 ) -> CustomerPage:
@@ -179,6 +192,7 @@ async def read_customer(admin: AdminDep, customer_id: FromPath[str]) -> Customer
 
 @put(
     "/customers/{customer_id:str}",
+    responses=created_as(Customer),
     opt={"scope": Scope.DATA},
     summary="Create or replace a customer",
     description="`generation` in the body is ignored: the stored link generation is kept.",
@@ -253,6 +267,7 @@ async def read_consent(admin: AdminDep, customer_id: FromPath[str]) -> ConsentSt
     "/customers/{customer_id:str}/consent",
     opt={"scope": Scope.CONSENT},
     summary="Grant or withdraw consent for a purpose",
+    responses={201: ResponseSpec(ConsentResult, description="Recorded (a new event).")},
     description="Answers only once the event is durable. Send `Idempotency-Key` to make "
     "retries safe: the same key and body are recorded once.",
     status_code=HTTP_200_OK,
@@ -311,9 +326,9 @@ async def change_consent(
 )
 async def read_audit(
     admin: AdminDep,
-    customer_id: Annotated[str | None, QueryParameter(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = None,
-    since: Annotated[float | None, QueryParameter(ge=0)] = None,
-    until: Annotated[float | None, QueryParameter(ge=0)] = None,
+    customer_id: FromQuery[str | None] = None,
+    since: FromQuery[float | None] = None,
+    until: FromQuery[float | None] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=10_000)] = 1000,
 ) -> list[AuditEntry]:
     return await admin.audit(customer_id, since, until, limit)
@@ -334,6 +349,7 @@ async def read_form(admin: AdminDep, form_id: FromPath[str]) -> Form:
 
 @put(
     "/forms/{form_id:str}",
+    responses=created_as(Form),
     opt={"scope": Scope.DATA},
     summary="Create or replace a form",
     status_code=HTTP_200_OK,
@@ -365,6 +381,7 @@ async def read_campaign(admin: AdminDep, campaign_id: FromPath[str]) -> Campaign
 
 @put(
     "/campaigns/{campaign_id:str}",
+    responses=created_as(Campaign),
     opt={"scope": Scope.DATA},
     summary="Create or replace a campaign",
     status_code=HTTP_200_OK,
@@ -399,6 +416,7 @@ async def read_contact(admin: AdminDep, contact_id: FromPath[str]) -> ContactPer
 
 @put(
     "/contacts/{contact_id:str}",
+    responses=created_as(ContactPerson),
     opt={"scope": Scope.DATA},
     summary="Create or replace a contact person",
     status_code=HTTP_200_OK,
@@ -434,7 +452,8 @@ async def revoke_campaign(
 
 
 class MintIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    customer_ids: Annotated[list[Id], msgspec.Meta(min_length=1, max_length=1000)]
+    customer_ids: Annotated[list[str], msgspec.Meta(min_length=1, max_length=1000)]
+    """Ids that name no customer are listed under `skipped`, with the reason."""
 
 
 @post(
@@ -486,6 +505,10 @@ ADMIN_PATH = "/admin/api/v1"
 
 
 def admin_router() -> Router:
+    for handler in ADMIN_HANDLERS:
+        # Every admin operation can answer these; documenting them once keeps the decorators
+        # about what each operation does.
+        handler.responses = {**ADMIN_ERRORS, **(handler.responses or {})}
     return Router(
         path=ADMIN_PATH,
         route_handlers=ADMIN_HANDLERS,

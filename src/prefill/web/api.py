@@ -15,6 +15,7 @@ from prefill.i18n import pick
 from prefill.links import LinkBuilder
 from prefill.models import Channel, ContactPerson, Locale
 from prefill.web.deps import LinksDep, ServiceDep, VisitorDep
+from prefill.web.openapi import PUBLIC_API_ERRORS
 
 
 class ContactOut(msgspec.Struct, frozen=True):
@@ -56,7 +57,7 @@ def _contact_out(
     )
 
 
-@get("/forms/{form_id:str}/prefill", name="api_prefill")
+@get("/forms/{form_id:str}/prefill", name="api_prefill", responses=PUBLIC_API_ERRORS)
 async def prefill(
     form_id: FromPath[str],
     request: Request[object, object, State],
@@ -86,7 +87,7 @@ async def prefill(
     return Response(body, headers=headers)
 
 
-@get("/card", name="api_card")
+@get("/card", name="api_card", responses=PUBLIC_API_ERRORS)
 async def card(
     service: ServiceDep, links: LinksDep, visitor: VisitorDep, t: FromQuery[str | None] = None
 ) -> CardOut:

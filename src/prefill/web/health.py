@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgspec
 from litestar import Response, Router, get
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from prefill.repository import StoreUnavailable
@@ -19,7 +20,11 @@ async def live() -> HealthOut:
     return HealthOut(status="ok")
 
 
-@get("/ready", name="health_ready")
+@get(
+    "/ready",
+    name="health_ready",
+    responses={503: ResponseSpec(HealthOut, description="Redis is unavailable or read-only.")},
+)
 async def ready(service: ServiceDep) -> Response[HealthOut]:
     """Ready only while Redis answers and accepts writes (every disclosure is audited first): a
     load balancer then stops sending traffic that would all be refused."""

@@ -174,5 +174,6 @@ async def home(request: Request[object, object, State]) -> Template:
 
 pages_router = Router(
     path="/",
+    include_in_schema=False,  # Pages for people; the OpenAPI document describes the JSON APIs.
     route_handlers=[home, form_page, link_head, not_you, card_page, card_vcard, contact_photo],
 )

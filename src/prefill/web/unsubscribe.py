@@ -35,7 +35,7 @@ def _page(request: Request[object, object, State], state: str, token: str | None
     )
 
 
-@get("/u", name="unsubscribe_page")
+@get("/u", name="unsubscribe_page", include_in_schema=False)
 async def unsubscribe_page(
     request: Request[object, object, State], service: ServiceDep, t: FromQuery[str | None] = None
 ) -> Template:
@@ -44,7 +44,7 @@ async def unsubscribe_page(
     return _page(request, "confirm" if service.unsubscribe_link_valid(t) else "invalid", t)
 
 
-@post("/u", name="unsubscribe", status_code=HTTP_200_OK)
+@post("/u", name="unsubscribe", status_code=HTTP_200_OK, include_in_schema=False)
 async def unsubscribe(
     request: Request[object, object, State], service: ServiceDep, t: FromQuery[str | None] = None
 ) -> Template:
