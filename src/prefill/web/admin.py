@@ -178,7 +178,7 @@ async def revoke_key(
 async def list_customers(
     admin: AdminDep,
     cursor: Annotated[
-        int, QueryParameter(ge=0, le=2**63 - 1, description="0 to start, then the answer's cursor")
+        int, QueryParameter(ge=0, le=2**53 - 1, description="0 to start, then the answer's cursor")
     ] = 0,
     count: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
 ) -> CustomerPage:
