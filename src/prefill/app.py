@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,6 +13,7 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from litestar import Litestar
 from litestar.config.allowed_hosts import AllowedHostsConfig
+from litestar.config.csrf import CSRFConfig
 from litestar.data_extractors import RequestExtractorField, ResponseExtractorField
 from litestar.datastructures import CacheControlHeader
 from litestar.logging import LoggingConfig
@@ -42,6 +45,7 @@ from prefill.web.headers import add_privacy_headers
 from prefill.web.health import health_router
 from prefill.web.openapi_structs import StrictStructSchemaPlugin
 from prefill.web.pages import pages_router
+from prefill.web.submit import submit_form, thanks
 from prefill.web.unsubscribe import unsubscribe, unsubscribe_page
 from prefill.web.widget import widget_router
 
@@ -82,6 +86,28 @@ def template_engine(organization: str) -> JinjaTemplateEngine:
     for name in environment.list_templates(extensions=["html"]):
         environment.get_template(name)  # Compile now, not on the first customer's request.
     return JinjaTemplateEngine.from_environment(environment)
+
+
+CSRF_EXEMPT = [
+    # Only the hosted form's pages take part: no cookie for the widget, its API, the admin API
+    # (bearer keys) or one-click unsubscribe (mail providers post it from their servers). The
+    # home page "/" opts out in its handler, since a pattern matching "/" would match all.
+    r"^/(?!f/).+",
+    r"^/f/[^/]+/not-you$",  # Carries the link token as proof, and is Origin-checked.
+]
+
+
+def csrf_config(settings: Settings) -> CSRFConfig:
+    """Litestar's CSRF protection (a cookie and a hidden field) for the hosted form's submit."""
+    secret = hmac.new(settings.secret_keys[-1].encode(), b"prefill.csrf", hashlib.sha256)
+    return CSRFConfig(
+        secret=secret.hexdigest(),
+        cookie_name="prefill_csrf",
+        cookie_httponly=True,
+        cookie_samesite="strict",
+        cookie_secure=settings.public_url.startswith("https://"),
+        exclude=CSRF_EXEMPT,
+    )
 
 
 def create_app(settings: Settings) -> Litestar:
@@ -129,6 +155,8 @@ def create_app(settings: Settings) -> Litestar:
             pages_router,
             unsubscribe_page,
             unsubscribe,
+            submit_form,
+            thanks,
             api_router,
             health_router,
             static_router,
@@ -139,6 +167,7 @@ def create_app(settings: Settings) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,
         before_send=[add_privacy_headers],
         template_config=TemplateConfig(instance=template_engine(settings.organization)),
+        csrf_config=csrf_config(settings),
         allowed_hosts=AllowedHostsConfig(allowed_hosts=settings.allowed_hosts),
         request_max_body_size=MAX_REQUEST_BODY_BYTES,
         logging_config=LoggingConfig(log_exceptions="never"),

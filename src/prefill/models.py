@@ -220,6 +220,7 @@ class AuditKind(enum.StrEnum):
     NOT_YOU = "not_you"
     CONSENT = "consent"
     ADMIN = "admin"
+    SUBMISSION = "submission"
 
 
 class AuditEntry(msgspec.Struct, frozen=True, omit_defaults=True):

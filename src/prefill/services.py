@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Mapping
 
 import msgspec
 
@@ -21,6 +22,8 @@ from prefill.models import (
     AuditEntry,
     AuditKind,
     Campaign,
+    ChangeEvent,
+    ChangeKind,
     Channel,
     ConsentAction,
     ConsentEvent,
@@ -32,6 +35,7 @@ from prefill.models import (
 )
 from prefill.purposes import EMAIL_MARKETING
 from prefill.repository import CorruptRecord, Repository
+from prefill.submissions import Rejected, changed_fields, new_lead, updated_record, validate
 from prefill.tokens import (
     LinkRefused,
     LinkSigner,
@@ -81,6 +85,15 @@ class VCardFile(msgspec.Struct, frozen=True):
     text: str
 
 
+class SubmitOutcome(msgspec.Struct, frozen=True):
+    """A submission: `rejected` holds the messages and what was typed, else it was stored."""
+
+    form: Form
+    locale: Locale
+    rejected: Rejected | None = None
+    customer_id: str | None = None
+
+
 class _Admitted(msgspec.Struct, frozen=True):
     """A link that passed every check: its customer may be shown what the form allows."""
 
@@ -108,6 +121,87 @@ class PrefillService:
     @property
     def organization(self) -> str:
         return self._organization
+
+    # -- submitting the hosted form -----------------------------------------------------------
+
+    async def submit(
+        self,
+        form_id: str,
+        posted: Mapping[str, str],
+        locale: Locale,
+        ip_prefix: str,
+        user_agent: str,
+    ) -> SubmitOutcome:
+        """Validate and store a submission: the link's customer is updated (whatever their
+        consent to prefill: they typed it themselves), anyone else becomes a new lead. The
+        ticked consent boxes become consent events with the notice version shown. Everything
+        is durable when this returns, and published on the change feed."""
+        form = await self.require_form(form_id)
+        checked = validate(form, posted, locale)
+        if isinstance(checked, Rejected):
+            return SubmitOutcome(form=form, locale=locale, rejected=checked)
+        link, before = await self._submitting_customer(posted.get("t"), form_id)
+        if before is None:
+            lead = new_lead(form, checked, posted, locale)
+            if isinstance(lead, Rejected):
+                return SubmitOutcome(form=form, locale=locale, rejected=lead)
+            before_record = lead
+        else:
+            before_record = before
+        after = updated_record(form, before_record, checked.values)
+        await self._repo.save_customers([after], lambda _: {})
+        now = time.time()
+        for purpose, version in checked.consents.items():
+            event = ConsentEvent(
+                purpose=purpose,
+                action=ConsentAction.GRANTED,
+                at=now,
+                source=ConsentSource.FORM,
+                notice_version=version,
+                actor="the customer, by form link" if before else "the customer, as a new lead",
+                ip_prefix=ip_prefix,
+                user_agent=user_agent[:200],
+            )
+            await self._consents.record(after.id, event)
+        changed = changed_fields(form, before, after) if before else sorted(checked.values)
+        campaign_id = link.claims.campaign_id if link else ""
+        await self._repo.record_audit(
+            AuditEntry(
+                kind=AuditKind.SUBMISSION,
+                at=now,
+                channel=Channel.PAGE,
+                customer_id=after.id,
+                campaign_id=campaign_id,
+                form_id=form_id,
+                fields=changed,
+            )
+        )
+        await self._repo.publish_change(
+            ChangeEvent(
+                kind=ChangeKind.SUBMISSION,
+                customer_id=after.id,
+                at=now,
+                form_id=form_id,
+                campaign_id=campaign_id,
+                values=checked.values,
+                changed=changed,
+            )
+        )
+        return SubmitOutcome(form=form, locale=locale, customer_id=after.id)
+
+    async def _submitting_customer(
+        self, token: str | None, form_id: str
+    ) -> tuple[VerifiedLink | None, Customer | None]:
+        """The customer a submission's link names, if the link is still good; else nobody."""
+        try:
+            link = self._signer.verify(TokenPurpose.FORM, token)
+            state = await self._repo.read_link_state(link.claims.customer_id)
+            catalog = await self._catalog.current(state.catalog_version)
+            campaign = catalog.campaigns.get(link.claims.campaign_id)
+            check_claims(link, campaign=campaign, customer=state.customer, form_id=form_id)
+        except (LinkRefused, CorruptRecord):
+            return None, None
+        return link, state.customer
 
     # -- one-click unsubscribe (RFC 8058) ------------------------------------------------------
 

@@ -64,6 +64,9 @@ def _form_page(view: FormView, links: LinkBuilder, status_code: int = 200) -> Te
             "locale": view.locale,
             "card_url": links.card_path(card_token) if card_token else None,
             "vcard_url": links.vcard_path(card_token) if card_token else None,
+            "errors": {},
+            "submit_token": view.form_token or "",
+            "checked": set(),
         },
         status_code=status_code,
     )
@@ -167,7 +170,7 @@ async def link_head() -> None:
     token is checked, so nothing is disclosed and nothing is audited."""
 
 
-@get("/", name="home")
+@get("/", name="home", opt={"exclude_from_csrf": True})
 async def home(request: Request[object, object, State]) -> Template:
     return message_page(request, 200, "home")
 
