@@ -28,6 +28,7 @@ from litestar.template import TemplateConfig
 from prefill import __version__
 from prefill.admin import AdminService
 from prefill.catalog import CatalogCache
+from prefill.consent import MASK
 from prefill.i18n import install_gettext, pick
 from prefill.links import LinkBuilder
 from prefill.pseudonyms import Pseudonymizer
@@ -81,7 +82,11 @@ def template_engine(organization: str) -> JinjaTemplateEngine:
     )
     install_gettext(environment)
     environment.globals.update(
-        pick=pick, vcard_qr=vcard_qr, organization=organization, autocomplete=AUTOCOMPLETE
+        pick=pick,
+        vcard_qr=vcard_qr,
+        organization=organization,
+        autocomplete=AUTOCOMPLETE,
+        mask=MASK,
     )
     for name in environment.list_templates(extensions=["html"]):
         environment.get_template(name)  # Compile now, not on the first customer's request.

@@ -1,0 +1,75 @@
+"""A small consumer of prefill's change feed: one JSON line per submission or consent change.
+
+It reads the Redis Stream `pf:{feed}:changes` with a consumer group, so several copies share
+the work, and a change is acknowledged only after it has been handled: one that was delivered
+but not acknowledged (the consumer crashed) is delivered again when the consumer restarts.
+
+    .venv/bin/python examples/feed_consumer.py                      # the demo's embedded Redis
+    .venv/bin/python examples/feed_consumer.py --redis-url redis://redis:6379/0 --group crm
+
+The event schema is documented in docs/change-feed.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import sys
+from pathlib import Path
+
+import redis
+
+STREAM = "pf:{feed}:changes"
+
+
+def redis_url(args: argparse.Namespace) -> str:
+    if args.redis_url:
+        return str(args.redis_url)
+    url_file = Path(args.data_dir) / "redis" / "redis.url"
+    try:
+        return url_file.read_text().strip()
+    except FileNotFoundError:
+        sys.exit(f"no prefill Redis runs in {args.data_dir}: start `prefill demo` or give --redis-url")
+
+
+def handle(change: dict[str, object]) -> None:
+    """Where a CRM would update its record; here, print it."""
+    print(json.dumps(change, ensure_ascii=False), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--redis-url", default=os.environ.get("PREFILL_REDIS_URL"))
+    parser.add_argument("--data-dir", default=os.environ.get("PREFILL_DATA_DIR", "prefill-data"))
+    parser.add_argument("--group", default="examples", help="consumer group (one per system)")
+    parser.add_argument("--consumer", default=socket.gethostname(), help="this consumer's name")
+    args = parser.parse_args()
+    client = redis.Redis.from_url(redis_url(args))
+    try:
+        # "$": a new group starts with changes made from now on; its backlog stays its own.
+        client.xgroup_create(STREAM, args.group, id="$", mkstream=True)
+    except redis.ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+    print(f"reading {STREAM} as {args.group}/{args.consumer}", file=sys.stderr, flush=True)
+    pending = "0"  # First what was delivered to this consumer but never acknowledged.
+    while True:
+        answer = client.xreadgroup(
+            args.group, args.consumer, {STREAM: pending}, count=100, block=5000
+        )
+        entries = answer[0][1] if answer else []
+        if pending == "0" and not entries:
+            pending = ">"  # Then only new changes.
+            continue
+        for entry_id, fields in entries:
+            handle(json.loads(fields[b"e"]))
+            client.xack(STREAM, args.group, entry_id)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,71 @@
+"""The example consumer sees a submission on the change feed within a second."""
+
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from tests.helpers import FORM_PATH
+from tests.integration.test_submit import SUBMIT, open_form
+
+CONSUMER = Path(__file__).resolve().parents[2] / "examples" / "feed_consumer.py"
+
+
+def lines_of(stream: IO[str]) -> tuple[queue.Queue[str], threading.Thread]:
+    """A queue of the stream's lines, filled by a thread that ends at end of file."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        for line in stream:
+            lines.put(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    return lines, reader
+
+
+@pytest.fixture
+def consumer(redis_url: str) -> Iterator[tuple[queue.Queue[str], queue.Queue[str]]]:
+    with subprocess.Popen(
+        [sys.executable, str(CONSUMER), "--redis-url", redis_url, "--group", "crm"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ | {"PYTHONUNBUFFERED": "1"},
+    ) as process:
+        assert process.stdout is not None
+        assert process.stderr is not None
+        (out, out_reader), (err, err_reader) = lines_of(process.stdout), lines_of(process.stderr)
+        assert "reading pf:{feed}:changes as crm/" in err.get(timeout=10)
+        yield out, err
+        process.terminate()
+        process.wait(timeout=10)
+        out_reader.join(timeout=5)
+        err_reader.join(timeout=5)
+
+
+async def test_the_example_consumer_prints_a_submission_within_a_second(
+    client: AsyncTestClient[Litestar], consumer: tuple[queue.Queue[str], queue.Queue[str]]
+) -> None:
+    out, _ = consumer
+    hidden = await open_form(client, FORM_PATH)
+    posted = hidden | {"first_name": "Aino", "last_name": "Aalto", "email": "aino@example.fi"}
+    sent = time.monotonic()
+    answer = await client.post(SUBMIT, data=posted, follow_redirects=False)
+    assert answer.status_code == 303
+    line = out.get(timeout=1.0)
+    latency = time.monotonic() - sent
+    assert '"kind": "submission"' in line
+    assert '"aino@example.fi"' in line
+    assert latency < 1.0

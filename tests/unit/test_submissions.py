@@ -1,0 +1,115 @@
+"""Validation and normalisation of a submitted form, without I/O."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from prefill.imports import parse_forms
+from prefill.models import Customer, Form
+from prefill.submissions import (
+    BAD_EMAIL,
+    BAD_OPTION,
+    BAD_PHONE,
+    REQUIRED,
+    TOO_LONG,
+    Accepted,
+    Rejected,
+    changed_fields,
+    new_lead,
+    normalise_phone,
+    updated_record,
+    validate,
+)
+from tests.conftest import EXAMPLES
+
+VALID = {
+    "first_name": "Matti",
+    "last_name": "Korhonen",
+    "email": "Matti.Korhonen@Lampo.example",
+    "phone": "040 555 1001",
+    "diet": "vegan",
+}
+
+
+@pytest.fixture
+def form() -> Form:
+    (parsed,) = parse_forms((EXAMPLES / "forms.json").read_bytes())
+    return parsed
+
+
+def test_a_valid_submission_is_normalised(form: Form) -> None:
+    posted = VALID | {"consent_email_marketing": "em-2026-01"}
+    result = validate(form, posted, "fi")
+    assert isinstance(result, Accepted)
+    assert result.values["email"] == "matti.korhonen@lampo.example"
+    assert result.values["phone"] == "+358405551001"
+    assert result.consents == {"email_marketing": "em-2026-01"}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("first_name", "", REQUIRED),
+        ("email", "matti@", BAD_EMAIL),
+        ("email", "matti korhonen@lampo.example", BAD_EMAIL),
+        ("phone", "12", BAD_PHONE),
+        ("phone", "+358 40", BAD_PHONE),
+        ("diet", "carnivore", BAD_OPTION),
+        ("company", "x" * 201, TOO_LONG),
+    ],
+)
+def test_each_bad_value_gets_its_own_message(
+    form: Form, field: str, value: str, message: str
+) -> None:
+    result = validate(form, VALID | {field: value}, "en")
+    assert isinstance(result, Rejected)
+    assert list(result.errors) == [field]
+    assert result.errors[field].message == message
+    assert result.typed[field] == value.strip()
+    assert result.typed["last_name"] == "Korhonen"  # everything else is kept too
+
+
+def test_swedish_numbers_keep_their_country_code(form: Form) -> None:
+    assert normalise_phone("+46 70 123 45 67", "FI") == "+46701234567"
+    assert isinstance(validate(form, VALID | {"phone": "+46 70 123 45 67"}, "sv"), Accepted)
+
+
+def test_a_consent_box_counts_only_with_the_notice_version_shown(form: Form) -> None:
+    result = validate(form, VALID | {"consent_email_marketing": "em-1999-01"}, "fi")
+    assert isinstance(result, Accepted)
+    assert result.consents == {}
+
+
+def test_a_masked_value_sent_back_unchanged_keeps_the_stored_one(form: Form) -> None:
+    stored = Customer(id="c1", email="matti.korhonen@lampo.example", phone="+358405551001")
+    result = validate(form, VALID | {"email": "m•••@lampo.example", "phone": "+358•••01"}, "fi")
+    assert isinstance(result, Accepted)
+    assert "email" not in result.values
+    after = updated_record(form, stored, result.values)
+    assert (after.email, after.phone) == (stored.email, stored.phone)
+    assert after.first_name == "Matti"
+    assert after.attributes["diet"] == "vegan"
+    assert changed_fields(form, stored, after) == ["diet", "first_name", "last_name"]
+
+
+def test_a_lead_needs_an_email(form: Form) -> None:
+    without = {k: v for k, v in VALID.items() if k != "email"}
+    result = validate(form, without | {"email": ""}, "fi")
+    assert isinstance(result, Rejected)  # the field is required in this form
+    data = json.loads((EXAMPLES / "forms.json").read_text())[0]
+    for field in data["fields"]:
+        field["required"] = field["name"] != "email" and field.get("required", False)
+    (relaxed,) = parse_forms(json.dumps([data]).encode())
+    accepted = validate(relaxed, without, "fi")
+    assert isinstance(accepted, Accepted)
+    lead = new_lead(relaxed, accepted, without, "fi")
+    assert isinstance(lead, Rejected)
+    assert list(lead.errors) == ["email"]
+    good = validate(relaxed, VALID, "fi")
+    assert isinstance(good, Accepted)
+    made = new_lead(relaxed, good, VALID, "fi")
+    assert isinstance(made, Customer)
+    assert made.id.startswith("lead-")
+    assert made.email == "matti.korhonen@lampo.example"
