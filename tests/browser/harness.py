@@ -178,6 +178,9 @@ class ExampleSite:
     def card_url(self, customer_id: str) -> str:
         return self._links.card_url(self.claims(customer_id))
 
+    def unsubscribe_url(self, customer_id: str) -> str:
+        return self._links.unsubscribe_url(self.claims(customer_id))
+
 
 CSP_LISTENER = """
 window.__cspViolations = [];

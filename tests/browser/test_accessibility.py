@@ -22,6 +22,8 @@ PAGES: dict[str, Callable[[ExampleSite], str]] = {
     "form-fi": lambda site: site.form_url("cust-1001"),
     "form-generic": lambda site: f"{site.url}/f/spring-summit-2027",
     "card-sv": lambda site: site.card_url("cust-1003"),
+    "thanks-sv": lambda site: f"{site.url}/f/spring-summit-2027/thanks?lang=sv",
+    "unsubscribe-en": lambda site: site.unsubscribe_url("cust-1005"),
 }
 
 
@@ -33,3 +35,16 @@ def test_no_serious_accessibility_violations(site: ExampleSite, axe_page: Page, 
     blocking = [v for v in violations if v["impact"] in BLOCKING_IMPACTS]
     screenshot(axe_page, f"axe-{name}")
     assert blocking == [], blocking
+
+
+def test_a_form_with_error_messages_has_no_serious_violations(
+    site: ExampleSite, axe_page: Page
+) -> None:
+    axe_page.goto(site.form_url("cust-1001"))
+    axe_page.fill("#field-email", "matti@")
+    axe_page.get_by_role("button", name="Ilmoittaudu").click()
+    axe_page.wait_for_selector("#error-email")
+    axe_page.add_script_tag(path=str(AXE_SCRIPT))
+    violations = axe_page.evaluate(RUN_AXE)
+    screenshot(axe_page, "axe-form-errors-fi")
+    assert [v for v in violations if v["impact"] in BLOCKING_IMPACTS] == []

@@ -157,6 +157,22 @@ async def test_a_submission_without_the_csrf_token_or_from_another_site_is_refus
         SUBMIT, data=posted | hidden, headers={"Origin": "https://evil.example"}
     )
     assert cross_site.status_code == 403
+    fetched_cross_site = await client.post(
+        SUBMIT, data=posted | hidden, headers={"Sec-Fetch-Site": "cross-site"}
+    )
+    assert fetched_cross_site.status_code == 403
     as_json = await client.post(SUBMIT, json=posted | hidden)
     assert as_json.status_code in (403, 415)
     assert await feed(redis_client) == []
+
+
+async def test_a_browser_that_sends_origin_null_can_submit(
+    client: Client, redis_client: Redis
+) -> None:
+    """Our pages' Referrer-Policy is no-referrer, so browsers send `Origin: null`."""
+    hidden = await open_form(client, FORM_PATH)
+    posted = hidden | {"first_name": "A", "last_name": "B", "email": "a.b@example.fi"}
+    headers = {"Origin": "null", "Sec-Fetch-Site": "same-origin"}
+    answer = await client.post(SUBMIT, data=posted, headers=headers, follow_redirects=False)
+    assert answer.status_code == 303
+    assert len(await feed(redis_client)) == 1

@@ -39,11 +39,16 @@ def require_form_post(request: Request[object, object, State]) -> None:
 
 
 def require_same_origin(request: Request[object, object, State], links: LinkBuilder) -> None:
-    """A browser names the page a POST comes from; only our own pages may post here. Our own
-    origin is the public URL's (behind a TLS proxy the request itself may say http://)."""
+    """Only our own pages may post here. Browsers say where a POST comes from in Sec-Fetch-Site,
+    and in Origin, which is "null" on our pages (their Referrer-Policy is no-referrer): a
+    "null" says nothing either way. Our own origin is the public URL's (behind a TLS proxy the
+    request itself may say http://)."""
+    fetch_site = request.headers.get("sec-fetch-site")
     origin = request.headers.get("origin")
-    own = {links.origin, f"{request.url.scheme}://{request.url.netloc}"}
-    if origin is not None and origin not in own:
+    own = {links.origin, f"{request.url.scheme}://{request.url.netloc}", "null"}
+    if fetch_site not in (None, "same-origin", "none") or (
+        origin is not None and origin not in own
+    ):
         raise HTTPException(
             status_code=HTTP_403_FORBIDDEN, detail="Cross-site form posts are not accepted."
         )
