@@ -162,6 +162,31 @@ class AdminService:
             raise NotFound(f"no customer {customer_id!r}")
         return customer
 
+    async def read_customer(self, customer_id: str, actor: Actor) -> Customer:
+        """The record, for support: a disclosure like any other, so it is audited."""
+        customer = await self.customer(customer_id)
+        await self._record_read(customer_id, actor, ["*"])
+        return customer
+
+    async def read_consent(self, customer_id: str, actor: Actor) -> ConsentState:
+        state = await self.consent_state(customer_id)
+        await self._record_read(customer_id, actor, ["consent"])
+        return state
+
+    async def _record_read(
+        self, customer_id: str, actor: Actor, fields: list[str], channel: Channel = Channel.ADMIN
+    ) -> None:
+        await self._repo.record_audit(
+            AuditEntry(
+                kind=AuditKind.DISCLOSURE,
+                at=time.time(),
+                channel=channel,
+                customer_id=customer_id,
+                fields=fields,
+                actor=actor.name,
+            )
+        )
+
     async def put_customer(self, customer: Customer, actor: Actor) -> tuple[Customer, bool]:
         """Create or replace a customer record (consent is changed separately); the link
         generation is the stored one. Returns the stored record and whether it is new."""
@@ -194,16 +219,7 @@ class AdminService:
         audit = await self._repo.audit_entries(count=100_000, customer_id=customer_id)
         refused = await self._repo.customer_refusals(customer_id)
         # The export itself is a disclosure of everything: recorded like any other.
-        await self._repo.record_audit(
-            AuditEntry(
-                kind=AuditKind.DISCLOSURE,
-                at=time.time(),
-                channel=Channel.EXPORT,
-                customer_id=customer_id,
-                fields=["*"],
-                actor=actor.name,
-            )
-        )
+        await self._record_read(customer_id, actor, ["*"], Channel.EXPORT)
         return CustomerExport(time.time(), customer, consent, audit, refused)
 
     # -- consent ------------------------------------------------------------------------------

@@ -116,7 +116,7 @@ def consent() -> None:
 def show_consent(customer_id: str, data_dir: Path | None) -> None:
     """Current consent per purpose, then the full history, oldest first."""
     require_id(customer_id)
-    state = run_admin(data_dir, lambda admin: admin.consent_state(customer_id))
+    state = run_admin(data_dir, lambda admin: admin.read_consent(customer_id, cli_actor()))
     for purpose, event in sorted(state.current.items()):
         click.echo(f"{purpose}: {event.action.value}")
     click.echo("history:")

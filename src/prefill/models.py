@@ -213,6 +213,8 @@ class Channel(enum.StrEnum):
     CARD = "card"
     VCARD = "vcard"
     EXPORT = "export"
+    ADMIN = "admin"
+    """Read through the admin API or the operator's CLI."""
 
 
 class AuditKind(enum.StrEnum):

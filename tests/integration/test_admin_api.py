@@ -376,3 +376,16 @@ async def test_a_separate_admin_port_keeps_the_admin_api_off_the_public_port(
     assert (await client.get(f"{admin_port}{FORM_PATH}")).status_code == 404
     assert (await client.get(FORM_PATH)).status_code == 200
     assert (await client.get(f"{admin_port}/health/live")).status_code == 200
+
+
+async def test_reading_a_record_through_the_admin_api_is_an_audited_disclosure(
+    client: AsyncTestClient[Litestar], reader_headers: Headers, repository: Repository
+) -> None:
+    assert (await client.get(f"{A}/customers/cust-1003", headers=reader_headers)).is_success
+    assert (await client.get(f"{A}/customers/cust-1003/consent", headers=reader_headers)).is_success
+    entries = await repository.audit_entries(customer_id="cust-1003")
+    assert [(e.kind, e.channel, e.fields) for e in entries] == [
+        ("disclosure", "admin", ["consent"]),
+        ("disclosure", "admin", ["*"]),
+    ]
+    assert all(e.actor.startswith("key:") for e in entries)

@@ -186,8 +186,10 @@ async def list_customers(
 
 
 @get("/customers/{customer_id:str}", opt={"scope": Scope.READ}, summary="Read a customer")
-async def read_customer(admin: AdminDep, customer_id: FromPath[str]) -> Customer:
-    return await admin.customer(customer_id)
+async def read_customer(
+    admin: AdminDep, customer_id: FromPath[str], request: Request[Any, Any, Any]
+) -> Customer:
+    return await admin.read_customer(customer_id, actor_of(request))
 
 
 @put(
@@ -259,8 +261,10 @@ class ConsentResult(msgspec.Struct, frozen=True):
     opt={"scope": Scope.READ},
     summary="Current consent per purpose, and the full history",
 )
-async def read_consent(admin: AdminDep, customer_id: FromPath[str]) -> ConsentState:
-    return await admin.consent_state(customer_id)
+async def read_consent(
+    admin: AdminDep, customer_id: FromPath[str], request: Request[Any, Any, Any]
+) -> ConsentState:
+    return await admin.read_consent(customer_id, actor_of(request))
 
 
 @post(
