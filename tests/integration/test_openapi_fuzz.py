@@ -93,3 +93,20 @@ def fuzz(
         case.call_and_validate(base_url=base_url, headers=headers, excluded_checks=excluded)
 
     run()
+
+
+async def test_the_document_describes_the_admin_and_widget_apis_with_examples(
+    client: Any,
+) -> None:
+    document = (await client.get("/schema")).json()
+    paths = document["paths"]
+    assert "/api/v1/forms/{form_id}/prefill" in paths
+    assert "/admin/api/v1/customers/{customer_id}/consent" in paths
+    assert not any(p.startswith(("/f/", "/u", "/card")) for p in paths)  # pages for people
+    scheme = document["components"]["securitySchemes"]["apiKey"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    consent = paths["/admin/api/v1/customers/{customer_id}/consent"]["post"]
+    assert consent["security"] == [{"apiKey": []}]
+    assert {"401", "403", "404", "409", "503"} <= set(consent["responses"])
+    assert document["components"]["schemas"]["ConsentChange"]["examples"]
+    assert document["components"]["schemas"]["ConsentChange"]["additionalProperties"] is False

@@ -122,6 +122,25 @@ def _same_id(path_id: str, body_id: str) -> None:
         )
 
 
+CUSTOMER_EXAMPLE = {
+    "id": "cust-2001",
+    "email": "liisa.laine@example.fi",
+    "first_name": "Liisa",
+    "last_name": "Laine",
+    "phone": "+358401234567",
+    "company": "Laine Lab Oy",
+    "locale": "fi",
+    "owner_id": "aino-virtanen",
+}
+
+
+def json_body(*values: dict[str, Any]) -> BodyKwarg:
+    """A JSON body with examples for the OpenAPI document."""
+    return BodyKwarg(
+        media_type=RequestEncodingType.JSON, examples=[Example(value=v) for v in values]
+    )
+
+
 def created_as(record: type) -> dict[int, ResponseSpec]:
     return {201: ResponseSpec(record, description="Created (200 means replaced).")}
 
@@ -158,7 +177,9 @@ async def list_keys(admin: AdminDep) -> list[KeyOut]:
 
 @post("/keys", opt={"scope": Scope.KEYS}, summary="Create an API key (the secret is shown once)")
 async def create_key(
-    admin: AdminDep, data: JSONBody[KeyIn], request: Request[Any, Any, Any]
+    admin: AdminDep,
+    data: Annotated[KeyIn, json_body({"name": "support desk", "scopes": ["read", "consent"]})],
+    request: Request[Any, Any, Any],
 ) -> NewKeyOut:
     new = await admin.create_key(data.name, data.scopes, actor_of(request))
     return NewKeyOut(key=_key_out(new.key), secret=new.secret)
@@ -203,7 +224,7 @@ async def read_customer(
 async def put_customer(
     admin: AdminDep,
     customer_id: FromPath[str],
-    data: JSONBody[Customer],
+    data: Annotated[Customer, json_body(CUSTOMER_EXAMPLE)],
     request: Request[Any, Any, Any],
 ) -> Response[Customer]:
     _same_id(customer_id, data.id)
@@ -281,22 +302,9 @@ async def change_consent(
     customer_id: FromPath[str],
     data: Annotated[
         ConsentChange,
-        BodyKwarg(
-            media_type=RequestEncodingType.JSON,
-            examples=[
-                Example(
-                    summary="Withdraw email marketing on the customer's request",
-                    value={"purpose": "email_marketing", "action": "withdrawn", "note": "call"},
-                ),
-                Example(
-                    summary="Grant personalization under notice version 2027-01",
-                    value={
-                        "purpose": "personalization",
-                        "action": "granted",
-                        "notice_version": "2027-01",
-                    },
-                ),
-            ],
+        json_body(
+            {"purpose": "email_marketing", "action": "withdrawn", "note": "phone call"},
+            {"purpose": "personalization", "action": "granted", "notice_version": "pz-2026-01"},
         ),
     ],
     request: Request[Any, Any, Any],
@@ -471,7 +479,7 @@ class MintIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 async def mint_links(
     admin: AdminDep,
     campaign_id: FromPath[str],
-    data: JSONBody[MintIn],
+    data: Annotated[MintIn, json_body({"customer_ids": ["cust-1001", "cust-1003"]})],
     request: Request[Any, Any, Any],
 ) -> MintResult:
     return await admin.mint(campaign_id, data.customer_ids, actor_of(request))
