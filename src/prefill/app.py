@@ -137,6 +137,9 @@ def create_app(settings: Settings) -> Litestar:
         app.state.links = links
         app.state.service = PrefillService(repository, signer, catalog, settings.organization)
         app.state.admin = AdminService(repository, catalog, links, settings.customer_retention_days)
+        if problem := await repository.durability_problem():
+            # Consent changes are answered as durable; with this configuration they are not.
+            logger.warning("redis may lose acknowledged writes in a crash (%s)", problem)
         try:
             await catalog.current()
         except StoreUnavailable:

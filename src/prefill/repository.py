@@ -312,6 +312,20 @@ class Repository:
         async with _unavailable_on_error():
             await self._redis.set(HEALTH_PROBE, b"1", ex=60)
 
+    async def durability_problem(self) -> str | None:
+        """Why an acknowledged write could be lost in a crash, if the server says so; None
+        when it fsyncs every write (or does not let us look: managed Redis often forbids
+        CONFIG, and its operator then answers for durability)."""
+        try:
+            config = await self._redis.config_get("append*")
+        except redis.exceptions.RedisError:
+            return None
+        appendonly = config.get("appendonly", config.get(b"appendonly"))
+        appendfsync = config.get("appendfsync", config.get(b"appendfsync"))
+        if appendonly in ("yes", b"yes") and appendfsync in ("always", b"always"):
+            return None
+        return f"appendonly={appendonly!r} appendfsync={appendfsync!r}"
+
     # -- the hot path -----------------------------------------------------------------------
 
     async def read_link_state(self, customer_id: str) -> LinkState:

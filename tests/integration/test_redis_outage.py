@@ -247,3 +247,17 @@ async def test_a_wrong_key_type_for_one_customer_is_a_refusal(
     admin.set("pf:{c:cust-1001}:consent", "not a hash")
     page = await client.get(url)
     assert (page.status_code, page.content) == (generic.status_code, generic.content)
+
+
+async def test_a_redis_that_may_lose_acknowledged_writes_is_reported(
+    own_redis: EmbeddedRedis, admin: sync_redis.Redis
+) -> None:
+    client = connect(own_redis.url, timeout_seconds=1, retries=0)
+    repository = Repository(client, PSEUDONYMS)
+    assert await repository.durability_problem() is None  # the embedded server fsyncs always
+    admin.config_set("appendfsync", "everysec")
+    try:
+        assert await repository.durability_problem() == "appendonly='yes' appendfsync='everysec'"
+    finally:
+        admin.config_set("appendfsync", "always")
+        await client.aclose()
