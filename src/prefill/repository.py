@@ -320,9 +320,8 @@ class Repository:
             config = await self._redis.config_get("append*")
         except redis.exceptions.RedisError:
             return None
-        appendonly = config.get("appendonly", config.get(b"appendonly"))
-        appendfsync = config.get("appendfsync", config.get(b"appendfsync"))
-        if appendonly in ("yes", b"yes") and appendfsync in ("always", b"always"):
+        appendonly, appendfsync = config.get("appendonly"), config.get("appendfsync")
+        if appendonly == "yes" and appendfsync == "always":
             return None
         return f"appendonly={appendonly!r} appendfsync={appendfsync!r}"
 

@@ -15,6 +15,8 @@ import pytest
 import schemathesis
 import uvicorn
 from hypothesis import HealthCheck
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
 from schemathesis.checks import positive_data_acceptance
 from schemathesis.core.result import Ok
 from schemathesis.schemas import APIOperation
@@ -96,7 +98,7 @@ def fuzz(
 
 
 async def test_the_document_describes_the_admin_and_widget_apis_with_examples(
-    client: Any,
+    client: AsyncTestClient[Litestar],
 ) -> None:
     document = (await client.get("/schema")).json()
     paths = document["paths"]
