@@ -64,7 +64,8 @@ def main() -> None:
             pending = ">"  # Then only new changes.
             continue
         for entry_id, fields in entries:
-            handle(json.loads(fields[b"e"]))
+            if fields:  # An entry erased after delivery comes back empty: nothing to handle.
+                handle(json.loads(fields[b"e"]))
             client.xack(STREAM, args.group, entry_id)
 
 

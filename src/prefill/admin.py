@@ -6,6 +6,7 @@ Every change is recorded in the audit stream with its actor; the web layer only 
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable
 
@@ -27,11 +28,13 @@ from prefill.models import (
     ChangeEvent,
     ChangeKind,
     Channel,
+    ConsentAction,
     ConsentEvent,
     ContactPerson,
     Customer,
     Form,
 )
+from prefill.purposes import consent_purposes
 from prefill.repository import ConsentOutcome, CustomerPage, Repository, Tombstone
 
 CatalogEntry = Form | Campaign | ContactPerson
@@ -52,6 +55,10 @@ class Actor(msgspec.Struct, frozen=True):
 
 class NotFound(LookupError):
     """No such record; the message names it."""
+
+
+class Forbidden(Exception):
+    """The caller may not do this; the message says why."""
 
 
 class Conflict(Exception):
@@ -137,7 +144,13 @@ class AdminService:
         key = await self._repo.api_key(parsed[0])
         return key if key is not None and apikeys.matches(key, parsed[1]) else None
 
-    async def create_key(self, name: str, scopes: list[Scope], actor: Actor) -> NewApiKey:
+    async def create_key(
+        self, name: str, scopes: list[Scope], actor: Actor, granter: ApiKey | None = None
+    ) -> NewApiKey:
+        """A new key. Through the API (`granter`), only with scopes the granter has itself:
+        a `keys` key must not be a way to every other scope."""
+        if granter is not None and (beyond := sorted(set(scopes) - set(granter.scopes))):
+            raise Forbidden(f"this key cannot grant scopes it does not have: {beyond}")
         new = apikeys.create_key(name, scopes)
         await self._repo.save_api_key(new.key)
         await self._audit(actor, "key.create", target=f"key:{new.key.id}")
@@ -206,7 +219,8 @@ class AdminService:
         tombstone = await self._repo.erase_customer(customer_id)
         if tombstone is None:
             raise NotFound(f"no customer {customer_id!r}")
-        await self._audit(actor, "customer.erase", customer_id=customer_id, erased=True)
+        # Proof of the erasure, naming the customer only by pseudonym.
+        await self._audit(actor, "customer.erase", target=f"erased:{tombstone.pseudonym}")
         await self._repo.publish_change(
             ChangeEvent(kind=ChangeKind.ERASURE, customer_id=customer_id, at=tombstone.erased_at)
         )
@@ -233,6 +247,13 @@ class AdminService:
     async def change_consent(
         self, customer_id: str, event: ConsentEvent, request_id: str = ""
     ) -> ConsentOutcome:
+        if event.purpose not in consent_purposes():
+            raise InvalidReference(
+                f"purpose: {event.purpose!r} is not a consent purpose "
+                f"({', '.join(consent_purposes())})"
+            )
+        if event.action is ConsentAction.GRANTED and not event.notice_version:
+            raise InvalidReference("notice_version: a grant must name the notice it agrees to")
         try:
             return await self._consents.record(customer_id, event, request_id)
         except UnknownCustomer as exc:
@@ -291,6 +312,11 @@ class AdminService:
             )
 
     async def delete_entry(self, kind: type[CatalogEntry], entry_id: str, actor: Actor) -> None:
+        """Delete a form or contact person. A campaign is revoked instead: its record stays, so
+        that its links stay dead and its id cannot be used again."""
+        if kind is Campaign:
+            await self.revoke_campaign(entry_id, actor)
+            return
         catalog = await self._catalog.current()
         users: Iterable[str] = ()
         if kind is Form:
@@ -344,24 +370,20 @@ class AdminService:
             page = await self._repo.list_customer_ids(cursor, count=500)
             updated = await self._repo.customer_updated_at(page.ids)
             checked += len(page.ids)
+            await self._repo.stamp_updated_at([c for c, at in updated.items() if at is None])
             for customer_id, at in updated.items():
                 if at is not None and at < cutoff:
-                    await self.erase(customer_id, actor)
-                    erased.append(customer_id)
+                    with contextlib.suppress(NotFound):  # erased meanwhile: just as good
+                        await self.erase(customer_id, actor)
+                        erased.append(customer_id)
             if (cursor := page.cursor) == 0:
                 break
         await self._repo.trim_streams()
         return RetentionReport(erased=sorted(erased), checked=checked)
 
     async def _audit(
-        self,
-        actor: Actor,
-        action: str,
-        customer_id: str = "",
-        target: str = "",
-        erased: bool = False,
+        self, actor: Actor, action: str, customer_id: str = "", target: str = ""
     ) -> None:
-        # The erasure itself is kept in the shared audit only: the customer's index is gone.
         await self._repo.record_audit(
             AuditEntry(
                 kind=AuditKind.ADMIN,
@@ -370,8 +392,7 @@ class AdminService:
                 action=action,
                 actor=actor.name,
                 target=target,
-            ),
-            index_by_customer=not erased,
+            )
         )
 
 

@@ -19,9 +19,10 @@ class UnknownCustomer(LookupError):
 
 
 def request_fingerprint(event: ConsentEvent) -> str:
-    """What a retry must repeat: everything but the server time."""
-    payload = msgspec.json.encode(msgspec.structs.replace(event, at=0.0))
-    return hashlib.sha256(payload).hexdigest()[:32]
+    """What a retry must repeat: the change asked for. Not the time, and not the evidence: a
+    retry may come through another proxy, with another user agent."""
+    asked = [event.purpose, event.action.value, event.notice_version, event.source.value]
+    return hashlib.sha256(msgspec.json.encode(asked)).hexdigest()[:32]
 
 
 class ConsentRecorder:
@@ -38,20 +39,29 @@ class ConsentRecorder:
         )
         if outcome.status == "unknown_customer":
             raise UnknownCustomer(customer_id)
-        if outcome.status == "recorded":
-            await self._repo.record_audit(
-                AuditEntry(
-                    kind=AuditKind.CONSENT,
-                    at=event.at,
-                    customer_id=customer_id,
-                    action=f"consent.{event.action.value}",
-                    actor=event.actor or event.source.value,
-                    target=f"purpose:{event.purpose}",
-                )
-            )
-            await self._repo.publish_change(
-                ChangeEvent(
-                    kind=ChangeKind.CONSENT, customer_id=customer_id, at=event.at, consent=event
-                )
-            )
+        # A retry of a request whose first attempt stored the event but failed before its
+        # audit and feed entries (Redis went away in between) writes them now.
+        unpublished_retry = outcome.first_status == "recorded" and not outcome.published
+        if outcome.status == "recorded" or unpublished_retry:
+            assert outcome.event is not None
+            await self._publish(customer_id, outcome.event)
+            if request_id:
+                await self._repo.mark_published(customer_id, request_id)
         return outcome
+
+    async def _publish(self, customer_id: str, event: ConsentEvent) -> None:
+        await self._repo.record_audit(
+            AuditEntry(
+                kind=AuditKind.CONSENT,
+                at=event.at,
+                customer_id=customer_id,
+                action=f"consent.{event.action.value}",
+                actor=event.actor or event.source.value,
+                target=f"purpose:{event.purpose}",
+            )
+        )
+        await self._repo.publish_change(
+            ChangeEvent(
+                kind=ChangeKind.CONSENT, customer_id=customer_id, at=event.at, consent=event
+            )
+        )

@@ -256,12 +256,41 @@ def parse_forms(data: bytes, source: str = "forms.json") -> list[Form]:
     except msgspec.ValidationError as exc:
         raise ImportRejected(source, [Problem(1, f"expected a list of forms: {exc}")]) from exc
     # JSON has no rows: the "line" is the form's 1-based position in the list.
-    parsed = [(index, _convert(index, item, Form)) for index, item in enumerate(items, 1)]
+    parsed = [(index, _checked_form(index, item)) for index, item in enumerate(items, 1)]
     reported = [
         (index, Problem(index, f"form #{index}: {p.reason}") if isinstance(p, Problem) else p)
         for index, p in parsed
     ]
     return _collect(source, reported, lambda f: f.id)
+
+
+def _checked_form(index: int, item: Mapping[str, Any]) -> Form | Problem:
+    form = _convert(index, item, Form)
+    if isinstance(form, Form) and (problems := form_problems(form)):
+        return Problem(index, "; ".join(problems))
+    return form
+
+
+ATTRIBUTE_MAX_LENGTH = {"email": 254}
+"""How long a customer attribute may be (ShortText otherwise: 200)."""
+
+
+def form_problems(form: Form) -> list[str]:
+    """What a form needs beyond its shape: an email field (a new lead is stored by email), and
+    no field accepting more than the customer attribute it fills can hold."""
+    problems = []
+    if not any(f.prefill_from == "email" for f in form.fields):
+        problems.append("needs a field with prefill_from 'email' (new leads are stored by it)")
+    for field in form.fields:
+        if field.prefill_from is None or field.prefill_from.startswith("attributes."):
+            continue
+        limit = ATTRIBUTE_MAX_LENGTH.get(field.prefill_from, 200)
+        if field.max_length > limit:
+            problems.append(
+                f"field {field.name!r}: max_length {field.max_length} is more than the "
+                f"{limit} characters {field.prefill_from} can hold"
+            )
+    return problems
 
 
 _CAMPAIGN_COLUMNS = {"id", "form_id"}
@@ -308,7 +337,7 @@ async def import_customers(
                     )
         return events
 
-    recorded = await repository.save_customers(parsed.customers, decide)
+    recorded = (await repository.save_customers(parsed.customers, decide)).consent_events
     return len(parsed.customers), recorded
 
 
@@ -337,6 +366,7 @@ def check_references(
         for f in forms
         if f.fallback_contact_id and f.fallback_contact_id not in contact_ids
     ]
+    problems += [Problem(None, f"form {f.id!r}: {p}") for f in forms for p in form_problems(f)]
     return problems
 
 

@@ -7,10 +7,20 @@ record of processing (GDPR Art. 30) in docs/record-of-processing.md is generated
 
 from __future__ import annotations
 
+import enum
+
 import msgspec
 
-PERSONALIZATION = "personalization"
-EMAIL_MARKETING = "email_marketing"
+
+class ConsentPurpose(enum.StrEnum):
+    """The purposes a customer gives or withdraws consent for."""
+
+    PERSONALIZATION = "personalization"
+    EMAIL_MARKETING = "email_marketing"
+
+
+PERSONALIZATION = ConsentPurpose.PERSONALIZATION.value
+EMAIL_MARKETING = ConsentPurpose.EMAIL_MARKETING.value
 
 
 class Purpose(msgspec.Struct, frozen=True, kw_only=True):
@@ -172,7 +182,7 @@ STORED: list[StoredData] = [
 
 
 def consent_purposes() -> list[str]:
-    return [p.id for p in PURPOSES if p.needs_consent]
+    return [p.value for p in ConsentPurpose]
 
 
 def record_of_processing(organization: str = "the company") -> str:

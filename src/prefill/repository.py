@@ -100,13 +100,29 @@ return false
 """
 
 
+RECORD_AUDIT_SCRIPT = """
+-- KEYS: the shared stream, and optionally the customer's index of it
+-- ARGV: entry JSON, oldest id kept, index TTL (seconds)
+local id = redis.call('XADD', KEYS[1], 'MINID', ARGV[2], '*', 'e', ARGV[1])
+if KEYS[2] then
+  redis.call('XADD', KEYS[2], 'MINID', ARGV[2], id, 'e', ARGV[1])
+  redis.call('EXPIRE', KEYS[2], ARGV[3])
+end
+return id
+"""
+"""One entry in the shared audit stream and the same id in the customer's index: an erasure
+can then delete exactly that customer's entries from the shared stream."""
+
+
 RECORD_CONSENT_SCRIPT = """
 -- KEYS: customer, consent state, consent log, request outcomes
 -- ARGV: event JSON, purpose, action, notice version, request id ('' for none), fingerprint, TTL,
 --       event time
 if ARGV[5] ~= '' then
   local stored = redis.call('HGET', KEYS[4], ARGV[5])
-  if stored then return {'replayed', stored} end
+  if stored then
+    return {'replayed', stored, redis.call('HEXISTS', KEYS[4], ARGV[5] .. '#published')}
+  end
 end
 if redis.call('HEXISTS', KEYS[1], 'record') == 0 then return {'unknown_customer', ''} end
 local outcome, event = 'recorded', ARGV[1]
@@ -213,6 +229,10 @@ class ConsentOutcome(msgspec.Struct, frozen=True):
 
     status: str
     event: ConsentEvent | None
+    first_status: str = ""
+    """For a replay: what the first request did."""
+    published: bool = True
+    """For a replay: whether the first request's audit and feed entries were written."""
 
 
 class Tombstone(msgspec.Struct, frozen=True):
@@ -221,6 +241,8 @@ class Tombstone(msgspec.Struct, frozen=True):
     erased_at: float
     generation_floor: int
     withdrawn: list[str]
+    pseudonym: str
+    """Keyed HMAC of the customer id: how the audit names the erasure."""
 
     def as_consent_state(self) -> dict[str, ConsentEvent]:
         """The withdrawals as a consent state, so an import cannot grant them again."""
@@ -234,6 +256,11 @@ class Tombstone(msgspec.Struct, frozen=True):
             )
             for purpose in self.withdrawn
         }
+
+
+class SavedCustomers(msgspec.Struct, frozen=True):
+    records: int = 0
+    consent_events: int = 0
 
 
 class CustomerPage(msgspec.Struct, frozen=True):
@@ -304,6 +331,7 @@ class Repository:
         self._audit_retention_seconds = audit_retention_days * 86_400
         self._bump_generation = client.register_script(BUMP_GENERATION_SCRIPT)
         self._record_consent = client.register_script(RECORD_CONSENT_SCRIPT)
+        self._record_audit = client.register_script(RECORD_AUDIT_SCRIPT)
 
     # -- health -----------------------------------------------------------------------------
 
@@ -468,36 +496,47 @@ class Repository:
         self,
         customers: list[Customer],
         consent_events: ConsentDecision,
-    ) -> int:
+        only_existing: bool = False,
+    ) -> SavedCustomers:
         """Upsert customer records with the consent events `consent_events(current states)`
-        returns; returns how many events were recorded.
+        returns. With `only_existing`, a customer whose
+        record is gone (erased meanwhile) is left out rather than brought back.
 
-        A new customer starts at generation 0, an existing one keeps its counter (re-importing
-        must not revive revoked links). Each batch is one transaction under WATCH of its
-        customers' consent state: a withdrawal that lands while the batch is being decided
-        makes the batch decide again, so an import can never write over it. Batches are not
-        one transaction together: an import that fails midway may be partly written, and
-        re-running it is safe.
+        A new customer starts at generation 0 (or above an erased namesake's), an existing one
+        keeps its counter (re-importing must not revive revoked links). Each batch is one
+        transaction under WATCH of its customers' records and consent state: an erasure or a
+        withdrawal that lands while the batch is being decided makes the batch decide again,
+        so an import can never write over it. Batches are not one transaction together: an
+        import that fails midway may be partly written, and re-running it is safe.
         """
-        recorded = 0
+        saved = SavedCustomers()
         for start in range(0, len(customers), CUSTOMER_BATCH):
-            recorded += await self._save_customer_batch(
-                customers[start : start + CUSTOMER_BATCH], consent_events
+            batch = await self._save_customer_batch(
+                customers[start : start + CUSTOMER_BATCH], consent_events, only_existing
             )
-        return recorded
+            saved = SavedCustomers(
+                saved.records + batch.records, saved.consent_events + batch.consent_events
+            )
+        return saved
 
     async def _save_customer_batch(
-        self, customers: list[Customer], consent_events: ConsentDecision
-    ) -> int:
+        self, customers: list[Customer], consent_events: ConsentDecision, only_existing: bool
+    ) -> SavedCustomers:
         ids = [c.id for c in customers]
-        tombstones = await self.tombstones(ids)
         now = time.time()
         async with _unavailable_on_error(), self._redis.pipeline(transaction=True) as pipe:
             while True:
                 try:
-                    await pipe.watch(*(consent_key(i) for i in ids))
-                    # Read on another connection: WATCH still sees any write made after it.
+                    await pipe.watch(
+                        *(customer_key(i) for i in ids), *(consent_key(i) for i in ids)
+                    )
+                    # Read on other connections: WATCH still sees any write made after it. An
+                    # erasure writes its tombstone before it deletes, so a retry sees it.
+                    tombstones = await self.tombstones(ids)
                     current = await self.current_consents(ids)
+                    if only_existing:
+                        stored = await self.get_customers(ids)
+                        customers = [c for c in customers if stored[c.id] is not None]
                     for customer_id, tombstone in tombstones.items():
                         current[customer_id] = tombstone.as_consent_state() | current[customer_id]
                     events = consent_events(current)
@@ -513,7 +552,7 @@ class Repository:
                         for event in events.get(customer.id, []):
                             self._queue_consent(pipe, customer.id, event)
                     await pipe.execute()
-                    return sum(len(e) for e in events.values())
+                    return SavedCustomers(len(customers), sum(len(e) for e in events.values()))
                 except redis.exceptions.WatchError:
                     continue
 
@@ -551,21 +590,20 @@ class Repository:
 
     # -- audit ------------------------------------------------------------------------------
 
-    async def record_audit(self, entry: AuditEntry, index_by_customer: bool = True) -> None:
-        """Append to the audit stream (and to the customer's own index of it, unless that
-        customer has just been erased), dropping entries older than the retention: by age, so
-        no amount of new entries can push a recent one out."""
-        oldest = self._oldest_kept_id()
-        encoded: dict[FieldT, EncodableT] = {"e": _encoder.encode(entry)}
+    async def record_audit(self, entry: AuditEntry) -> None:
+        """Append to the audit stream and to the customer's own index of it, dropping entries
+        older than the retention: by age, so no amount of new entries can push a recent one
+        out. Exact trimming: cheap (only what expired is removed), and testable."""
+        keys = [AUDIT_STREAM]
+        if entry.customer_id:
+            keys.append(customer_audit_key(entry.customer_id))
+        args: list[EncodableT] = [
+            _encoder.encode(entry),
+            self._oldest_kept_id(),
+            self._audit_retention_seconds,
+        ]
         async with _unavailable_on_error():
-            pipe = self._redis.pipeline(transaction=False)
-            # Exact trimming: cheap (only what expired is removed), and testable.
-            pipe.xadd(AUDIT_STREAM, encoded, minid=oldest, approximate=False)
-            if entry.customer_id and index_by_customer:
-                key = customer_audit_key(entry.customer_id)
-                pipe.xadd(key, encoded, minid=oldest, approximate=False)
-                pipe.expire(key, self._audit_retention_seconds)
-            await pipe.execute()
+            await self._record_audit(keys=keys, args=args)
 
     def _oldest_kept_id(self) -> str:
         return f"{int((time.time() - self._audit_retention_seconds) * 1000)}-0"
@@ -644,15 +682,26 @@ class Repository:
             repr(event.at),
         ]
         async with _unavailable_on_error():
-            status, payload = await self._record_consent(keys=keys, args=args)
+            status, payload, *published = await self._record_consent(keys=keys, args=args)
         status = status.decode()
         if status == "unknown_customer":
             return ConsentOutcome(status, None)
         if status == "replayed":
-            stored_fingerprint, _, payload = payload.split(b"|", 2)
+            stored_fingerprint, first_status, payload = payload.split(b"|", 2)
             if stored_fingerprint.decode() != fingerprint:
                 raise RequestConflict(request_id)
+            return ConsentOutcome(
+                status,
+                _consent_decoder.decode(payload),
+                first_status=first_status.decode(),
+                published=bool(published[0]),
+            )
         return ConsentOutcome(status, _consent_decoder.decode(payload))
+
+    async def mark_published(self, customer_id: str, request_id: str) -> None:
+        """The audit and feed entries of a request's consent event are written."""
+        async with _unavailable_on_error():
+            await self._redis.hset(consent_requests_key(customer_id), f"{request_id}#published", 1)
 
     async def publish_change(self, change: ChangeEvent) -> None:
         """Append to the change feed; entries older than the feed retention are dropped."""
@@ -680,40 +729,53 @@ class Repository:
         return tombstones
 
     async def erase_customer(self, customer_id: str) -> Tombstone | None:
-        """Delete every key of the customer and leave a pseudonymous tombstone; None if there
-        was nothing to erase. Their submissions are removed from the change feed too."""
-        keys = customer_keys(customer_id)
+        """Delete every key of the customer, and their entries in the shared audit stream and
+        the change feed; leave a pseudonymous tombstone. None if there was no such customer."""
+        watched = [customer_key(customer_id), consent_key(customer_id)]
+        watched.append(customer_audit_key(customer_id))
         async with _unavailable_on_error(), self._redis.pipeline(transaction=True) as pipe:
             while True:
                 try:
-                    await pipe.watch(customer_key(customer_id), consent_key(customer_id))
+                    await pipe.watch(*watched)
                     generation = await pipe.hget(customer_key(customer_id), "generation")
+                    if generation is None:
+                        return None
                     consents = cast(
                         "dict[bytes, bytes]", await pipe.hgetall(consent_key(customer_id))
                     )
-                    present = await pipe.exists(*keys)
+                    indexed = cast(
+                        "list[tuple[bytes, object]]",
+                        await pipe.xrange(customer_audit_key(customer_id)),
+                    )
+                    pseudonym = self._pseudonyms.of(customer_id)
                     tombstone = Tombstone(
                         erased_at=time.time(),
-                        generation_floor=int(generation or 0) + 1,
+                        generation_floor=int(generation) + 1,
                         withdrawn=sorted(p.decode() for p in consents),
+                        pseudonym=pseudonym,
+                    )
+                    # First, in a step of its own (another hash slot): an import racing this
+                    # erasure is retried by the DEL below, and then finds the tombstone.
+                    await self._redis.set(
+                        tombstone_key(pseudonym),
+                        _encoder.encode(tombstone),
+                        ex=self._audit_retention_seconds,
                     )
                     pipe.multi()  # type: ignore[no-untyped-call]
-                    pipe.delete(*keys)
-                    if generation is not None:
-                        pipe.set(
-                            tombstone_key(self._pseudonyms.of(customer_id)),
-                            _encoder.encode(tombstone),
-                            ex=self._audit_retention_seconds,
-                        )
+                    pipe.delete(*customer_keys(customer_id))
                     await pipe.execute()
                     break
                 except redis.exceptions.WatchError:
                     continue
+            # The index shares the shared stream's ids (RECORD_AUDIT_SCRIPT).
+            if indexed:
+                await self._redis.xdel(AUDIT_STREAM, *(entry_id for entry_id, _ in indexed))
         await self._remove_from_feed(customer_id)
-        return tombstone if present and generation is not None else None
+        return tombstone
 
     async def _remove_from_feed(self, customer_id: str) -> None:
         # The feed is short (a week); an erasure is rare: a scan of it is the simple, exact way.
+        # The erasure's own feed entry comes after this: consumers need the id to erase too.
         async with _unavailable_on_error():
             entries = cast(
                 "list[tuple[bytes, dict[bytes, bytes]]]", await self._redis.xrange(FEED_STREAM)
@@ -755,6 +817,19 @@ class Repository:
         return {
             cid: None if raw is None else float(raw) for cid, raw in zip(ids, found, strict=True)
         }
+
+    async def stamp_updated_at(self, customer_ids: Iterable[str]) -> None:
+        """Give records written before `updated_at` existed one now, so retention counts from
+        here instead of never."""
+        ids = list(customer_ids)
+        if not ids:
+            return
+        now = time.time()
+        async with _unavailable_on_error():
+            pipe = self._redis.pipeline(transaction=False)
+            for customer_id in ids:
+                pipe.hsetnx(customer_key(customer_id), "updated_at", now)
+            await pipe.execute()
 
     async def trim_streams(self) -> None:
         """Apply the age limits to the shared streams even when nothing new is written."""

@@ -149,7 +149,10 @@ class PrefillService:
         else:
             before_record = before
         after = updated_record(form, before_record, checked.values)
-        await self._repo.save_customers([after], lambda _: {})
+        # The link's customer only if still there: an erasure meanwhile must not be undone.
+        saved = await self._repo.save_customers([after], lambda _: {}, only_existing=bool(before))
+        if not saved.records:
+            return SubmitOutcome(form=form, locale=locale)  # Erased meanwhile: nothing kept.
         now = time.time()
         for purpose, version in checked.consents.items():
             event = ConsentEvent(
@@ -404,6 +407,8 @@ class PrefillService:
         day = time.strftime("%Y-%m-%d", time.gmtime())
         claims = link.claims if link is not None else refused.claims
         customer_id = claims.customer_id if claims is not None else None
+        if refused.cause is RefusalCause.UNKNOWN_CUSTOMER:
+            customer_id = None  # Never unknown, or erased: no key may be made under that id.
         await self._repo.count_refusal(day, channel.value, refused.cause.value, customer_id)
 
     async def _record_disclosure(

@@ -47,6 +47,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Host headers the service answers to (Litestar's allowed-hosts check)."""
 
     def __post_init__(self) -> None:
+        if self.audit_retention_days < self.max_link_age_days:
+            # Erasure tombstones live as long as the audit; a link must not outlive them.
+            raise SettingsError(
+                "PREFILL_AUDIT_RETENTION_DAYS must be at least PREFILL_MAX_LINK_AGE_DAYS "
+                f"({self.audit_retention_days} < {self.max_link_age_days}): an erased "
+                "customer's links must not outlive the record that keeps them dead"
+            )
         if not self.secret_keys:
             raise SettingsError("PREFILL_SECRET_KEYS: at least one signing key is required")
         for key in self.secret_keys:

@@ -83,8 +83,9 @@ def validate(form: Form, posted: Mapping[str, str], locale: Locale) -> Accepted 
 def _check(field: FormField, value: str, locale: Locale) -> tuple[FieldError | None, str]:
     if not value:
         return (FieldError(REQUIRED) if field.required else None), ""
-    if len(value) > field.max_length:
-        return FieldError(TOO_LONG, {"max": str(field.max_length)}), ""
+    limit = min(field.max_length, attribute_limit(field))
+    if len(value) > limit:
+        return FieldError(TOO_LONG, {"max": str(limit)}), ""
     if field.type == "email":
         ok = _EMAIL.match(value) is not None and len(value) <= 254
         return (None, value.lower()) if ok else (FieldError(BAD_EMAIL), "")
@@ -94,6 +95,14 @@ def _check(field: FormField, value: str, locale: Locale) -> tuple[FieldError | N
     if field.type == "select" and value not in {o.value for o in field.options}:
         return FieldError(BAD_OPTION), ""
     return None, value
+
+
+def attribute_limit(field: FormField) -> int:
+    """The most the customer attribute a field fills can hold: a longer value would make a
+    record that no longer decodes."""
+    if field.prefill_from is None or field.prefill_from.startswith("attributes."):
+        return field.max_length
+    return 254 if field.prefill_from == "email" else 200
 
 
 def normalise_phone(value: str, region: str) -> str | None:

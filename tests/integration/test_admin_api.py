@@ -6,6 +6,7 @@ import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
+from typing import cast
 
 import pytest
 from litestar import Litestar
@@ -15,7 +16,7 @@ from redis.asyncio import Redis
 from prefill.apikeys import Scope
 from prefill.imports import import_directory
 from prefill.links import LinkBuilder
-from prefill.repository import Repository
+from prefill.repository import FEED_STREAM, Repository
 from prefill.storage import EmbeddedRedis
 from prefill.web.admin import ADMIN_PATH
 from tests.conftest import EXAMPLES, PUBLIC_URL, make_settings
@@ -72,7 +73,7 @@ async def test_every_admin_route_needs_a_key_and_the_right_scope(
 
 
 async def test_a_revoked_key_stops_working_at_once(
-    client: AsyncTestClient[Litestar], admin_headers: Headers
+    client: AsyncTestClient[Litestar], admin_headers: Headers, repository: Repository
 ) -> None:
     created = await client.post(
         f"{A}/keys", headers=admin_headers, json={"name": "support", "scopes": ["read"]}
@@ -84,6 +85,12 @@ async def test_a_revoked_key_stops_working_at_once(
     listed = (await client.get(f"{A}/keys", headers=admin_headers)).json()
     assert "support" in [k["name"] for k in listed]
     assert all("secret" not in k and "digest" not in k for k in listed)
+    key_admin = await key_headers(repository, Scope.KEYS)
+    escalation = await client.post(
+        f"{A}/keys", headers=key_admin, json={"name": "sneaky", "scopes": ["erase"]}
+    )
+    assert escalation.status_code == 403
+    assert "erase" in escalation.json()["detail"]
     revoked = await client.delete(f"{A}/keys/{new_key['key']['id']}", headers=admin_headers)
     assert revoked.status_code == 204
     assert (await client.get(f"{A}/forms", headers=support)).status_code == 401
@@ -112,7 +119,9 @@ async def test_grant_withdraw_grant_gives_an_ordered_complete_history(
     headers = admin_headers | {"User-Agent": "support-desk/1.0"}
     shown = []
     for action in ("granted", "withdrawn", "granted"):
-        body = {"purpose": "personalization", "action": action, "notice_version": "2027-01"}
+        body = {"purpose": "personalization", "action": action}
+        if action == "granted":
+            body["notice_version"] = "2027-01"
         answer = await client.post(consent_url, headers=headers, json=body)
         assert answer.status_code == 201, answer.text
         shown.append("Matti" in (await client.get(url)).text)
@@ -121,8 +130,8 @@ async def test_grant_withdraw_grant_gives_an_ordered_complete_history(
     admin_events = [e for e in state["history"] if e["source"] == "admin"]
     assert [e["action"] for e in admin_events] == ["granted", "withdrawn", "granted"]
     assert [e["at"] for e in admin_events] == sorted(e["at"] for e in admin_events)
+    assert [e["notice_version"] for e in admin_events] == ["2027-01", "", "2027-01"]
     for event in admin_events:
-        assert event["notice_version"] == "2027-01"
         assert event["actor"].startswith("key:")
         assert event["user_agent"] == "support-desk/1.0"
         assert "ip_prefix" in event  # the test client has no IP address; truncate_ip is unit-tested
@@ -137,12 +146,14 @@ async def test_a_retried_request_id_is_recorded_once(
     body = {"purpose": "email_marketing", "action": "withdrawn"}
     headers = admin_headers | {"Idempotency-Key": "req-42"}
     first = await client.post(url, headers=headers, json=body)
-    again = await client.post(url, headers=headers, json=body)
+    # A retry through another proxy, with another agent, is the same request.
+    again = await client.post(url, headers=headers | {"User-Agent": "retrier/2"}, json=body)
     assert (first.status_code, again.status_code) == (201, 200)
     assert again.json()["status"] == "replayed"
     assert again.json()["event"] == first.json()["event"]
     assert len(await repository.consent_history("cust-1002")) == before + 1
-    other_body = await client.post(url, headers=headers, json=body | {"action": "granted"})
+    other = {"action": "granted", "notice_version": "em-2026-01"}
+    other_body = await client.post(url, headers=headers, json=body | other)
     assert other_body.status_code == 409
     assert "Idempotency-Key" in other_body.json()["detail"]
     # Without a request id, repeating the current state records nothing either.
@@ -154,7 +165,7 @@ async def test_a_retried_request_id_is_recorded_once(
 async def test_consent_for_an_unknown_customer_or_purpose_is_a_clear_error(
     client: AsyncTestClient[Litestar], admin_headers: Headers
 ) -> None:
-    body = {"purpose": "personalization", "action": "granted"}
+    body = {"purpose": "personalization", "action": "granted", "notice_version": "pz-2026-01"}
     unknown = await client.post(f"{A}/customers/nobody/consent", headers=admin_headers, json=body)
     assert unknown.status_code == 404
     assert "nobody" in unknown.json()["detail"]
@@ -165,6 +176,20 @@ async def test_consent_for_an_unknown_customer_or_purpose_is_a_clear_error(
     )
     assert bad.status_code == 400
     assert "action" in bad.text
+    typo = await client.post(
+        f"{A}/customers/cust-1001/consent",
+        headers=admin_headers,
+        json={"purpose": "emial_marketing", "action": "withdrawn"},
+    )
+    assert typo.status_code == 400
+    assert "purpose" in typo.text
+    unversioned = await client.post(
+        f"{A}/customers/cust-1001/consent",
+        headers=admin_headers,
+        json={"purpose": "personalization", "action": "granted"},
+    )
+    assert unversioned.status_code == 400
+    assert "notice_version" in unversioned.text
 
 
 async def test_validation_errors_name_the_field(
@@ -179,6 +204,10 @@ async def test_validation_errors_name_the_field(
     )
     assert mismatch.status_code == 400
     assert "path" in mismatch.json()["detail"]
+    no_email = {"id": "f-x", "title": {"en": "X"}, "fields": [{"name": "a", "label": {"en": "A"}}]}
+    emailless = await client.put(f"{A}/forms/f-x", headers=admin_headers, json=no_email)
+    assert emailless.status_code == 422
+    assert "prefill_from 'email'" in emailless.json()["detail"]
     campaign = {"id": "c-new", "form_id": "no-such-form"}
     dangling = await client.put(f"{A}/campaigns/c-new", headers=admin_headers, json=campaign)
     assert dangling.status_code == 422
@@ -240,6 +269,12 @@ async def test_a_revoked_campaign_stays_revoked(
         f"{A}/campaigns/spring-summit-2027-invite", headers=admin_headers, json=campaign
     )
     assert again.status_code == 409
+    assert "Matti" not in (await client.get(url)).text
+    # Deleting it only revokes it: its id stays taken, so it cannot come back as new.
+    campaign_url = f"{A}/campaigns/spring-summit-2027-invite"
+    assert (await client.delete(campaign_url, headers=admin_headers)).status_code == 204
+    assert (await client.get(campaign_url, headers=admin_headers)).json()["state"] == "revoked"
+    assert (await client.put(campaign_url, headers=admin_headers, json=campaign)).status_code == 409
     assert "Matti" not in (await client.get(url)).text
 
 
@@ -325,9 +360,17 @@ async def test_erasure_removes_every_key_and_kills_the_links_for_good(
     erased = await client.delete(f"{A}/customers/cust-1001", headers=admin_headers)
     assert erased.status_code == 200, erased.text
     assert erased.json()["kept"]["withdrawn"] == ["email_marketing", "personalization"]
-    assert [k async for k in redis_client.scan_iter("*cust-1001*")] == []
-    page = await client.get(url)
+    page = await client.get(url)  # an old link clicked after the erasure
     assert (page.status_code, page.content) == (generic.status_code, generic.content)
+    assert [k async for k in redis_client.scan_iter("*cust-1001*")] == []
+    shared = await repository.audit_entries()
+    assert "cust-1001" not in {e.customer_id for e in shared}
+    assert shared[0].action == "customer.erase"
+    assert shared[0].target.startswith("erased:")
+    feed = cast("list[tuple[bytes, dict[bytes, bytes]]]", await redis_client.xrange(FEED_STREAM))
+    changes = [fields[b"e"] for _, fields in feed]
+    assert [c for c in changes if b"cust-1001" in c] == [changes[-1]]  # only the erasure notice
+    assert b'"kind":"erasure"' in changes[-1]
     read = await client.get(f"{A}/customers/cust-1001", headers=admin_headers)
     assert read.status_code == 404
     again = await client.delete(f"{A}/customers/cust-1001", headers=admin_headers)
@@ -389,3 +432,32 @@ async def test_reading_a_record_through_the_admin_api_is_an_audited_disclosure(
         ("disclosure", "admin", ["*"]),
     ]
     assert all(e.actor.startswith("key:") for e in entries)
+
+
+async def test_a_retry_writes_the_audit_and_feed_entries_a_failed_first_try_missed(
+    client: AsyncTestClient[Litestar], admin_headers: Headers, repository: Repository
+) -> None:
+    from prefill.consent_writes import request_fingerprint
+    from prefill.models import ConsentAction, ConsentEvent, ConsentSource
+
+    # The first try stored the event, then Redis went away before its audit and feed entries.
+    event = ConsentEvent(
+        purpose="email_marketing",
+        action=ConsentAction.WITHDRAWN,
+        at=time.time(),
+        source=ConsentSource.ADMIN,
+    )
+    await repository.record_consent("cust-1003", event, "req-7", request_fingerprint(event))
+    assert await repository.audit_entries(customer_id="cust-1003") == []
+    headers = admin_headers | {"Idempotency-Key": "req-7"}
+    body = {"purpose": "email_marketing", "action": "withdrawn"}
+    url = f"{A}/customers/cust-1003/consent"
+    for _ in range(2):
+        answer = await client.post(url, headers=headers, json=body)
+        assert answer.json()["status"] == "replayed"
+    consent_entries = [
+        e for e in await repository.audit_entries(customer_id="cust-1003") if e.kind == "consent"
+    ]
+    assert len(consent_entries) == 1  # written by the first retry, not again by the second
+    history = await repository.consent_history("cust-1003")
+    assert sum(e.source == "admin" for e in history) == 1

@@ -110,5 +110,8 @@ async def test_the_document_describes_the_admin_and_widget_apis_with_examples(
     consent = paths["/admin/api/v1/customers/{customer_id}/consent"]["post"]
     assert consent["security"] == [{"apiKey": []}]
     assert {"401", "403", "404", "409", "503"} <= set(consent["responses"])
-    assert document["components"]["schemas"]["ConsentChange"]["examples"]
-    assert document["components"]["schemas"]["ConsentChange"]["additionalProperties"] is False
+    body = consent["requestBody"]["content"]["application/json"]["schema"]
+    assert {e["action"] for e in body["examples"]} == {"granted", "withdrawn"}
+    grant = document["components"]["schemas"]["ConsentGrant"]
+    assert grant["additionalProperties"] is False
+    assert "notice_version" in grant["required"]

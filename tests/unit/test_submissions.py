@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import msgspec
 import pytest
 
 from prefill.imports import parse_forms
@@ -15,6 +16,7 @@ from prefill.submissions import (
     REQUIRED,
     TOO_LONG,
     Accepted,
+    FieldError,
     Rejected,
     changed_fields,
     new_lead,
@@ -113,3 +115,16 @@ def test_a_lead_needs_an_email(form: Form) -> None:
     assert isinstance(made, Customer)
     assert made.id.startswith("lead-")
     assert made.email == "matti.korhonen@lampo.example"
+
+
+def test_no_value_longer_than_its_attribute_can_hold_is_accepted(form: Form) -> None:
+    roomy = msgspec.structs.replace(
+        form,
+        fields=[
+            msgspec.structs.replace(f, max_length=1000) if f.name == "company" else f
+            for f in form.fields
+        ],
+    )
+    result = validate(roomy, VALID | {"company": "x" * 300}, "fi")
+    assert isinstance(result, Rejected)
+    assert result.errors["company"] == FieldError(TOO_LONG, {"max": "200"})

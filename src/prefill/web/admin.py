@@ -57,9 +57,9 @@ from prefill.models import (
     ContactPerson,
     Customer,
     Form,
-    Id,
     ShortText,
 )
+from prefill.purposes import ConsentPurpose
 from prefill.repository import CustomerPage
 from prefill.web.openapi import ADMIN_ERRORS
 
@@ -181,7 +181,9 @@ async def create_key(
     data: Annotated[KeyIn, json_body({"name": "support desk", "scopes": ["read", "consent"]})],
     request: Request[Any, Any, Any],
 ) -> NewKeyOut:
-    new = await admin.create_key(data.name, data.scopes, actor_of(request))
+    new = await admin.create_key(
+        data.name, data.scopes, actor_of(request), granter=request.state.admin_key
+    )
     return NewKeyOut(key=_key_out(new.key), secret=new.secret)
 
 
@@ -260,15 +262,30 @@ async def export_customer(
 # -- consent ----------------------------------------------------------------------------------
 
 
-class ConsentChange(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """A grant or withdrawal recorded on the customer's behalf (source `admin`)."""
+Note = Annotated[str, msgspec.Meta(max_length=200)]
+"""How the customer asked, e.g. `phone call, ticket 4711` (kept with the actor)."""
 
-    purpose: Id
-    action: ConsentAction
-    notice_version: Annotated[str, msgspec.Meta(max_length=64)] = ""
-    """The version of the notice the customer agreed to (for a grant)."""
-    note: Annotated[str, msgspec.Meta(max_length=200)] = ""
-    """How the customer asked, e.g. `phone call, ticket 4711` (kept with the actor)."""
+
+class ConsentGrant(
+    msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="action", tag="granted"
+):
+    """A grant on the customer's behalf (source `admin`): it names the notice agreed to."""
+
+    purpose: ConsentPurpose
+    notice_version: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    note: Note = ""
+
+
+class ConsentWithdrawal(
+    msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="action", tag="withdrawn"
+):
+    """A withdrawal on the customer's behalf (source `admin`)."""
+
+    purpose: ConsentPurpose
+    note: Note = ""
+
+
+ConsentChange = ConsentGrant | ConsentWithdrawal
 
 
 class ConsentResult(msgspec.Struct, frozen=True):
@@ -312,11 +329,13 @@ async def change_consent(
 ) -> Response[ConsentResult]:
     actor = actor_of(request)
     event = ConsentEvent(
-        purpose=data.purpose,
-        action=data.action,
+        purpose=data.purpose.value,
+        action=(
+            ConsentAction.GRANTED if isinstance(data, ConsentGrant) else ConsentAction.WITHDRAWN
+        ),
         at=time.time(),
         source=ConsentSource.ADMIN,
-        notice_version=data.notice_version,
+        notice_version=data.notice_version if isinstance(data, ConsentGrant) else "",
         actor=f"{actor.name}{': ' + data.note if data.note else ''}",
         ip_prefix=actor.ip_prefix,
         user_agent=actor.user_agent,
@@ -409,7 +428,11 @@ async def put_campaign(
     return Response(data, status_code=HTTP_201_CREATED if created else HTTP_200_OK)
 
 
-@delete("/campaigns/{campaign_id:str}", opt={"scope": Scope.DATA}, summary="Delete a campaign")
+@delete(
+    "/campaigns/{campaign_id:str}",
+    opt={"scope": Scope.DATA},
+    summary="Delete a campaign: it is revoked, and its id stays taken",
+)
 async def delete_campaign(
     admin: AdminDep, campaign_id: FromPath[str], request: Request[Any, Any, Any]
 ) -> None:

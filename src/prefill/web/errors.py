@@ -15,6 +15,7 @@ from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.response import Template
 from litestar.status_codes import (
+    HTTP_403_FORBIDDEN,
     HTTP_404_NOT_FOUND,
     HTTP_409_CONFLICT,
     HTTP_422_UNPROCESSABLE_ENTITY,
@@ -23,7 +24,7 @@ from litestar.status_codes import (
 )
 from litestar.types import ExceptionHandlersMap
 
-from prefill.admin import Conflict, InvalidReference, NotFound
+from prefill.admin import Conflict, Forbidden, InvalidReference, NotFound
 from prefill.i18n import negotiate_locale
 from prefill.repository import RequestConflict, StoreUnavailable
 from prefill.services import UnknownForm
@@ -111,6 +112,7 @@ def request_conflict(request: AnyRequest, exc: RequestConflict) -> Response[Any]
 
 
 ADMIN_ERROR_STATUS: dict[type[Exception], int] = {
+    Forbidden: HTTP_403_FORBIDDEN,
     NotFound: HTTP_404_NOT_FOUND,
     Conflict: HTTP_409_CONFLICT,
     InvalidReference: HTTP_422_UNPROCESSABLE_ENTITY,
@@ -134,6 +136,7 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     UnknownForm: unknown_form,
     HTTPException: http_exception,
     NotFound: admin_error,
+    Forbidden: admin_error,
     Conflict: admin_error,
     InvalidReference: admin_error,
     RequestConflict: request_conflict,
