@@ -148,10 +148,12 @@ STORED: list[StoredData] = [
     ),
     StoredData(
         keys="pf:{audit}:events",
-        holds="audit entries: disclosures (field names, never values), consent changes, admin "
-        "actions, with customer ids",
+        holds="audit entries: disclosures (field names, never values), consent changes, "
+        "submissions (field names) and admin actions, with customer ids",
         personal=True,
-        retention="trimmed by age (audit retention) on every write and by `prefill retention`",
+        retention="trimmed by age (audit retention) on every write and by `prefill retention`; "
+        "a customer's entries are deleted on erasure, and the erasure is recorded under the "
+        "pseudonym",
     ),
     StoredData(
         keys="pf:{audit}:refused:<day>",
@@ -227,11 +229,13 @@ def record_of_processing(organization: str = "the company") -> str:
         "## Erasure (GDPR Art. 17)",
         "",
         "`DELETE /admin/api/v1/customers/{id}` or `prefill erase <id>` deletes every "
-        "`pf:{c:<id>}:*` key and the customer's entries in the change feed, and kills all their "
-        "links. What is kept, pseudonymous, is listed above under `pf:{erased}:<pseudonym>`; the "
-        "shared audit stream keeps entries naming the customer id (never values) until the audit "
-        "retention ends, as proof of what was disclosed and changed. After the next AOF rewrite "
-        "the customer's record is nowhere in the Redis data directory.",
+        "`pf:{c:<id>}:*` key, the customer's entries in the shared audit stream and in the "
+        "change feed, and kills all their links. What is kept is pseudonymous: the tombstone "
+        "listed above under `pf:{erased}:<pseudonym>`, and the audit entry of the erasure "
+        "itself, which names the pseudonym and the actor. The change feed carries one last "
+        "`erasure` entry with the customer id, so that consumers erase their copies; it goes "
+        "with the feed's 7 days. After the next AOF rewrite the customer's record is nowhere in "
+        "the Redis data directory.",
         "",
         "## Retention job",
         "",
