@@ -50,12 +50,12 @@ async def set_consent(
     action: ConsentAction,
     purpose: str = "personalization",
 ) -> None:
-    await repository.append_consent(
-        customer_id,
-        ConsentEvent(
-            purpose=purpose, action=action, at=time.time(), source=ConsentSource.ADMIN, actor="test"
-        ),
+    """Through the repository's one consent write (the Lua script), as every writer does."""
+    event = ConsentEvent(
+        purpose=purpose, action=action, at=time.time(), source=ConsentSource.ADMIN, actor="test"
     )
+    outcome = await repository.record_consent(customer_id, event)
+    assert outcome.status in ("recorded", "unchanged"), outcome
 
 
 async def refusals_today(repository: Repository) -> dict[str, int]:

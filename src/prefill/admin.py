@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterable
+from typing import TypeVar
 
 import msgspec
 
@@ -38,6 +39,7 @@ from prefill.purposes import consent_purposes
 from prefill.repository import ConsentOutcome, CustomerPage, Repository, Tombstone
 
 CatalogEntry = Form | Campaign | ContactPerson
+Entry = TypeVar("Entry", Form, Campaign, ContactPerson)
 KIND_OF: dict[type[CatalogEntry], str] = {
     Form: "forms",
     Campaign: "campaigns",
@@ -261,14 +263,13 @@ class AdminService:
 
     # -- catalog ------------------------------------------------------------------------------
 
-    async def entries(self, kind: type[CatalogEntry]) -> list[CatalogEntry]:
-        catalog = await self._catalog.current()
-        table: dict[str, CatalogEntry] = dict(getattr(catalog, KIND_OF[kind]))
+    async def entries(self, kind: type[Entry]) -> list[Entry]:
+        table: dict[str, Entry] = getattr(await self._catalog.current(), KIND_OF[kind])
         return [table[key] for key in sorted(table)]
 
-    async def entry(self, kind: type[CatalogEntry], entry_id: str) -> CatalogEntry:
-        catalog = await self._catalog.current()
-        found: CatalogEntry | None = getattr(catalog, KIND_OF[kind]).get(entry_id)
+    async def entry(self, kind: type[Entry], entry_id: str) -> Entry:
+        table: dict[str, Entry] = getattr(await self._catalog.current(), KIND_OF[kind])
+        found = table.get(entry_id)
         if found is None:
             raise NotFound(f"no {KIND_OF[kind][:-1]} {entry_id!r}")
         return found
@@ -335,11 +336,11 @@ class AdminService:
         if not await self._repo.set_campaign_state(campaign_id, CampaignState.REVOKED):
             raise NotFound(f"no campaign {campaign_id!r}")
         await self._audit(actor, "campaign.revoke", target=f"campaign:{campaign_id}")
-        return msgspec.convert(await self.entry(Campaign, campaign_id), Campaign)
+        return await self.entry(Campaign, campaign_id)
 
     async def mint(self, campaign_id: str, customer_ids: list[str], actor: Actor) -> MintResult:
         """The same links as `prefill mint`, for a list of customers."""
-        campaign = msgspec.convert(await self.entry(Campaign, campaign_id), Campaign)
+        campaign = await self.entry(Campaign, campaign_id)
         if campaign.state is not CampaignState.ACTIVE:
             raise Conflict(f"campaign {campaign_id!r} is revoked; its links would not open")
         customers = await self._repo.get_customers(customer_ids)

@@ -271,25 +271,18 @@ def _checked_form(index: int, item: Mapping[str, Any]) -> Form | Problem:
     return form
 
 
-ATTRIBUTE_MAX_LENGTH = {"email": 254}
-"""How long a customer attribute may be (ShortText otherwise: 200)."""
-
-
 def form_problems(form: Form) -> list[str]:
     """What a form needs beyond its shape: an email field (a new lead is stored by email), and
     no field accepting more than the customer attribute it fills can hold."""
-    problems = []
+    problems: list[str] = []
     if not any(f.prefill_from == "email" for f in form.fields):
         problems.append("needs a field with prefill_from 'email' (new leads are stored by it)")
-    for field in form.fields:
-        if field.prefill_from is None or field.prefill_from.startswith("attributes."):
-            continue
-        limit = ATTRIBUTE_MAX_LENGTH.get(field.prefill_from, 200)
-        if field.max_length > limit:
-            problems.append(
-                f"field {field.name!r}: max_length {field.max_length} is more than the "
-                f"{limit} characters {field.prefill_from} can hold"
-            )
+    problems += [
+        f"field {f.name!r}: max_length {f.max_length} is more than the "
+        f"{f.value_max_length} characters {f.prefill_from} can hold"
+        for f in form.fields
+        if f.value_max_length < f.max_length
+    ]
     return problems
 
 

@@ -25,8 +25,10 @@ ATTRIBUTE_PATTERN = (
 Id = Annotated[str, msgspec.Meta(pattern=ID_PATTERN)]
 """Ids appear in Redis keys and URLs, so they are restricted to a safe alphabet."""
 
-Email = Annotated[str, msgspec.Meta(pattern=EMAIL_PATTERN, max_length=254)]
-ShortText = Annotated[str, msgspec.Meta(max_length=200)]
+EMAIL_MAX_LENGTH = 254
+SHORT_TEXT_MAX_LENGTH = 200
+Email = Annotated[str, msgspec.Meta(pattern=EMAIL_PATTERN, max_length=EMAIL_MAX_LENGTH)]
+ShortText = Annotated[str, msgspec.Meta(max_length=SHORT_TEXT_MAX_LENGTH)]
 Origin = Annotated[str, msgspec.Meta(pattern=ORIGIN_PATTERN)]
 """scheme://host[:port], exactly as a browser sends it in the Origin header."""
 AttributeName = Annotated[str, msgspec.Meta(pattern=ATTRIBUTE_PATTERN)]
@@ -102,6 +104,15 @@ class FormField(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Shown partly hidden (e.g. `m•••@example.fi`), so the page does not expose the full value."""
     max_length: Annotated[int, msgspec.Meta(ge=1, le=2000)] = 200
     options: list[FieldOption] = msgspec.field(default_factory=list)
+
+    @property
+    def value_max_length(self) -> int:
+        """The longest value the field takes: its own limit, capped by what the customer
+        attribute it fills can hold (a longer one would make a record that no longer decodes)."""
+        if self.prefill_from is None or self.prefill_from.startswith("attributes."):
+            return self.max_length
+        held = EMAIL_MAX_LENGTH if self.prefill_from == "email" else SHORT_TEXT_MAX_LENGTH
+        return min(self.max_length, held)
 
 
 class ConsentNotice(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -565,12 +565,6 @@ class Repository:
 
     # -- consent ----------------------------------------------------------------------------
 
-    async def append_consent(self, customer_id: str, event: ConsentEvent) -> None:
-        async with _unavailable_on_error():
-            pipe = self._redis.pipeline(transaction=True)
-            self._queue_consent(pipe, customer_id, event)
-            await pipe.execute()
-
     @staticmethod
     def _queue_consent(pipe: Pipeline, customer_id: str, event: ConsentEvent) -> None:
         encoded = _encoder.encode(event)
@@ -787,16 +781,6 @@ class Repository:
             ]
             if doomed:
                 await self._redis.xdel(FEED_STREAM, *doomed)
-
-    async def existing_customer_keys(self, customer_id: str) -> list[str]:
-        async with _unavailable_on_error():
-            pipe = self._redis.pipeline(transaction=False)
-            for key in customer_keys(customer_id):
-                pipe.exists(key)
-            found = await pipe.execute()
-        return [
-            key for key, exists in zip(customer_keys(customer_id), found, strict=True) if exists
-        ]
 
     async def list_customer_ids(self, cursor: int = 0, count: int = 100) -> CustomerPage:
         """One step of a SCAN over customer records (no index to keep consistent)."""

@@ -137,18 +137,14 @@ class PrefillService:
         ticked consent boxes become consent events with the notice version shown. Everything
         is durable when this returns, and published on the change feed."""
         form = await self.require_form(form_id)
-        checked = validate(form, posted, locale)
+        checked = validate(form, posted)
         if isinstance(checked, Rejected):
             return SubmitOutcome(form=form, locale=locale, rejected=checked)
         link, before = await self._submitting_customer(posted.get("t"), form_id)
-        if before is None:
-            lead = new_lead(form, checked, posted, locale)
-            if isinstance(lead, Rejected):
-                return SubmitOutcome(form=form, locale=locale, rejected=lead)
-            before_record = lead
-        else:
-            before_record = before
-        after = updated_record(form, before_record, checked.values)
+        base = before or new_lead(form, checked, posted, locale)
+        if isinstance(base, Rejected):
+            return SubmitOutcome(form=form, locale=locale, rejected=base)
+        after = updated_record(form, base, checked.values)
         # The link's customer only if still there: an erasure meanwhile must not be undone.
         saved = await self._repo.save_customers([after], lambda _: {}, only_existing=bool(before))
         if not saved.records:

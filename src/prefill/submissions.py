@@ -31,9 +31,9 @@ BAD_PHONE = N_("Please enter a phone number with its area code, like +358 40 123
 BAD_OPTION = N_("Please choose one of the options.")
 
 _EMAIL = re.compile(EMAIL_PATTERN)
-PHONE_REGION = {"fi": "FI", "sv": "FI", "en": "FI"}
-"""Where a number without a country code is assumed to be: the company's customers are Finnish,
-Swedish speakers included. A number with +46 or any other code is taken as it is."""
+PHONE_REGION = "FI"
+"""Where a number without a country code is assumed to be, whatever the page's language: the
+company's customers are Finnish, Swedish speakers included. +46 or any other code is kept."""
 
 
 class FieldError(msgspec.Struct, frozen=True):
@@ -56,7 +56,7 @@ class Rejected(msgspec.Struct, frozen=True):
     """What the person typed, to show again."""
 
 
-def validate(form: Form, posted: Mapping[str, str], locale: Locale) -> Accepted | Rejected:
+def validate(form: Form, posted: Mapping[str, str]) -> Accepted | Rejected:
     typed = {f.name: posted.get(f.name, "").strip() for f in form.fields}
     errors: dict[str, FieldError] = {}
     values: dict[str, str] = {}
@@ -64,7 +64,7 @@ def validate(form: Form, posted: Mapping[str, str], locale: Locale) -> Accepted 
         value = typed[field.name]
         if field.masked and MASK in value:
             continue  # The masked display came back untouched: keep the stored value.
-        problem, normalised = _check(field, value, locale)
+        problem, normalised = _check(field, value)
         if problem is not None:
             errors[field.name] = problem
         elif normalised:
@@ -80,29 +80,21 @@ def validate(form: Form, posted: Mapping[str, str], locale: Locale) -> Accepted 
     return Accepted(values=values, consents=consents)
 
 
-def _check(field: FormField, value: str, locale: Locale) -> tuple[FieldError | None, str]:
+def _check(field: FormField, value: str) -> tuple[FieldError | None, str]:
     if not value:
         return (FieldError(REQUIRED) if field.required else None), ""
-    limit = min(field.max_length, attribute_limit(field))
+    limit = field.value_max_length
     if len(value) > limit:
         return FieldError(TOO_LONG, {"max": str(limit)}), ""
     if field.type == "email":
         ok = _EMAIL.match(value) is not None and len(value) <= 254
         return (None, value.lower()) if ok else (FieldError(BAD_EMAIL), "")
     if field.type == "tel":
-        phone = normalise_phone(value, PHONE_REGION[locale])
+        phone = normalise_phone(value, PHONE_REGION)
         return (None, phone) if phone else (FieldError(BAD_PHONE), "")
     if field.type == "select" and value not in {o.value for o in field.options}:
         return FieldError(BAD_OPTION), ""
     return None, value
-
-
-def attribute_limit(field: FormField) -> int:
-    """The most the customer attribute a field fills can hold: a longer value would make a
-    record that no longer decodes."""
-    if field.prefill_from is None or field.prefill_from.startswith("attributes."):
-        return field.max_length
-    return 254 if field.prefill_from == "email" else 200
 
 
 def normalise_phone(value: str, region: str) -> str | None:

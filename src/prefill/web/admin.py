@@ -370,12 +370,12 @@ async def read_audit(
 
 @get("/forms", opt={"scope": Scope.READ}, summary="List forms")
 async def list_forms(admin: AdminDep) -> list[Form]:
-    return [msgspec.convert(e, Form) for e in await admin.entries(Form)]
+    return await admin.entries(Form)
 
 
 @get("/forms/{form_id:str}", opt={"scope": Scope.READ}, summary="Read a form")
 async def read_form(admin: AdminDep, form_id: FromPath[str]) -> Form:
-    return msgspec.convert(await admin.entry(Form, form_id), Form)
+    return await admin.entry(Form, form_id)
 
 
 @put(
@@ -402,12 +402,12 @@ async def delete_form(
 
 @get("/campaigns", opt={"scope": Scope.READ}, summary="List campaigns")
 async def list_campaigns(admin: AdminDep) -> list[Campaign]:
-    return [msgspec.convert(e, Campaign) for e in await admin.entries(Campaign)]
+    return await admin.entries(Campaign)
 
 
 @get("/campaigns/{campaign_id:str}", opt={"scope": Scope.READ}, summary="Read a campaign")
 async def read_campaign(admin: AdminDep, campaign_id: FromPath[str]) -> Campaign:
-    return msgspec.convert(await admin.entry(Campaign, campaign_id), Campaign)
+    return await admin.entry(Campaign, campaign_id)
 
 
 @put(
@@ -441,12 +441,12 @@ async def delete_campaign(
 
 @get("/contacts", opt={"scope": Scope.READ}, summary="List contacts")
 async def list_contacts(admin: AdminDep) -> list[ContactPerson]:
-    return [msgspec.convert(e, ContactPerson) for e in await admin.entries(ContactPerson)]
+    return await admin.entries(ContactPerson)
 
 
 @get("/contacts/{contact_id:str}", opt={"scope": Scope.READ}, summary="Read a contact person")
 async def read_contact(admin: AdminDep, contact_id: FromPath[str]) -> ContactPerson:
-    return msgspec.convert(await admin.entry(ContactPerson, contact_id), ContactPerson)
+    return await admin.entry(ContactPerson, contact_id)
 
 
 @put(
