@@ -572,11 +572,14 @@ class AdminPortMiddleware:
             server = scope.get("server") or ("", None)
             on_admin_port = server[1] == self._admin_port
             path: str = scope["path"]
-            is_admin = path == ADMIN_PATH or path.startswith(ADMIN_PATH + "/")
+            is_admin = path.startswith(ADMIN_PORT_ONLY)
             if is_admin != on_admin_port and not path.startswith(ADMIN_PORT_SHARED):
                 raise NotFoundException()
         await self._app(scope, receive, send)
 
 
+ADMIN_PORT_ONLY = ("/admin/", "/metrics")
+"""Paths only the admin port serves: the admin API, its dashboard, and the metrics (campaign
+volumes are nobody else's business)."""
 ADMIN_PORT_SHARED = ("/health/", "/schema")
 """Paths both ports serve: probes, and the API description."""

@@ -1,0 +1,35 @@
+"""Prometheus metrics: how link resolutions end, by channel and cause.
+
+Labels take only values from fixed sets (channels, refusal causes), never an id, a token or any
+other value from a request, so a scrape can carry nothing personal and the series stay few.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter
+
+from prefill.models import Channel
+from prefill.tokens import RefusalCause
+
+VALID = "valid"
+"""Admitted and disclosed."""
+REDIS_UNAVAILABLE = "redis_unavailable"
+"""Failed closed: consent state or the audit could not be read or written."""
+OUTCOMES = (VALID, *(cause.value for cause in RefusalCause), REDIS_UNAVAILABLE)
+
+RESOLUTIONS = Counter(
+    "prefill_link_resolutions_total",
+    "Personal links resolved, by channel and outcome (valid, a refusal cause, or "
+    "redis_unavailable).",
+    ["channel", "outcome"],
+)
+LINK_CHANNELS = (Channel.PAGE, Channel.WIDGET, Channel.CARD, Channel.VCARD)
+"""Where a personal link is resolved (export and admin reads take no link)."""
+for _channel in LINK_CHANNELS:
+    for _outcome in OUTCOMES:
+        RESOLUTIONS.labels(_channel.value, _outcome)  # Every series exists from the start, at 0.
+
+
+def count_resolution(channel: Channel, outcome: str) -> None:
+    """One resolution of a personal link; `outcome` is one of OUTCOMES."""
+    RESOLUTIONS.labels(channel.value, outcome).inc()
