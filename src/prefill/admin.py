@@ -13,11 +13,12 @@ from typing import TypeVar
 
 import msgspec
 
-from prefill import apikeys
+from prefill import apikeys, funnel
 from prefill.apikeys import ApiKey, NewApiKey, Scope
 from prefill.catalog import CatalogCache
 from prefill.consent import current_consent
 from prefill.consent_writes import ConsentRecorder, UnknownCustomer
+from prefill.funnel import CampaignFunnel
 from prefill.imports import check_references
 from prefill.links import LinkBuilder
 from prefill.minting import personal_links
@@ -354,6 +355,20 @@ class AdminService:
             minted.append(CustomerLinks(customer_id=customer_id, **links))
         await self._audit(actor, "links.mint", target=f"campaign:{campaign_id}")
         return MintResult(minted, skipped)
+
+    # -- the funnel ---------------------------------------------------------------------------
+
+    async def funnels(self, campaign_id: str | None = None) -> list[CampaignFunnel]:
+        """Every campaign's funnel, or one campaign's (NotFound if there is none). Counters
+        only: nothing personal is read, so nothing is audited."""
+        catalog = await self._catalog.current()
+        campaigns = (
+            [catalog.campaigns[key] for key in sorted(catalog.campaigns)]
+            if campaign_id is None
+            else [await self.entry(Campaign, campaign_id)]
+        )
+        counters = await self._repo.funnel_counters(c.id for c in campaigns)
+        return [funnel.figures(c.id, c.name, c.state.value, *counters[c.id]) for c in campaigns]
 
     # -- audit and retention ------------------------------------------------------------------
 

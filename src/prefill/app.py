@@ -135,7 +135,9 @@ def create_app(settings: Settings) -> Litestar:
         catalog = CatalogCache(repository)
         app.state.repository = repository
         app.state.links = links
-        app.state.service = PrefillService(repository, signer, catalog, settings.organization)
+        app.state.service = PrefillService(
+            repository, signer, catalog, settings.organization, settings.scanner_window_seconds
+        )
         app.state.admin = AdminService(repository, catalog, links, settings.customer_retention_days)
         if problem := await repository.durability_problem():
             # Consent changes are answered as durable; with this configuration they are not.

@@ -22,6 +22,9 @@ customer's keys live in one slot and can change together in MULTI):
 | `pf:{audit}:events`       | stream | AuditEntry JSON in field `e`, trimmed by age        |
 | `pf:{audit}:refused:<day>` | hash  | `<channel>:<cause>` -> count of unsigned refusals   |
 | `pf:{health}:probe`       | string | written by readiness checks, expires after a minute |
+| `pf:{funnel:<cmp>}:counts` | hash  | a campaign's funnel counters (funnel.py)            |
+| `pf:{funnel:<cmp>}:people:<stage>` | HLL | distinct people in a stage, as pseudonyms       |
+| `pf:{import:<run>}:seen`  | hash   | customer id -> first line, while an import or mint runs |
 
 The audit stream holds disclosures and changes. Refused links are counted per UTC day instead
 (under their customer when validly signed, anonymously otherwise): anyone can send any number
@@ -34,7 +37,12 @@ API or a form), which the retention job reads.
 Retention: `refused`, `audit` and `requests` expire by TTL (audit retention; 24 hours for
 requests); the streams are trimmed by age on every write and by `prefill retention`; customer
 records are erased by `prefill retention` when not updated for `PREFILL_CUSTOMER_RETENTION_DAYS`;
-tombstones expire after the audit retention. docs/record-of-processing.md lists it all.
+tombstones expire after the audit retention; funnel keys expire after the audit retention
+without activity; an import's `seen` hash is deleted when it ends (and expires after a day).
+docs/record-of-processing.md lists it all.
+
+The funnel stores no id: counters, and HyperLogLogs of keyed pseudonyms that estimate how many
+distinct people reached a stage without being able to list or recognise them.
 
 An erasure tombstone is keyed by a keyed HMAC of the customer id (pseudonyms.py): it outlives the
 customer so that a re-import neither revives the erased customer's links nor re-grants consent
@@ -60,6 +68,7 @@ from redis.asyncio.client import Pipeline
 from redis.typing import EncodableT, FieldT
 
 from prefill.apikeys import ApiKey
+from prefill.funnel import PEOPLE_STAGES, FunnelUpdate
 from prefill.models import (
     AuditEntry,
     Campaign,
@@ -90,6 +99,8 @@ CUSTOMER_BATCH = 500
 ConsentDecision = Callable[[dict[str, dict[str, ConsentEvent]]], dict[str, list[ConsentEvent]]]
 """Current consent state per customer -> the consent events to record per customer."""
 HEALTH_PROBE = f"{PREFIX}{{health}}:probe"
+RUN_RETENTION_SECONDS = 86_400
+"""An import or mint that dies midway leaves its `seen` hash for at most a day."""
 
 
 BUMP_GENERATION_SCRIPT = """
@@ -203,6 +214,18 @@ def photo_key(contact_id: str) -> str:
     return f"{PREFIX}{{catalog}}:photo:{contact_id}"
 
 
+def funnel_counts_key(campaign_id: str) -> str:
+    return f"{PREFIX}{{funnel:{campaign_id}}}:counts"
+
+
+def funnel_people_key(campaign_id: str, stage: str) -> str:
+    return f"{PREFIX}{{funnel:{campaign_id}}}:people:{stage}"
+
+
+def run_seen_key(run_id: str) -> str:
+    return f"{PREFIX}{{import:{run_id}}}:seen"
+
+
 class StoreUnavailable(Exception):
     """Redis could not be reached in time: callers must fail closed."""
 
@@ -263,6 +286,27 @@ class SavedCustomers(msgspec.Struct, frozen=True):
     consent_events: int = 0
 
 
+class CustomerChange(msgspec.Struct, frozen=True):
+    """What writing one customer record did, or in a dry run would do."""
+
+    customer_id: str
+    status: str
+    """`created`, `updated`, `unchanged`, or `gone` (erased meanwhile: left out)."""
+    fields: list[str] = msgspec.field(default_factory=list)
+    """The record's fields whose value changes (for `updated`)."""
+    consents: list[ConsentEvent] = msgspec.field(default_factory=list)
+    """The consent events recorded for the customer."""
+
+
+class CustomerState(msgspec.Struct, frozen=True):
+    """A customer's record and consent as one round trip reads them; `customer` is None for an
+    unknown id, `tombstone` set for an erased one."""
+
+    customer: Customer | None
+    consents: dict[str, ConsentEvent]
+    tombstone: Tombstone | None = None
+
+
 class CustomerPage(msgspec.Struct, frozen=True):
     ids: list[str]
     cursor: int
@@ -318,6 +362,35 @@ def _decode_customer(fields: Mapping[bytes, bytes]) -> Customer | None:
 
 def _decode_consents(fields: Mapping[bytes, bytes]) -> dict[str, ConsentEvent]:
     return {purpose.decode(): _consent_decoder.decode(raw) for purpose, raw in fields.items()}
+
+
+def _changed_fields(stored: Customer, new: Customer) -> list[str]:
+    """The record fields whose value differs; the link generation is not the record's."""
+    before, after = msgspec.structs.asdict(stored), msgspec.structs.asdict(new)
+    return [name for name in after if name != "generation" and before[name] != after[name]]
+
+
+def _decide_batch(
+    customers: list[Customer],
+    states: Mapping[str, CustomerState],
+    consent_events: ConsentDecision,
+    only_existing: bool,
+) -> list[CustomerChange]:
+    current = {
+        cid: (state.tombstone.as_consent_state() if state.tombstone else {}) | state.consents
+        for cid, state in states.items()
+    }
+    events = consent_events(current)
+    changes = []
+    for customer in customers:
+        stored = states[customer.id].customer
+        if stored is None and only_existing:
+            changes.append(CustomerChange(customer.id, "gone"))
+            continue
+        fields = _changed_fields(stored, customer) if stored else []
+        status = "created" if stored is None else "updated" if fields else "unchanged"
+        changes.append(CustomerChange(customer.id, status, fields, events.get(customer.id, [])))
+    return changes
 
 
 class Repository:
@@ -492,69 +565,124 @@ class Repository:
     async def get_customer(self, customer_id: str) -> Customer | None:
         return (await self.get_customers([customer_id]))[customer_id]
 
+    async def customer_states(self, customer_ids: Iterable[str]) -> dict[str, CustomerState]:
+        """Record, consent state and tombstone of each customer, in one pipelined round trip.
+        A record that no longer decodes is CorruptRecord."""
+        ids = list(dict.fromkeys(customer_ids))
+        candidates = [self._pseudonyms.candidates(cid) for cid in ids]
+        async with _unavailable_on_error():
+            pipe = self._redis.pipeline(transaction=False)
+            for customer_id, pseudonyms in zip(ids, candidates, strict=True):
+                pipe.hgetall(customer_key(customer_id))
+                pipe.hgetall(consent_key(customer_id))
+                for pseudonym in pseudonyms:
+                    pipe.get(tombstone_key(pseudonym))
+            replies = iter(await pipe.execute())
+        states: dict[str, CustomerState] = {}
+        for customer_id, pseudonyms in zip(ids, candidates, strict=True):
+            customer_fields, consent_fields = next(replies), next(replies)
+            found = [raw for raw in (next(replies) for _ in pseudonyms) if raw is not None]
+            try:
+                states[customer_id] = CustomerState(
+                    customer=_decode_customer(customer_fields),
+                    consents=_decode_consents(consent_fields),
+                    tombstone=_tombstone_decoder.decode(found[0]) if found else None,
+                )
+            except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+                raise CorruptRecord(customer_id) from exc
+        return states
+
     async def save_customers(
         self,
         customers: list[Customer],
         consent_events: ConsentDecision,
         only_existing: bool = False,
     ) -> SavedCustomers:
-        """Upsert customer records with the consent events `consent_events(current states)`
-        returns. With `only_existing`, a customer whose
-        record is gone (erased meanwhile) is left out rather than brought back.
+        """Upsert customer records (each written, even when unchanged: a submission or an admin
+        PUT is activity) with the consent events `consent_events(current states)` returns.
+        With `only_existing`, a customer erased meanwhile is left out rather than brought back.
+        Batches are not one transaction together (see `write_customer_batch`)."""
+        records = events = 0
+        for start in range(0, len(customers), CUSTOMER_BATCH):
+            changes = await self.write_customer_batch(
+                customers[start : start + CUSTOMER_BATCH],
+                consent_events,
+                only_existing=only_existing,
+                write_unchanged=True,
+            )
+            records += sum(c.status != "gone" for c in changes)
+            events += sum(len(c.consents) for c in changes)
+        return SavedCustomers(records, events)
+
+    async def write_customer_batch(
+        self,
+        customers: list[Customer],
+        consent_events: ConsentDecision,
+        *,
+        only_existing: bool = False,
+        write_unchanged: bool = False,
+        dry_run: bool = False,
+    ) -> list[CustomerChange]:
+        """Upsert one batch of customers (ids unique within it) with the consent events
+        `consent_events(current states)` decides, and say what changed for each.
 
         A new customer starts at generation 0 (or above an erased namesake's), an existing one
-        keeps its counter (re-importing must not revive revoked links). Each batch is one
-        transaction under WATCH of its customers' records and consent state: an erasure or a
-        withdrawal that lands while the batch is being decided makes the batch decide again,
-        so an import can never write over it. Batches are not one transaction together: an
-        import that fails midway may be partly written, and re-running it is safe.
+        keeps its counter (re-importing must not revive revoked links). A record equal to the
+        stored one is not written unless `write_unchanged`: re-running an import changes
+        nothing. The batch is one transaction under WATCH of its customers' records and consent
+        state: an erasure or a withdrawal that lands while the batch is being decided makes the
+        batch decide again, so it can never be written over. `dry_run` decides and writes
+        nothing.
         """
-        saved = SavedCustomers()
-        for start in range(0, len(customers), CUSTOMER_BATCH):
-            batch = await self._save_customer_batch(
-                customers[start : start + CUSTOMER_BATCH], consent_events, only_existing
-            )
-            saved = SavedCustomers(
-                saved.records + batch.records, saved.consent_events + batch.consent_events
-            )
-        return saved
-
-    async def _save_customer_batch(
-        self, customers: list[Customer], consent_events: ConsentDecision, only_existing: bool
-    ) -> SavedCustomers:
         ids = [c.id for c in customers]
-        now = time.time()
         async with _unavailable_on_error(), self._redis.pipeline(transaction=True) as pipe:
             while True:
                 try:
-                    await pipe.watch(
-                        *(customer_key(i) for i in ids), *(consent_key(i) for i in ids)
-                    )
-                    # Read on other connections: WATCH still sees any write made after it. An
-                    # erasure writes its tombstone before it deletes, so a retry sees it.
-                    tombstones = await self.tombstones(ids)
-                    current = await self.current_consents(ids)
-                    if only_existing:
-                        stored = await self.get_customers(ids)
-                        customers = [c for c in customers if stored[c.id] is not None]
-                    for customer_id, tombstone in tombstones.items():
-                        current[customer_id] = tombstone.as_consent_state() | current[customer_id]
-                    events = consent_events(current)
-                    pipe.multi()  # type: ignore[no-untyped-call]
-                    for customer in customers:
-                        key = customer_key(customer.id)
-                        pipe.hset(
-                            key, mapping={"record": _encoder.encode(customer), "updated_at": now}
+                    if not dry_run:
+                        await pipe.watch(
+                            *(customer_key(i) for i in ids), *(consent_key(i) for i in ids)
                         )
-                        # An erased customer's old links must stay dead if the id comes back.
-                        floor = tombstones.get(customer.id)
-                        pipe.hsetnx(key, "generation", floor.generation_floor if floor else 0)
-                        for event in events.get(customer.id, []):
-                            self._queue_consent(pipe, customer.id, event)
-                    await pipe.execute()
-                    return SavedCustomers(len(customers), sum(len(e) for e in events.values()))
+                    # Read on another connection: WATCH still sees any write made after it. An
+                    # erasure writes its tombstone before it deletes, so a retry sees it.
+                    states = await self.customer_states(ids)
+                    changes = _decide_batch(customers, states, consent_events, only_existing)
+                    if dry_run:
+                        return changes
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    # Nothing to write, nothing sent: no transaction and no fsync (leaving the
+                    # block discards the empty MULTI and the WATCH).
+                    if self._queue_batch(pipe, customers, states, changes, write_unchanged):
+                        await pipe.execute()
+                    return changes
                 except redis.exceptions.WatchError:
                     continue
+
+    def _queue_batch(
+        self,
+        pipe: Pipeline,
+        customers: list[Customer],
+        states: Mapping[str, CustomerState],
+        changes: list[CustomerChange],
+        write_unchanged: bool,
+    ) -> bool:
+        """Queue the writes `changes` call for; False if there are none."""
+        now = time.time()
+        queued = False
+        for customer, change in zip(customers, changes, strict=True):
+            key = customer_key(customer.id)
+            if change.status in ("created", "updated") or (
+                change.status == "unchanged" and write_unchanged
+            ):
+                pipe.hset(key, mapping={"record": _encoder.encode(customer), "updated_at": now})
+                # An erased customer's old links must stay dead if the id comes back.
+                floor = states[customer.id].tombstone
+                pipe.hsetnx(key, "generation", floor.generation_floor if floor else 0)
+                queued = True
+            for event in change.consents:
+                self._queue_consent(pipe, customer.id, event)
+                pipe.hset(key, "updated_at", now)
+                queued = True
+        return queued
 
     async def bump_generation(self, customer_id: str) -> int | None:
         """Invalidate every link issued to the customer so far; None if unknown. One script,
@@ -584,10 +712,11 @@ class Repository:
 
     # -- audit ------------------------------------------------------------------------------
 
-    async def record_audit(self, entry: AuditEntry) -> None:
+    async def record_audit(self, entry: AuditEntry, funnel: FunnelUpdate | None = None) -> None:
         """Append to the audit stream and to the customer's own index of it, dropping entries
         older than the retention: by age, so no amount of new entries can push a recent one
-        out. Exact trimming: cheap (only what expired is removed), and testable."""
+        out. Exact trimming: cheap (only what expired is removed), and testable. `funnel`
+        counts go in the same round trip."""
         keys = [AUDIT_STREAM]
         if entry.customer_id:
             keys.append(customer_audit_key(entry.customer_id))
@@ -597,26 +726,102 @@ class Repository:
             self._audit_retention_seconds,
         ]
         async with _unavailable_on_error():
-            await self._record_audit(keys=keys, args=args)
+            if funnel is None:
+                await self._record_audit(keys=keys, args=args)
+                return
+            pipe = self._redis.pipeline(transaction=False)
+            await self._record_audit(keys=keys, args=args, client=pipe)
+            self._queue_funnel(pipe, funnel)
+            await pipe.execute()
 
     def _oldest_kept_id(self) -> str:
         return f"{int((time.time() - self._audit_retention_seconds) * 1000)}-0"
 
     async def count_refusal(
-        self, day: str, channel: str, cause: str, customer_id: str | None = None
+        self,
+        day: str,
+        channel: str,
+        cause: str,
+        customer_id: str | None = None,
+        funnel: FunnelUpdate | None = None,
     ) -> None:
         """Count a refused link per day: under its customer when the link was validly signed
-        (so the count goes with the customer's data), else in the day's anonymous counts."""
+        (so the count goes with the customer's data), else in the day's anonymous counts.
+        `funnel` counts go in the same round trip."""
         key, field = (
             (customer_refusals_key(customer_id), f"{day}:{channel}:{cause}")
             if customer_id is not None
             else (refusal_counts_key(day), f"{channel}:{cause}")
         )
         async with _unavailable_on_error():
-            pipe = self._redis.pipeline(transaction=True)
+            pipe = self._redis.pipeline(transaction=False)
             pipe.hincrby(key, field, 1)
             pipe.expire(key, self._audit_retention_seconds)
+            if funnel is not None:
+                self._queue_funnel(pipe, funnel)
             await pipe.execute()
+
+    # -- the funnel -------------------------------------------------------------------------
+
+    def _queue_funnel(self, pipe: Pipeline, update: FunnelUpdate) -> None:
+        """Counters, and each person as a keyed pseudonym in the stage's HyperLogLog: it
+        counts distinct people without holding anything that names one."""
+        counts_key = funnel_counts_key(update.campaign_id)
+        for field, amount in update.counts.items():
+            pipe.hincrby(counts_key, field, amount)
+        pipe.expire(counts_key, self._audit_retention_seconds)
+        for stage, customer_id in update.people.items():
+            people_key = funnel_people_key(update.campaign_id, stage)
+            pipe.pfadd(people_key, self._pseudonyms.of(customer_id))
+            pipe.expire(people_key, self._audit_retention_seconds)
+
+    async def count_funnel(self, update: FunnelUpdate) -> None:
+        async with _unavailable_on_error():
+            pipe = self._redis.pipeline(transaction=False)
+            self._queue_funnel(pipe, update)
+            await pipe.execute()
+
+    async def funnel_counters(
+        self, campaign_ids: Iterable[str]
+    ) -> dict[str, tuple[dict[str, int], dict[str, int]]]:
+        """Per campaign: its counters, and the distinct people per stage (estimates)."""
+        ids = list(dict.fromkeys(campaign_ids))
+        async with _unavailable_on_error():
+            pipe = self._redis.pipeline(transaction=False)
+            for campaign_id in ids:
+                pipe.hgetall(funnel_counts_key(campaign_id))
+                for stage in PEOPLE_STAGES:
+                    pipe.pfcount(funnel_people_key(campaign_id, stage))
+            replies = iter(await pipe.execute())
+        result = {}
+        for campaign_id in ids:
+            raw = cast("dict[bytes, bytes]", next(replies))
+            counts = {field.decode(): int(value) for field, value in raw.items()}
+            result[campaign_id] = (counts, {stage: int(next(replies)) for stage in PEOPLE_STAGES})
+        return result
+
+    # -- bulk runs: imports and mints remember which ids they have seen -------------------------
+
+    async def first_seen(self, run_id: str, rows: list[tuple[str, int]]) -> dict[int, int]:
+        """Remember each (id, line) of a run; for the lines whose id the run saw before, the
+        line it was first seen on. Kept in Redis, so a run's memory stays constant however
+        many ids it sees."""
+        key = run_seen_key(run_id)
+        async with _unavailable_on_error():
+            pipe = self._redis.pipeline(transaction=False)
+            for customer_id, line in rows:
+                pipe.hsetnx(key, customer_id, line)
+            pipe.expire(key, RUN_RETENTION_SECONDS)
+            *fresh, _ = await pipe.execute()
+            repeated = [row for row, new in zip(rows, fresh, strict=True) if not new]
+            if not repeated:
+                return {}
+            firsts = await self._redis.hmget(key, [customer_id for customer_id, _ in repeated])
+        return {line: int(first or line) for (_, line), first in zip(repeated, firsts, strict=True)}
+
+    async def end_run(self, run_id: str) -> None:
+        async with _unavailable_on_error():
+            await self._redis.delete(run_seen_key(run_id))
 
     async def customer_refusals(self, customer_id: str) -> dict[str, int]:
         """`<day>:<channel>:<cause>` -> count, for one customer's refused links."""

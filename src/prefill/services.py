@@ -2,7 +2,8 @@
 
 Web handlers only call these. Each resolution is one HMAC check and one Redis round trip (plus a
 catalog reload in the rare case another instance changed a form or campaign), then an audit write
-that must succeed before anything personal leaves the service.
+that must succeed before anything personal leaves the service; the campaign's funnel counters
+travel in the same round trip as that write.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from collections.abc import Mapping
 
 import msgspec
 
+from prefill import funnel, metrics
 from prefill.catalog import CatalogCache
 from prefill.consent import consent_refusal, disclosable_values, greeting_name
 from prefill.consent_writes import ConsentRecorder, UnknownCustomer
 from prefill.contacts import contact_for
+from prefill.funnel import FunnelUpdate
 from prefill.i18n import negotiate_locale, pick
 from prefill.models import (
     AuditEntry,
@@ -34,15 +37,18 @@ from prefill.models import (
     Locale,
 )
 from prefill.purposes import EMAIL_MARKETING
-from prefill.repository import CorruptRecord, Repository
+from prefill.repository import CorruptRecord, Repository, StoreUnavailable
+from prefill.scanners import Automation, link_automation
 from prefill.submissions import Rejected, changed_fields, new_lead, updated_record, validate
 from prefill.tokens import (
+    LinkClaims,
     LinkRefused,
     LinkSigner,
     RefusalCause,
     TokenPurpose,
     VerifiedLink,
     check_claims,
+    link_age_seconds,
 )
 from prefill.vcard import to_vcard
 
@@ -55,7 +61,8 @@ class Visitor(msgspec.Struct, frozen=True):
     """What the web layer tells a use case about the request (nothing personal)."""
 
     accept_language: str | None = None
-    scanner: bool = False
+    automation: Automation | None = None
+    """What the request itself says about a scanner: HEAD, or an automated user agent."""
 
 
 class FormView(msgspec.Struct, frozen=True):
@@ -102,6 +109,10 @@ class _Admitted(msgspec.Struct, frozen=True):
     campaign: Campaign
     form: Form | None
     contact: ContactPerson | None
+    automation: Automation | None = None
+    """Why the request looks automated, if it does (the audit's scanner flag)."""
+    hit: FunnelUpdate | None = None
+    """What the request adds to the campaign's funnel, written with the disclosure's audit."""
 
 
 class PrefillService:
@@ -111,12 +122,14 @@ class PrefillService:
         signer: LinkSigner,
         catalog: CatalogCache,
         organization: str = "",
+        scanner_window_seconds: float = 10.0,
     ) -> None:
         self._repo = repository
         self._signer = signer
         self._catalog = catalog
         self._organization = organization
         self._consents = ConsentRecorder(repository)
+        self._scanner_window = scanner_window_seconds
 
     @property
     def organization(self) -> str:
@@ -140,7 +153,7 @@ class PrefillService:
         checked = validate(form, posted)
         if isinstance(checked, Rejected):
             return SubmitOutcome(form=form, locale=locale, rejected=checked)
-        link, before = await self._submitting_customer(posted.get("t"), form_id)
+        link, before, consents = await self._submitting_customer(posted.get("t"), form_id)
         base = before or new_lead(form, checked, posted, locale)
         if isinstance(base, Rejected):
             return SubmitOutcome(form=form, locale=locale, rejected=base)
@@ -164,6 +177,15 @@ class PrefillService:
             await self._consents.record(after.id, event)
         changed = changed_fields(form, before, after) if before else sorted(checked.values)
         campaign_id = link.claims.campaign_id if link else ""
+        hit = None
+        if link is not None and before is not None:
+            shown = (
+                disclosable_values(form, before)
+                if consent_refusal(consents, form.prefill_purpose) is None
+                else {}
+            )
+            corrected = [name for name in changed if name in shown]
+            hit = funnel.submission(campaign_id, after.id, corrected)
         await self._repo.record_audit(
             AuditEntry(
                 kind=AuditKind.SUBMISSION,
@@ -173,7 +195,8 @@ class PrefillService:
                 campaign_id=campaign_id,
                 form_id=form_id,
                 fields=changed,
-            )
+            ),
+            funnel=hit,
         )
         await self._repo.publish_change(
             ChangeEvent(
@@ -190,8 +213,9 @@ class PrefillService:
 
     async def _submitting_customer(
         self, token: str | None, form_id: str
-    ) -> tuple[VerifiedLink | None, Customer | None]:
-        """The customer a submission's link names, if the link is still good; else nobody."""
+    ) -> tuple[VerifiedLink | None, Customer | None, dict[str, ConsentEvent]]:
+        """The customer a submission's link names and their consent, if the link is still
+        good; else nobody."""
         try:
             link = self._signer.verify(TokenPurpose.FORM, token)
             state = await self._repo.read_link_state(link.claims.customer_id)
@@ -199,8 +223,8 @@ class PrefillService:
             campaign = catalog.campaigns.get(link.claims.campaign_id)
             check_claims(link, campaign=campaign, customer=state.customer, form_id=form_id)
         except (LinkRefused, CorruptRecord):
-            return None, None
-        return link, state.customer
+            return None, None, {}
+        return link, state.customer, state.consents
 
     # -- one-click unsubscribe (RFC 8058) ------------------------------------------------------
 
@@ -232,7 +256,11 @@ class PrefillService:
         )
         # An erased customer has nothing left to withdraw: done, all the same.
         with contextlib.suppress(UnknownCustomer):
-            await self._consents.record(link.claims.customer_id, event)
+            outcome = await self._consents.record(link.claims.customer_id, event)
+            if outcome.status == "recorded":
+                # Durable already: a count that cannot be written is not worth an error page.
+                with contextlib.suppress(StoreUnavailable):
+                    await self._repo.count_funnel(funnel.unsubscribed(link.claims.campaign_id))
         return True
 
     async def check_ready(self) -> None:
@@ -255,7 +283,7 @@ class PrefillService:
         if admitted is None or admitted.form is None:
             return self.generic_form_view(form_id, visitor)
         values = disclosable_values(admitted.form, admitted.customer)
-        await self._record_disclosure(admitted, channel, visitor, sorted(values))
+        await self._record_disclosure(admitted, channel, sorted(values))
         claims = admitted.link.claims
         return FormView(
             form=admitted.form,
@@ -296,7 +324,9 @@ class PrefillService:
     async def not_you(self, form_id: str, token: str | None, visitor: Visitor) -> None:
         """The person at the screen is not the link's customer: kill all of that customer's
         links, so a forwarded email stops disclosing their data. Silent for any bad token."""
-        admitted = await self._admit(TokenPurpose.FORM, token, form_id, Channel.PAGE, visitor)
+        admitted = await self._admit(
+            TokenPurpose.FORM, token, form_id, Channel.PAGE, visitor, count_hit=False
+        )
         if admitted is None:
             return
         await self._repo.bump_generation(admitted.customer.id)
@@ -308,7 +338,7 @@ class PrefillService:
                 customer_id=admitted.customer.id,
                 campaign_id=admitted.campaign.id,
                 form_id=form_id,
-                scanner=visitor.scanner,
+                scanner=admitted.automation is not None,
             )
         )
 
@@ -318,7 +348,7 @@ class PrefillService:
         admitted = await self._admit(TokenPurpose.CARD, token, None, channel, visitor)
         if admitted is None or admitted.contact is None:
             return CardView(locale=negotiate_locale(visitor.accept_language))
-        await self._record_disclosure(admitted, channel, visitor, ["contact_person"])
+        await self._record_disclosure(admitted, channel, ["contact_person"])
         return CardView(
             locale=admitted.customer.locale,
             contact=admitted.contact,
@@ -355,38 +385,52 @@ class PrefillService:
         channel: Channel,
         visitor: Visitor,
         origin: str | None = None,
+        count_hit: bool = True,
     ) -> _Admitted | None:
         """The link's customer and context if every check passes; otherwise None, with the
-        cause in the audit log. Raises StoreUnavailable (callers fail closed) and UnknownForm.
+        cause in the audit log and the metrics. Raises StoreUnavailable (callers fail closed)
+        and UnknownForm. `count_hit` adds the request to the campaign's funnel.
 
         Checked against the catalog read in the same round trip, so an origin removed from a
         form on another instance is refused on the very next request."""
         link: VerifiedLink | None = None
         try:
             link = self._signer.verify(purpose, token)
-            try:
-                state = await self._repo.read_link_state(link.claims.customer_id)
-            except CorruptRecord as exc:
-                raise LinkRefused(RefusalCause.UNREADABLE_RECORD) from exc
-            catalog = await self._catalog.current(state.catalog_version)
-            if form_id is not None and form_id not in catalog.forms:
-                raise UnknownForm(form_id)
-            campaign = catalog.campaigns.get(link.claims.campaign_id)
-            check_claims(link, campaign=campaign, customer=state.customer, form_id=form_id)
-            assert campaign is not None  # check_claims refused a missing campaign and customer
-            assert state.customer is not None
-            form = catalog.forms.get(campaign.form_id)
-            if origin is not None and (form is None or origin not in form.allowed_origins):
-                raise LinkRefused(RefusalCause.ORIGIN_NOT_ALLOWED)
-            purpose_name = form.prefill_purpose if form else "personalization"
-            refusal = consent_refusal(state.consents, purpose_name)
-            if refusal is not None:
-                raise LinkRefused(refusal)
+            admitted = await self._check(link, form_id, origin)
         except LinkRefused as refused:
             if link is None and form_id is not None:
                 await self.require_form(form_id)  # Refreshes the catalog; 404s an unknown form.
-            await self._record_refusal(refused, link, channel)
+            hit = self._hit(refused.claims if link is None else link, channel, visitor, False)
+            await self._record_refusal(refused, link, channel, hit if count_hit else None)
             return None
+        except StoreUnavailable:
+            metrics.count_resolution(channel, metrics.REDIS_UNAVAILABLE)
+            raise
+        automation = self._automation(link, visitor)
+        hit = self._hit(link, channel, visitor, True) if count_hit else None
+        return msgspec.structs.replace(admitted, automation=automation, hit=hit)
+
+    async def _check(
+        self, link: VerifiedLink, form_id: str | None, origin: str | None
+    ) -> _Admitted:
+        """Every check of a validly signed link against stored state; raises LinkRefused."""
+        try:
+            state = await self._repo.read_link_state(link.claims.customer_id)
+        except CorruptRecord as exc:
+            raise LinkRefused(RefusalCause.UNREADABLE_RECORD) from exc
+        catalog = await self._catalog.current(state.catalog_version)
+        if form_id is not None and form_id not in catalog.forms:
+            raise UnknownForm(form_id)
+        campaign = catalog.campaigns.get(link.claims.campaign_id)
+        check_claims(link, campaign=campaign, customer=state.customer, form_id=form_id)
+        assert campaign is not None  # check_claims refused a missing campaign and customer
+        assert state.customer is not None
+        form = catalog.forms.get(campaign.form_id)
+        if origin is not None and (form is None or origin not in form.allowed_origins):
+            raise LinkRefused(RefusalCause.ORIGIN_NOT_ALLOWED)
+        refusal = consent_refusal(state.consents, _prefill_purpose(form))
+        if refusal is not None:
+            raise LinkRefused(refusal)
         return _Admitted(
             link=link,
             customer=state.customer,
@@ -395,8 +439,43 @@ class PrefillService:
             contact=contact_for(state.customer, form, catalog.contacts),
         )
 
+    def _automation(self, link: VerifiedLink, visitor: Visitor) -> Automation | None:
+        return link_automation(visitor.automation, link_age_seconds(link), self._scanner_window)
+
+    def _hit(
+        self,
+        source: VerifiedLink | LinkClaims | None,
+        channel: Channel,
+        visitor: Visitor,
+        admitted: bool,
+    ) -> FunnelUpdate | None:
+        """What a request for a link adds to its campaign's funnel: nothing without a valid
+        signature (the claims of a forged token name no campaign worth counting). The widget's
+        request is made by its script, so it is an open; a page's open is reported by the
+        page's own script (`page_seen`)."""
+        if source is None:
+            return None
+        claims = source.claims if isinstance(source, VerifiedLink) else source
+        automation = (
+            self._automation(source, visitor)
+            if isinstance(source, VerifiedLink)
+            else visitor.automation  # An expired link is old: never "early".
+        )
+        script_ran = channel is Channel.WIDGET
+        return funnel.hit(
+            claims.campaign_id,
+            claims.customer_id,
+            automation,
+            script_ran=script_ran,
+            prefilled=script_ran and admitted,
+        )
+
     async def _record_refusal(
-        self, refused: LinkRefused, link: VerifiedLink | None, channel: Channel
+        self,
+        refused: LinkRefused,
+        link: VerifiedLink | None,
+        channel: Channel,
+        hit: FunnelUpdate | None,
     ) -> None:
         # Counted, not streamed: anyone can replay a link (or send junk) any number of times.
         # Claims of a token whose signature failed are attacker-controlled: counted anonymously.
@@ -405,20 +484,80 @@ class PrefillService:
         customer_id = claims.customer_id if claims is not None else None
         if refused.cause is RefusalCause.UNKNOWN_CUSTOMER:
             customer_id = None  # Never unknown, or erased: no key may be made under that id.
-        await self._repo.count_refusal(day, channel.value, refused.cause.value, customer_id)
+        try:
+            await self._repo.count_refusal(
+                day, channel.value, refused.cause.value, customer_id, funnel=hit
+            )
+        except StoreUnavailable:
+            metrics.count_resolution(channel, metrics.REDIS_UNAVAILABLE)
+            raise
+        metrics.count_resolution(channel, refused.cause.value)
 
     async def _record_disclosure(
-        self, admitted: _Admitted, channel: Channel, visitor: Visitor, fields: list[str]
+        self, admitted: _Admitted, channel: Channel, fields: list[str]
     ) -> None:
-        await self._repo.record_audit(
-            AuditEntry(
-                kind=AuditKind.DISCLOSURE,
-                at=time.time(),
-                channel=channel,
-                customer_id=admitted.customer.id,
-                campaign_id=admitted.campaign.id,
-                form_id=admitted.form.id if admitted.form else "",
-                fields=fields,
-                scanner=visitor.scanner,
-            )
+        entry = AuditEntry(
+            kind=AuditKind.DISCLOSURE,
+            at=time.time(),
+            channel=channel,
+            customer_id=admitted.customer.id,
+            campaign_id=admitted.campaign.id,
+            form_id=admitted.form.id if admitted.form else "",
+            fields=fields,
+            scanner=admitted.automation is not None,
         )
+        try:
+            await self._repo.record_audit(entry, funnel=admitted.hit)
+        except StoreUnavailable:
+            metrics.count_resolution(channel, metrics.REDIS_UNAVAILABLE)
+            raise
+        metrics.count_resolution(channel, metrics.VALID)
+
+    # -- the funnel: opens reported by page scripts, scanners' HEAD requests -------------------
+
+    async def page_seen(self, purpose: TokenPurpose, token: str | None, visitor: Visitor) -> None:
+        """A page opened with a link reports that its script ran in a visible browser tab: an
+        open by a person (unless the request looks automated), and for a form link admitted
+        now, a form shown prefilled. Best effort and silent: it discloses nothing, and a
+        lost count must not trouble the person."""
+        try:
+            link = self._signer.verify(purpose, token)
+        except LinkRefused:
+            return
+        automation = self._automation(link, visitor)
+        prefilled = False
+        with contextlib.suppress(StoreUnavailable):
+            if automation is None and purpose is TokenPurpose.FORM:
+                try:
+                    await self._check(link, None, None)
+                except (LinkRefused, UnknownForm):
+                    pass
+                else:
+                    prefilled = True
+            claims = link.claims
+            await self._repo.count_funnel(
+                funnel.hit(
+                    claims.campaign_id,
+                    claims.customer_id,
+                    automation,
+                    script_ran=True,
+                    prefilled=prefilled,
+                )
+            )
+
+    async def count_head(self, purpose: TokenPurpose, token: str | None) -> None:
+        """A HEAD request for a link: a scanner's hit on its campaign. Nothing is read and
+        nothing disclosed; a count that cannot be written is dropped."""
+        try:
+            link = self._signer.verify(purpose, token)
+        except LinkRefused:
+            return
+        update = funnel.hit(
+            link.claims.campaign_id, "", Automation.HEAD, script_ran=False, prefilled=False
+        )
+        with contextlib.suppress(StoreUnavailable):
+            await self._repo.count_funnel(update)
+
+
+def _prefill_purpose(form: Form | None) -> str:
+    return form.prefill_purpose if form else "personalization"

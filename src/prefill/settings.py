@@ -45,6 +45,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     under /admin on the main port. It always needs an API key."""
     allowed_hosts: list[str] = msgspec.field(default_factory=lambda: ["*"])
     """Host headers the service answers to (Litestar's allowed-hosts check)."""
+    scanner_window_seconds: Annotated[float, msgspec.Meta(ge=0)] = 10.0
+    """A link used this soon after it was signed counts as a scanner's hit, never as an open:
+    mail gateways fetch links on delivery, faster than anyone reads (0 turns this off)."""
 
     def __post_init__(self) -> None:
         if self.audit_retention_days < self.max_link_age_days:
@@ -92,6 +95,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "audit_retention_days": int,
             "customer_retention_days": int,
             "admin_port": int,
+            "scanner_window_seconds": float,
         }
         for name, kind in scalar_names.items():
             raw = env.get(f"PREFILL_{name.upper()}")

@@ -7,7 +7,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 
 from prefill.links import LinkBuilder
-from prefill.scanners import looks_like_scanner
+from prefill.scanners import request_automation
 from prefill.services import PrefillService, Visitor
 
 ServiceDep = NamedDependency[PrefillService]
@@ -28,7 +28,7 @@ def provide_links(state: State) -> LinkBuilder:
 def provide_visitor(request: Request[object, object, State]) -> Visitor:
     return Visitor(
         accept_language=request.headers.get("accept-language"),
-        scanner=looks_like_scanner(request.method, request.headers.get("user-agent")),
+        automation=request_automation(request.method, request.headers.get("user-agent")),
     )
 
 

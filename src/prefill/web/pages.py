@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import msgspec
 from litestar import Request, Response, Router, get, head, post
 from litestar.datastructures import State
@@ -9,6 +11,7 @@ from litestar.exceptions import HTTPException, NotFoundException
 from litestar.params import FromPath, FromQuery, URLEncodedBody
 from litestar.response import Redirect, Template
 from litestar.status_codes import (
+    HTTP_204_NO_CONTENT,
     HTTP_303_SEE_OTHER,
     HTTP_403_FORBIDDEN,
     HTTP_415_UNSUPPORTED_MEDIA_TYPE,
@@ -19,6 +22,7 @@ from prefill.links import LinkBuilder
 from prefill.models import Channel
 from prefill.repository import StoreUnavailable
 from prefill.services import CardView, FormView, UnknownForm
+from prefill.tokens import TokenPurpose
 from prefill.web.deps import LinksDep, ServiceDep, VisitorDep
 from prefill.web.errors import RETRY_AFTER_SECONDS, message_page
 
@@ -170,9 +174,36 @@ async def contact_photo(contact_id: FromPath[str], service: ServiceDep) -> Respo
 
 
 @head(["/f/{form_id:str}", "/card", "/card/vcard"], name="link_head", media_type="text/html")
-async def link_head() -> None:
-    """Link scanners and previewers often send HEAD: 200 with no body for any such path. No
-    token is checked, so nothing is disclosed and nothing is audited."""
+async def link_head(
+    request: Request[object, object, State], service: ServiceDep, t: FromQuery[str | None] = None
+) -> None:
+    """Link scanners and previewers often send HEAD: 200 with no body for any such path.
+    Nothing is read, disclosed or audited; a validly signed link's campaign counts a scanner
+    hit."""
+    purpose = TokenPurpose.FORM if request.url.path.startswith("/f/") else TokenPurpose.CARD
+    await service.count_head(purpose, t)
+
+
+class SeenForm(msgspec.Struct):
+    """What a page's reporting script (static/seen.js) posts: the page's own link token."""
+
+    t: str = ""
+    purpose: Literal["form", "card"] = "form"
+
+
+@post("/seen", name="page_seen", status_code=HTTP_204_NO_CONTENT)
+async def page_seen(
+    data: URLEncodedBody[SeenForm],
+    request: Request[object, object, State],
+    service: ServiceDep,
+    links: LinksDep,
+    visitor: VisitorDep,
+) -> None:
+    """A person has a form or card page open: an open in the campaign's funnel. The same empty
+    answer for any token, so it tells nothing about one."""
+    require_form_post(request)
+    require_same_origin(request, links)
+    await service.page_seen(TokenPurpose(data.purpose), data.t or None, visitor)
 
 
 @get("/", name="home", opt={"exclude_from_csrf": True})
@@ -183,5 +214,14 @@ async def home(request: Request[object, object, State]) -> Template:
 pages_router = Router(
     path="/",
     include_in_schema=False,  # Pages for people; the OpenAPI document describes the JSON APIs.
-    route_handlers=[home, form_page, link_head, not_you, card_page, card_vcard, contact_photo],
+    route_handlers=[
+        home,
+        form_page,
+        link_head,
+        not_you,
+        page_seen,
+        card_page,
+        card_vcard,
+        contact_photo,
+    ],
 )
