@@ -21,7 +21,7 @@ from prefill.consent_writes import ConsentRecorder, UnknownCustomer
 from prefill.funnel import CampaignFunnel
 from prefill.imports import check_references
 from prefill.links import LinkBuilder
-from prefill.minting import personal_links
+from prefill.minting import Minter, Wanted
 from prefill.models import (
     AuditEntry,
     AuditKind,
@@ -340,20 +340,21 @@ class AdminService:
         return await self.entry(Campaign, campaign_id)
 
     async def mint(self, campaign_id: str, customer_ids: list[str], actor: Actor) -> MintResult:
-        """The same links as `prefill mint`, for a list of customers."""
+        """The same links as `prefill mint`, for a list of customers, with the same reasons
+        for skipping one."""
         campaign = await self.entry(Campaign, campaign_id)
         if campaign.state is not CampaignState.ACTIVE:
             raise Conflict(f"campaign {campaign_id!r} is revoked; its links would not open")
-        customers = await self._repo.get_customers(customer_ids)
-        minted, skipped = [], []
-        for customer_id in dict.fromkeys(customer_ids):
-            customer = customers[customer_id]
-            if customer is None:
-                skipped.append(Skipped(customer_id, "unknown customer id"))
-                continue
-            links = personal_links(self._links, customer, campaign)
-            minted.append(CustomerLinks(customer_id=customer_id, **links))
-        await self._audit(actor, "links.mint", target=f"campaign:{campaign_id}")
+        minted: list[CustomerLinks] = []
+        skipped: list[Skipped] = []
+        wanted = [Wanted(n, cid) for n, cid in enumerate(dict.fromkeys(customer_ids), 1)]
+        await Minter(self._repo, self._links, campaign, actor.name).mint(
+            wanted,
+            write=lambda _, customer, links: minted.append(
+                CustomerLinks(customer_id=customer.id, **links)
+            ),
+            on_skip=lambda _, customer_id, reason: skipped.append(Skipped(customer_id, reason)),
+        )
         return MintResult(minted, skipped)
 
     # -- the funnel ---------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 from urllib.parse import urlsplit
 
 import click
@@ -20,18 +20,18 @@ import uvicorn
 
 from prefill.app import create_app
 from prefill.cli_admin import admin_commands
+from prefill.cli_bulk import import_customers_command, mint
 from prefill.cli_support import (
     T,
     data_dir_option,
     default_data_dir,
     load_settings,
+    report_rejected,
     require_id,
     run_with_repository,
 )
 from prefill.imports import (
     ImportRejected,
-    ParsedCustomers,
-    import_customers,
     import_directory,
     keep_revocations,
     notice_versions_of,
@@ -41,7 +41,6 @@ from prefill.imports import (
     parse_forms,
 )
 from prefill.links import LinkBuilder
-from prefill.minting import MintError, mint_csv
 from prefill.models import CampaignState
 from prefill.repository import Repository
 from prefill.settings import Settings, load_or_create_secret
@@ -58,12 +57,6 @@ def examples_dir() -> Path:
     """examples/ from an installed wheel, else from the source checkout."""
     packaged = Path(__file__).parent / "examples"
     return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "examples"
-
-
-def report_rejected(exc: ImportRejected) -> click.ClickException:
-    for problem in exc.problems:
-        click.echo(f"{exc.source}: {problem}", err=True)
-    return click.ClickException(str(exc))
 
 
 @click.group()
@@ -237,34 +230,6 @@ def _import(settings: Settings, action: Callable[[Repository], Awaitable[str]]) 
         raise report_rejected(exc) from exc
 
 
-@import_group.command(name="customers")
-@click.argument("file", type=click.File("r", encoding="utf-8"))
-@click.option(
-    "--notice-version",
-    "notice_versions",
-    multiple=True,
-    metavar="PURPOSE=VERSION",
-    help="For each consent_<purpose> column: the version of the consent notice the customers "
-    "were shown when they gave that consent, recorded as evidence. Repeat per purpose.",
-)
-@data_dir_option
-def import_customers_command(
-    file: TextIO, notice_versions: tuple[str, ...], data_dir: Path | None
-) -> None:
-    """Customers from a CSV (see examples/customers.csv)."""
-    parsed = _parse_or_report(lambda: parse_customers(file.read(), file.name))
-    versions = notice_versions_option(notice_versions, parsed)
-
-    async def action(repository: Repository) -> str:
-        customers, consent_events = await import_customers(repository, parsed, versions)
-        return (
-            f"imported or updated {customers} customer(s); "
-            f"{consent_events} consent change(s) recorded"
-        )
-
-    _import(load_settings(data_dir), action)
-
-
 @import_group.command(name="contacts")
 @click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option(
@@ -342,75 +307,11 @@ def import_examples_command(folder: Path | None, data_dir: Path | None) -> None:
     _import(load_settings(data_dir), action)
 
 
-def notice_versions_option(given: tuple[str, ...], parsed: ParsedCustomers) -> dict[str, str]:
-    """PURPOSE=VERSION pairs, each for a consent column the file has."""
-    purposes = {p for consents in parsed.consents.values() for p in consents}
-    versions: dict[str, str] = {}
-    for item in given:
-        purpose, sep, version = item.partition("=")
-        if not sep or not purpose or not version:
-            raise click.BadParameter(
-                f"{item!r}: expected PURPOSE=VERSION", param_hint="--notice-version"
-            )
-        if purpose not in purposes:
-            raise click.BadParameter(
-                f"{purpose!r} has no consent_{purpose} values in the file",
-                param_hint="--notice-version",
-            )
-        versions[purpose] = version
-    for purpose in sorted(purposes - set(versions)):
-        click.echo(f"note: no --notice-version for {purpose}; recorded without one", err=True)
-    return versions
-
-
 def _parse_or_report(parse: Callable[[], T]) -> T:
     try:
         return parse()
     except ImportRejected as exc:
         raise report_rejected(exc) from exc
-
-
-@main.command()
-@click.option("--campaign", "campaign_id", required=True, help="The campaign id.")
-@click.option(
-    "--input",
-    "source",
-    type=click.File("r", encoding="utf-8-sig"),
-    default="-",
-    show_default=True,
-    help="CSV with a customer_id (or id) column; - for stdin.",
-)
-@click.option(
-    "--output",
-    "target",
-    type=click.File("w", encoding="utf-8"),
-    default="-",
-    show_default=True,
-    help="Where to write the CSV with URL columns; - for stdout.",
-)
-@data_dir_option
-def mint(campaign_id: str, source: TextIO, target: TextIO, data_dir: Path | None) -> None:
-    """Add link columns to a CSV of customer ids: form_url, card_url, vcard_url,
-    unsubscribe_url, and the List-Unsubscribe / List-Unsubscribe-Post header values."""
-    settings = load_settings(data_dir, signs_links=True)
-    links = LinkBuilder(
-        LinkSigner(settings.secret_keys, settings.max_link_age_seconds), settings.public_url
-    )
-    try:
-        report = run_with_repository(
-            settings, lambda repo: mint_csv(repo, links, campaign_id, source, target)
-        )
-    except MintError as exc:
-        raise click.ClickException(str(exc)) from exc
-    for problem in report.skipped:
-        click.echo(f"skipped {problem}", err=True)
-    if urlsplit(settings.public_url).hostname in {"127.0.0.1", "localhost", "::1"}:
-        click.echo(
-            f"note: the links point to {settings.public_url}, which only this machine can "
-            "open; set PREFILL_PUBLIC_URL for links to send to customers",
-            err=True,
-        )
-    click.echo(f"minted {report.minted} link set(s), skipped {len(report.skipped)}", err=True)
 
 
 @main.command(name="revoke-customer")
@@ -443,6 +344,8 @@ def revoke_campaign(campaign_id: str, data_dir: Path | None) -> None:
 
 for command in admin_commands:
     main.add_command(command)
+main.add_command(mint)
+import_group.add_command(import_customers_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

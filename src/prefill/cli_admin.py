@@ -5,7 +5,6 @@ They call the same use cases as the admin API (admin.py), with `cli:<user>` as t
 
 from __future__ import annotations
 
-import getpass
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -14,19 +13,22 @@ from typing import TextIO
 import click
 import msgspec
 
-from prefill.admin import Actor, AdminService, NotFound
+from prefill.admin import AdminService, NotFound
 from prefill.apikeys import Scope
 from prefill.catalog import CatalogCache
-from prefill.cli_support import T, data_dir_option, load_settings, require_id, run_with_repository
+from prefill.cli_support import (
+    T,
+    cli_actor,
+    data_dir_option,
+    load_settings,
+    require_id,
+    run_with_repository,
+)
 from prefill.links import LinkBuilder
 from prefill.models import ConsentAction, ConsentEvent, ConsentSource
 from prefill.purposes import consent_purposes, record_of_processing
 from prefill.repository import Repository
 from prefill.tokens import LinkSigner
-
-
-def cli_actor() -> Actor:
-    return Actor(name=f"cli:{getpass.getuser()}")
 
 
 def run_admin(data_dir: Path | None, action: Callable[[AdminService], Awaitable[T]]) -> T:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import os
 import re
 import secrets
@@ -13,6 +14,8 @@ from typing import TypeVar
 
 import click
 
+from prefill.admin import Actor
+from prefill.import_rows import ImportRejected
 from prefill.models import ID_PATTERN
 from prefill.pseudonyms import Pseudonymizer
 from prefill.repository import Repository, StoreUnavailable
@@ -104,3 +107,14 @@ def require_id(value: str) -> None:
         raise click.ClickException(
             f"{value!r} is not an id: use letters, digits, '_', '.' and '-' (at most 64)"
         )
+
+
+def cli_actor() -> Actor:
+    """The operator at the shell, as the audit and consent evidence name them."""
+    return Actor(name=f"cli:{getpass.getuser()}")
+
+
+def report_rejected(exc: ImportRejected) -> click.ClickException:
+    for problem in exc.problems:
+        click.echo(f"{exc.source}: {problem}", err=True)
+    return click.ClickException(str(exc))

@@ -1,11 +1,12 @@
-"""Importing customers, contact persons, forms and campaigns from files (the examples/ formats).
+"""Importing the catalog (contact persons, forms, campaigns) and the examples/ folder.
 
-A file is parsed and validated whole before anything is written: one bad row rejects the file,
-every bad row is reported with its line number and reason, and nothing is half-imported.
+A catalog file is parsed and validated whole before anything is written: one bad row rejects the
+file, every bad row is reported with its line number and reason, and nothing is half-imported.
+Customers, which come by the million from a CRM, have their own streaming import that keeps the
+good rows: customer_import.py.
 
 Formats:
-- `customers.csv`: id,email,first_name,last_name,phone,company,job_title,locale,owner_id, then
-  optional `consent_<purpose>` columns (granted / withdrawn / empty) and `attr_<key>` columns.
+- `customers.csv`: see customer_import.py.
 - `contacts.csv`: id,name,title_fi,title_sv,title_en,email,phone,languages (space separated),
   active (true/false),deputy_id,photo (a JPEG file name in photos/ next to the CSV),
   kind (person or team; optional).
@@ -15,28 +16,26 @@ Formats:
 
 from __future__ import annotations
 
-import csv
 import io
-import re
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
 
-from prefill.consent import import_may_record
+from prefill.customer_import import (
+    CustomerRow,
+    ExportFormat,
+    ImportSummary,
+    import_customers,
+    read_customers,
+)
+from prefill.import_rows import ImportRejected, Problem, convert, csv_rows
 from prefill.models import (
-    ATTRIBUTE_PATTERN,
-    EMAIL_PATTERN,
-    ID_PATTERN,
-    ORIGIN_PATTERN,
     SUPPORTED_LOCALES,
     Campaign,
     CampaignState,
     ConsentAction,
-    ConsentEvent,
-    ConsentSource,
     ContactPerson,
     Customer,
     Form,
@@ -45,80 +44,14 @@ from prefill.repository import Repository
 
 T = TypeVar("T")
 MAX_PHOTO_BYTES = 512 * 1024
-CONSENT_PREFIX = "consent_"
-ATTRIBUTE_PREFIX = "attr_"
 
-
-class Problem(msgspec.Struct, frozen=True):
-    line: int | None
-    """1-based line of the row in its file; None for a problem between files."""
-    reason: str
-
-    def __str__(self) -> str:
-        return self.reason if self.line is None else f"line {self.line}: {self.reason}"
-
-
-class ImportRejected(Exception):
-    """The file has bad rows; nothing from it was imported."""
-
-    def __init__(self, source: str, problems: list[Problem]) -> None:
-        super().__init__(f"{source}: {len(problems)} bad row(s); nothing was imported")
-        self.source = source
-        self.problems = problems
+__all__ = ["ImportRejected", "Problem"]  # Where the catalog's callers have always found them.
 
 
 class ParsedCustomers(msgspec.Struct):
     customers: list[Customer]
     consents: dict[str, dict[str, ConsentAction]]
     """Customer id -> purpose -> the consent state the file records."""
-
-
-def _rows(
-    text: str,
-    required: set[str],
-    source: str,
-    check_header: Callable[[list[str]], str | None] = lambda _: None,
-) -> Iterator[tuple[int, dict[str, str] | Problem]]:
-    """(line number, row or its problem). The header must hold the required columns and pass
-    `check_header` (which returns what is wrong with it, if anything)."""
-    # Spreadsheet exports ("CSV UTF-8") start with a byte-order mark: not part of the header.
-    reader = csv.DictReader(io.StringIO(text.removeprefix("\ufeff"), newline=""))
-    header = list(reader.fieldnames or [])
-    missing = required - set(header)
-    wrong = f"missing column(s): {', '.join(sorted(missing))}" if missing else check_header(header)
-    if wrong:
-        raise ImportRejected(source, [Problem(1, wrong)])
-    for row in reader:
-        if None in row:  # DictReader keeps surplus values under the key None.
-            yield reader.line_num, Problem(reader.line_num, "more values than columns")
-            continue
-        yield reader.line_num, {k: (v or "").strip() for k, v in row.items()}
-
-
-_PATTERN_MEANINGS = {
-    ID_PATTERN: "use only letters, digits, '_', '.' and '-', at most 64 characters",
-    EMAIL_PATTERN: "not a valid email address",
-    ORIGIN_PATTERN: "must be scheme://host[:port], e.g. https://www.example.com",
-    ATTRIBUTE_PATTERN: "must be email, first_name, last_name, phone, company, job_title or "
-    "attributes.<key>",
-}
-
-
-def describe(error: msgspec.ValidationError) -> str:
-    """msgspec's message as `field: reason`, with regular expressions said in words."""
-    message, _, path = str(error).partition(" - at `$")
-    field = path.rstrip("`").lstrip(".")
-    for pattern, meaning in _PATTERN_MEANINGS.items():
-        if repr(pattern) in message:  # msgspec quotes the pattern with repr()
-            message = meaning
-    return f"{field}: {message}" if field else message
-
-
-def _convert(line: int, data: Mapping[str, Any], kind: type[T]) -> T | Problem:
-    try:
-        return msgspec.convert(data, kind, strict=False)  # CSV cells are text: "45" is 45
-    except msgspec.ValidationError as exc:
-        return Problem(line, describe(exc))
 
 
 def _collect(source: str, parsed: list[tuple[int, T | Problem]], id_of: Any) -> list[T]:
@@ -141,55 +74,18 @@ def _collect(source: str, parsed: list[tuple[int, T | Problem]], id_of: Any) -> 
     return records
 
 
-_CUSTOMER_COLUMNS = {"id", "email"}
-
-
-def _bad_consent_column(header: list[str]) -> str | None:
-    """Consent purposes become Redis hash fields and audit ids: the same rules as ids."""
-    for column in header:
-        purpose = column.removeprefix(CONSENT_PREFIX)
-        if column.startswith(CONSENT_PREFIX) and not re.fullmatch(ID_PATTERN, purpose):
-            return f"{column}: {_PATTERN_MEANINGS[ID_PATTERN]}"
-    return None
-
-
 def parse_customers(text: str, source: str = "customers.csv") -> ParsedCustomers:
-    parsed: list[tuple[int, Customer | Problem]] = []
-    consents: dict[str, dict[str, ConsentAction]] = {}
-    for line, row in _rows(text, _CUSTOMER_COLUMNS, source, _bad_consent_column):
-        if isinstance(row, Problem):
-            parsed.append((line, row))
-            continue
-        record: dict[str, Any] = {
-            k: v
-            for k, v in row.items()
-            if v and not k.startswith((CONSENT_PREFIX, ATTRIBUTE_PREFIX))
-        }
-        record["email"] = row.get("email", "").lower()
-        record["attributes"] = {
-            k.removeprefix(ATTRIBUTE_PREFIX): v
-            for k, v in row.items()
-            if k.startswith(ATTRIBUTE_PREFIX) and v
-        }
-        row_consents: dict[str, ConsentAction] = {}
-        bad_consent: Problem | None = None
-        for column, value in row.items():
-            if column.startswith(CONSENT_PREFIX) and value:
-                try:
-                    row_consents[column.removeprefix(CONSENT_PREFIX)] = ConsentAction(value.lower())
-                except ValueError:
-                    bad_consent = Problem(
-                        line, f"{column}: expected 'granted', 'withdrawn' or empty, got {value!r}"
-                    )
-        if bad_consent is not None:
-            parsed.append((line, bad_consent))
-            continue
-        customer = _convert(line, record, Customer)
-        parsed.append((line, customer))
-        if isinstance(customer, Customer):
-            consents[customer.id] = row_consents
-    customers = _collect(source, parsed, lambda c: c.id)
-    return ParsedCustomers(customers=customers, consents=consents)
+    """A small customers CSV, all or nothing (the examples): ImportRejected with every bad row,
+    duplicate ids included."""
+    rows = list(read_customers(io.StringIO(text, newline=""), ExportFormat.CSV, source))
+    parsed: list[tuple[int, CustomerRow | Problem]] = [
+        (row.line or 0, row) if isinstance(row, Problem) else (row.line, row) for row in rows
+    ]
+    good = _collect(source, parsed, lambda row: row.customer.id)
+    return ParsedCustomers(
+        customers=[row.customer for row in good],
+        consents={row.customer.id: row.consents for row in good},
+    )
 
 
 _CONTACT_COLUMNS = {"id", "name", "email"}
@@ -201,7 +97,7 @@ def parse_contacts(
     """Contact persons and their photos (JPEG bytes by contact id)."""
     parsed: list[tuple[int, ContactPerson | Problem]] = []
     photos: dict[str, bytes] = {}
-    for line, row in _rows(text, _CONTACT_COLUMNS, source):
+    for line, row in csv_rows(io.StringIO(text, newline=""), _CONTACT_COLUMNS, source):
         if isinstance(row, Problem):
             parsed.append((line, row))
             continue
@@ -223,7 +119,7 @@ def parse_contacts(
         if photo_problem is not None:
             parsed.append((line, photo_problem))
             continue
-        contact = _convert(line, record, ContactPerson)
+        contact = convert(line, record, ContactPerson)
         parsed.append((line, contact))
         if isinstance(contact, ContactPerson) and photo is not None:
             photos[contact.id] = photo
@@ -265,7 +161,7 @@ def parse_forms(data: bytes, source: str = "forms.json") -> list[Form]:
 
 
 def _checked_form(index: int, item: Mapping[str, Any]) -> Form | Problem:
-    form = _convert(index, item, Form)
+    form = convert(index, item, Form)
     if isinstance(form, Form) and (problems := form_problems(form)):
         return Problem(index, "; ".join(problems))
     return form
@@ -291,47 +187,13 @@ _CAMPAIGN_COLUMNS = {"id", "form_id"}
 
 def parse_campaigns(text: str, source: str = "campaigns.csv") -> list[Campaign]:
     parsed: list[tuple[int, Campaign | Problem]] = []
-    for line, row in _rows(text, _CAMPAIGN_COLUMNS, source):
+    for line, row in csv_rows(io.StringIO(text, newline=""), _CAMPAIGN_COLUMNS, source):
         if isinstance(row, Problem):
             parsed.append((line, row))
             continue
         record = {k: v for k, v in row.items() if v}
-        parsed.append((line, _convert(line, record, Campaign)))
+        parsed.append((line, convert(line, record, Campaign)))
     return _collect(source, parsed, lambda c: c.id)
-
-
-async def import_customers(
-    repository: Repository,
-    parsed: ParsedCustomers,
-    notice_versions: Mapping[str, str],
-    actor: str = "import",
-) -> tuple[int, int]:
-    """Write customers; a consent column becomes an `import` consent event only where the
-    policy allows (`consent.import_may_record`): importing the same file twice changes nothing,
-    and an export never undoes a customer's withdrawal.
-
-    Returns (customers written, consent events recorded)."""
-    now = time.time()
-
-    def decide(current: dict[str, dict[str, ConsentEvent]]) -> dict[str, list[ConsentEvent]]:
-        events: dict[str, list[ConsentEvent]] = {}
-        for customer_id, state in current.items():
-            for purpose, action in parsed.consents.get(customer_id, {}).items():
-                if import_may_record(state.get(purpose), action):
-                    events.setdefault(customer_id, []).append(
-                        ConsentEvent(
-                            purpose=purpose,
-                            action=action,
-                            at=now,
-                            source=ConsentSource.IMPORT,
-                            notice_version=notice_versions.get(purpose, ""),
-                            actor=actor,
-                        )
-                    )
-        return events
-
-    recorded = (await repository.save_customers(parsed.customers, decide)).consent_events
-    return len(parsed.customers), recorded
 
 
 def check_references(
@@ -395,10 +257,21 @@ async def import_directory(repository: Repository, directory: Path) -> dict[str,
         raise ImportRejected(str(directory), problems)
     await repository.save_catalog(forms=forms, contacts=contacts, photos=photos)
     await repository.upsert_campaigns(campaigns, keep_revocations)
-    await import_customers(repository, customers, notice_versions_of(forms))
+    await import_parsed_customers(repository, customers, notice_versions_of(forms))
     return {
         "contacts": len(contacts),
         "forms": len(forms),
         "campaigns": len(campaigns),
         "customers": len(customers.customers),
     }
+
+
+async def import_parsed_customers(
+    repository: Repository, parsed: ParsedCustomers, notice_versions: Mapping[str, str]
+) -> ImportSummary:
+    """Customers already parsed whole, through the same upsert as a streamed export."""
+    rows = [
+        CustomerRow(line, customer, parsed.consents.get(customer.id, {}))
+        for line, customer in enumerate(parsed.customers, 2)
+    ]
+    return await import_customers(repository, rows, notice_versions)

@@ -24,11 +24,15 @@ class LinkBuilder:
         token = self._signer.sign(TokenPurpose.FORM, claims)
         return f"{self._base}/f/{quote(form_id)}?{urlencode({'t': token})}"
 
+    def card_token(self, claims: LinkClaims) -> str:
+        """The token of the card and vCard links (`card_path`, `vcard_path`)."""
+        return self._signer.sign(TokenPurpose.CARD, claims)
+
     def card_url(self, claims: LinkClaims) -> str:
-        return self.card_path(self._signer.sign(TokenPurpose.CARD, claims), absolute=True)
+        return self.card_path(self.card_token(claims), absolute=True)
 
     def vcard_url(self, claims: LinkClaims) -> str:
-        return self.vcard_path(self._signer.sign(TokenPurpose.CARD, claims), absolute=True)
+        return self.vcard_path(self.card_token(claims), absolute=True)
 
     def unsubscribe_url(self, claims: LinkClaims) -> str:
         token = self._signer.sign(TokenPurpose.UNSUBSCRIBE, claims)

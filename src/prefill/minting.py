@@ -1,22 +1,49 @@
-"""Minting a campaign's personal links in bulk: a CSV of customer ids in, the same CSV with URL
-columns out, ready for an email tool's merge fields. Streams in batches of one pipeline each."""
+"""Minting a campaign's personal links in bulk, for the email tool's merge fields and headers.
+
+Customers come from a CSV of ids (its columns are copied through) or from a segment: every
+customer who has consented to the purpose. Each gets the form, card, vCard and unsubscribe URLs
+and the ready `List-Unsubscribe` / `List-Unsubscribe-Post` header values (RFC 8058), or is
+skipped with a reason: unknown id, erased, no consent to the purpose (email marketing by
+default: a campaign email needs it), or no contact person and no fallback to sign it. Streams
+in batches of one round trip each; memory stays constant.
+"""
 
 from __future__ import annotations
 
-import csv
+import enum
 import itertools
-from collections.abc import Iterable, Iterator
-from typing import TextIO
+import re
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 
 import msgspec
 
-from prefill.imports import Problem
+from prefill import funnel
+from prefill.catalog import CatalogCache
+from prefill.consent import consent_refusal
+from prefill.contacts import contact_for
+from prefill.import_rows import ImportRejected, Problem, csv_rows
 from prefill.links import LinkBuilder
-from prefill.models import Campaign, CampaignState, Customer
-from prefill.repository import Repository
+from prefill.models import (
+    ID_PATTERN,
+    AuditEntry,
+    AuditKind,
+    Campaign,
+    CampaignState,
+    Catalog,
+    Customer,
+)
+from prefill.purposes import EMAIL_MARKETING
+from prefill.repository import CustomerState, Repository
 from prefill.tokens import LinkClaims
 
 BATCH_SIZE = 500
+ID_RE = re.compile(ID_PATTERN)
+SEGMENT_PAGE = 1000
+ID_COLUMNS = ("customer_id", "id")
+MERGE_COLUMNS = ("email", "first_name", "last_name", "locale")
+"""What an email tool needs to address and greet the customer in their language."""
 URL_COLUMNS = (
     "form_url",
     "card_url",
@@ -26,30 +53,57 @@ URL_COLUMNS = (
     "list_unsubscribe_post",
 )
 """The link columns, and the two header values an email tool puts on the message (RFC 8058)."""
-ID_COLUMNS = ("customer_id", "id")
 
 
 class MintError(Exception):
     """The campaign or the input cannot be minted at all; the message says why."""
 
 
+class SkipReason(enum.StrEnum):
+    UNKNOWN = "unknown customer id"
+    ERASED = "erased"
+    NO_CONSENT = "no consent"
+    NO_CONTACT = "no contact person and no fallback"
+    DUPLICATE = "duplicate"
+    BAD_ROW = "bad row"
+
+
 class MintReport(msgspec.Struct):
     minted: int = 0
-    skipped: list[Problem] = msgspec.field(default_factory=list)
+    skipped: dict[str, int] = msgspec.field(default_factory=dict)
+    """Skip reason -> how many."""
+
+    def skip(self, reason: SkipReason) -> None:
+        self.skipped[reason.value] = self.skipped.get(reason.value, 0) + 1
 
 
 def personal_links(links: LinkBuilder, customer: Customer, campaign: Campaign) -> dict[str, str]:
     """The URL columns for one customer of a campaign."""
     claims = LinkClaims(customer.id, campaign.id, customer.generation)
+    card_token = links.card_token(claims)  # One token serves the card and the vCard.
     unsubscribe_url = links.unsubscribe_url(claims)
     return {
         "form_url": links.form_url(claims, campaign.form_id),
-        "card_url": links.card_url(claims),
-        "vcard_url": links.vcard_url(claims),
+        "card_url": links.card_path(card_token, absolute=True),
+        "vcard_url": links.vcard_path(card_token, absolute=True),
         "unsubscribe_url": unsubscribe_url,
         "list_unsubscribe": f"<{unsubscribe_url}>",
         "list_unsubscribe_post": "List-Unsubscribe=One-Click",
     }
+
+
+def skip_reason(
+    state: CustomerState, campaign: Campaign, catalog: Catalog, consent_purpose: str
+) -> SkipReason | None:
+    """Why this customer gets no links for the campaign, if they don't."""
+    if state.customer is None:
+        return SkipReason.ERASED if state.tombstone is not None else SkipReason.UNKNOWN
+    if consent_refusal(state.consents, consent_purpose) is not None:
+        return SkipReason.NO_CONSENT
+    form = catalog.forms.get(campaign.form_id)
+    if contact_for(state.customer, form, catalog.contacts) is None:
+        return SkipReason.NO_CONTACT
+    return None
 
 
 async def require_active_campaign(repository: Repository, campaign_id: str) -> Campaign:
@@ -63,48 +117,183 @@ async def require_active_campaign(repository: Repository, campaign_id: str) -> C
     return campaign
 
 
-def _batches(
-    rows: Iterable[tuple[int, dict[str, str]]],
-) -> Iterator[list[tuple[int, dict[str, str]]]]:
-    iterator = iter(rows)
-    while batch := list(itertools.islice(iterator, BATCH_SIZE)):
+class Wanted(msgspec.Struct, frozen=True):
+    """A customer to mint for: where they were asked for, and the input's own columns."""
+
+    line: int
+    customer_id: str
+    columns: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+def wanted_from_csv(source: Iterable[str]) -> tuple[list[str], Iterator[Wanted | Problem]]:
+    """The input's columns, and its rows as the customers to mint for."""
+    header: list[str] = []
+
+    def needs_an_id_column(columns: list[str]) -> str | None:
+        header.extend(columns)
+        if any(column in columns for column in ID_COLUMNS):
+            return None
+        return f"the input needs a column named {' or '.join(ID_COLUMNS)}"
+
+    rows = csv_rows(source, set(), "input", needs_an_id_column)
+    try:
+        first = next(rows, None)  # Reads and checks the header.
+    except ImportRejected as exc:
+        raise MintError(exc.problems[0].reason) from exc
+    id_column = next(column for column in ID_COLUMNS if column in header)
+
+    def wanted() -> Iterator[Wanted | Problem]:
+        for line, row in itertools.chain([first] if first else [], rows):
+            if isinstance(row, Problem):
+                yield row
+            else:
+                yield Wanted(line, row.get(id_column, ""), row)
+
+    return header, wanted()
+
+
+async def consenting_segment(repository: Repository) -> AsyncIterator[Wanted]:
+    """Every customer, in the order a SCAN finds them (numbered from 1); whether they consent is
+    decided with the rest, batch by batch."""
+    cursor, number = 0, 0
+    while True:
+        page = await repository.list_customer_ids(cursor, count=SEGMENT_PAGE)
+        for customer_id in page.ids:
+            number += 1
+            yield Wanted(number, customer_id)
+        if (cursor := page.cursor) == 0:
+            return
+
+
+async def _batches(
+    wanted: AsyncIterator[Wanted | Problem] | Iterable[Wanted | Problem], size: int
+) -> AsyncIterator[list[Wanted | Problem]]:
+    batch: list[Wanted | Problem] = []
+    if isinstance(wanted, AsyncIterator):
+        async for item in wanted:
+            batch.append(item)
+            if len(batch) == size:
+                yield batch
+                batch = []
+    else:
+        for item in wanted:
+            batch.append(item)
+            if len(batch) == size:
+                yield batch
+                batch = []
+    if batch:
         yield batch
 
 
-async def mint_csv(
-    repository: Repository,
-    links: LinkBuilder,
-    campaign_id: str,
-    source: TextIO,
-    target: TextIO,
-) -> MintReport:
-    """Copy `source` to `target` with the URL columns added; unknown ids are skipped and
-    reported by line number."""
-    campaign = await require_active_campaign(repository, campaign_id)
-    reader = csv.DictReader(source)
-    columns = list(reader.fieldnames or [])
-    id_column = next((c for c in ID_COLUMNS if c in columns), None)
-    if id_column is None:
-        raise MintError(f"the input needs a column named {' or '.join(ID_COLUMNS)}")
-    writer = csv.DictWriter(
-        target,
-        fieldnames=columns + [c for c in URL_COLUMNS if c not in columns],
-        lineterminator="\n",
-    )
-    writer.writeheader()
-    report = MintReport()
-    numbered = ((reader.line_num, row) for row in reader)
-    for batch in _batches(numbered):
-        customers = await repository.get_customers(row[id_column] or "" for _, row in batch)
-        for line, row in batch:
-            if None in row:  # DictReader keeps surplus values under the key None.
-                report.skipped.append(Problem(line, "more values than columns"))
+class Minter:
+    """Mints one campaign's links, batch by batch."""
+
+    def __init__(
+        self,
+        repository: Repository,
+        links: LinkBuilder,
+        campaign: Campaign,
+        actor: str,
+        consent_purpose: str = EMAIL_MARKETING,
+    ) -> None:
+        self._repo = repository
+        self._links = links
+        self._campaign = campaign
+        self._actor = actor
+        self._purpose = consent_purpose
+        self._catalog = CatalogCache(repository)
+
+    async def mint(
+        self,
+        wanted: AsyncIterator[Wanted | Problem] | Iterable[Wanted | Problem],
+        write: Callable[[Wanted, Customer, dict[str, str]], None],
+        on_skip: Callable[[int, str, str], None] = lambda line, customer_id, reason: None,
+        on_batch: Callable[[int, MintReport], None] = lambda rows, report: None,
+    ) -> MintReport:
+        """`write(wanted, customer, link columns)` for each customer that gets links;
+        `on_skip(line, customer id, reason)` for the others. A customer asked for twice gets
+        links once. Each batch adds its link sets to the campaign's funnel; the mint is an
+        audited admin action."""
+        report = MintReport()
+        run_id = secrets.token_hex(8)
+        rows = 0
+        await self._repo.record_audit(
+            AuditEntry(
+                kind=AuditKind.ADMIN,
+                at=time.time(),
+                action="links.mint",
+                actor=self._actor,
+                target=f"campaign:{self._campaign.id}",
+            )
+        )
+        try:
+            async for batch in _batches(wanted, BATCH_SIZE):
+                rows += len(batch)
+                minted = await self._mint_batch(batch, run_id, write, on_skip, report)
+                if minted:
+                    await self._repo.count_funnel(funnel.issued(self._campaign.id, minted))
+                on_batch(rows, report)
+        finally:
+            await self._repo.end_run(run_id)
+        return report
+
+    async def _mint_batch(
+        self,
+        batch: list[Wanted | Problem],
+        run_id: str,
+        write: Callable[[Wanted, Customer, dict[str, str]], None],
+        on_skip: Callable[[int, str, str], None],
+        report: MintReport,
+    ) -> int:
+        catalog = await self._catalog.current()
+        campaign = catalog.campaigns.get(self._campaign.id)
+        if campaign is None or campaign.state is not CampaignState.ACTIVE:
+            raise MintError(
+                f"campaign {self._campaign.id!r} was revoked while minting; "
+                f"{report.minted} link set(s) were written before, and they will not open"
+            )
+        wanted = [item for item in batch if isinstance(item, Wanted)]
+        firsts = await self._repo.first_seen(run_id, [(w.customer_id, w.line) for w in wanted])
+        states = await self._repo.customer_states(
+            w.customer_id for w in wanted if w.line not in firsts and _is_id(w.customer_id)
+        )
+        minted = 0
+        for item in batch:
+            if isinstance(item, Problem):
+                report.skip(SkipReason.BAD_ROW)
+                on_skip(item.line or 0, "", f"{SkipReason.BAD_ROW}: {item.reason}")
                 continue
-            customer = customers.get(row[id_column] or "")
-            if customer is None:
-                report.skipped.append(Problem(line, f"unknown customer id {row[id_column]!r}"))
+            if item.line in firsts:
+                report.skip(SkipReason.DUPLICATE)
+                on_skip(item.line, item.customer_id, f"duplicate of line {firsts[item.line]}")
                 continue
-            row.update(personal_links(links, customer, campaign))
-            writer.writerow(row)
+            state = states.get(item.customer_id, CustomerState(None, {}))
+            reason = skip_reason(state, campaign, catalog, self._purpose)
+            if reason is not None:
+                report.skip(reason)
+                on_skip(item.line, item.customer_id, self._explain(reason))
+                continue
+            assert state.customer is not None  # skip_reason said so
+            write(item, state.customer, personal_links(self._links, state.customer, campaign))
             report.minted += 1
-    return report
+            minted += 1
+        return minted
+
+    def _explain(self, reason: SkipReason) -> str:
+        return f"no {self._purpose} consent" if reason is SkipReason.NO_CONSENT else reason.value
+
+
+def _is_id(value: str) -> bool:
+    """Only an id can name a key: anything else is unknown without asking Redis."""
+    return ID_RE.fullmatch(value) is not None
+
+
+def mint_columns(input_columns: list[str]) -> list[str]:
+    """The output's columns: the input's, then what the email tool needs that it lacks."""
+    columns = input_columns or ["customer_id"]
+    return columns + [c for c in (*MERGE_COLUMNS, *URL_COLUMNS) if c not in columns]
+
+
+def output_row(wanted: Wanted, customer: Customer, links: dict[str, str]) -> dict[str, str]:
+    merge = {name: str(getattr(customer, name)) for name in MERGE_COLUMNS}
+    return {"customer_id": customer.id} | merge | wanted.columns | links

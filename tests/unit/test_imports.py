@@ -59,7 +59,7 @@ def test_every_bad_row_is_reported_with_its_line_and_nothing_is_returned() -> No
     reported = problems(exc)
     assert [r.split(":")[0] for r in reported] == [f"line {n}" for n in (3, 4, 5, 6, 7, 8)]
     assert reported[0] == "line 3: email: not a valid email address"
-    assert reported[1].startswith("line 4: locale: Invalid enum value 'de'")
+    assert reported[1] == "line 4: locale: not a supported language (use fi, sv, en)"
     assert "consent_personalization" in reported[2]
     assert "duplicate id 'c1' (first on line 2)" in reported[3]
     assert "more values than columns" in reported[4]
@@ -126,10 +126,11 @@ def test_forms_must_name_real_attributes_and_origins() -> None:
     assert "prefill_from" in reported or "allowed_origins" in reported
 
 
-def test_consent_column_names_must_be_valid_purposes() -> None:
+def test_consent_columns_must_name_known_purposes_and_other_columns_known_fields() -> None:
     with pytest.raises(ImportRejected) as exc:
-        parse_customers("id,email,consent_email marketing!\nc1,a@x.example,granted\n")
+        parse_customers("id,email,consent_newsletter,nickname\nc1,a@x.example,granted,x\n")
     assert problems(exc) == [
-        "line 1: consent_email marketing!: use only letters, digits, '_', '.' and '-', "
-        "at most 64 characters"
+        "line 1: consent_newsletter: 'newsletter' is not a consent purpose "
+        "(personalization, email_marketing); unknown column 'nickname' (free attributes are "
+        "attr_<name>)"
     ]

@@ -1,0 +1,365 @@
+"""`prefill import customers` and `prefill mint`: a CRM's volumes, with progress and reports.
+
+Both stream: rows go through in batches, progress goes to standard error (a bar at a terminal,
+a line every few seconds otherwise), and what could not be done is listed with its line number
+and reason, on standard error and in a CSV report.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+from typing import TextIO
+from urllib.parse import urlsplit
+
+import click
+import phonenumbers
+
+from prefill.cli_support import (
+    cli_actor,
+    data_dir_option,
+    load_settings,
+    report_rejected,
+    run_with_repository,
+)
+from prefill.customer_import import ExportFormat, ImportSummary, import_customers, read_customers
+from prefill.import_rows import ImportRejected, Problem, open_export
+from prefill.links import LinkBuilder
+from prefill.minting import (
+    Minter,
+    MintError,
+    MintReport,
+    Wanted,
+    consenting_segment,
+    mint_columns,
+    output_row,
+    require_active_campaign,
+    wanted_from_csv,
+)
+from prefill.progress import Progress
+from prefill.purposes import EMAIL_MARKETING, consent_purposes
+from prefill.repository import CustomerChange, Repository
+from prefill.submissions import PHONE_REGION
+from prefill.tokens import LinkSigner
+
+SHOWN = 20
+"""Problems and changes listed on the terminal; the report file has them all."""
+
+
+class LineReport:
+    """Lines that could not be done: the first few on standard error, all in a CSV file,
+    which is only created when there is something to put in it."""
+
+    def __init__(self, path: Path | None, source: str, header: tuple[str, ...]) -> None:
+        self.path = path
+        self.count = 0
+        self._source = source
+        self._header = header
+        self._file: TextIO | None = None
+        self._writer: csv.DictWriter[str] | None = None
+
+    def add(self, line: int, customer_id: str, reason: str) -> None:
+        self.count += 1
+        if self.count <= SHOWN:
+            named = f" ({customer_id})" if customer_id else ""
+            click.echo(f"{self._source}: line {line}{named}: {reason}", err=True)
+        if self.path is None:
+            return
+        if self._writer is None:
+            self._file = self.path.open("w", encoding="utf-8", newline="")
+            self._writer = csv.DictWriter(self._file, self._header, lineterminator="\n")
+            self._writer.writeheader()
+        self._writer.writerow(dict(zip(self._header, (line, customer_id, reason), strict=True)))
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        if self.count > SHOWN:
+            where = f": all of them are in {self.path}" if self.path else ""
+            click.echo(f"... and {self.count - SHOWN:,} more{where}", err=True)
+        elif self.count and self.path:
+            click.echo(f"listed in {self.path}", err=True)
+
+
+def parse_notice_versions(given: tuple[str, ...]) -> dict[str, str]:
+    versions: dict[str, str] = {}
+    for item in given:
+        purpose, sep, version = item.partition("=")
+        if not sep or not purpose or not version:
+            raise click.BadParameter(
+                f"{item!r}: expected PURPOSE=VERSION", param_hint="--notice-version"
+            )
+        if purpose not in consent_purposes():
+            raise click.BadParameter(
+                f"{purpose!r} is not a consent purpose ({', '.join(consent_purposes())})",
+                param_hint="--notice-version",
+            )
+        versions[purpose] = version
+    return versions
+
+
+def format_of(path: str, given: str | None) -> ExportFormat:
+    if given is not None:
+        return ExportFormat(given)
+    name = path.removesuffix(".gz")
+    return ExportFormat.NDJSON if name.endswith((".ndjson", ".jsonl")) else ExportFormat.CSV
+
+
+def _require_file(path: str) -> None:
+    if path != "-" and not Path(path).is_file():
+        raise click.BadParameter(f"{path}: no such file", param_hint="FILE")
+
+
+@click.command(name="customers")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option(
+    "--format",
+    "export_format",
+    type=click.Choice([f.value for f in ExportFormat]),
+    default=None,
+    help="csv or ndjson (default: from the name: .ndjson or .jsonl, else csv; .gz is read "
+    "compressed).",
+)
+@click.option(
+    "--notice-version",
+    "notice_versions",
+    multiple=True,
+    metavar="PURPOSE=VERSION",
+    help="For each consent_<purpose> column: the version of the consent notice the customers "
+    "agreed to, recorded with each consent event as evidence. Repeat per purpose.",
+)
+@click.option("--dry-run", is_flag=True, help="Check every row and say what would change.")
+@click.option(
+    "--errors",
+    "errors_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The report of bad rows (CSV: line, customer_id, reason); default: "
+    "<file name>.errors.csv in the current folder.",
+)
+@click.option(
+    "--phone-region",
+    default=PHONE_REGION,
+    show_default=True,
+    help="Country (ISO 3166 code) of phone numbers written without a country code.",
+)
+@data_dir_option
+def import_customers_command(
+    file: str,
+    export_format: str | None,
+    notice_versions: tuple[str, ...],
+    dry_run: bool,
+    errors_path: Path | None,
+    phone_region: str,
+    data_dir: Path | None,
+) -> None:
+    """Customers from a CRM export (CSV or NDJSON), upserted by id; bad rows are reported and
+    skipped, and running the same file again changes nothing."""
+    versions = parse_notice_versions(notice_versions)
+    region = phone_region.upper()
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise click.BadParameter(f"{phone_region!r} is not a country code", param_hint="region")
+    _require_file(file)
+    name = "stdin" if file == "-" else Path(file).name
+    errors = LineReport(
+        errors_path or Path(f"{name}.errors.csv"), name, ("line", "customer_id", "reason")
+    )
+    changes = ChangeList(dry_run)
+    settings = load_settings(data_dir)
+
+    async def action(repository: Repository) -> ImportSummary:
+        with open_export(file) as (text, fraction):
+            progress = Progress(f"import {name}", sys.stderr, fraction)
+            summary = await import_customers(
+                repository,
+                read_customers(text, format_of(file, export_format), name, versions, region),
+                versions,
+                dry_run=dry_run,
+                actor=cli_actor().name,
+                on_problem=lambda p, customer_id: errors.add(p.line or 0, customer_id, p.reason),
+                on_change=changes.add,
+                on_batch=lambda done: progress.update(done.rows),
+            )
+            progress.finish()
+            return summary
+
+    try:
+        summary = run_with_repository(settings, action)
+    except ImportRejected as exc:
+        raise report_rejected(exc) from exc
+    finally:
+        errors.close()
+    changes.close()
+    click.echo(import_summary_text(name, summary, dry_run))
+    if summary.bad:
+        raise click.ClickException(
+            f"{summary.bad:,} bad row(s) were skipped; fix them and import the file again "
+            "(rows already imported stay as they are)"
+        )
+
+
+def import_summary_text(name: str, summary: ImportSummary, dry_run: bool) -> str:
+    would = "would be " if dry_run else ""
+    lines = [
+        f"{name}{' (dry run, nothing written)' if dry_run else ''}: {summary.rows:,} rows: "
+        f"{summary.created:,} {would}created, {summary.updated:,} {would}updated, "
+        f"{summary.unchanged:,} unchanged, {summary.bad:,} bad; "
+        f"{summary.consent_events:,} consent changes {would}recorded"
+    ]
+    if summary.unknown_owners:
+        lines.append(
+            f"note: {summary.unknown_owners:,} customer(s) name an owner_id that is no contact "
+            "person; they are shown the form's fallback contact"
+        )
+    return "\n".join(lines)
+
+
+class ChangeList:
+    """In a dry run, the first changes, said in words."""
+
+    def __init__(self, dry_run: bool) -> None:
+        self._dry_run = dry_run
+        self._count = 0
+
+    def add(self, line: int, change: CustomerChange) -> None:
+        if not self._dry_run or (change.status == "unchanged" and not change.consents):
+            return
+        self._count += 1
+        if self._count > SHOWN:
+            return
+        what = {"created": "would be created", "updated": "would be updated"}.get(
+            change.status, "is unchanged"
+        )
+        fields = f" ({', '.join(change.fields)})" if change.fields else ""
+        consents = "; ".join(f"{e.purpose} {e.action.value}" for e in change.consents)
+        consent_text = f"; consent: {consents}" if consents else ""
+        click.echo(f"line {line} ({change.customer_id}): {what}{fields}{consent_text}")
+
+    def close(self) -> None:
+        if self._count > SHOWN:
+            click.echo(f"... and {self._count - SHOWN:,} more change(s)")
+
+
+@click.command()
+@click.option("--campaign", "campaign_id", required=True, help="The campaign id.")
+@click.option(
+    "--input",
+    "source",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    default=None,
+    help="CSV with a customer_id (or id) column, whose columns are copied through; - for "
+    "standard input (the default without --all-consenting).",
+)
+@click.option(
+    "--all-consenting",
+    is_flag=True,
+    help="Every customer who has consented to the purpose, instead of --input.",
+)
+@click.option(
+    "--consent-purpose",
+    type=click.Choice(consent_purposes()),
+    default=EMAIL_MARKETING,
+    show_default=True,
+    help="The consent a customer needs to get the campaign's email.",
+)
+@click.option(
+    "--output",
+    "target",
+    type=click.File("w", encoding="utf-8"),
+    default="-",
+    show_default=True,
+    help="Where to write the CSV with URL columns; - for standard output.",
+)
+@click.option(
+    "--skipped",
+    "skipped_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also list every skipped customer in this CSV (line, customer_id, reason).",
+)
+@data_dir_option
+def mint(
+    campaign_id: str,
+    source: str | None,
+    all_consenting: bool,
+    consent_purpose: str,
+    target: TextIO,
+    skipped_path: Path | None,
+    data_dir: Path | None,
+) -> None:
+    """Personal links for a campaign, as a CSV for the email tool: customer_id, email, names,
+    locale, form_url, card_url, vcard_url, unsubscribe_url, and the List-Unsubscribe and
+    List-Unsubscribe-Post header values. Customers without consent to the purpose, without a
+    contact person (or fallback), erased or unknown are skipped and counted by reason."""
+    if all_consenting and source is not None:
+        raise click.UsageError("give --input or --all-consenting, not both")
+    path = None if all_consenting else source or "-"
+    if path is not None:
+        _require_file(path)
+    settings = load_settings(data_dir, signs_links=True)
+    links = LinkBuilder(
+        LinkSigner(settings.secret_keys, settings.max_link_age_seconds), settings.public_url
+    )
+    label = "segment" if path is None else "stdin" if path == "-" else Path(path).name
+    skipped = LineReport(skipped_path, label, ("line", "customer_id", "reason"))
+
+    async def action(repository: Repository) -> MintReport:
+        campaign = await require_active_campaign(repository, campaign_id)
+        minter = Minter(repository, links, campaign, cli_actor().name, consent_purpose)
+        if path is None:
+            progress = Progress(f"mint {campaign_id}", sys.stderr)
+            segment = consenting_segment(repository)
+            return await _mint_to(target, [], segment, minter, skipped, progress)
+        with open_export(path) as (text, fraction):
+            columns, wanted = wanted_from_csv(text)
+            progress = Progress(f"mint {campaign_id}", sys.stderr, fraction)
+            return await _mint_to(target, columns, wanted, minter, skipped, progress)
+
+    try:
+        report = run_with_repository(settings, action)
+    except MintError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        skipped.close()
+    click.echo(mint_summary_text(campaign_id, report), err=True)
+    if urlsplit(settings.public_url).hostname in {"127.0.0.1", "localhost", "::1"}:
+        click.echo(
+            f"note: the links point to {settings.public_url}, which only this machine can "
+            "open; set PREFILL_PUBLIC_URL for links to send to customers",
+            err=True,
+        )
+
+
+async def _mint_to(
+    target: TextIO,
+    columns: list[str],
+    wanted: AsyncIterator[Wanted | Problem] | Iterable[Wanted | Problem],
+    minter: Minter,
+    skipped: LineReport,
+    progress: Progress,
+) -> MintReport:
+    # Columns the input has but a row lacks stay empty; merge fields the input lacks are added.
+    writer = csv.DictWriter(
+        target, mint_columns(columns), lineterminator="\n", extrasaction="ignore"
+    )
+    writer.writeheader()
+    report = await minter.mint(
+        wanted,
+        write=lambda w, customer, links: writer.writerow(output_row(w, customer, links)),
+        on_skip=skipped.add,
+        on_batch=lambda rows, _: progress.update(rows),
+    )
+    progress.finish()
+    return report
+
+
+def mint_summary_text(campaign_id: str, report: MintReport) -> str:
+    total = sum(report.skipped.values())
+    lines = [f"minted {report.minted:,} link set(s) for {campaign_id}, skipped {total:,}"]
+    lines += [
+        f"  {count:,} {reason}"
+        for reason, count in sorted(report.skipped.items(), key=lambda item: -item[1])
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,285 @@
+"""Customers from a CRM export at any size: CSV or NDJSON rows in, pipelined batches into Redis.
+
+- Each row stands alone. A bad one is reported with its line and reason and skipped; the good
+  ones are kept. A row is written whole or not at all (a batch is one transaction).
+- The id is the CRM's own (external) id: a row upserts the customer with that id, and running
+  the same file again changes nothing (an unchanged record is not written, a consent state
+  already recorded is not recorded again).
+- Values are normalised: emails trimmed and lower-cased, phone numbers to E.164
+  (`phonenumbers`), languages to fi / sv / en.
+- `consent_<purpose>` cells (granted / withdrawn / empty) become consent events with source
+  `import` and the notice version the operator names; an import never turns a withdrawal back
+  into a grant (`consent.import_may_record`).
+- Memory stays constant: rows stream through in batches, and the ids a run has seen (to catch a
+  duplicate line) are kept in Redis, not in the process.
+
+CSV columns: id, email, first_name, last_name, phone, company, job_title, locale, owner_id,
+consent_<purpose>, attr_<key>. NDJSON: one object per line with the same keys; `consents` and
+`attributes` may also be nested objects.
+"""
+
+from __future__ import annotations
+
+import enum
+import secrets
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+import msgspec
+
+from prefill.consent import import_may_record
+from prefill.import_rows import Problem, Row, convert, csv_rows, ndjson_rows
+from prefill.models import (
+    SUPPORTED_LOCALES,
+    ConsentAction,
+    ConsentEvent,
+    ConsentSource,
+    Customer,
+)
+from prefill.purposes import consent_purposes
+from prefill.repository import CustomerChange, Repository
+from prefill.submissions import PHONE_REGION, normalise_phone
+
+RECORD_COLUMNS = (
+    "id",
+    "email",
+    "first_name",
+    "last_name",
+    "phone",
+    "company",
+    "job_title",
+    "locale",
+    "owner_id",
+)
+CONSENT_PREFIXES = ("consent_", "consents.")
+ATTRIBUTE_PREFIXES = ("attr_", "attributes.")
+BATCH_SIZE = 500
+
+
+class ExportFormat(enum.StrEnum):
+    CSV = "csv"
+    NDJSON = "ndjson"
+
+
+class CustomerRow(msgspec.Struct, frozen=True):
+    line: int
+    customer: Customer
+    consents: dict[str, ConsentAction]
+    """Purpose -> the consent state the row records."""
+
+
+def _purpose_of(column: str) -> str | None:
+    for prefix in CONSENT_PREFIXES:
+        if column.startswith(prefix):
+            return column.removeprefix(prefix)
+    return None
+
+
+def _attribute_of(column: str) -> str | None:
+    for prefix in ATTRIBUTE_PREFIXES:
+        if column.startswith(prefix):
+            return column.removeprefix(prefix)
+    return None
+
+
+def column_problem(column: str, notice_versions: Mapping[str, str] | None) -> str | None:
+    """What is wrong with a column (or NDJSON key), if anything. Without `notice_versions`
+    consent columns are not checked for one (a parse that records nothing)."""
+    purpose = _purpose_of(column)
+    if purpose is not None:
+        if purpose not in consent_purposes():
+            known = ", ".join(consent_purposes())
+            return f"{column}: {purpose!r} is not a consent purpose ({known})"
+        if notice_versions is not None and purpose not in notice_versions:
+            return (
+                f"{column}: say which consent notice the customers agreed to, with "
+                f"--notice-version {purpose}=VERSION"
+            )
+        return None
+    if column in RECORD_COLUMNS or _attribute_of(column):
+        return None
+    return f"unknown column {column!r} (free attributes are attr_<name>)"
+
+
+def _header_problem(notice_versions: Mapping[str, str] | None) -> Callable[[list[str]], str | None]:
+    def check(header: list[str]) -> str | None:
+        problems = [p for column in header if (p := column_problem(column, notice_versions))]
+        return "; ".join(problems) or None
+
+    return check
+
+
+def normalise_locale(value: str) -> str | None:
+    """fi, FI, fi-FI and fi_FI are all fi; None for a language the pages are not in."""
+    language = value.replace("_", "-").split("-")[0].strip().lower()
+    return language if language in SUPPORTED_LOCALES else None
+
+
+def customer_row(
+    line: int,
+    row: Row,
+    notice_versions: Mapping[str, str] | None = None,
+    phone_region: str = PHONE_REGION,
+) -> CustomerRow | Problem:
+    """One row as a normalised customer and its consent states, or what is wrong with it."""
+    record: dict[str, Any] = {"attributes": {}}
+    consents: dict[str, ConsentAction] = {}
+    for column, value in row.items():
+        if problem := column_problem(column, notice_versions):
+            return Problem(line, problem)
+        if not value:
+            continue
+        if (purpose := _purpose_of(column)) is not None:
+            try:
+                consents[purpose] = ConsentAction(value.lower())
+            except ValueError:
+                return Problem(line, f"{column}: expected 'granted', 'withdrawn' or empty")
+        elif (attribute := _attribute_of(column)) is not None:
+            record["attributes"][attribute] = value
+        else:
+            record[column] = value
+    record["email"] = record.get("email", "").lower()
+    if "phone" in record:
+        phone = normalise_phone(record["phone"], phone_region)
+        if phone is None:
+            return Problem(line, "phone: not a valid phone number (give it with a country code)")
+        record["phone"] = phone
+    if "locale" in record:
+        locale = normalise_locale(record["locale"])
+        if locale is None:
+            return Problem(
+                line, f"locale: not a supported language (use {', '.join(SUPPORTED_LOCALES)})"
+            )
+        record["locale"] = locale
+    customer = convert(line, record, Customer)
+    if isinstance(customer, Problem):
+        return customer
+    return CustomerRow(line, customer, consents)
+
+
+def read_customers(
+    stream: Iterable[str],
+    export_format: ExportFormat,
+    source: str,
+    notice_versions: Mapping[str, str] | None = None,
+    phone_region: str = PHONE_REGION,
+) -> Iterator[CustomerRow | Problem]:
+    """The export's rows, one at a time. A CSV header that cannot work (a required column
+    missing, an unknown one, a consent column without a notice version) is ImportRejected
+    before any row is read."""
+    rows = (
+        csv_rows(stream, {"id", "email"}, source, _header_problem(notice_versions))
+        if export_format is ExportFormat.CSV
+        else ndjson_rows(stream)
+    )
+    for line, row in rows:
+        yield (
+            row
+            if isinstance(row, Problem)
+            else customer_row(line, row, notice_versions, phone_region)
+        )
+
+
+class ImportSummary(msgspec.Struct):
+    rows: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    bad: int = 0
+    consent_events: int = 0
+    unknown_owners: int = 0
+    """Customers whose owner_id names no contact person: they are shown a fallback contact."""
+
+    def count(self, change: CustomerChange) -> None:
+        self.created += change.status == "created"
+        self.updated += change.status == "updated"
+        self.unchanged += change.status == "unchanged"
+        self.consent_events += len(change.consents)
+
+
+def _batches(rows: Iterable[CustomerRow | Problem], size: int) -> Iterator[list[Any]]:
+    batch: list[CustomerRow | Problem] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _decide(
+    rows: list[CustomerRow], notice_versions: Mapping[str, str], actor: str
+) -> Callable[[dict[str, dict[str, ConsentEvent]]], dict[str, list[ConsentEvent]]]:
+    """The consent events the batch records, given the current state of its customers."""
+    wanted = {row.customer.id: row.consents for row in rows}
+    now = time.time()
+
+    def decide(current: dict[str, dict[str, ConsentEvent]]) -> dict[str, list[ConsentEvent]]:
+        return {
+            customer_id: [
+                ConsentEvent(
+                    purpose=purpose,
+                    action=action,
+                    at=now,
+                    source=ConsentSource.IMPORT,
+                    notice_version=notice_versions.get(purpose, ""),
+                    actor=actor,
+                )
+                for purpose, action in wanted.get(customer_id, {}).items()
+                if import_may_record(state.get(purpose), action)
+            ]
+            for customer_id, state in current.items()
+        }
+
+    return decide
+
+
+async def import_customers(
+    repository: Repository,
+    rows: Iterable[CustomerRow | Problem],
+    notice_versions: Mapping[str, str],
+    *,
+    dry_run: bool = False,
+    batch_size: int = BATCH_SIZE,
+    actor: str = "import",
+    on_problem: Callable[[Problem, str], None] = lambda problem, customer_id: None,
+    on_change: Callable[[int, CustomerChange], None] = lambda line, change: None,
+    on_batch: Callable[[ImportSummary], None] = lambda summary: None,
+) -> ImportSummary:
+    """Upsert the good rows batch by batch; report each bad row (`on_problem`, with the row's
+    customer id if it has one) and each customer's outcome (`on_change`). With `dry_run`,
+    decide everything and write nothing."""
+    contacts = set((await repository.load_catalog()).contacts)
+    run_id = secrets.token_hex(8)
+    summary = ImportSummary()
+    try:
+        for batch in _batches(rows, batch_size):
+            good = [row for row in batch if isinstance(row, CustomerRow)]
+            firsts = await repository.first_seen(run_id, [(r.customer.id, r.line) for r in good])
+            problems = [(row, "") for row in batch if isinstance(row, Problem)]
+            problems += [
+                (Problem(r.line, f"duplicate id (first on line {firsts[r.line]})"), r.customer.id)
+                for r in good
+                if r.line in firsts
+            ]
+            good = [row for row in good if row.line not in firsts]
+            for problem, customer_id in sorted(problems, key=lambda p: p[0].line or 0):
+                on_problem(problem, customer_id)
+            changes = await repository.write_customer_batch(
+                [row.customer for row in good],
+                _decide(good, notice_versions, actor),
+                dry_run=dry_run,
+            )
+            for row, change in zip(good, changes, strict=True):
+                on_change(row.line, change)
+                summary.count(change)
+                owner = row.customer.owner_id
+                summary.unknown_owners += owner is not None and owner not in contacts
+            summary.rows += len(batch)
+            summary.bad += len(problems)
+            on_batch(summary)
+    finally:
+        await repository.end_run(run_id)
+    return summary

@@ -1,0 +1,183 @@
+"""Reading import files row by row: CSV and NDJSON, with each bad row's line number and reason.
+
+Rows are yielded one at a time, so a file of any size is read in constant memory. What is wrong
+with a row is said as `field: reason` in words, never by echoing the value (it may be personal).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import gzip
+import io
+import os
+import re
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, BinaryIO, TextIO, TypeVar, cast
+
+import msgspec
+
+from prefill.models import ATTRIBUTE_PATTERN, EMAIL_PATTERN, ID_PATTERN, ORIGIN_PATTERN
+
+T = TypeVar("T")
+Row = dict[str, str]
+"""Column (or NDJSON key) -> the cell's text, stripped."""
+
+
+class Problem(msgspec.Struct, frozen=True):
+    line: int | None
+    """1-based line of the row in its file; None for a problem between files."""
+    reason: str
+
+    def __str__(self) -> str:
+        return self.reason if self.line is None else f"line {self.line}: {self.reason}"
+
+
+class ImportRejected(Exception):
+    """The file cannot be imported at all (or, for an all-or-nothing import, has bad rows);
+    nothing from it was imported."""
+
+    def __init__(self, source: str, problems: list[Problem]) -> None:
+        super().__init__(f"{source}: {len(problems)} problem(s); nothing was imported")
+        self.source = source
+        self.problems = problems
+
+
+PATTERN_MEANINGS = {
+    ID_PATTERN: "use only letters, digits, '_', '.' and '-', at most 64 characters",
+    EMAIL_PATTERN: "not a valid email address",
+    ORIGIN_PATTERN: "must be scheme://host[:port], e.g. https://www.example.com",
+    ATTRIBUTE_PATTERN: "must be email, first_name, last_name, phone, company, job_title or "
+    "attributes.<key>",
+}
+
+
+def describe(error: msgspec.ValidationError) -> str:
+    """msgspec's message as `field: reason`, with regular expressions said in words."""
+    message, _, path = str(error).partition(" - at `$")
+    field = path.rstrip("`").lstrip(".")
+    for pattern, meaning in PATTERN_MEANINGS.items():
+        if repr(pattern) in message:  # msgspec quotes the pattern with repr()
+            message = meaning
+    return f"{field}: {message}" if field else message
+
+
+def convert(line: int, data: Mapping[str, Any], kind: type[T]) -> T | Problem:
+    try:
+        return msgspec.convert(data, kind, strict=False)  # CSV cells are text: "45" is 45
+    except msgspec.ValidationError as exc:
+        return Problem(line, describe(exc))
+
+
+# Bytes that were not UTF-8, kept by the "surrogateescape" error handler so that one bad row
+# does not stop the file.
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
+NOT_UTF8 = "not valid UTF-8: save the export as UTF-8"
+
+
+@contextlib.contextmanager
+def open_export(path: str) -> Iterator[tuple[TextIO, Callable[[], float | None]]]:
+    """An export file (`-` for standard input; `.gz` is decompressed) as UTF-8 text, and how
+    much of it has been read (None when the size is unknown). A spreadsheet's byte-order mark
+    is dropped; bytes that are not UTF-8 are kept as escapes, so the readers below can report
+    their row instead of the file ending there."""
+    if path == "-":
+        text = io.TextIOWrapper(sys.stdin.buffer, **_TEXT)
+        yield text, lambda: None
+        text.detach()  # Standard input stays open for whoever comes next.
+        return
+    with open(path, "rb") as raw:  # The position in the raw file is the progress.
+        size = os.fstat(raw.fileno()).st_size
+        binary = cast("BinaryIO", gzip.GzipFile(fileobj=raw) if path.endswith(".gz") else raw)
+        with io.TextIOWrapper(binary, **_TEXT) as text:
+            yield text, (lambda: raw.tell() / size) if size else (lambda: None)
+
+
+_TEXT: dict[str, Any] = {"encoding": "utf-8-sig", "errors": "surrogateescape", "newline": ""}
+
+
+def csv_rows(
+    stream: Iterable[str],
+    required: set[str],
+    source: str,
+    check_header: Callable[[list[str]], str | None] = lambda _: None,
+) -> Iterator[tuple[int, Row | Problem]]:
+    """(line where the row starts, row or its problem). The header must hold the required
+    columns and pass `check_header`, else ImportRejected: every row would be wrong."""
+    reader = csv.reader(stream)
+    try:
+        header = [name.strip() for name in next(reader, [])]
+    except csv.Error as exc:
+        raise ImportRejected(source, [Problem(1, f"not a CSV header: {exc}")]) from exc
+    missing = required - set(header)
+    wrong = f"missing column(s): {', '.join(sorted(missing))}" if missing else check_header(header)
+    if wrong:
+        raise ImportRejected(source, [Problem(1, wrong)])
+    end = reader.line_num
+    while True:
+        start = end + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            end = reader.line_num
+            yield start, Problem(start, f"not a valid CSV row: {exc}")
+            continue
+        end = reader.line_num
+        if not cells:
+            continue  # a blank line
+        if len(cells) > len(header):
+            yield start, Problem(start, "more values than columns")
+        elif any(_UNDECODABLE.search(cell) for cell in cells):
+            yield start, Problem(start, NOT_UTF8)
+        else:
+            yield start, {name: cell.strip() for name, cell in zip(header, cells, strict=False)}
+
+
+def ndjson_rows(stream: Iterable[str]) -> Iterator[tuple[int, Row | Problem]]:
+    """One JSON object per line; numbers and booleans become text, null an empty cell. A nested
+    object under a key (e.g. `attributes`) becomes `key.<name>` cells."""
+    for line, text in enumerate(stream, 1):
+        if not text.strip():
+            continue
+        if _UNDECODABLE.search(text):
+            yield line, Problem(line, NOT_UTF8)
+            continue
+        try:
+            value = msgspec.json.decode(text)
+        except msgspec.DecodeError as exc:
+            yield line, Problem(line, f"not valid JSON: {exc}")
+            continue
+        if not isinstance(value, dict):
+            yield line, Problem(line, "expected a JSON object")
+            continue
+        yield line, _flatten(line, value)
+
+
+def _flatten(line: int, value: dict[str, Any]) -> Row | Problem:
+    row: Row = {}
+    for key, item in value.items():
+        if isinstance(item, dict):
+            for name, inner in item.items():
+                cell = _cell(inner)
+                if cell is None:
+                    return Problem(line, f"{key}.{name}: expected text, a number or null")
+                row[f"{key}.{name}"] = cell
+            continue
+        cell = _cell(item)
+        if cell is None:
+            return Problem(line, f"{key}: expected text, a number or null")
+        row[key] = cell
+    return row
+
+
+def _cell(value: object) -> str | None:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int | float):
+        return str(value).strip()
+    return None
