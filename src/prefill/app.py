@@ -14,10 +14,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from litestar import Litestar
 from litestar.config.allowed_hosts import AllowedHostsConfig
 from litestar.config.csrf import CSRFConfig
-from litestar.data_extractors import RequestExtractorField, ResponseExtractorField
 from litestar.datastructures import CacheControlHeader
-from litestar.logging import LoggingConfig
-from litestar.middleware.logging import LoggingMiddlewareConfig
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
@@ -31,6 +28,7 @@ from prefill.catalog import CatalogCache
 from prefill.consent import MASK
 from prefill.i18n import install_gettext, pick
 from prefill.links import LinkBuilder
+from prefill.metrics import HTTP_METRICS, MetricsController
 from prefill.pseudonyms import Pseudonymizer
 from prefill.qr import vcard_qr
 from prefill.repository import Repository, StoreUnavailable
@@ -46,14 +44,12 @@ from prefill.web.headers import add_privacy_headers
 from prefill.web.health import health_router
 from prefill.web.openapi_structs import StrictStructSchemaPlugin
 from prefill.web.pages import pages_router
+from prefill.web.requests import RequestLogMiddleware
 from prefill.web.submit import submit_form, thanks
 from prefill.web.unsubscribe import unsubscribe, unsubscribe_page
 from prefill.web.widget import widget_router
 
 logger = logging.getLogger("prefill")
-
-REQUEST_LOG_FIELDS: tuple[RequestExtractorField, ...] = ("method", "path")
-RESPONSE_LOG_FIELDS: tuple[ResponseExtractorField, ...] = ("status_code",)
 
 PACKAGE_DIR = Path(__file__).parent
 STATIC_CACHE_SECONDS = 86_400
@@ -172,6 +168,7 @@ def create_app(settings: Settings) -> Litestar:
             static_router,
             widget_router,
             admin_router(),
+            MetricsController,
         ],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
@@ -180,14 +177,13 @@ def create_app(settings: Settings) -> Litestar:
         csrf_config=csrf_config(settings),
         allowed_hosts=AllowedHostsConfig(allowed_hosts=settings.allowed_hosts),
         request_max_body_size=MAX_REQUEST_BODY_BYTES,
-        logging_config=LoggingConfig(log_exceptions="never"),
+        # Logging is the process's to configure (prefill.logs, from `prefill serve`); Litestar
+        # adds no handlers and logs no exceptions (the handlers in web/errors.py log the type).
+        logging_config=None,
         middleware=[
+            RequestLogMiddleware(),  # Outermost: its line covers the others' refusals too.
             *only_admin_on_admin_port(settings.admin_port),
-            # Method, route and status only: query strings hold tokens, clients are personal.
-            LoggingMiddlewareConfig(
-                request_log_fields=REQUEST_LOG_FIELDS,
-                response_log_fields=RESPONSE_LOG_FIELDS,
-            ).middleware,
+            HTTP_METRICS.middleware,
         ],
         lifespan=[lifespan],
         plugins=[StrictStructSchemaPlugin()],

@@ -7,7 +7,6 @@ Without `PREFILL_REDIS_URL`, commands use the embedded Redis in the data directo
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -41,6 +40,7 @@ from prefill.imports import (
     parse_forms,
 )
 from prefill.links import LinkBuilder
+from prefill.logs import configure_logging
 from prefill.models import CampaignState
 from prefill.repository import Repository
 from prefill.settings import Settings, load_or_create_secret
@@ -89,12 +89,14 @@ def run_server(settings: Settings, host: str, port: int) -> None:
     # was there before it: make that an exit, so callers' `finally` blocks (which stop the
     # embedded Redis) still run.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging()
     app = create_app(settings)
-    # No access log: request lines carry query strings, and query strings carry tokens.
+    # No uvicorn access log: its lines carry query strings, and query strings carry tokens (the
+    # app logs each request itself). No uvicorn log config: its lines go to the JSON handler.
     options: dict[str, Any] = {
         "host": host,
         "access_log": False,
+        "log_config": None,
         "log_level": "info",
         "server_header": False,
         "proxy_headers": False,

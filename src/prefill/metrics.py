@@ -1,11 +1,14 @@
-"""Prometheus metrics: how link resolutions end, by channel and cause.
+"""Prometheus metrics: request latency by route, and how link resolutions end, by channel and
+cause; served at /metrics (on the admin port when there is one).
 
-Labels take only values from fixed sets (channels, refusal causes), never an id, a token or any
-other value from a request, so a scrape can carry nothing personal and the series stay few.
+Labels take only values from fixed sets (route templates, channels, refusal causes), never an id,
+a token or any other value from a request, so a scrape can carry nothing personal and the series
+stay few.
 """
 
 from __future__ import annotations
 
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from prometheus_client import Counter
 
 from prefill.models import Channel
@@ -33,3 +36,23 @@ for _channel in LINK_CHANNELS:
 def count_resolution(channel: Channel, outcome: str) -> None:
     """One resolution of a personal link; `outcome` is one of OUTCOMES."""
     RESOLUTIONS.labels(channel.value, outcome).inc()
+
+
+NOT_MEASURED = "not_measured"
+"""A route handler `opt` key: the scrape itself is not a request worth a latency series."""
+
+HTTP_METRICS = PrometheusConfig(
+    app_name="prefill",
+    prefix="prefill",
+    group_path=True,  # The route template, never the raw path: admin paths hold customer ids.
+    exclude_opt_key=NOT_MEASURED,
+)
+"""Litestar's request count, latency histogram, in-progress gauge and 5xx count. The middleware
+keeps its metrics per name for the whole process, so every app built in it shares them."""
+
+
+class MetricsController(PrometheusController):
+    """GET /metrics in Prometheus's text format; not part of the API document."""
+
+    include_in_schema = False
+    opt = {NOT_MEASURED: True}  # noqa: RUF012 (Controller declares it; ClassVar would clash)

@@ -1,54 +1,263 @@
-"""No personal data and no token in any log line, across a run that touches every surface."""
+"""The real service's logs, over a run that touches every surface: every line is JSON, requests
+carry an id, and no personal value, token or key secret is in any line the service or the CLI
+prints."""
 
 from __future__ import annotations
 
 import csv
+import io
+import json
 import logging
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
+import structlog
+from structlog.contextvars import bound_contextvars
 
-from prefill.links import LinkBuilder
-from prefill.repository import Repository
-from tests.conftest import EXAMPLES
-from tests.helpers import API_PATH, FORM_PATH, card_link, form_link, token_of
+from prefill.logs import configure_logging
+from prefill.storage import EmbeddedRedis, free_tcp_port
+from tests.browser.harness import wait_until_ready
+from tests.conftest import EXAMPLES, SECRET
+from tests.helpers import API_PATH, CAMPAIGN_ID, FORM_PATH
+
+ADMIN = "/admin/api/v1"
+ALLOWED_ORIGIN = "http://127.0.0.1:8001"  # examples/forms.json
+MINTED = ("cust-1001", "cust-1003", "cust-1005", "cust-1007")  # cust-1007: no consent to prefill
+SUPPLIED_ID = "0123456789abcdef0123456789abcdef"
+UNSAFE_ID = "matti.korhonen@lampo.example"
+"""A request id no one should send, and the service must not repeat."""
+ONE_CLICK = {"List-Unsubscribe": "One-Click"}
 
 
-def personal_values() -> set[str]:
+def example_values() -> set[str]:
+    """Every example customer's id and personal value."""
     with (EXAMPLES / "customers.csv").open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    fields = ("email", "first_name", "last_name", "phone", "company")
+    fields = ("id", "email", "first_name", "last_name", "phone", "company")
     return {row[f] for row in rows for f in fields if row[f]}
 
 
-async def test_logs_hold_no_personal_data_or_tokens(
-    client: AsyncTestClient[Litestar],
-    repository: Repository,
-    links: LinkBuilder,
-    caplog: pytest.LogCaptureFixture,
-    capfd: pytest.CaptureFixture[str],
-) -> None:
-    caplog.set_level(logging.DEBUG)
-    secrets: set[str] = set()
-    for customer_id in ("cust-1001", "cust-1003", "cust-1005", "cust-1007"):
-        url = await form_link(repository, links, customer_id)
-        card = await card_link(repository, links, customer_id)
-        secrets |= {token_of(url), token_of(card)}
-        await client.get(url)
-        await client.get(
-            API_PATH, params={"t": token_of(url)}, headers={"Origin": "https://not-allowed.example"}
+@dataclass
+class Run:
+    """The service as a process on its own Redis, and what a run gave to it."""
+
+    url: str
+    env: dict[str, str]
+    redis: EmbeddedRedis
+    log: Path
+    secrets: set[str] = field(default_factory=set)
+    """Tokens and key secrets the run used: none may be logged."""
+    cli_errors: list[str] = field(default_factory=list)
+    """What the CLI commands printed on stderr."""
+
+    def cli(self, *args: str, stdin: str = "") -> str:
+        """`prefill <args>` as its own process; its stdout."""
+        done = subprocess.run(
+            [sys.executable, "-m", "prefill.cli", *args],
+            env=self.env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
         )
-        await client.get(card)
-        await client.get(card.replace("/card?", "/card/vcard?"))
-        await client.post(f"{FORM_PATH}/not-you", data={"t": token_of(url)})
-    await client.get(f"{FORM_PATH}?t=forged.token.value")
-    await client.get("/f/unknown-form?t=whatever")
-    captured = capfd.readouterr()
-    # httpx is the test's own client, which logs the URLs it requests; the service does not.
-    service_records = [r.getMessage() for r in caplog.records if not r.name.startswith("httpx")]
-    printed = [line for line in (captured.out + captured.err).splitlines() if " httpx " not in line]
-    logged = "\n".join(service_records + printed)
-    assert "HTTP Request" in logged  # the logs did capture the requests
-    for value in personal_values() | secrets:
-        assert value not in logged, f"{value!r} leaked into the logs"
+        self.cli_errors.append(done.stderr)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> Iterator[Run]:
+    redis = EmbeddedRedis(tmp_path / "redis", port=free_tcp_port())
+    redis.start()
+    url = f"http://127.0.0.1:{free_tcp_port()}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFILL_")}
+    env |= {
+        "PREFILL_REDIS_URL": redis.url,
+        "PREFILL_SECRET_KEYS": SECRET,
+        "PREFILL_PUBLIC_URL": url,
+        "PREFILL_DATA_DIR": str(tmp_path / "data"),
+    }
+    log = tmp_path / "service.log"
+    port = url.rsplit(":", 1)[1]
+    with log.open("wb") as out:
+        command = [sys.executable, "-m", "prefill.cli", "serve", "--port", port]
+        service = subprocess.Popen(command, env=env, stdout=out, stderr=out)
+    try:
+        wait_until_ready(url, service)
+        yield Run(url, env, redis, log)
+    finally:
+        service.terminate()  # SIGTERM: uvicorn's graceful shutdown, logged too
+        try:
+            service.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            service.kill()
+            service.wait()
+        redis.stop()
+
+
+def drive_every_surface(run: Run, http: httpx.Client) -> None:
+    run.cli("import", "examples", str(EXAMPLES))
+    key = run.cli(
+        "keys", "create", "log-test", "--scope", "read", "--scope", "consent", "--scope", "erase"
+    ).strip()
+    admin = {"Authorization": f"Bearer {key}"}
+    minted = run.cli(
+        "mint", "--campaign", CAMPAIGN_ID, stdin="customer_id\n" + "\n".join(MINTED) + "\n"
+    )
+    rows = list(csv.DictReader(io.StringIO(minted)))
+    assert [row["customer_id"] for row in rows] == list(MINTED)
+    url_columns = ("form_url", "card_url", "vcard_url", "unsubscribe_url")
+    run.secrets |= {key} | {row[c].split("?t=")[1] for row in rows for c in url_columns}
+
+    for row in rows:
+        token = row["form_url"].split("?t=")[1]
+        assert http.get(row["form_url"]).status_code == 200
+        for origin in (ALLOWED_ORIGIN, "https://elsewhere.example"):
+            http.get(API_PATH, params={"t": token}, headers={"Origin": origin})
+        assert http.get(row["card_url"]).status_code in (200, 404)
+        http.get(row["vcard_url"])
+        assert http.get(row["unsubscribe_url"]).status_code == 200
+    matti, bjorn, kadri, eero = rows
+
+    page = http.get(bjorn["form_url"])  # sets the CSRF cookie
+    hidden = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page.text))
+    posted = hidden | {"first_name": "Björn", "last_name": "Åkerlund", "phone": "+358405551003"}
+    posted |= {"email": "bjorn.akerlund@kvarken.example", "company": "Kvarkens Analys Ab"}
+    assert http.post(f"{FORM_PATH}/submit", data=posted).status_code == 303
+    no_csrf = {k: v for k, v in posted.items() if k != "_csrf_token"}
+    assert http.post(f"{FORM_PATH}/submit", data=no_csrf).status_code == 403
+    not_you = http.post(f"{FORM_PATH}/not-you", data={"t": kadri["form_url"].split("?t=")[1]})
+    assert not_you.status_code == 303
+    assert http.post(matti["unsubscribe_url"], data=ONE_CLICK).status_code == 200
+    forged = "eyJjIjoiY3VzdC0xMDAxIn0.forged.signature"
+    run.secrets.add(forged)
+    http.get(FORM_PATH, params={"t": forged})
+
+    customer = f"{ADMIN}/customers/cust-1001"
+    assert http.get(customer, headers=admin).status_code == 200
+    assert http.get(f"{customer}/consent", headers=admin).status_code == 200
+    change = {"purpose": "personalization", "action": "withdrawn", "note": "phone call"}
+    assert http.post(f"{customer}/consent", headers=admin, json=change).status_code == 201
+    assert http.get(f"{customer}/export", headers=admin).status_code == 200
+    assert http.delete(f"{ADMIN}/customers/cust-1002", headers=admin).status_code == 200
+    assert http.get(f"{ADMIN}/customers/cust-1006").status_code == 401  # no key
+
+    assert http.get("/metrics").status_code == 200
+    assert http.get("/schema/openapi.json").status_code == 200
+    assert http.get(f"{ADMIN}/customers/cust-9999", headers=admin).status_code == 404
+    assert http.get("/nothing/matti.korhonen@lampo.example").status_code == 404
+    assert http.delete(FORM_PATH).status_code == 405
+    oversize = ONE_CLICK | {"padding": "x" * 70_000}
+    assert http.post(eero["unsubscribe_url"], data=oversize).status_code == 413
+
+
+def printed(log: Path) -> list[dict[str, Any]]:
+    lines = log.read_text(encoding="utf-8").splitlines()
+    assert lines, "the service printed nothing"
+    records = []
+    for line in lines:
+        record = json.loads(line)  # every line, from every logger, is one JSON object
+        assert {"event", "level", "timestamp"} <= record.keys(), line
+        assert record["timestamp"].endswith("Z"), line
+        records.append(record)
+    return records
+
+
+def test_the_service_logs_json_lines_with_request_ids_and_nothing_personal(run: Run) -> None:
+    with httpx.Client(base_url=run.url, timeout=10) as http:
+        drive_every_surface(run, http)
+        supplied = http.get("/health/live", headers={"X-Request-ID": SUPPLIED_ID})
+        assert supplied.headers["X-Request-ID"] == SUPPLIED_ID
+        personal = http.get(
+            "/health/live", headers={"X-Request-ID": "matti.korhonen@lampo.example"}
+        )
+        replaced = personal.headers["X-Request-ID"]
+        assert re.fullmatch("[0-9a-f]{32}", replaced)
+        run.redis.stop()  # The service fails closed and logs why, within the request.
+        down = http.get(API_PATH, params={"t": "x"}, headers={"X-Request-ID": SUPPLIED_ID[::-1]})
+        assert down.status_code == 503
+    run.redis.start()  # for the fixture's teardown
+
+    records = printed(run.log)
+    requests = [r for r in records if r["event"] == "request"]
+    assert len(requests) >= 40  # every routed request; unrouted ones (404, 405) never reach it
+    assert all(re.fullmatch("[0-9a-f-]{16,64}", r["request_id"]) for r in requests)
+    assert {r["route"] for r in requests} >= {"/f/{form_id}", "/card", "/u", "/metrics"}
+    ids = [r["request_id"] for r in requests]
+    assert len(set(ids)) == len(ids), "each request gets its own id"
+    assert SUPPLIED_ID in ids
+    assert replaced in ids
+    during_outage = [r for r in records if r.get("request_id") == SUPPLIED_ID[::-1]]
+    assert [r["event"] for r in during_outage] == ["redis unavailable: ConnectionError", "request"]
+    assert {303, 401, 403, 404, 413, 503} <= {r["status"] for r in requests}
+
+    logged = run.log.read_text(encoding="utf-8")
+    decoded = "\n".join(json.dumps(r, ensure_ascii=False) for r in records)  # "P\u00e4ivi"
+    for text in (logged, decoded, *run.cli_errors):
+        for secret in example_values() | run.secrets:
+            assert secret not in text, f"{secret!r} leaked into a log"
+
+
+# -- the formatter's rules, in this process ---------------------------------------------------
+
+
+@pytest.fixture
+def json_logs() -> Iterator[io.StringIO]:
+    """configure_logging() into a buffer; the process's logging as it was, afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    stream = io.StringIO()
+    configure_logging(stream=stream)
+    try:
+        yield stream
+    finally:
+        logging.captureWarnings(False)
+        structlog.reset_defaults()
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
+def lines(stream: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_an_exception_is_logged_by_type_and_place_never_by_its_message(
+    json_logs: io.StringIO,
+) -> None:
+    try:
+        {"cust-1002": "known"}[UNSAFE_ID]
+    except KeyError:
+        logging.getLogger("prefill.test").exception("lookup failed")
+    [record] = lines(json_logs)
+    assert record["event"] == "lookup failed"
+    assert record["level"] == "error"
+    assert record["exception"] == "KeyError"
+    assert "test_an_exception_is_logged_by_type" in record["frames"][-1]
+    assert UNSAFE_ID not in json_logs.getvalue()
+
+
+def test_lines_carry_the_bound_request_id_and_only_the_admitted_extra_fields(
+    json_logs: io.StringIO,
+) -> None:
+    with bound_contextvars(request_id=SUPPLIED_ID):
+        logging.getLogger("prefill.test").warning("stdlib", extra={"email": UNSAFE_ID})
+        structlog.get_logger("prefill.test").info("structlog", route="/f/{form_id}")
+    logging.getLogger("prefill.test").info("after", extra={"status": 200})
+    first, second, third = lines(json_logs)
+    assert first["request_id"] == second["request_id"] == SUPPLIED_ID
+    assert "request_id" not in third
+    assert (second["logger"], second["route"], third["status"]) == (
+        "prefill.test",
+        "/f/{form_id}",
+        200,
+    )
+    assert UNSAFE_ID not in json_logs.getvalue()

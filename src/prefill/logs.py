@@ -1,0 +1,79 @@
+"""Process-wide logging: one JSON object per line, through structlog, for every logger.
+
+The service and its libraries (uvicorn, redis-py, Litestar) log through the standard library;
+structlog's ProcessorFormatter renders their records, and structlog's own loggers, the same way,
+with the request id bound for the current request. Only a fixed set of structured fields is
+admitted, and exceptions are reduced to their type and frames: an exception's message or a
+library's `extra` can carry a personal value, and a log line must never.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from typing import TextIO
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+STRUCTURED_FIELDS = ("method", "route", "status", "duration_ms")
+"""The `extra` fields a standard-library record may add to its line (the access log's)."""
+
+
+def exception_type_only(logger: WrappedLogger, name: str, event: EventDict) -> EventDict:
+    """Replace `exc_info` with the exception's type and where it was raised: no message, no
+    locals (a `KeyError` or a validation error names the value it choked on)."""
+    exc_info = event.pop("exc_info", None)
+    if exc_info is True:
+        exc_info = sys.exc_info()
+    if isinstance(exc_info, BaseException):
+        exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+    if isinstance(exc_info, tuple) and exc_info[0] is not None:
+        event["exception"] = exc_info[0].__name__
+        frames = traceback.extract_tb(exc_info[2])
+        event["frames"] = [f"{frame.filename}:{frame.lineno} {frame.name}" for frame in frames]
+    return event
+
+
+SHARED: list[Processor] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+    exception_type_only,
+]
+"""For structlog's loggers and the standard library's records alike."""
+
+
+def configure_logging(level: int = logging.INFO, stream: TextIO | None = None) -> None:
+    """JSON lines on `stream` (stderr) for every logger in the process. Call once, at start-up;
+    it replaces the root logger's handlers, so uvicorn must get `log_config=None`."""
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *SHARED,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.ExtraAdder(allow=STRUCTURED_FIELDS), *SHARED],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.JSONRenderer(),
+        ],
+    )
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for old in root.handlers[:]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "litestar"):
+        logging.getLogger(name).handlers.clear()  # Propagate to the root's JSON handler.
+        logging.getLogger(name).propagate = True
+    logging.captureWarnings(True)
