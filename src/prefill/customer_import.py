@@ -32,6 +32,8 @@ from prefill.consent import import_may_record
 from prefill.import_rows import Problem, Row, convert, csv_rows, ndjson_rows
 from prefill.models import (
     SUPPORTED_LOCALES,
+    AuditEntry,
+    AuditKind,
     ConsentAction,
     ConsentEvent,
     ConsentSource,
@@ -125,9 +127,10 @@ def customer_row(
     """One row as a normalised customer and its consent states, or what is wrong with it."""
     record: dict[str, Any] = {"attributes": {}}
     consents: dict[str, ConsentAction] = {}
-    for column, value in row.items():
+    for column, cell in row.items():
         if problem := column_problem(column, notice_versions):
             return Problem(line, problem)
+        value = cell.strip()
         if not value:
             continue
         if (purpose := _purpose_of(column)) is not None:
@@ -244,14 +247,25 @@ async def import_customers(
     dry_run: bool = False,
     batch_size: int = BATCH_SIZE,
     actor: str = "import",
+    source: str = "",
     on_problem: Callable[[Problem, str], None] = lambda problem, customer_id: None,
     on_change: Callable[[int, CustomerChange], None] = lambda line, change: None,
     on_batch: Callable[[ImportSummary], None] = lambda summary: None,
 ) -> ImportSummary:
     """Upsert the good rows batch by batch; report each bad row (`on_problem`, with the row's
     customer id if it has one) and each customer's outcome (`on_change`). With `dry_run`,
-    decide everything and write nothing."""
+    decide everything and write nothing. An import is an audited admin action."""
     contacts = set((await repository.load_catalog()).contacts)
+    if not dry_run:
+        await repository.record_audit(
+            AuditEntry(
+                kind=AuditKind.ADMIN,
+                at=time.time(),
+                action="customers.import",
+                actor=actor,
+                target=f"file:{source}" if source else "",
+            )
+        )
     run_id = secrets.token_hex(8)
     summary = ImportSummary()
     try:

@@ -274,4 +274,4 @@ async def import_parsed_customers(
         CustomerRow(line, customer, parsed.consents.get(customer.id, {}))
         for line, customer in enumerate(parsed.customers, 2)
     ]
-    return await import_customers(repository, rows, notice_versions)
+    return await import_customers(repository, rows, notice_versions, source="customers.csv")

@@ -168,21 +168,20 @@ async def consenting_segment(repository: Repository) -> AsyncIterator[Wanted]:
 async def _batches(
     wanted: AsyncIterator[Wanted | Problem] | Iterable[Wanted | Problem], size: int
 ) -> AsyncIterator[list[Wanted | Problem]]:
+    items = wanted if isinstance(wanted, AsyncIterator) else _async(wanted)
     batch: list[Wanted | Problem] = []
-    if isinstance(wanted, AsyncIterator):
-        async for item in wanted:
-            batch.append(item)
-            if len(batch) == size:
-                yield batch
-                batch = []
-    else:
-        for item in wanted:
-            batch.append(item)
-            if len(batch) == size:
-                yield batch
-                batch = []
+    async for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
     if batch:
         yield batch
+
+
+async def _async(items: Iterable[Wanted | Problem]) -> AsyncIterator[Wanted | Problem]:
+    for item in items:
+        yield item
 
 
 class Minter:
@@ -195,12 +194,14 @@ class Minter:
         campaign: Campaign,
         actor: str,
         consent_purpose: str = EMAIL_MARKETING,
+        batch_size: int = BATCH_SIZE,
     ) -> None:
         self._repo = repository
         self._links = links
         self._campaign = campaign
         self._actor = actor
         self._purpose = consent_purpose
+        self._batch_size = batch_size
         self._catalog = CatalogCache(repository)
 
     async def mint(
@@ -227,7 +228,7 @@ class Minter:
             )
         )
         try:
-            async for batch in _batches(wanted, BATCH_SIZE):
+            async for batch in _batches(wanted, self._batch_size):
                 rows += len(batch)
                 minted = await self._mint_batch(batch, run_id, write, on_skip, report)
                 if minted:
@@ -295,5 +296,7 @@ def mint_columns(input_columns: list[str]) -> list[str]:
 
 
 def output_row(wanted: Wanted, customer: Customer, links: dict[str, str]) -> dict[str, str]:
+    """The input's row with the links, and the merge fields as stored now: a stale address in
+    the input must not receive a customer's personal links."""
     merge = {name: str(getattr(customer, name)) for name in MERGE_COLUMNS}
-    return {"customer_id": customer.id} | merge | wanted.columns | links
+    return {"customer_id": customer.id} | wanted.columns | merge | links

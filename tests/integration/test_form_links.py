@@ -457,6 +457,7 @@ async def test_the_audit_stream_is_trimmed_by_age_not_by_count(
     from prefill.models import AuditEntry, AuditKind
 
     repository = Repository(redis_client, PSEUDONYMS, audit_retention_days=30)
+    await redis_client.delete("pf:{audit}:events")  # the examples' import is audited
     await redis_client.xadd("pf:{audit}:events", {"e": b"{}"}, id="1000-0")  # from 1970
     recent = AuditEntry(kind=AuditKind.DISCLOSURE, at=time.time(), customer_id="cust-1001")
     for _ in range(3):

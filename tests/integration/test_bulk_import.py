@@ -1,0 +1,202 @@
+"""`prefill import customers` against a real Redis: good rows kept, bad rows listed by line,
+values normalised, a second run changes nothing, a dry run writes nothing."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+from pathlib import Path
+
+import redis
+
+from prefill.repository import consent_log_key, customer_key
+from tests.helpers import run
+
+VERSIONS = (
+    "--notice-version",
+    "personalization=pz-2026-01",
+    "--notice-version",
+    "email_marketing=em-2026-01",
+)
+HEADER = (
+    "id,email,first_name,last_name,phone,company,job_title,locale,owner_id,"
+    "consent_personalization,consent_email_marketing,attr_segment\n"
+)
+
+
+def good_row(n: int) -> str:
+    consent = "granted" if n % 3 else "withdrawn"
+    return (
+        f"crm-{n:06d},First.Last{n}@Example.COM,First{n},Last{n},040 555 {n % 10000:04d},"
+        f"Company {n} Oy,Engineer,{'sv-FI' if n % 2 else 'fi'},aino-virtanen,{consent},granted,"
+        f"s{n % 5}\n"
+    )
+
+
+BROKEN = {
+    # line in the file -> (the row, what the report must say)
+    101: ("crm-bad1,not-an-email,A,B,,,,fi,,,,\n", "email: not a valid email address"),
+    202: ("crm-bad2,b@x.example,A,B,12,,,fi,,,,\n", "phone: not a valid phone number"),
+    303: ("crm-bad3,c@x.example,A,B,,,,de,,,,\n", "locale: not a supported language"),
+    404: ("crm-bad4,d@x.example,A,B,,,,fi,,maybe,,\n", "consent_personalization: expected"),
+    505: ("crm-bad5,e@x.example,A,B,,,,fi,,,,,surplus\n", "more values than columns"),
+    606: ("crm-000002,dup@x.example,A,B,,,,fi,,,,\n", "duplicate id (first on line 3)"),
+    707: ("bad id!,f@x.example,A,B,,,,fi,,,,\n", "id: use only letters"),
+}
+
+
+def export(path: Path, rows: int) -> Path:
+    """`rows` good rows with the BROKEN ones at their lines (line 1 is the header)."""
+    lines = [HEADER]
+    n = 0
+    while len(lines) < rows + len(BROKEN) + 1:
+        line = len(lines) + 1
+        if line in BROKEN:
+            lines.append(BROKEN[line][0])
+        else:
+            n += 1
+            lines.append(good_row(n))
+    path.write_text("".join(lines), encoding="utf-8")
+    return path
+
+
+def snapshot(redis_url: str) -> dict[bytes, bytes | None]:
+    """Every key's serialized value but the audit's (an import run is audited): equal snapshots
+    mean no data was written."""
+    with redis.Redis.from_url(redis_url) as client:
+        keys = sorted(k for k in client.scan_iter(count=1000) if not k.startswith(b"pf:{audit}"))
+        return {key: client.dump(key) for key in keys}
+
+
+def test_a_crm_export_keeps_its_good_rows_lists_its_bad_ones_and_imports_once(
+    env: dict[str, str], redis_url: str, tmp_path: Path
+) -> None:
+    assert run(env, "import", "examples")[0] == 0
+    source = export(tmp_path / "crm.csv", 1200)
+    report = tmp_path / "errors.csv"
+    code, out, err = run(
+        env, "import", "customers", str(source), *VERSIONS, "--errors", str(report)
+    )
+    assert code == 1
+    assert "crm.csv: 1,207 rows: 1,200 created, 0 updated, 0 unchanged, 7 bad" in out
+    assert "7 bad row(s) were skipped" in err
+    assert "import crm.csv 100% 1,207 rows" in err  # the progress line (not a terminal here)
+    for line, (_, reason) in BROKEN.items():
+        assert f"crm.csv: line {line}" in err
+        assert reason in err
+    with report.open(encoding="utf-8") as handle:
+        listed = list(csv.DictReader(handle))
+    assert [int(r["line"]) for r in listed] == sorted(BROKEN)
+    assert [r["customer_id"] for r in listed if r["line"] == "606"] == ["crm-000002"]
+    assert all(BROKEN[int(r["line"])][1] in r["reason"] for r in listed)
+
+    with redis.Redis.from_url(redis_url) as client:
+        assert client.exists(customer_key("crm-bad1")) == 0
+        record = json.loads(client.hget(customer_key("crm-000001"), "record") or b"")
+        assert record["email"] == "first.last1@example.com"
+        assert record["phone"] == "+358405550001"
+        assert record["locale"] == "sv"
+        assert record["attributes"] == {"segment": "s1"}
+        assert client.llen(consent_log_key("crm-000001")) == 2
+    before = snapshot(redis_url)
+
+    code, out, _ = run(env, "import", "customers", str(source), *VERSIONS, "--errors", str(report))
+    assert code == 1
+    assert "1,207 rows: 0 created, 0 updated, 1,200 unchanged, 7 bad; 0 consent changes" in out
+    assert snapshot(redis_url) == before
+    with redis.Redis.from_url(redis_url) as client:
+        audited = [fields[b"e"] for _, fields in client.xrange("pf:{audit}:events")]
+    imports = [e for e in audited if b'"target":"file:crm.csv"' in e]
+    assert len(imports) == 2
+    assert all(b'"action":"customers.import","actor":"cli:' in e for e in imports)
+
+
+def test_a_dry_run_says_what_would_change_and_writes_nothing(
+    env: dict[str, str], redis_url: str, tmp_path: Path
+) -> None:
+    assert run(env, "import", "examples")[0] == 0
+    changed = tmp_path / "changed.csv"
+    changed.write_text(
+        HEADER + "cust-1001,matti.korhonen@lampo.example,Matti,Korhonen,+358405551001,Uusi Oy,"
+        "Laboratorioinsinööri,fi,aino-virtanen,granted,withdrawn,\n" + good_row(1),
+        encoding="utf-8",
+    )
+    before = snapshot(redis_url)
+    code, out, err = run(env, "import", "customers", str(changed), *VERSIONS, "--dry-run")
+    assert code == 0, err
+    assert "line 2 (cust-1001): would be updated (company, attributes); consent: " in out
+    assert "email_marketing withdrawn" in out
+    assert "line 3 (crm-000001): would be created; consent: personalization granted" in out
+    assert "(dry run, nothing written): 2 rows: 1 would be created, 1 would be updated" in out
+    assert snapshot(redis_url) == before
+
+
+def test_ndjson_and_gzip_exports_import_the_same_way(
+    env: dict[str, str], redis_url: str, tmp_path: Path
+) -> None:
+    objects = [
+        {
+            "id": "nd-1",
+            "email": " ND1@Example.com ",
+            "first_name": "Ella",
+            "phone": "+46 70 123 45 67",
+            "locale": "SV",
+            "consents": {"personalization": "granted"},
+            "attributes": {"tier": "gold", "visits": 3},
+        },
+        {"id": "nd-2", "email": "nd2@example.com", "consent_email_marketing": "withdrawn"},
+        ["not", "an", "object"],
+        {"id": "nd-3", "email": "nd3@example.com", "nickname": "x"},
+    ]
+    text = "\n".join(json.dumps(o) for o in objects) + "\n\n{broken json\n"
+    source = tmp_path / "crm.ndjson.gz"
+    source.write_bytes(gzip.compress(text.encode()))
+    report = tmp_path / "errors.csv"
+    code, out, err = run(
+        env, "import", "customers", str(source), *VERSIONS, "--errors", str(report)
+    )
+    assert code == 1
+    assert "5 rows: 2 created, 0 updated, 0 unchanged, 3 bad; 2 consent changes" in out
+    assert "line 3: expected a JSON object" in err
+    assert "line 4: unknown column 'nickname'" in err
+    assert "line 6: not valid JSON" in err
+    with redis.Redis.from_url(redis_url) as client:
+        record = json.loads(client.hget(customer_key("nd-1"), "record") or b"")
+    assert (record["email"], record["phone"], record["locale"]) == (
+        "nd1@example.com",
+        "+46701234567",
+        "sv",
+    )
+    assert record["attributes"] == {"tier": "gold", "visits": "3"}
+
+
+def test_rows_that_are_not_utf8_are_bad_rows_not_the_end_of_the_file(
+    env: dict[str, str], redis_url: str, tmp_path: Path
+) -> None:
+    source = tmp_path / "latin1.csv"
+    source.write_bytes(
+        b"id,email,first_name\nc1,a@x.example,J\xe4rvi\nc2,b@x.example,Ok\n"  # \xe4: Latin-1
+    )
+    code, out, err = run(env, "import", "customers", str(source), "--errors", str(tmp_path / "e"))
+    assert code == 1
+    assert "line 2: not valid UTF-8" in err
+    assert "2 rows: 1 created" in out
+
+
+def test_a_header_that_cannot_work_imports_nothing(
+    env: dict[str, str], redis_url: str, tmp_path: Path
+) -> None:
+    source = tmp_path / "crm.csv"
+    source.write_text("id,mail\nc1,a@x.example\n", encoding="utf-8")
+    code, _, err = run(env, "import", "customers", str(source))
+    assert code == 1
+    assert "crm.csv: line 1: missing column(s): email" in err
+    assert "nothing was imported" in err
+    code, _, err = run(env, "import", "customers", str(tmp_path / "missing.csv"))
+    assert code == 2
+    assert "no such file" in err
+    code, _, err = run(env, "import", "customers", str(source), "--phone-region", "XX")
+    assert code == 2
+    assert "'XX' is not a country code" in err
+    assert snapshot(redis_url) == {}

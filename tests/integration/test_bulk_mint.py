@@ -1,0 +1,140 @@
+"""`prefill mint` against a real Redis: a CSV an email tool can merge, and a report of who was
+skipped and why."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from prefill.admin import Actor, AdminService
+from prefill.catalog import CatalogCache
+from prefill.links import LinkBuilder
+from prefill.minting import Minter, MintError, Wanted
+from prefill.models import CampaignState
+from prefill.repository import Repository
+from tests.helpers import CAMPAIGN_ID, run
+
+EMAIL_CONSENTING = {"cust-1001", "cust-1003", "cust-1005", "cust-1007"}
+"""The example customers who granted email_marketing (cust-1004 withdrew it)."""
+
+
+def rows_of(out: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(out)))
+
+
+def test_a_list_is_minted_with_merge_fields_and_every_skip_has_its_reason(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    assert run(env, "import", "examples")[0] == 0
+    assert run(env, "erase", "cust-1005", "--yes")[0] == 0
+    ids = ["cust-1001", "cust-1002", "nobody", "cust-1005", "cust-1001", "cust-1003", "bad id!"]
+    source = tmp_path / "list.csv"
+    # The list's own email column is stale: the stored address is the one links go to.
+    source.write_text(
+        "customer_id,email,segment\n" + "".join(f"{i},old@x.example,s\n" for i in ids),
+        encoding="utf-8",
+    )
+    skipped = tmp_path / "skipped.csv"
+    code, out, err = run(
+        env, "mint", "--campaign", CAMPAIGN_ID, "--input", str(source), "--skipped", str(skipped)
+    )
+    assert code == 0, err
+    rows = rows_of(out)
+    assert [r["customer_id"] for r in rows] == ["cust-1001", "cust-1003"]
+    assert list(rows[0]) == [
+        "customer_id",
+        "email",
+        "segment",
+        "first_name",
+        "last_name",
+        "locale",
+        "form_url",
+        "card_url",
+        "vcard_url",
+        "unsubscribe_url",
+        "list_unsubscribe",
+        "list_unsubscribe_post",
+    ]
+    assert (rows[0]["email"], rows[0]["first_name"], rows[1]["locale"]) == (
+        "matti.korhonen@lampo.example",
+        "Matti",
+        "sv",
+    )
+    assert rows[0]["segment"] == "s"
+    assert rows[0]["list_unsubscribe"] == f"<{rows[0]['unsubscribe_url']}>"
+    assert "minted 2 link set(s) for spring-summit-2027-invite, skipped 5" in err
+    for count_and_reason in (
+        "1 no consent",
+        "2 unknown customer id",
+        "1 erased",
+        "1 duplicate",
+    ):
+        assert f"  {count_and_reason}\n" in err
+    with skipped.open(encoding="utf-8") as handle:
+        listed = {(r["line"], r["customer_id"], r["reason"]) for r in csv.DictReader(handle)}
+    assert listed == {
+        ("3", "cust-1002", "no email_marketing consent"),
+        ("4", "nobody", "unknown customer id"),
+        ("5", "cust-1005", "erased"),
+        ("6", "cust-1001", "duplicate of line 2"),
+        ("8", "bad id!", "unknown customer id"),
+    }
+
+
+def test_the_consenting_segment_is_everyone_with_the_purpose(env: dict[str, str]) -> None:
+    assert run(env, "import", "examples")[0] == 0
+    code, out, err = run(env, "mint", "--campaign", CAMPAIGN_ID, "--all-consenting")
+    assert code == 0, err
+    assert {r["customer_id"] for r in rows_of(out)} == EMAIL_CONSENTING
+    assert "minted 4 link set(s) for spring-summit-2027-invite, skipped 3" in err
+    assert "  3 no consent\n" in err
+    code, out, err = run(
+        env,
+        "mint",
+        "--campaign",
+        CAMPAIGN_ID,
+        "--all-consenting",
+        "--consent-purpose",
+        "personalization",
+    )
+    assert code == 0, err
+    assert len(rows_of(out)) == 6  # all but Eero
+    code, _, err = run(env, "mint", "--campaign", CAMPAIGN_ID, "--all-consenting", "--input", "-")
+    assert code == 2
+    assert "not both" in err
+
+
+async def test_minting_counts_the_issued_links_in_the_funnel(
+    examples: None, repository: Repository, links: LinkBuilder
+) -> None:
+    admin = AdminService(repository, CatalogCache(repository), links, 1095)
+    result = await admin.mint(CAMPAIGN_ID, ["cust-1001", "cust-1002", "cust-1003"], Actor("t"))
+    assert [link.customer_id for link in result.links] == ["cust-1001", "cust-1003"]
+    assert [(s.customer_id, s.reason) for s in result.skipped] == [
+        ("cust-1002", "no email_marketing consent")
+    ]
+    (figures,) = await admin.funnels(CAMPAIGN_ID)
+    assert figures.issued == 2
+    (entry, *_) = await repository.audit_entries(count=1)
+    assert (entry.action, entry.target) == ("links.mint", f"campaign:{CAMPAIGN_ID}")
+
+
+async def test_a_campaign_revoked_while_minting_stops_the_mint(
+    examples: None, repository: Repository, links: LinkBuilder
+) -> None:
+    campaign = (await repository.load_catalog()).campaigns[CAMPAIGN_ID]
+    minter = Minter(repository, links, campaign, "test", batch_size=1)
+    written: list[str] = []
+
+    async def wanted() -> AsyncIterator[Wanted]:
+        yield Wanted(1, "cust-1001")
+        await repository.set_campaign_state(CAMPAIGN_ID, CampaignState.REVOKED)
+        yield Wanted(2, "cust-1003")
+
+    with pytest.raises(MintError, match="was revoked while minting; 1 link set"):
+        await minter.mint(wanted(), lambda _, customer, __: written.append(customer.id))
+    assert written == ["cust-1001"]
