@@ -38,6 +38,7 @@ from prefill.storage import EmbeddedRedis, connect, start_supervised
 from prefill.tokens import LinkSigner
 from prefill.web.admin import admin_router, only_admin_on_admin_port
 from prefill.web.api import api_router
+from prefill.web.dashboard import dashboard_router
 from prefill.web.deps import DEPENDENCIES
 from prefill.web.errors import EXCEPTION_HANDLERS
 from prefill.web.headers import add_privacy_headers
@@ -168,6 +169,7 @@ def create_app(settings: Settings) -> Litestar:
             static_router,
             widget_router,
             admin_router(),
+            dashboard_router,
             MetricsController,
         ],
         dependencies=DEPENDENCIES,

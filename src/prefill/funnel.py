@@ -164,8 +164,8 @@ def csv_rows(funnels: list[CampaignFunnel]) -> tuple[list[str], list[list[str | 
     ]
     rows: list[list[str | int]] = [
         [
-            f.campaign_id,
-            f.name,
+            spreadsheet_safe(f.campaign_id),
+            spreadsheet_safe(f.name),
             f.state,
             *(getattr(f, stage) for stage, _ in STAGE_LABELS),
             f.opens,
@@ -177,3 +177,8 @@ def csv_rows(funnels: list[CampaignFunnel]) -> tuple[list[str], list[list[str | 
         for f in funnels
     ]
     return header, rows
+
+
+def spreadsheet_safe(text: str) -> str:
+    """Text a spreadsheet shows as text: a leading = + - @ would make it a formula."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

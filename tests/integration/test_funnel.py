@@ -75,7 +75,7 @@ async def test_scanners_are_counted_by_signal_and_never_as_opens(
     await client.get(card.replace("/card?", "/card/vcard?"), headers={"User-Agent": "curl/8.5"})
     await client.get(url, headers={"User-Agent": ""})
     # A scanner that runs scripts reports like a browser does, under its own agent.
-    await report_seen(client, url, **{"User-Agent": "Mozilla/5.0 HeadlessChrome/140.0"})
+    await report_seen(client, url, **{"User-Agent": "Mozilla/5.0 (compatible; Safelinks)"})
     figures = await funnel_now(repository, links)
     assert figures.scanner_hits == {"head": 2, "agent": 4, "early": 0}
     assert (figures.loads, figures.opens, figures.opened, figures.prefilled) == (0, 0, 0, 0)

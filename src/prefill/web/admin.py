@@ -6,6 +6,10 @@ valid one, 403 without the scope) before the body is even read.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import csv
+import io
 import time
 from typing import Annotated, Any
 
@@ -48,6 +52,8 @@ from prefill.admin import (
 )
 from prefill.apikeys import ApiKey, Scope
 from prefill.consent import truncate_ip
+from prefill.funnel import CampaignFunnel
+from prefill.funnel import csv_rows as funnel_csv_rows
 from prefill.models import (
     AuditEntry,
     Campaign,
@@ -81,23 +87,44 @@ def provide_admin(state: State) -> AdminService:
     return admin
 
 
+def presented_key(authorization: str) -> str:
+    """The API key in an Authorization header: `Bearer <key>`, or for a browser's login prompt,
+    `Basic` with the key as the password (the user name is not used); "" if there is none."""
+    scheme, _, credentials = authorization.partition(" ")
+    if scheme.lower() == "bearer":
+        return credentials.strip()
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(credentials.strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return ""
+        return decoded.partition(":")[2].strip()
+    return ""
+
+
 async def require_scope(
     connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
 ) -> None:
-    """401 unless a valid key is presented as `Authorization: Bearer <key>`; 403 unless it
-    carries the route's scope. The key is kept on the request for the audit trail."""
-    scheme, _, presented = connection.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not presented.strip():
+    """401 unless a valid key is presented (see `presented_key`); 403 unless it carries the
+    route's scope. The key is kept on the request for the audit trail. Pages for a browser
+    (`opt["browser"]`) ask for the key with the browser's own login prompt."""
+    challenge = 'Basic realm="prefill admin", charset="UTF-8"'
+    if not handler.opt.get("browser"):
+        challenge = 'Bearer realm="prefill-admin"'
+    presented = presented_key(connection.headers.get("authorization", ""))
+    if not presented:
         raise NotAuthorizedException(
             detail="An API key is required: send 'Authorization: Bearer <key>'.",
-            headers={"WWW-Authenticate": 'Bearer realm="prefill-admin"'},
+            headers={"WWW-Authenticate": challenge},
         )
     admin: AdminService = connection.app.state.admin
-    key = await admin.authenticate(presented.strip())
+    key = await admin.authenticate(presented)
     if key is None:
+        if not handler.opt.get("browser"):
+            challenge += ', error="invalid_token"'
         raise NotAuthorizedException(
             detail="This API key is unknown or has been revoked.",
-            headers={"WWW-Authenticate": 'Bearer realm="prefill-admin", error="invalid_token"'},
+            headers={"WWW-Authenticate": challenge},
         )
     needed = Scope(handler.opt["scope"])
     if needed not in key.scopes:
@@ -365,6 +392,48 @@ async def read_audit(
     return await admin.audit(customer_id, since, until, limit)
 
 
+# -- the funnel -------------------------------------------------------------------------------
+
+CAMPAIGN_FILTER = Annotated[
+    str | None,
+    QueryParameter(description="Only this campaign (404 if there is none)", max_length=64),
+]
+
+
+@get(
+    "/funnel",
+    opt={"scope": Scope.READ},
+    summary="Each campaign's funnel",
+    description="Links issued, then distinct people who opened a link in a browser (a page "
+    "script ran), were shown the form prefilled, submitted it; unsubscribes through the "
+    "campaign's links; prefilled fields people corrected; and automated scanners' hits, "
+    "which never count as opens. Counters only: nothing personal.",
+)
+async def read_funnel(admin: AdminDep, campaign_id: CAMPAIGN_FILTER = None) -> list[CampaignFunnel]:
+    return await admin.funnels(campaign_id)
+
+
+@get(
+    "/funnel.csv",
+    opt={"scope": Scope.READ},
+    summary="Each campaign's funnel, as CSV",
+    description="The figures of `/funnel`, one row per campaign; a `corrected_<field>` column "
+    "per corrected field.",
+    media_type="text/csv",
+)
+async def read_funnel_csv(admin: AdminDep, campaign_id: CAMPAIGN_FILTER = None) -> Response[str]:
+    header, rows = funnel_csv_rows(await admin.funnels(campaign_id))
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return Response(
+        text.getvalue(),
+        media_type="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="funnel.csv"'},
+    )
+
+
 # -- forms, campaigns, contact persons ----------------------------------------------------------
 
 
@@ -520,6 +589,8 @@ ADMIN_HANDLERS = [
     read_consent,
     change_consent,
     read_audit,
+    read_funnel,
+    read_funnel_csv,
     list_forms,
     read_form,
     put_form,

@@ -1,0 +1,102 @@
+"""The funnel through the admin surfaces: the dashboard page (SVG drawn on the server), the JSON
+and the CSV, all behind the admin key."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import re
+
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from prefill.apikeys import Scope
+from prefill.links import LinkBuilder
+from prefill.repository import Repository
+from tests.helpers import API_PATH, CAMPAIGN_ID, form_link, key_headers, token_of
+
+Client = AsyncTestClient[Litestar]
+BROWSER = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0"}
+
+
+def basic(headers: dict[str, str]) -> dict[str, str]:
+    """The key as a browser's login prompt sends it: Basic, the key as the password."""
+    key = headers["Authorization"].removeprefix("Bearer ")
+    return {"Authorization": "Basic " + base64.b64encode(f"anyone:{key}".encode()).decode()}
+
+
+def bar_values(page: str) -> dict[str, int]:
+    return {k: int(v) for k, v in re.findall(r'data-key="([^"]+)" data-value="(\d+)"', page)}
+
+
+async def some_traffic(client: Client, repository: Repository, links: LinkBuilder) -> None:
+    """Two people open their links in a browser; scanners fetch, HEAD and preview them."""
+    for customer_id in ("cust-1001", "cust-1003"):
+        url = await form_link(repository, links, customer_id)
+        await client.head(url)
+        await client.get(url, headers={"User-Agent": "Barracuda Sentinel (EE)"})
+        await client.get(url, headers=BROWSER)
+        seen = await client.post(
+            "/seen",
+            data={"t": token_of(url)},
+            headers=BROWSER | {"Sec-Fetch-Site": "same-origin"},
+        )
+        assert seen.status_code == 204
+    widget = await form_link(repository, links, "cust-1005")
+    await client.get(
+        API_PATH,
+        params={"t": token_of(widget)},
+        headers=BROWSER | {"Origin": "http://127.0.0.1:8001"},
+    )
+
+
+async def test_the_dashboard_charts_only_browser_opens_as_opens(
+    client: Client, repository: Repository, links: LinkBuilder
+) -> None:
+    await some_traffic(client, repository, links)
+    headers = await key_headers(repository, Scope.READ)
+    page = await client.get("/admin/dashboard", headers=basic(headers))
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert "<svg" in page.text
+    assert "<script" not in page.text
+    values = bar_values(page.text)
+    assert values["opened"] == 3
+    assert values["prefilled"] == 3
+    assert values["scanner-head"] == 2
+    assert values["scanner-agent"] == 2
+    assert values["loads"] == 2
+    assert "Spring Summit 2027 invitation" in page.text
+
+
+async def test_the_dashboard_asks_a_browser_for_the_key(
+    client: Client, repository: Repository
+) -> None:
+    anonymous = await client.get("/admin/dashboard")
+    assert anonymous.status_code == 401
+    assert anonymous.headers["www-authenticate"].startswith('Basic realm="prefill admin"')
+    wrong = await client.get("/admin/dashboard", headers=basic({"Authorization": "Bearer x"}))
+    assert wrong.status_code == 401
+    not_read = basic(await key_headers(repository, Scope.CONSENT))
+    assert (await client.get("/admin/dashboard", headers=not_read)).status_code == 403
+    garbled = await client.get("/admin/dashboard", headers={"Authorization": "Basic %%%"})
+    assert garbled.status_code == 401
+
+
+async def test_the_same_figures_as_json_and_csv(
+    client: Client, repository: Repository, links: LinkBuilder
+) -> None:
+    await some_traffic(client, repository, links)
+    headers = await key_headers(repository, Scope.READ)
+    (figures,) = (await client.get("/admin/api/v1/funnel", headers=headers)).json()
+    assert figures["campaign_id"] == CAMPAIGN_ID
+    assert (figures["opened"], figures["prefilled"], figures["loads"]) == (3, 3, 2)
+    assert figures["scanner_hits"] == {"head": 2, "agent": 2, "early": 0}
+    answer = await client.get("/admin/api/v1/funnel.csv", headers=headers)
+    assert answer.headers["content-type"].startswith("text/csv")
+    (row,) = list(csv.DictReader(io.StringIO(answer.text)))
+    assert (row["campaign_id"], row["opened"], row["scanner_agent"]) == (CAMPAIGN_ID, "3", "2")
+    one = await client.get("/admin/api/v1/funnel", params={"campaign_id": "nope"}, headers=headers)
+    assert one.status_code == 404
+    assert (await client.get("/admin/api/v1/funnel.csv")).status_code == 401
