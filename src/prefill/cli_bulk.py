@@ -179,7 +179,7 @@ def import_customers_command(
                 dry_run=dry_run,
                 actor=cli_actor().name,
                 source=name,
-                on_problem=lambda p, customer_id: errors.add(p.line or 0, customer_id, p.reason),
+                on_problem=lambda p: errors.add(p.line or 0, p.key, p.reason),
                 on_change=changes.add,
                 on_batch=lambda done: progress.update(done.rows),
             )

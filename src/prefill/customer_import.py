@@ -125,6 +125,15 @@ def customer_row(
     phone_region: str = PHONE_REGION,
 ) -> CustomerRow | Problem:
     """One row as a normalised customer and its consent states, or what is wrong with it."""
+    parsed = _customer_row(line, row, notice_versions, phone_region)
+    if isinstance(parsed, Problem):
+        return msgspec.structs.replace(parsed, key=row.get("id", "").strip())
+    return parsed
+
+
+def _customer_row(
+    line: int, row: Row, notice_versions: Mapping[str, str] | None, phone_region: str
+) -> CustomerRow | Problem:
     record: dict[str, Any] = {"attributes": {}}
     consents: dict[str, ConsentAction] = {}
     for column, cell in row.items():
@@ -248,12 +257,12 @@ async def import_customers(
     batch_size: int = BATCH_SIZE,
     actor: str = "import",
     source: str = "",
-    on_problem: Callable[[Problem, str], None] = lambda problem, customer_id: None,
+    on_problem: Callable[[Problem], None] = lambda problem: None,
     on_change: Callable[[int, CustomerChange], None] = lambda line, change: None,
     on_batch: Callable[[ImportSummary], None] = lambda summary: None,
 ) -> ImportSummary:
-    """Upsert the good rows batch by batch; report each bad row (`on_problem`, with the row's
-    customer id if it has one) and each customer's outcome (`on_change`). With `dry_run`,
+    """Upsert the good rows batch by batch; report each bad row (`on_problem`) and each
+    customer's outcome (`on_change`). With `dry_run`,
     decide everything and write nothing. An import is an audited admin action."""
     contacts = set((await repository.load_catalog()).contacts)
     if not dry_run:
@@ -272,15 +281,15 @@ async def import_customers(
         for batch in _batches(rows, batch_size):
             good = [row for row in batch if isinstance(row, CustomerRow)]
             firsts = await repository.first_seen(run_id, [(r.customer.id, r.line) for r in good])
-            problems = [(row, "") for row in batch if isinstance(row, Problem)]
+            problems = [row for row in batch if isinstance(row, Problem)]
             problems += [
-                (Problem(r.line, f"duplicate id (first on line {firsts[r.line]})"), r.customer.id)
+                Problem(r.line, f"duplicate id (first on line {firsts[r.line]})", r.customer.id)
                 for r in good
                 if r.line in firsts
             ]
             good = [row for row in good if row.line not in firsts]
-            for problem, customer_id in sorted(problems, key=lambda p: p[0].line or 0):
-                on_problem(problem, customer_id)
+            for problem in sorted(problems, key=lambda p: p.line or 0):
+                on_problem(problem)
             changes = await repository.write_customer_batch(
                 [row.customer for row in good],
                 _decide(good, notice_versions, actor),

@@ -29,6 +29,8 @@ class Problem(msgspec.Struct, frozen=True):
     line: int | None
     """1-based line of the row in its file; None for a problem between files."""
     reason: str
+    key: str = ""
+    """The row's id, if it has one: what the person fixing the file looks for."""
 
     def __str__(self) -> str:
         return self.reason if self.line is None else f"line {self.line}: {self.reason}"

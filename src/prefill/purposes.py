@@ -92,6 +92,23 @@ PURPOSES: list[Purpose] = [
         needs_consent=False,
     ),
     Purpose(
+        id="campaign_statistics",
+        title="Campaign funnel statistics",
+        description="Count, per campaign, the links issued, opened by a person, shown "
+        "prefilled, submitted and unsubscribed, the prefilled fields people corrected, and "
+        "automated scanners' hits, for the marketing team's dashboard.",
+        legal_basis="Legitimate interest in measuring campaigns (GDPR Art. 6(1)(f)); only "
+        "aggregates are kept, never a list of who did what",
+        data_categories=[
+            "counters per campaign",
+            "per stage, a HyperLogLog of keyed pseudonyms of customer ids (an estimate of how "
+            "many, from which no one can be listed or recognised)",
+        ],
+        recipients=["the marketing team, through the admin dashboard and the admin API"],
+        retention="expires after the audit retention without activity",
+        needs_consent=False,
+    ),
+    Purpose(
         id="change_feed",
         title="Passing submissions and consent changes on",
         description="Publish each submission and consent change on a Redis Stream for the "
@@ -173,6 +190,22 @@ STORED: list[StoredData] = [
         holds="forms, campaigns, contact persons (staff) and their photos",
         personal=True,
         retention="staff data: until deleted through the admin API or replaced by an import",
+    ),
+    StoredData(
+        keys="pf:{funnel:<campaign>}:counts, pf:{funnel:<campaign>}:people:<stage>",
+        holds="a campaign's funnel: counters (links issued, loads, opens, prefilled, "
+        "submitted, unsubscribed, corrected fields, scanner hits) and, per stage, a "
+        "HyperLogLog of keyed pseudonyms that estimates how many distinct people reached it "
+        "and cannot list or recognise any of them",
+        personal=False,
+        retention="expires after the audit retention without activity",
+    ),
+    StoredData(
+        keys="pf:{import:<run>}:seen",
+        holds="while one import or mint runs: the customer ids it has seen and their line, to "
+        "catch a duplicate line",
+        personal=True,
+        retention="deleted when the run ends; expires after 24 hours if it is cut off",
     ),
     StoredData(
         keys="pf:{keys}:<key id>",

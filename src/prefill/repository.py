@@ -159,6 +159,25 @@ return {outcome, event}
 two retries of one request cannot both record, and nothing is recorded for an erased customer."""
 
 
+FIRST_SEEN_SCRIPT = """
+-- KEYS: a run's seen hash. ARGV: TTL, then id, line pairs. Returns line, first line pairs of
+-- the ids seen before.
+local repeated = {}
+for i = 2, #ARGV, 2 do
+  local first = redis.call('HGET', KEYS[1], ARGV[i])
+  if first then
+    repeated[#repeated + 1] = ARGV[i + 1]
+    repeated[#repeated + 1] = first
+  else
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  end
+end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return repeated
+"""
+"""A batch of a bulk run checks its ids in one command, not one per row."""
+
+
 def customer_key(customer_id: str) -> str:
     return f"{PREFIX}{{c:{customer_id}}}:customer"
 
@@ -405,6 +424,7 @@ class Repository:
         self._bump_generation = client.register_script(BUMP_GENERATION_SCRIPT)
         self._record_consent = client.register_script(RECORD_CONSENT_SCRIPT)
         self._record_audit = client.register_script(RECORD_AUDIT_SCRIPT)
+        self._first_seen = client.register_script(FIRST_SEEN_SCRIPT)
 
     # -- health -----------------------------------------------------------------------------
 
@@ -569,24 +589,29 @@ class Repository:
         """Record, consent state and tombstone of each customer, in one pipelined round trip.
         A record that no longer decodes is CorruptRecord."""
         ids = list(dict.fromkeys(customer_ids))
-        candidates = [self._pseudonyms.candidates(cid) for cid in ids]
+        if not ids:
+            return {}
+        candidates = [(cid, p) for cid in ids for p in self._pseudonyms.candidates(cid)]
         async with _unavailable_on_error():
             pipe = self._redis.pipeline(transaction=False)
-            for customer_id, pseudonyms in zip(ids, candidates, strict=True):
+            for customer_id in ids:
                 pipe.hgetall(customer_key(customer_id))
                 pipe.hgetall(consent_key(customer_id))
-                for pseudonym in pseudonyms:
-                    pipe.get(tombstone_key(pseudonym))
-            replies = iter(await pipe.execute())
+            # Tombstones share one hash tag: one MGET for the whole batch.
+            pipe.mget([tombstone_key(pseudonym) for _, pseudonym in candidates])
+            *replies, found = await pipe.execute()
+        tombstones: dict[str, bytes] = {}
+        for (customer_id, _), raw in zip(candidates, found, strict=True):
+            if raw is not None:
+                tombstones.setdefault(customer_id, raw)
         states: dict[str, CustomerState] = {}
-        for customer_id, pseudonyms in zip(ids, candidates, strict=True):
-            customer_fields, consent_fields = next(replies), next(replies)
-            found = [raw for raw in (next(replies) for _ in pseudonyms) if raw is not None]
+        for index, customer_id in enumerate(ids):
             try:
+                tombstone = tombstones.get(customer_id)
                 states[customer_id] = CustomerState(
-                    customer=_decode_customer(customer_fields),
-                    consents=_decode_consents(consent_fields),
-                    tombstone=_tombstone_decoder.decode(found[0]) if found else None,
+                    customer=_decode_customer(replies[2 * index]),
+                    consents=_decode_consents(replies[2 * index + 1]),
+                    tombstone=_tombstone_decoder.decode(tombstone) if tombstone else None,
                 )
             except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
                 raise CorruptRecord(customer_id) from exc
@@ -665,22 +690,32 @@ class Repository:
         changes: list[CustomerChange],
         write_unchanged: bool,
     ) -> bool:
-        """Queue the writes `changes` call for; False if there are none."""
+        """Queue the writes `changes` call for (a few commands per customer: bulk imports are
+        bound by them); False if there are none."""
         now = time.time()
         queued = False
         for customer, change in zip(customers, changes, strict=True):
-            key = customer_key(customer.id)
+            fields: dict[FieldT, EncodableT] = {}
+            if change.status == "created":
+                # An erased customer's old links must stay dead if the id comes back. (WATCH
+                # guarantees the record is still absent when this runs.)
+                floor = states[customer.id].tombstone
+                fields["generation"] = floor.generation_floor if floor else 0
             if change.status in ("created", "updated") or (
                 change.status == "unchanged" and write_unchanged
             ):
-                pipe.hset(key, mapping={"record": _encoder.encode(customer), "updated_at": now})
-                # An erased customer's old links must stay dead if the id comes back.
-                floor = states[customer.id].tombstone
-                pipe.hsetnx(key, "generation", floor.generation_floor if floor else 0)
-                queued = True
-            for event in change.consents:
-                self._queue_consent(pipe, customer.id, event)
-                pipe.hset(key, "updated_at", now)
+                fields["record"] = _encoder.encode(customer)
+            if change.consents:
+                encoded = [_encoder.encode(event) for event in change.consents]
+                pipe.rpush(consent_log_key(customer.id), *encoded)
+                pipe.hset(
+                    consent_key(customer.id),
+                    mapping={
+                        e.purpose: raw for e, raw in zip(change.consents, encoded, strict=True)
+                    },
+                )
+            if fields or change.consents:
+                pipe.hset(customer_key(customer.id), mapping=fields | {"updated_at": now})
                 queued = True
         return queued
 
@@ -692,12 +727,6 @@ class Repository:
         return None if generation is None else int(generation)
 
     # -- consent ----------------------------------------------------------------------------
-
-    @staticmethod
-    def _queue_consent(pipe: Pipeline, customer_id: str, event: ConsentEvent) -> None:
-        encoded = _encoder.encode(event)
-        pipe.rpush(consent_log_key(customer_id), encoded)
-        pipe.hset(consent_key(customer_id), event.purpose, encoded)
 
     async def current_consents(
         self, customer_ids: Iterable[str]
@@ -806,18 +835,15 @@ class Repository:
         """Remember each (id, line) of a run; for the lines whose id the run saw before, the
         line it was first seen on. Kept in Redis, so a run's memory stays constant however
         many ids it sees."""
-        key = run_seen_key(run_id)
+        if not rows:
+            return {}
+        args: list[EncodableT] = [RUN_RETENTION_SECONDS]
+        for customer_id, line in rows:
+            args += [customer_id, line]
         async with _unavailable_on_error():
-            pipe = self._redis.pipeline(transaction=False)
-            for customer_id, line in rows:
-                pipe.hsetnx(key, customer_id, line)
-            pipe.expire(key, RUN_RETENTION_SECONDS)
-            *fresh, _ = await pipe.execute()
-            repeated = [row for row, new in zip(rows, fresh, strict=True) if not new]
-            if not repeated:
-                return {}
-            firsts = await self._redis.hmget(key, [customer_id for customer_id, _ in repeated])
-        return {line: int(first or line) for (_, line), first in zip(repeated, firsts, strict=True)}
+            repeated = await self._first_seen(keys=[run_seen_key(run_id)], args=args)
+        pairs = iter(repeated)
+        return {int(line): int(first) for line, first in zip(pairs, pairs, strict=True)}
 
     async def end_run(self, run_id: str) -> None:
         async with _unavailable_on_error():

@@ -159,7 +159,7 @@ def test_ndjson_and_gzip_exports_import_the_same_way(
     assert code == 1
     assert "5 rows: 2 created, 0 updated, 0 unchanged, 3 bad; 2 consent changes" in out
     assert "line 3: expected a JSON object" in err
-    assert "line 4: unknown column 'nickname'" in err
+    assert "line 4 (nd-3): unknown column 'nickname'" in err
     assert "line 6: not valid JSON" in err
     with redis.Redis.from_url(redis_url) as client:
         record = json.loads(client.hget(customer_key("nd-1"), "record") or b"")

@@ -176,3 +176,15 @@ async def test_a_browser_that_sends_origin_null_can_submit(
     answer = await client.post(SUBMIT, data=posted, headers=headers, follow_redirects=False)
     assert answer.status_code == 303
     assert len(await feed(redis_client)) == 1
+
+
+async def test_a_submission_never_brings_back_a_customer_erased_meanwhile(
+    repository: Repository, examples: None
+) -> None:
+    """What `submit` writes when the link's customer was erased between reading and writing."""
+    customer = await repository.get_customer("cust-1001")
+    assert customer is not None
+    assert await repository.erase_customer("cust-1001") is not None
+    saved = await repository.save_customers([customer], lambda _: {}, only_existing=True)
+    assert saved.records == 0
+    assert await repository.get_customer("cust-1001") is None

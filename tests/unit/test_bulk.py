@@ -67,13 +67,16 @@ def test_values_are_normalised() -> None:
 
 def test_a_row_is_refused_with_the_field_and_never_its_value() -> None:
     bad = customer_row(3, {"id": "c1", "email": "a@x.example", "phone": "555-SECRET-1"})
-    assert bad == Problem(3, "phone: not a valid phone number (give it with a country code)")
+    assert bad == Problem(
+        3, "phone: not a valid phone number (give it with a country code)", key="c1"
+    )
     assert customer_row(
         4, {"id": "c1", "email": "a@x.example", "consent_personalization": "granted"}, {}
     ) == Problem(
         4,
         "consent_personalization: say which consent notice the customers agreed to, with "
         "--notice-version personalization=VERSION",
+        "c1",
     )
 
 
