@@ -21,11 +21,12 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from prefill.apikeys import Scope, create_key
 from prefill.imports import import_directory, parse_forms
 from prefill.links import LinkBuilder
 from prefill.repository import Repository
 from prefill.storage import connect, free_tcp_port
-from prefill.tokens import LinkClaims, LinkSigner
+from prefill.tokens import LinkClaims, LinkSigner, TokenPurpose
 from tests.conftest import EXAMPLES, PSEUDONYMS, SECRET
 from tests.helpers import CAMPAIGN_ID, FORM_ID
 
@@ -151,7 +152,8 @@ class ExampleSite:
         self.server = server
         self.url = server.url
         self._redis_url = redis_url
-        self._links = LinkBuilder(LinkSigner([SECRET], 365 * 86_400), server.url)
+        self._signer = LinkSigner([SECRET], 365 * 86_400)
+        self._links = LinkBuilder(self._signer, server.url)
 
     def load(self, allowed_origins: list[str]) -> None:
         async def load(repository: Repository) -> None:
@@ -171,6 +173,20 @@ class ExampleSite:
     def form_url(self, customer_id: str, form_id: str = FORM_ID) -> str:
         """The signed form link the customer's campaign email would carry."""
         return self._links.form_url(self.claims(customer_id), form_id)
+
+    def form_url_sent_earlier(self, customer_id: str, minutes: float = 10) -> str:
+        """A form link signed `minutes` ago: an email a person opens later, not a scanner
+        fetching it on delivery."""
+        token = self._signer.sign(
+            TokenPurpose.FORM, self.claims(customer_id), signed_at=time.time() - minutes * 60
+        )
+        return f"{self.url}/f/{FORM_ID}?t={token}"
+
+    def new_admin_key(self, *scopes: Scope) -> str:
+        """A new admin API key's secret."""
+        new = create_key("browser test", list(scopes))
+        with_repository(self._redis_url, lambda repo: repo.save_api_key(new.key))
+        return new.secret
 
     def form_token(self, customer_id: str) -> str:
         return urlsplit(self.form_url(customer_id)).query.removeprefix("t=")
