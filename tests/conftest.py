@@ -39,6 +39,15 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedR
 
 
 @pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    """A private server of the test's own, which it may stop, freeze or kill."""
+    server = EmbeddedRedis(tmp_path / "redis", port=free_tcp_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def redis_url(redis_server: EmbeddedRedis) -> str:
     """The session server, emptied for this test."""
     with redis.Redis.from_url(redis_server.url) as client:

@@ -745,7 +745,7 @@ class Repository:
         """Append to the audit stream and to the customer's own index of it, dropping entries
         older than the retention: by age, so no amount of new entries can push a recent one
         out. Exact trimming: cheap (only what expired is removed), and testable. `funnel`
-        counts go in the same round trip."""
+        counts are written at the same time."""
         keys = [AUDIT_STREAM]
         if entry.customer_id:
             keys.append(customer_audit_key(entry.customer_id))
@@ -758,10 +758,21 @@ class Repository:
             if funnel is None:
                 await self._record_audit(keys=keys, args=args)
                 return
+            # One round trip, so one fsync, for both: each write acknowledged costs one.
             pipe = self._redis.pipeline(transaction=False)
-            await self._record_audit(keys=keys, args=args, client=pipe)
+            pipe.evalsha(self._record_audit.sha, len(keys), *keys, *args)
             self._queue_funnel(pipe, funnel)
-            await pipe.execute()
+            audited, *counted = await pipe.execute(raise_on_error=False)
+            if isinstance(audited, redis.exceptions.NoScriptError):
+                # A restarted server lost the script; the call did nothing. The script object
+                # loads it and calls again. (Given to a pipeline, redis-py would ask the server
+                # for it before every use instead: a round trip more on every page load.)
+                await self._record_audit(keys=keys, args=args)
+            for reply in (audited, *counted):
+                if isinstance(reply, redis.exceptions.RedisError) and not isinstance(
+                    reply, redis.exceptions.NoScriptError
+                ):
+                    raise reply
 
     def _oldest_kept_id(self) -> str:
         return f"{int((time.time() - self._audit_retention_seconds) * 1000)}-0"

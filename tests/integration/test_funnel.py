@@ -12,10 +12,12 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
+from prefill import funnel
 from prefill.admin import AdminService
 from prefill.catalog import CatalogCache
 from prefill.funnel import CampaignFunnel
 from prefill.links import LinkBuilder
+from prefill.models import AuditEntry, AuditKind
 from prefill.repository import Repository
 from prefill.tokens import LinkSigner, TokenPurpose
 from tests.conftest import PUBLIC_URL, make_settings
@@ -219,3 +221,18 @@ async def test_the_funnel_keys_hold_no_id(
         assert b"cust-" not in raw
         assert await redis_client.ttl(key) > 0
     assert (await funnel_now(repository, links)).opened == 3
+
+
+async def test_a_server_that_lost_its_scripts_records_the_disclosure_once(
+    repository: Repository, links: LinkBuilder, redis_client: Redis, examples: None
+) -> None:
+    """The audit script and the funnel's counters share a round trip; a server restarted
+    without the script gets it loaded, and neither write happens twice."""
+    before = await redis_client.xlen("pf:{audit}:events")
+    await redis_client.script_flush()
+    entry = AuditEntry(kind=AuditKind.DISCLOSURE, at=time.time(), customer_id="cust-1001")
+    hit = funnel.hit(CAMPAIGN_ID, "cust-1001", None, script_ran=True, prefilled=True)
+    await repository.record_audit(entry, funnel=hit)
+    assert await redis_client.xlen("pf:{audit}:events") == before + 1
+    figures = await funnel_now(repository, links)
+    assert (figures.opens, figures.prefilled) == (1, 1)

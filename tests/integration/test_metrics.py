@@ -4,8 +4,7 @@ nothing personal. The registry is the process's, so tests compare before and aft
 from __future__ import annotations
 
 import csv
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 from litestar import Litestar
@@ -17,7 +16,7 @@ from prefill.app import create_app
 from prefill.imports import import_directory
 from prefill.links import LinkBuilder
 from prefill.repository import Repository
-from prefill.storage import EmbeddedRedis, connect, free_tcp_port
+from prefill.storage import EmbeddedRedis, connect
 from prefill.tokens import LinkSigner
 from tests.conftest import EXAMPLES, PSEUDONYMS, PUBLIC_URL, make_settings
 from tests.helpers import (
@@ -144,15 +143,6 @@ async def test_several_apps_in_one_process_share_the_metrics(redis_url: str) -> 
 
 
 # -- link resolutions by outcome --------------------------------------------------------------
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
-    """A server this test may stop, for the redis_unavailable outcome."""
-    server = EmbeddedRedis(tmp_path / "redis", port=free_tcp_port())
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

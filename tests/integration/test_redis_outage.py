@@ -8,7 +8,6 @@ import os
 import signal
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
 from typing import NamedTuple
 
 import pytest
@@ -23,7 +22,7 @@ from prefill.imports import import_directory
 from prefill.links import LinkBuilder
 from prefill.models import ConsentAction
 from prefill.repository import Repository
-from prefill.storage import EmbeddedRedis, connect, free_tcp_port
+from prefill.storage import EmbeddedRedis, connect
 from tests.conftest import EXAMPLES, PSEUDONYMS, PUBLIC_URL, make_settings
 from tests.helpers import (
     API_PATH,
@@ -45,14 +44,6 @@ class Outage(NamedTuple):
 
 
 PERSONAL = ("Matti", "Korhonen", "lampo.example", "Aino", "+358")
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
-    server = EmbeddedRedis(tmp_path / "redis", port=free_tcp_port())
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
