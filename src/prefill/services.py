@@ -400,14 +400,17 @@ class PrefillService:
         except LinkRefused as refused:
             if link is None and form_id is not None:
                 await self.require_form(form_id)  # Refreshes the catalog; 404s an unknown form.
-            hit = self._hit(refused.claims if link is None else link, channel, visitor, False)
-            await self._record_refusal(refused, link, channel, hit if count_hit else None)
+            # An expired link's claims are authentic (refused.claims), and it is old: not early.
+            claims = link.claims if link is not None else refused.claims
+            automation = self._automation(link, visitor) if link else visitor.automation
+            hit = _hit(claims, automation, channel, False) if count_hit else None
+            await self._record_refusal(refused, link, channel, hit)
             return None
         except StoreUnavailable:
             metrics.count_resolution(channel, metrics.REDIS_UNAVAILABLE)
             raise
         automation = self._automation(link, visitor)
-        hit = self._hit(link, channel, visitor, True) if count_hit else None
+        hit = _hit(link.claims, automation, channel, True) if count_hit else None
         return msgspec.structs.replace(admitted, automation=automation, hit=hit)
 
     async def _check(
@@ -441,34 +444,6 @@ class PrefillService:
 
     def _automation(self, link: VerifiedLink, visitor: Visitor) -> Automation | None:
         return link_automation(visitor.automation, link_age_seconds(link), self._scanner_window)
-
-    def _hit(
-        self,
-        source: VerifiedLink | LinkClaims | None,
-        channel: Channel,
-        visitor: Visitor,
-        admitted: bool,
-    ) -> FunnelUpdate | None:
-        """What a request for a link adds to its campaign's funnel: nothing without a valid
-        signature (the claims of a forged token name no campaign worth counting). The widget's
-        request is made by its script, so it is an open; a page's open is reported by the
-        page's own script (`page_seen`)."""
-        if source is None:
-            return None
-        claims = source.claims if isinstance(source, VerifiedLink) else source
-        automation = (
-            self._automation(source, visitor)
-            if isinstance(source, VerifiedLink)
-            else visitor.automation  # An expired link is old: never "early".
-        )
-        script_ran = channel is Channel.WIDGET
-        return funnel.hit(
-            claims.campaign_id,
-            claims.customer_id,
-            automation,
-            script_ran=script_ran,
-            prefilled=script_ran and admitted,
-        )
 
     async def _record_refusal(
         self,
@@ -557,6 +532,24 @@ class PrefillService:
         )
         with contextlib.suppress(StoreUnavailable):
             await self._repo.count_funnel(update)
+
+
+def _hit(
+    claims: LinkClaims | None, automation: Automation | None, channel: Channel, admitted: bool
+) -> FunnelUpdate | None:
+    """What a request for a link adds to its campaign's funnel: nothing without a valid
+    signature (a forged token names no campaign worth counting). The widget's request is made
+    by its script, so it is an open; a page's open is reported by its script (`page_seen`)."""
+    if claims is None:
+        return None
+    script_ran = channel is Channel.WIDGET
+    return funnel.hit(
+        claims.campaign_id,
+        claims.customer_id,
+        automation,
+        script_ran=script_ran,
+        prefilled=script_ran and admitted,
+    )
 
 
 def _prefill_purpose(form: Form | None) -> str:
