@@ -222,7 +222,8 @@ def print_demo_links(rows: list[tuple[str, str, list[str]]], server: EmbeddedRed
 
 @main.group(name="import")
 def import_group() -> None:
-    """Import records from files; a file with any bad row is rejected whole."""
+    """Import records from files. Customers: bad rows are listed and skipped, good ones kept;
+    contacts, forms and campaigns: a file with a bad row is rejected whole."""
 
 
 def _import(settings: Settings, action: Callable[[Repository], Awaitable[str]]) -> None:

@@ -8,10 +8,11 @@ and reason, on standard error and in a CSV report.
 from __future__ import annotations
 
 import csv
+import os
 import sys
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 import click
@@ -49,38 +50,69 @@ SHOWN = 20
 
 
 class LineReport:
-    """Lines that could not be done: the first few on standard error, all in a CSV file,
-    which is only created when there is something to put in it."""
+    """Lines that could not be done: the first few on standard error (line and reason: the
+    terminal, or a cron job's log, gets no id), all of them in a CSV file with the row's id,
+    created when there is something to put in it. A report left by an earlier run at the same
+    path is removed, so what is there always describes the last run."""
 
-    def __init__(self, path: Path | None, source: str, header: tuple[str, ...]) -> None:
+    def __init__(self, path: Path | None, source: str, lines: bool = True) -> None:
+        """`lines`: whether the items have lines to show (a segment's customers have none)."""
+        if path is not None and not _writable(path):
+            raise click.BadParameter(f"{path}: cannot write a report there")
         self.path = path
         self.count = 0
         self._source = source
-        self._header = header
+        self._lines = lines
         self._file: TextIO | None = None
-        self._writer: csv.DictWriter[str] | None = None
+        self._writer: Any = None
 
-    def add(self, line: int, customer_id: str, reason: str) -> None:
+    def add(self, line: int, key: str, reason: str) -> None:
         self.count += 1
-        if self.count <= SHOWN:
-            named = f" ({customer_id})" if customer_id else ""
-            click.echo(f"{self._source}: line {line}{named}: {reason}", err=True)
+        line = line if self._lines else 0
+        if line and self.count <= SHOWN:
+            click.echo(f"{self._source}: line {line}: {reason}", err=True)
         if self.path is None:
             return
         if self._writer is None:
             self._file = self.path.open("w", encoding="utf-8", newline="")
-            self._writer = csv.DictWriter(self._file, self._header, lineterminator="\n")
-            self._writer.writeheader()
-        self._writer.writerow(dict(zip(self._header, (line, customer_id, reason), strict=True)))
+            self._writer = csv.writer(self._file, lineterminator="\n")
+            self._writer.writerow(REPORT_COLUMNS)
+        self._writer.writerow([line or "", key, reason])
 
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
-        if self.count > SHOWN:
-            where = f": all of them are in {self.path}" if self.path else ""
-            click.echo(f"... and {self.count - SHOWN:,} more{where}", err=True)
+        elif self.path is not None and self.path.exists():
+            self.path.unlink()
+            click.echo(f"removed {self.path}, an earlier run's report", err=True)
+        shown = min(self.count, SHOWN)
+        if self.count > shown and self.path:
+            click.echo(f"... all {self.count:,} are listed in {self.path}", err=True)
         elif self.count and self.path:
             click.echo(f"listed in {self.path}", err=True)
+
+
+REPORT_COLUMNS = ("line", "customer_id", "reason")
+
+
+def _writable(path: Path) -> bool:
+    folder = path.parent if str(path.parent) else Path()
+    if path.exists():
+        return path.is_file() and os.access(path, os.W_OK)
+    return folder.is_dir() and os.access(folder, os.W_OK)
+
+
+UNREADABLE_INPUT = (OSError, EOFError)
+"""A file that cannot be read to its end: a broken or truncated .gz, a disk error. (EOFError
+must not reach click, which takes it for Ctrl-D and says only "Aborted!")."""
+
+
+def unreadable(name: str, exc: Exception, so_far: str) -> click.ClickException:
+    what = {
+        "BadGzipFile": "not a gzip file",
+        "EOFError": "cut off before its end",
+    }.get(type(exc).__name__, f"cannot be read ({type(exc).__name__})")
+    return click.ClickException(f"{name}: {what}; {so_far}")
 
 
 def parse_notice_versions(given: tuple[str, ...]) -> dict[str, str]:
@@ -163,9 +195,7 @@ def import_customers_command(
         raise click.BadParameter(f"{phone_region!r} is not a country code", param_hint="region")
     _require_file(file)
     name = "stdin" if file == "-" else Path(file).name
-    errors = LineReport(
-        errors_path or Path(f"{name}.errors.csv"), name, ("line", "customer_id", "reason")
-    )
+    errors = LineReport(errors_path or Path(f"{name}.errors.csv"), name)
     changes = ChangeList(dry_run)
     settings = load_settings(data_dir)
 
@@ -190,6 +220,8 @@ def import_customers_command(
         summary = run_with_repository(settings, action)
     except ImportRejected as exc:
         raise report_rejected(exc) from exc
+    except UNREADABLE_INPUT as exc:
+        raise unreadable(name, exc, "the rows read before it are imported") from exc
     finally:
         errors.close()
     changes.close()
@@ -304,7 +336,7 @@ def mint(
         LinkSigner(settings.secret_keys, settings.max_link_age_seconds), settings.public_url
     )
     label = "segment" if path is None else "stdin" if path == "-" else Path(path).name
-    skipped = LineReport(skipped_path, label, ("line", "customer_id", "reason"))
+    skipped = LineReport(skipped_path, label, lines=path is not None)
 
     async def action(repository: Repository) -> MintReport:
         campaign = await require_active_campaign(repository, campaign_id)
@@ -322,6 +354,8 @@ def mint(
         report = run_with_repository(settings, action)
     except MintError as exc:
         raise click.ClickException(str(exc)) from exc
+    except UNREADABLE_INPUT as exc:
+        raise unreadable(label, exc, "the links before it are written") from exc
     finally:
         skipped.close()
     click.echo(mint_summary_text(campaign_id, report), err=True)

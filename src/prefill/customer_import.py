@@ -21,6 +21,7 @@ consent_<purpose>, attr_<key>. NDJSON: one object per line with the same keys; `
 from __future__ import annotations
 
 import enum
+import re
 import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -31,6 +32,7 @@ import msgspec
 from prefill.consent import import_may_record
 from prefill.import_rows import Problem, Row, convert, csv_rows, ndjson_rows
 from prefill.models import (
+    ID_PATTERN,
     SUPPORTED_LOCALES,
     AuditEntry,
     AuditKind,
@@ -57,11 +59,15 @@ RECORD_COLUMNS = (
 CONSENT_PREFIXES = ("consent_", "consents.")
 ATTRIBUTE_PREFIXES = ("attr_", "attributes.")
 BATCH_SIZE = 500
+ID_RE = re.compile(ID_PATTERN)
 
 
 class ExportFormat(enum.StrEnum):
     CSV = "csv"
     NDJSON = "ndjson"
+
+
+UNREADABLE = "the stored record of this id no longer decodes: erase the customer, then import"
 
 
 class CustomerRow(msgspec.Struct, frozen=True):
@@ -127,7 +133,9 @@ def customer_row(
     """One row as a normalised customer and its consent states, or what is wrong with it."""
     parsed = _customer_row(line, row, notice_versions, phone_region)
     if isinstance(parsed, Problem):
-        return msgspec.structs.replace(parsed, key=row.get("id", "").strip())
+        key = row.get("id", "").strip()
+        # The id names the row in the report; a cell that is no id may hold anything.
+        return msgspec.structs.replace(parsed, key=key if ID_RE.fullmatch(key) else "")
     return parsed
 
 
@@ -262,47 +270,87 @@ async def import_customers(
     on_batch: Callable[[ImportSummary], None] = lambda summary: None,
 ) -> ImportSummary:
     """Upsert the good rows batch by batch; report each bad row (`on_problem`) and each
-    customer's outcome (`on_change`). With `dry_run`,
-    decide everything and write nothing. An import is an audited admin action."""
-    contacts = set((await repository.load_catalog()).contacts)
-    if not dry_run:
-        await repository.record_audit(
-            AuditEntry(
-                kind=AuditKind.ADMIN,
-                at=time.time(),
-                action="customers.import",
-                actor=actor,
-                target=f"file:{source}" if source else "",
-            )
-        )
-    run_id = secrets.token_hex(8)
-    summary = ImportSummary()
+    customer's outcome (`on_change`). With `dry_run`, decide everything and write nothing.
+    An import is an audited admin action, recorded once its header has been read."""
+    batch_import = _BatchImport(
+        repository,
+        notice_versions,
+        actor,
+        dry_run,
+        contacts=set((await repository.load_catalog()).contacts),
+        on_problem=on_problem,
+        on_change=on_change,
+    )
     try:
-        for batch in _batches(rows, batch_size):
-            good = [row for row in batch if isinstance(row, CustomerRow)]
-            firsts = await repository.first_seen(run_id, [(r.customer.id, r.line) for r in good])
-            problems = [row for row in batch if isinstance(row, Problem)]
-            problems += [
-                Problem(r.line, f"duplicate id (first on line {firsts[r.line]})", r.customer.id)
-                for r in good
-                if r.line in firsts
-            ]
-            good = [row for row in good if row.line not in firsts]
-            for problem in sorted(problems, key=lambda p: p.line or 0):
-                on_problem(problem)
-            changes = await repository.write_customer_batch(
-                [row.customer for row in good],
-                _decide(good, notice_versions, actor),
-                dry_run=dry_run,
-            )
-            for row, change in zip(good, changes, strict=True):
-                on_change(row.line, change)
-                summary.count(change)
-                owner = row.customer.owner_id
-                summary.unknown_owners += owner is not None and owner not in contacts
-            summary.rows += len(batch)
-            summary.bad += len(problems)
-            on_batch(summary)
+        for number, batch in enumerate(_batches(rows, batch_size)):
+            if number == 0 and not dry_run:
+                await _audit_import(repository, actor, source)
+            await batch_import.run(batch)
+            on_batch(batch_import.summary)
     finally:
-        await repository.end_run(run_id)
-    return summary
+        await repository.end_run(batch_import.run_id)
+    return batch_import.summary
+
+
+async def _audit_import(repository: Repository, actor: str, source: str) -> None:
+    await repository.record_audit(
+        AuditEntry(
+            kind=AuditKind.ADMIN,
+            at=time.time(),
+            action="customers.import",
+            actor=actor,
+            target=f"file:{source}" if source else "",
+        )
+    )
+
+
+class _BatchImport:
+    """One import run, a batch at a time; its summary so far."""
+
+    def __init__(
+        self,
+        repository: Repository,
+        notice_versions: Mapping[str, str],
+        actor: str,
+        dry_run: bool,
+        contacts: set[str],
+        on_problem: Callable[[Problem], None],
+        on_change: Callable[[int, CustomerChange], None],
+    ) -> None:
+        self._repo = repository
+        self._versions = notice_versions
+        self._actor = actor
+        self._dry_run = dry_run
+        self._contacts = contacts
+        self._on_problem = on_problem
+        self._on_change = on_change
+        self.run_id = secrets.token_hex(8)
+        self.summary = ImportSummary()
+
+    async def run(self, batch: list[CustomerRow | Problem]) -> None:
+        good = [row for row in batch if isinstance(row, CustomerRow)]
+        firsts = await self._repo.first_seen(self.run_id, [(r.customer.id, r.line) for r in good])
+        problems = [row for row in batch if isinstance(row, Problem)]
+        problems += [
+            Problem(r.line, f"duplicate id (first on line {firsts[r.line]})", r.customer.id)
+            for r in good
+            if r.line in firsts
+        ]
+        good = [row for row in good if row.line not in firsts]
+        changes = await self._repo.write_customer_batch(
+            [row.customer for row in good],
+            _decide(good, self._versions, self._actor),
+            dry_run=self._dry_run,
+        )
+        for row, change in zip(good, changes, strict=True):
+            if change.status == "unreadable":
+                problems.append(Problem(row.line, UNREADABLE, row.customer.id))
+                continue
+            self._on_change(row.line, change)
+            self.summary.count(change)
+            owner = row.customer.owner_id
+            self.summary.unknown_owners += owner is not None and owner not in self._contacts
+        for problem in sorted(problems, key=lambda p: p.line or 0):
+            self._on_problem(problem)
+        self.summary.rows += len(batch)
+        self.summary.bad += len(problems)

@@ -113,7 +113,14 @@ def csv_rows(
     except csv.Error as exc:
         raise ImportRejected(source, [Problem(1, f"not a CSV header: {exc}")]) from exc
     missing = required - set(header)
-    wrong = f"missing column(s): {', '.join(sorted(missing))}" if missing else check_header(header)
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    wrong = (
+        f"missing column(s): {', '.join(sorted(missing))}"
+        if missing
+        else f"column(s) named twice: {', '.join(repeated)}"
+        if repeated
+        else check_header(header)
+    )
     if wrong:
         raise ImportRejected(source, [Problem(1, wrong)])
     end = reader.line_num
@@ -130,7 +137,12 @@ def csv_rows(
         end = reader.line_num
         if not cells:
             continue  # a blank line
-        if len(cells) > len(header):
+        if end > start:
+            # No value of ours holds a line break: an unclosed quote ran on into the rows after.
+            yield start, Problem(
+                start, f"lines {start}-{end} read as one row: is a quote left open on line {start}?"
+            )
+        elif len(cells) > len(header):
             yield start, Problem(start, "more values than columns")
         elif any(_UNDECODABLE.search(cell) for cell in cells):
             yield start, Problem(start, NOT_UTF8)

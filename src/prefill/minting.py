@@ -64,6 +64,7 @@ class SkipReason(enum.StrEnum):
     ERASED = "erased"
     NO_CONSENT = "no consent"
     NO_CONTACT = "no contact person and no fallback"
+    UNREADABLE = "stored record unreadable"
     DUPLICATE = "duplicate"
     BAD_ROW = "bad row"
 
@@ -96,6 +97,8 @@ def skip_reason(
     state: CustomerState, campaign: Campaign, catalog: Catalog, consent_purpose: str
 ) -> SkipReason | None:
     """Why this customer gets no links for the campaign, if they don't."""
+    if state.unreadable:
+        return SkipReason.UNREADABLE
     if state.customer is None:
         return SkipReason.ERASED if state.tombstone is not None else SkipReason.UNKNOWN
     if consent_refusal(state.consents, consent_purpose) is not None:
@@ -264,15 +267,17 @@ class Minter:
                 report.skip(SkipReason.BAD_ROW)
                 on_skip(item.line or 0, "", f"{SkipReason.BAD_ROW}: {item.reason}")
                 continue
+            # The id names the line in the report; a cell that is no id may hold anything.
+            key = item.customer_id if _is_id(item.customer_id) else ""
             if item.line in firsts:
                 report.skip(SkipReason.DUPLICATE)
-                on_skip(item.line, item.customer_id, f"duplicate of line {firsts[item.line]}")
+                on_skip(item.line, key, f"duplicate of line {firsts[item.line]}")
                 continue
             state = states.get(item.customer_id, CustomerState(None, {}))
             reason = skip_reason(state, campaign, catalog, self._purpose)
             if reason is not None:
                 report.skip(reason)
-                on_skip(item.line, item.customer_id, self._explain(reason))
+                on_skip(item.line, key, self._explain(reason))
                 continue
             assert state.customer is not None  # skip_reason said so
             write(item, state.customer, personal_links(self._links, state.customer, campaign))

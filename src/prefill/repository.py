@@ -50,7 +50,7 @@ they had withdrawn, and it cannot be linked to the id without the service's secr
 
 The `generation` field is the authority for a customer's link counter; the copy inside `record`
 is ignored on read. Consent state is written together with its log entry in one MULTI, so the
-derived state never disagrees with the history (imports too: see `save_customers`).
+derived state never disagrees with the history (imports too: see `write_customer_batch`).
 """
 
 from __future__ import annotations
@@ -310,7 +310,8 @@ class CustomerChange(msgspec.Struct, frozen=True):
 
     customer_id: str
     status: str
-    """`created`, `updated`, `unchanged`, or `gone` (erased meanwhile: left out)."""
+    """`created`, `updated`, `unchanged`; `gone` (erased meanwhile) or `unreadable` (the stored
+    record no longer decodes): left out."""
     fields: list[str] = msgspec.field(default_factory=list)
     """The record's fields whose value changes (for `updated`)."""
     consents: list[ConsentEvent] = msgspec.field(default_factory=list)
@@ -324,6 +325,8 @@ class CustomerState(msgspec.Struct, frozen=True):
     customer: Customer | None
     consents: dict[str, ConsentEvent]
     tombstone: Tombstone | None = None
+    unreadable: bool = False
+    """The stored record or consent state no longer decodes (then `customer` is None)."""
 
 
 class CustomerPage(msgspec.Struct, frozen=True):
@@ -403,6 +406,9 @@ def _decide_batch(
     changes = []
     for customer in customers:
         stored = states[customer.id].customer
+        if states[customer.id].unreadable:
+            changes.append(CustomerChange(customer.id, "unreadable"))
+            continue
         if stored is None and only_existing:
             changes.append(CustomerChange(customer.id, "gone"))
             continue
@@ -587,7 +593,7 @@ class Repository:
 
     async def customer_states(self, customer_ids: Iterable[str]) -> dict[str, CustomerState]:
         """Record, consent state and tombstone of each customer, in one pipelined round trip.
-        A record that no longer decodes is CorruptRecord."""
+        A record that no longer decodes is said so (`unreadable`), for the caller to skip."""
         ids = list(dict.fromkeys(customer_ids))
         if not ids:
             return {}
@@ -599,22 +605,28 @@ class Repository:
                 pipe.hgetall(consent_key(customer_id))
             # Tombstones share one hash tag: one MGET for the whole batch.
             pipe.mget([tombstone_key(pseudonym) for _, pseudonym in candidates])
-            *replies, found = await pipe.execute()
+            *replies, found = await pipe.execute(raise_on_error=False)
+        if isinstance(found, Exception):
+            raise found  # Tombstones are everyone's: without them nothing can be decided.
         tombstones: dict[str, bytes] = {}
         for (customer_id, _), raw in zip(candidates, found, strict=True):
             if raw is not None:
                 tombstones.setdefault(customer_id, raw)
         states: dict[str, CustomerState] = {}
         for index, customer_id in enumerate(ids):
+            raw = tombstones.get(customer_id)
+            tombstone = _tombstone_decoder.decode(raw) if raw else None
             try:
-                tombstone = tombstones.get(customer_id)
+                customer_fields, consent_fields = replies[2 * index], replies[2 * index + 1]
+                if isinstance(customer_fields, Exception) or isinstance(consent_fields, Exception):
+                    raise ValueError("a key of the wrong type")
                 states[customer_id] = CustomerState(
-                    customer=_decode_customer(replies[2 * index]),
-                    consents=_decode_consents(replies[2 * index + 1]),
-                    tombstone=_tombstone_decoder.decode(tombstone) if tombstone else None,
+                    customer=_decode_customer(customer_fields),
+                    consents=_decode_consents(consent_fields),
+                    tombstone=tombstone,
                 )
-            except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
-                raise CorruptRecord(customer_id) from exc
+            except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
+                states[customer_id] = CustomerState(None, {}, tombstone, unreadable=True)
         return states
 
     async def save_customers(
@@ -635,6 +647,8 @@ class Repository:
                 only_existing=only_existing,
                 write_unchanged=True,
             )
+            if unreadable := [c.customer_id for c in changes if c.status == "unreadable"]:
+                raise CorruptRecord(unreadable[0])
             records += sum(c.status != "gone" for c in changes)
             events += sum(len(c.consents) for c in changes)
         return SavedCustomers(records, events)
@@ -659,6 +673,8 @@ class Repository:
         batch decide again, so it can never be written over. `dry_run` decides and writes
         nothing.
         """
+        if not customers:
+            return []  # (WATCH without keys is an error.)
         ids = [c.id for c in customers]
         async with _unavailable_on_error(), self._redis.pipeline(transaction=True) as pipe:
             while True:

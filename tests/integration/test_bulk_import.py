@@ -159,7 +159,7 @@ def test_ndjson_and_gzip_exports_import_the_same_way(
     assert code == 1
     assert "5 rows: 2 created, 0 updated, 0 unchanged, 3 bad; 2 consent changes" in out
     assert "line 3: expected a JSON object" in err
-    assert "line 4 (nd-3): unknown column 'nickname'" in err
+    assert "line 4: unknown column 'nickname'" in err
     assert "line 6: not valid JSON" in err
     with redis.Redis.from_url(redis_url) as client:
         record = json.loads(client.hget(customer_key("nd-1"), "record") or b"")
@@ -200,3 +200,60 @@ def test_a_header_that_cannot_work_imports_nothing(
     assert code == 2
     assert "'XX' is not a country code" in err
     assert snapshot(redis_url) == {}
+
+
+def test_a_batch_without_one_good_row_is_reported_and_the_import_goes_on(
+    env: dict[str, str], redis_url: str, tmp_path: Path
+) -> None:
+    source = tmp_path / "crm.csv"
+    bad = "".join(f"bad{n},not-an-email\n" for n in range(600))
+    source.write_text("id,email\n" + bad + "good1,g@x.example\n", encoding="utf-8")
+    report = tmp_path / "errors.csv"
+    code, out, err = run(env, "import", "customers", str(source), "--errors", str(report))
+    assert code == 1
+    assert "601 rows: 1 created, 0 updated, 0 unchanged, 600 bad" in out
+    assert "all 600 are listed in" in err
+    assert "bad1" not in err  # the terminal (or a cron log) gets lines and reasons, no ids
+    with report.open(encoding="utf-8") as handle:
+        assert len(list(csv.DictReader(handle))) == 600
+    # A clean run leaves no report of an earlier one behind.
+    source.write_text("id,email\ngood1,g@x.example\n", encoding="utf-8")
+    code, _, err = run(env, "import", "customers", str(source), "--errors", str(report))
+    assert code == 0, err
+    assert not report.exists()
+
+
+def test_a_record_that_no_longer_decodes_is_a_bad_row_not_a_crash(
+    env: dict[str, str], redis_url: str, tmp_path: Path
+) -> None:
+    with redis.Redis.from_url(redis_url) as client:
+        client.hset(customer_key("c1"), mapping={"record": b"{broken", "generation": 0})
+    source = tmp_path / "crm.csv"
+    source.write_text("id,email\nc1,a@x.example\nc2,b@x.example\n", encoding="utf-8")
+    code, out, err = run(env, "import", "customers", str(source), "--errors", str(tmp_path / "e"))
+    assert code == 1
+    assert "line 2: the stored record of this id no longer decodes" in err
+    assert "2 rows: 1 created, 0 updated, 0 unchanged, 1 bad" in out
+
+
+def test_files_that_cannot_be_read_or_written_get_a_clear_error(
+    env: dict[str, str], redis_url: str, tmp_path: Path
+) -> None:
+    source = tmp_path / "crm.csv"
+    source.write_text("id,email\nc1,a@x.example\n", encoding="utf-8")
+    nowhere = str(tmp_path / "no-such-folder" / "errors.csv")
+    code, _, err = run(env, "import", "customers", str(source), "--errors", nowhere)
+    assert code == 2
+    assert "cannot write a report there" in err
+    fake = tmp_path / "crm.csv.gz"
+    fake.write_text("id,email\nc1,a@x.example\n", encoding="utf-8")
+    code, _, err = run(env, "import", "customers", str(fake))
+    assert code == 1
+    assert "crm.csv.gz: not a gzip file" in err
+    whole = gzip.compress(("id,email\n" + "c1,a@x.example\n" * 1000).encode())
+    cut = tmp_path / "cut.csv.gz"
+    cut.write_bytes(whole[: len(whole) // 2])
+    code, _, err = run(env, "import", "customers", str(cut), "--errors", str(tmp_path / "e"))
+    assert code == 1
+    assert "cut.csv.gz: cut off before its end" in err
+    assert "Traceback" not in err

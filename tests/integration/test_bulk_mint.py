@@ -81,7 +81,7 @@ def test_a_list_is_minted_with_merge_fields_and_every_skip_has_its_reason(
         ("4", "nobody", "unknown customer id"),
         ("5", "cust-1005", "erased"),
         ("6", "cust-1001", "duplicate of line 2"),
-        ("8", "bad id!", "unknown customer id"),
+        ("8", "", "unknown customer id"),  # a cell that is no id is not echoed
     }
 
 

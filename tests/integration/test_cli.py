@@ -43,7 +43,7 @@ def test_import_examples_then_mint_links_that_open(env: dict[str, str], redis_ur
     assert rows[0]["unsubscribe_url"].startswith(f"{PUBLIC_URL}/u?t=")
     assert rows[0]["list_unsubscribe"] == f"<{rows[0]['unsubscribe_url']}>"
     assert rows[0]["list_unsubscribe_post"] == "List-Unsubscribe=One-Click"
-    assert "stdin: line 3 (nobody): unknown customer id" in err
+    assert "stdin: line 3: unknown customer id" in err
     assert "minted 2 link set(s) for spring-summit-2027-invite, skipped 1" in err
 
     with TestClient(app=create_app(make_settings(redis_url)), base_url=PUBLIC_URL) as client:

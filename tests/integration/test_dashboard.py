@@ -80,8 +80,34 @@ async def test_the_dashboard_asks_a_browser_for_the_key(
     assert wrong.status_code == 401
     not_read = basic(await key_headers(repository, Scope.CONSENT))
     assert (await client.get("/admin/dashboard", headers=not_read)).status_code == 403
-    garbled = await client.get("/admin/dashboard", headers={"Authorization": "Basic %%%"})
-    assert garbled.status_code == 401
+    for garbled in (
+        b"Basic %%%",
+        "Basic é".encode(),
+        b"Basic " + base64.b64encode(b"\xff:\xfe"),
+    ):
+        answer = await client.get("/admin/dashboard", headers={"Authorization": garbled})
+        assert answer.status_code == 401, garbled
+
+
+async def test_a_key_remembered_by_a_browser_cannot_change_anything(
+    client: Client, repository: Repository
+) -> None:
+    """A browser sends remembered Basic credentials with any request, a cross-site form's too:
+    only read-only pages take the key that way; every change wants it as a Bearer token."""
+    remembered = basic(await key_headers(repository, Scope.CONSENT, Scope.DATA, Scope.READ))
+    forged = await client.post(
+        "/admin/api/v1/customers/cust-1003/consent",
+        content=b'{"purpose": "email_marketing", "action": "withdrawn"}',
+        headers=remembered | {"Content-Type": "text/plain", "Sec-Fetch-Site": "cross-site"},
+    )
+    assert forged.status_code == 401
+    assert forged.headers["www-authenticate"].startswith("Bearer")
+    revoke = await client.post(f"/admin/api/v1/campaigns/{CAMPAIGN_ID}/revoke", headers=remembered)
+    assert revoke.status_code == 401
+    assert (
+        await client.get("/admin/api/v1/customers/cust-1003", headers=remembered)
+    ).status_code == 401
+    assert (await client.get("/admin/api/v1/funnel", headers=remembered)).status_code == 200
 
 
 async def test_the_same_figures_as_json_and_csv(

@@ -68,11 +68,20 @@ def test_every_bad_row_is_reported_with_its_line_and_nothing_is_returned() -> No
     )
 
 
-def test_a_quoted_multiline_cell_keeps_line_numbers_right() -> None:
-    text = HEADER + 'c1,a@x.example,"Multi\nline",fi,,,\n' + "c2,bad,B,fi,,,\n"
+def test_a_quote_left_open_is_reported_with_the_lines_it_swallowed() -> None:
+    text = (
+        HEADER
+        + 'c1,a@x.example,"Open quote,fi,,,\n'  # line 2
+        + "c2,b@x.example,B,fi,,,\n"  # line 3, read as part of line 2's value
+        + 'c3,c@x.example,C" ,fi,,,\n'  # line 4, where the quote closes
+        + "c4,bad,D,fi,,,\n"  # line 5
+    )
     with pytest.raises(ImportRejected) as exc:
         parse_customers(text)
-    assert problems(exc)[0].startswith("line 4:")
+    assert problems(exc) == [
+        "line 2: lines 2-4 read as one row: is a quote left open on line 2?",
+        "line 5: email: not a valid email address",
+    ]
 
 
 def test_missing_required_columns() -> None:

@@ -7,7 +7,6 @@ valid one, 403 without the scope) before the body is even read.
 from __future__ import annotations
 
 import base64
-import binascii
 import csv
 import io
 import time
@@ -87,16 +86,17 @@ def provide_admin(state: State) -> AdminService:
     return admin
 
 
-def presented_key(authorization: str) -> str:
-    """The API key in an Authorization header: `Bearer <key>`, or for a browser's login prompt,
-    `Basic` with the key as the password (the user name is not used); "" if there is none."""
+def presented_key(authorization: str, basic: bool) -> str:
+    """The API key in an Authorization header: `Bearer <key>`, or where `basic` (pages a person
+    opens in a browser), `Basic` with the key as the password (the user name is not used); ""
+    if there is none."""
     scheme, _, credentials = authorization.partition(" ")
     if scheme.lower() == "bearer":
         return credentials.strip()
-    if scheme.lower() == "basic":
+    if scheme.lower() == "basic" and basic:
         try:
             decoded = base64.b64decode(credentials.strip(), validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # not base64 (binascii.Error), not ASCII, not UTF-8
             return ""
         return decoded.partition(":")[2].strip()
     return ""
@@ -106,12 +106,17 @@ async def require_scope(
     connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
 ) -> None:
     """401 unless a valid key is presented (see `presented_key`); 403 unless it carries the
-    route's scope. The key is kept on the request for the audit trail. Pages for a browser
-    (`opt["browser"]`) ask for the key with the browser's own login prompt."""
+    route's scope. The key is kept on the request for the audit trail.
+
+    Read-only pages for a browser (`opt["browser"]`) ask for the key with the browser's own
+    login prompt. Nothing else takes a key that way: a browser sends remembered Basic
+    credentials with any request, a cross-site form's included, and the admin API's changes
+    have no CSRF token (a Bearer key is never sent by a browser on its own)."""
+    browser = bool(handler.opt.get("browser"))
     challenge = 'Basic realm="prefill admin", charset="UTF-8"'
-    if not handler.opt.get("browser"):
+    if not browser:
         challenge = 'Bearer realm="prefill-admin"'
-    presented = presented_key(connection.headers.get("authorization", ""))
+    presented = presented_key(connection.headers.get("authorization", ""), basic=browser)
     if not presented:
         raise NotAuthorizedException(
             detail="An API key is required: send 'Authorization: Bearer <key>'.",
@@ -120,7 +125,7 @@ async def require_scope(
     admin: AdminService = connection.app.state.admin
     key = await admin.authenticate(presented)
     if key is None:
-        if not handler.opt.get("browser"):
+        if not browser:
             challenge += ', error="invalid_token"'
         raise NotAuthorizedException(
             detail="This API key is unknown or has been revoked.",
@@ -402,7 +407,7 @@ CAMPAIGN_FILTER = Annotated[
 
 @get(
     "/funnel",
-    opt={"scope": Scope.READ},
+    opt={"scope": Scope.READ, "browser": True},  # The dashboard links here.
     summary="Each campaign's funnel",
     description="Links issued, then distinct people who opened a link in a browser (a page "
     "script ran), were shown the form prefilled, submitted it; unsubscribes through the "
@@ -415,7 +420,7 @@ async def read_funnel(admin: AdminDep, campaign_id: CAMPAIGN_FILTER = None) -> l
 
 @get(
     "/funnel.csv",
-    opt={"scope": Scope.READ},
+    opt={"scope": Scope.READ, "browser": True},
     summary="Each campaign's funnel, as CSV",
     description="The figures of `/funnel`, one row per campaign; a `corrected_<field>` column "
     "per corrected field.",
