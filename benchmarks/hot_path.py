@@ -84,7 +84,8 @@ async def run(iterations: int, data_dir: Path) -> None:
             return None
 
         # A person's page load: the funnel's counter goes in the audit write's round trip.
-        hit = funnel.hit(claims.campaign_id, "cust-1001", None, script_ran=False, prefilled=False)
+        person = funnel.Person("cust-1001", 45 * 86_400)
+        hit = funnel.hit(claims.campaign_id, person, None, script_ran=False, prefilled=False)
 
         async def audit_and_funnel() -> object:
             await repository.record_audit(entry, funnel=hit)

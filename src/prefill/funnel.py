@@ -4,10 +4,15 @@ Links issued -> opened by a person -> shown prefilled -> submitted -> unsubscrib
 prefilled fields people corrected and the hits of automated scanners, which are never opens.
 
 Everything is a counter per campaign; no id is stored. People are counted once per stage with a
-HyperLogLog of keyed pseudonyms (repository.py): it answers "how many", never "who", and is
-accurate to about 1% (exact for small numbers in practice). An open is counted only when a
-script ran in the person's browser: the hosted page's reporting script, or the widget's own
-request. A page fetched without that is a load, which scanners that do not look like one leave.
+HyperLogLog (repository.py) of keyed pseudonyms mixed with a salt of the campaign's own: it says
+"how many" (exactly for small numbers in practice, within about 1% at a million), never "who".
+While the salt lives, someone holding the service's keys and the data could still test whether
+one given person is among them; the salt expires once the campaign's links have (at most twice
+the link lifetime after the last mint), and from then on nobody can.
+
+An open is counted only when a script ran in the person's browser: the hosted page's reporting
+script, or the widget's own request. A page fetched without that is a load, which scanners
+that do not look like one leave.
 """
 
 from __future__ import annotations
@@ -36,12 +41,26 @@ class FunnelUpdate(msgspec.Struct, frozen=True):
     campaign_id: str
     counts: dict[str, int]
     people: dict[str, str] = msgspec.field(default_factory=dict)
-    """Stage -> the customer id to count once in it (pseudonymised before it is stored)."""
+    """Stage -> the customer id to count once in it (pseudonymised and salted when stored)."""
+    link_lifetime: int = 0
+    """The campaign's link lifetime (seconds), for updates that need its salt (people, links
+    issued): the salt lives at least this long from now."""
+
+
+class Person(msgspec.Struct, frozen=True):
+    """Who a link names, as far as the funnel may count them."""
+
+    customer_id: str
+    link_lifetime: int
+    """The campaign's link lifetime (seconds)."""
+    countable: bool = True
+    """False where the link is outside its campaign's life (expired, revoked) or names no
+    customer any more: its events count, but not as a distinct person."""
 
 
 def hit(
     campaign_id: str,
-    customer_id: str,
+    person: Person,
     automation: Automation | None,
     *,
     script_ran: bool,
@@ -58,19 +77,21 @@ def hit(
     return FunnelUpdate(
         campaign_id,
         dict.fromkeys(stages, 1),
-        dict.fromkeys(stages, customer_id),
+        dict.fromkeys(stages, person.customer_id) if person.countable else {},
+        person.link_lifetime,
     )
 
 
-def submission(campaign_id: str, customer_id: str, corrected: list[str]) -> FunnelUpdate:
+def submission(campaign_id: str, person: Person, corrected: list[str]) -> FunnelUpdate:
     """A form submitted through the campaign's link; `corrected` are the prefilled fields the
     person changed."""
     counts = {SUBMITTED: 1} | {CHANGED_PREFIX + name: 1 for name in corrected}
-    return FunnelUpdate(campaign_id, counts, {SUBMITTED: customer_id})
+    return FunnelUpdate(campaign_id, counts, {SUBMITTED: person.customer_id}, person.link_lifetime)
 
 
-def issued(campaign_id: str, link_sets: int) -> FunnelUpdate:
-    return FunnelUpdate(campaign_id, {ISSUED: link_sets})
+def issued(campaign_id: str, link_sets: int, link_lifetime: int) -> FunnelUpdate:
+    """Link sets minted; their links live `link_lifetime` seconds, and so must the salt."""
+    return FunnelUpdate(campaign_id, {ISSUED: link_sets}, link_lifetime=link_lifetime)
 
 
 def unsubscribed(campaign_id: str) -> FunnelUpdate:

@@ -139,8 +139,12 @@ def csv_rows(
             continue  # a blank line
         if end > start:
             # No value of ours holds a line break: an unclosed quote ran on into the rows after.
-            yield start, Problem(
-                start, f"lines {start}-{end} read as one row: is a quote left open on line {start}?"
+            yield (
+                start,
+                Problem(
+                    start,
+                    f"lines {start}-{end} read as one row: is a quote left open on line {start}?",
+                ),
             )
         elif len(cells) > len(header):
             yield start, Problem(start, "more values than columns")

@@ -235,7 +235,10 @@ class Minter:
                 rows += len(batch)
                 minted = await self._mint_batch(batch, run_id, write, on_skip, report)
                 if minted:
-                    await self._repo.count_funnel(funnel.issued(self._campaign.id, minted))
+                    lifetime = self._campaign.link_lifetime_seconds
+                    await self._repo.count_funnel(
+                        funnel.issued(self._campaign.id, minted, lifetime)
+                    )
                 on_batch(rows, report)
         finally:
             await self._repo.end_run(run_id)

@@ -23,7 +23,8 @@ customer's keys live in one slot and can change together in MULTI):
 | `pf:{audit}:refused:<day>` | hash  | `<channel>:<cause>` -> count of unsigned refusals   |
 | `pf:{health}:probe`       | string | written by readiness checks, expires after a minute |
 | `pf:{funnel:<cmp>}:counts` | hash  | a campaign's funnel counters (funnel.py)            |
-| `pf:{funnel:<cmp>}:people:<stage>` | HLL | distinct people in a stage, as pseudonyms       |
+| `pf:{funnel:<cmp>}:people:<stage>` | HLL | distinct people in a stage, salted pseudonyms   |
+| `pf:{funnel:<cmp>}:salt`  | string | the campaign's salt for them; expires with its links |
 | `pf:{import:<run>}:seen`  | hash   | customer id -> first line, while an import or mint runs |
 
 The audit stream holds disclosures and changes. Refused links are counted per UTC day instead
@@ -41,8 +42,10 @@ tombstones expire after the audit retention; funnel keys expire after the audit 
 without activity; an import's `seen` hash is deleted when it ends (and expires after a day).
 docs/record-of-processing.md lists it all.
 
-The funnel stores no id: counters, and HyperLogLogs of keyed pseudonyms that estimate how many
-distinct people reached a stage without being able to list or recognise them.
+The funnel stores no id: counters, and HyperLogLogs of keyed pseudonyms mixed with a campaign's
+salt, which estimate how many distinct people reached a stage and cannot list anyone. While the
+salt lives, the holder of the service's keys could test one given person; once it expires
+(with the campaign's links), nobody can.
 
 An erasure tombstone is keyed by a keyed HMAC of the customer id (pseudonyms.py): it outlives the
 customer so that a re-import neither revives the erased customer's links nor re-grants consent
@@ -56,15 +59,18 @@ derived state never disagrees with the history (imports too: see `write_customer
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from typing import cast
+from typing import NamedTuple, cast
 
 import msgspec
 import redis.exceptions
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.commands.core import AsyncScript
 from redis.typing import EncodableT, FieldT
 
 from prefill.apikeys import ApiKey
@@ -83,6 +89,8 @@ from prefill.models import (
     Form,
 )
 from prefill.pseudonyms import Pseudonymizer
+
+logger = logging.getLogger("prefill.repository")
 
 PREFIX = "pf:"
 CATALOG_VERSION = f"{PREFIX}{{catalog}}:version"
@@ -157,6 +165,38 @@ return {outcome, event}
 """
 """Check the request id, the customer and the current state, and append: one atomic step, so
 two retries of one request cannot both record, and nothing is recorded for an erased customer."""
+
+
+COUNT_FUNNEL_SCRIPT = """
+-- KEYS: a campaign's counters, its salt, then a HyperLogLog per stage a person is counted in
+-- ARGV: retention (s), the campaign's link lifetime (s; 0 leaves the salt alone), a new salt
+--       for when there is none, the number N of counters, N field/amount pairs, then one
+--       keyed pseudonym per HyperLogLog
+local n = tonumber(ARGV[4])
+for i = 0, n - 1 do
+  redis.call('HINCRBY', KEYS[1], ARGV[5 + 2 * i], ARGV[6 + 2 * i])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+local lifetime = tonumber(ARGV[2])
+if lifetime > 0 then
+  redis.call('SET', KEYS[2], ARGV[3], 'NX')
+  if redis.call('TTL', KEYS[2]) < lifetime then redis.call('EXPIRE', KEYS[2], lifetime) end
+  local salt = redis.call('GET', KEYS[2])
+  for k = 3, #KEYS do
+    redis.call('PFADD', KEYS[k], redis.sha1hex(salt .. ARGV[2 + 2 * n + k]))
+    redis.call('EXPIRE', KEYS[k], ARGV[1])
+  end
+end
+"""
+"""A funnel update in one command (its keys share the campaign's hash tag). People go into the
+HyperLogLogs salted: the salt outlives the campaign's links only as long as their lifetime, and
+without it, nobody can tell whether a given person was counted, keys or not."""
+
+
+class _ScriptCall(NamedTuple):
+    script: AsyncScript
+    keys: list[str]
+    args: list[EncodableT]
 
 
 FIRST_SEEN_SCRIPT = """
@@ -239,6 +279,10 @@ def funnel_counts_key(campaign_id: str) -> str:
 
 def funnel_people_key(campaign_id: str, stage: str) -> str:
     return f"{PREFIX}{{funnel:{campaign_id}}}:people:{stage}"
+
+
+def funnel_salt_key(campaign_id: str) -> str:
+    return f"{PREFIX}{{funnel:{campaign_id}}}:salt"
 
 
 def run_seen_key(run_id: str) -> str:
@@ -431,6 +475,7 @@ class Repository:
         self._record_consent = client.register_script(RECORD_CONSENT_SCRIPT)
         self._record_audit = client.register_script(RECORD_AUDIT_SCRIPT)
         self._first_seen = client.register_script(FIRST_SEEN_SCRIPT)
+        self._count_funnel = client.register_script(COUNT_FUNNEL_SCRIPT)
 
     # -- health -----------------------------------------------------------------------------
 
@@ -760,8 +805,8 @@ class Repository:
     async def record_audit(self, entry: AuditEntry, funnel: FunnelUpdate | None = None) -> None:
         """Append to the audit stream and to the customer's own index of it, dropping entries
         older than the retention: by age, so no amount of new entries can push a recent one
-        out. Exact trimming: cheap (only what expired is removed), and testable. `funnel`
-        counts are written at the same time."""
+        out. Exact trimming: cheap (only what expired is removed), and testable. The `funnel`
+        counters are written in the same round trip, best effort."""
         keys = [AUDIT_STREAM]
         if entry.customer_id:
             keys.append(customer_audit_key(entry.customer_id))
@@ -770,25 +815,7 @@ class Repository:
             self._oldest_kept_id(),
             self._audit_retention_seconds,
         ]
-        async with _unavailable_on_error():
-            if funnel is None:
-                await self._record_audit(keys=keys, args=args)
-                return
-            # One round trip, so one fsync, for both: each write acknowledged costs one.
-            pipe = self._redis.pipeline(transaction=False)
-            pipe.evalsha(self._record_audit.sha, len(keys), *keys, *args)
-            self._queue_funnel(pipe, funnel)
-            audited, *counted = await pipe.execute(raise_on_error=False)
-            if isinstance(audited, redis.exceptions.NoScriptError):
-                # A restarted server lost the script; the call did nothing. The script object
-                # loads it and calls again. (Given to a pipeline, redis-py would ask the server
-                # for it before every use instead: a round trip more on every page load.)
-                await self._record_audit(keys=keys, args=args)
-            for reply in (audited, *counted):
-                if isinstance(reply, redis.exceptions.RedisError) and not isinstance(
-                    reply, redis.exceptions.NoScriptError
-                ):
-                    raise reply
+        await self._in_one_trip([_ScriptCall(self._record_audit, keys, args)], funnel=funnel)
 
     def _oldest_kept_id(self) -> str:
         return f"{int((time.time() - self._audit_retention_seconds) * 1000)}-0"
@@ -803,39 +830,74 @@ class Repository:
     ) -> None:
         """Count a refused link per day: under its customer when the link was validly signed
         (so the count goes with the customer's data), else in the day's anonymous counts.
-        `funnel` counts go in the same round trip."""
+        The `funnel` counters are written in the same round trip, best effort."""
         key, field = (
             (customer_refusals_key(customer_id), f"{day}:{channel}:{cause}")
             if customer_id is not None
             else (refusal_counts_key(day), f"{channel}:{cause}")
         )
-        async with _unavailable_on_error():
-            pipe = self._redis.pipeline(transaction=False)
+
+        def count(pipe: Pipeline) -> None:
             pipe.hincrby(key, field, 1)
             pipe.expire(key, self._audit_retention_seconds)
-            if funnel is not None:
-                self._queue_funnel(pipe, funnel)
-            await pipe.execute()
+
+        await self._in_one_trip([], count, funnel)
 
     # -- the funnel -------------------------------------------------------------------------
 
-    def _queue_funnel(self, pipe: Pipeline, update: FunnelUpdate) -> None:
-        """Counters, and each person as a keyed pseudonym in the stage's HyperLogLog: it
-        counts distinct people without holding anything that names one."""
-        counts_key = funnel_counts_key(update.campaign_id)
+    def _funnel_call(self, update: FunnelUpdate) -> _ScriptCall:
+        """The counters, and each person as a keyed pseudonym salted with the campaign's own
+        salt in the stage's HyperLogLog (see COUNT_FUNNEL_SCRIPT)."""
+        people = update.people if update.link_lifetime > 0 else {}
+        keys = [funnel_counts_key(update.campaign_id), funnel_salt_key(update.campaign_id)]
+        keys += [funnel_people_key(update.campaign_id, stage) for stage in people]
+        args: list[EncodableT] = [
+            self._audit_retention_seconds,
+            update.link_lifetime,
+            secrets.token_hex(16),
+            len(update.counts),
+        ]
         for field, amount in update.counts.items():
-            pipe.hincrby(counts_key, field, amount)
-        pipe.expire(counts_key, self._audit_retention_seconds)
-        for stage, customer_id in update.people.items():
-            people_key = funnel_people_key(update.campaign_id, stage)
-            pipe.pfadd(people_key, self._pseudonyms.of(customer_id))
-            pipe.expire(people_key, self._audit_retention_seconds)
+            args += [field, amount]
+        args += [self._pseudonyms.of(customer_id) for customer_id in people.values()]
+        return _ScriptCall(self._count_funnel, keys, args)
 
     async def count_funnel(self, update: FunnelUpdate) -> None:
+        await self._in_one_trip([self._funnel_call(update)])
+
+    async def _in_one_trip(
+        self,
+        scripts: list[_ScriptCall],
+        commands: Callable[[Pipeline], None] = lambda _: None,
+        funnel: FunnelUpdate | None = None,
+    ) -> None:
+        """Writes in one round trip, so under one fsync (each acknowledged write costs one).
+
+        Scripts go by their SHA: given to a pipeline as scripts, redis-py would first ask the
+        server whether it has them, every time, a round trip more. A server that lost one (a
+        restart) answers NOSCRIPT without running it: it is loaded and called again. `funnel`
+        counters are best effort: a failure there is logged and the rest stands (and they are
+        not undone if the rest fails: a count more, never a disclosure)."""
+        calls = [*scripts, *([self._funnel_call(funnel)] if funnel else [])]
         async with _unavailable_on_error():
             pipe = self._redis.pipeline(transaction=False)
-            self._queue_funnel(pipe, update)
-            await pipe.execute()
+            for call in calls:
+                pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
+            commands(pipe)
+            replies = await pipe.execute(raise_on_error=False)
+            for call, reply in zip(calls, replies, strict=False):
+                try:
+                    if isinstance(reply, redis.exceptions.NoScriptError):
+                        await call.script(keys=call.keys, args=call.args)
+                    elif isinstance(reply, redis.exceptions.RedisError):
+                        raise reply
+                except redis.exceptions.RedisError as exc:
+                    if funnel is None or call is not calls[-1]:
+                        raise
+                    logger.warning("funnel not counted: %s", type(exc).__name__)
+            for reply in replies[len(calls) :]:
+                if isinstance(reply, redis.exceptions.RedisError):
+                    raise reply
 
     async def funnel_counters(
         self, campaign_ids: Iterable[str]

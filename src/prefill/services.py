@@ -185,7 +185,7 @@ class PrefillService:
                 else {}
             )
             corrected = [name for name in changed if name in shown]
-            hit = funnel.submission(campaign_id, after.id, corrected)
+            hit = funnel.submission(campaign_id, self._person(link.claims, True), corrected)
         await self._repo.record_audit(
             AuditEntry(
                 kind=AuditKind.SUBMISSION,
@@ -402,15 +402,22 @@ class PrefillService:
                 await self.require_form(form_id)  # Refreshes the catalog; 404s an unknown form.
             # An expired link's claims are authentic (refused.claims), and it is old: not early.
             claims = link.claims if link is not None else refused.claims
-            automation = self._automation(link, visitor) if link else visitor.automation
-            hit = _hit(claims, automation, channel, False) if count_hit else None
+            hit = None
+            # A site that may not embed the form is nobody's open.
+            if count_hit and claims and refused.cause is not RefusalCause.ORIGIN_NOT_ALLOWED:
+                person = self._person(claims, refused.cause in COUNTED_REFUSALS)
+                automation = self._automation(link, visitor) if link else visitor.automation
+                hit = _hit(claims.campaign_id, person, automation, channel, False)
             await self._record_refusal(refused, link, channel, hit)
             return None
         except StoreUnavailable:
             metrics.count_resolution(channel, metrics.REDIS_UNAVAILABLE)
             raise
         automation = self._automation(link, visitor)
-        hit = _hit(link.claims, automation, channel, True) if count_hit else None
+        person = self._person(link.claims, True)
+        hit = (
+            _hit(link.claims.campaign_id, person, automation, channel, True) if count_hit else None
+        )
         return msgspec.structs.replace(admitted, automation=automation, hit=hit)
 
     async def _check(
@@ -444,6 +451,14 @@ class PrefillService:
 
     def _automation(self, link: VerifiedLink, visitor: Visitor) -> Automation | None:
         return link_automation(visitor.automation, link_age_seconds(link), self._scanner_window)
+
+    def _person(self, claims: LinkClaims, countable: bool) -> funnel.Person:
+        """The link's customer for the funnel, with their campaign's link lifetime (from the
+        catalog the checks just read)."""
+        catalog = self._catalog.cached
+        campaign = catalog.campaigns.get(claims.campaign_id) if catalog else None
+        lifetime = campaign.link_lifetime_seconds if campaign else 0
+        return funnel.Person(claims.customer_id, lifetime, countable and lifetime > 0)
 
     async def _record_refusal(
         self,
@@ -500,20 +515,20 @@ class PrefillService:
         except LinkRefused:
             return
         automation = self._automation(link, visitor)
-        prefilled = False
+        countable = prefilled = False
         with contextlib.suppress(StoreUnavailable):
-            if automation is None and purpose is TokenPurpose.FORM:
+            if automation is None:
                 try:
                     await self._check(link, None, None)
-                except (LinkRefused, UnknownForm):
-                    pass
+                except LinkRefused as refused:
+                    countable = refused.cause in COUNTED_REFUSALS
                 else:
-                    prefilled = True
-            claims = link.claims
+                    countable, prefilled = True, purpose is TokenPurpose.FORM
+            person = self._person(link.claims, countable)
             await self._repo.count_funnel(
                 funnel.hit(
-                    claims.campaign_id,
-                    claims.customer_id,
+                    link.claims.campaign_id,
+                    person,
                     automation,
                     script_ran=True,
                     prefilled=prefilled,
@@ -527,28 +542,34 @@ class PrefillService:
             link = self._signer.verify(purpose, token)
         except LinkRefused:
             return
+        nobody = funnel.Person("", 0, countable=False)
         update = funnel.hit(
-            link.claims.campaign_id, "", Automation.HEAD, script_ran=False, prefilled=False
+            link.claims.campaign_id, nobody, Automation.HEAD, script_ran=False, prefilled=False
         )
         with contextlib.suppress(StoreUnavailable):
             await self._repo.count_funnel(update)
 
 
+COUNTED_REFUSALS = frozenset(
+    {RefusalCause.CONSENT_MISSING, RefusalCause.CONSENT_WITHDRAWN, RefusalCause.REVOKED_CUSTOMER}
+)
+"""Refused links whose customer still counts as a distinct person: the link is within its
+campaign's life and names a customer; they may just not see their data. (Others count as
+events only: an expired or revoked campaign's link, an erased customer's.)"""
+
+
 def _hit(
-    claims: LinkClaims | None, automation: Automation | None, channel: Channel, admitted: bool
-) -> FunnelUpdate | None:
-    """What a request for a link adds to its campaign's funnel: nothing without a valid
-    signature (a forged token names no campaign worth counting). The widget's request is made
+    campaign_id: str,
+    person: funnel.Person,
+    automation: Automation | None,
+    channel: Channel,
+    admitted: bool,
+) -> FunnelUpdate:
+    """What a request for a link adds to its campaign's funnel. The widget's request is made
     by its script, so it is an open; a page's open is reported by its script (`page_seen`)."""
-    if claims is None:
-        return None
     script_ran = channel is Channel.WIDGET
     return funnel.hit(
-        claims.campaign_id,
-        claims.customer_id,
-        automation,
-        script_ran=script_ran,
-        prefilled=script_ran and admitted,
+        campaign_id, person, automation, script_ran=script_ran, prefilled=script_ran and admitted
     )
 
 

@@ -85,7 +85,7 @@ async def test_the_dashboard_asks_a_browser_for_the_key(
         "Basic é".encode(),
         b"Basic " + base64.b64encode(b"\xff:\xfe"),
     ):
-        answer = await client.get("/admin/dashboard", headers={"Authorization": garbled})
+        answer = await client.get("/admin/dashboard", headers=[(b"authorization", garbled)])
         assert answer.status_code == 401, garbled
 
 

@@ -3,6 +3,7 @@ person's open is what their page's script reports, and nothing stored names anyo
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from collections.abc import AsyncIterator
@@ -20,7 +21,7 @@ from prefill.links import LinkBuilder
 from prefill.models import AuditEntry, AuditKind
 from prefill.repository import Repository
 from prefill.tokens import LinkSigner, TokenPurpose
-from tests.conftest import PUBLIC_URL, make_settings
+from tests.conftest import PSEUDONYMS, PUBLIC_URL, make_settings
 from tests.helpers import (
     API_PATH,
     CAMPAIGN_ID,
@@ -205,22 +206,38 @@ async def test_reports_with_bad_tokens_or_from_other_sites_count_nothing(
     assert (figures.opens, figures.loads, sum(figures.scanner_hits.values())) == (0, 0, 0)
 
 
-async def test_the_funnel_keys_hold_no_id(
+async def test_people_are_counted_salted_and_the_salt_goes_with_the_campaigns_links(
     client: Client, repository: Repository, links: LinkBuilder, redis_client: Redis
 ) -> None:
-    for customer_id in ("cust-1001", "cust-1003", "cust-1007"):
-        url = await form_link(repository, links, customer_id)
-        await client.get(url, headers=BROWSER)
-        await report_seen(client, url)
-    keys = [key async for key in redis_client.scan_iter(match="pf:{funnel:*")]
-    assert len(keys) == 3  # the counters, and the people who opened and were prefilled
-    for key in keys:
-        assert b"cust-" not in key
-        raw = await redis_client.dump(key)
-        assert raw is not None
-        assert b"cust-" not in raw
-        assert await redis_client.ttl(key) > 0
-    assert (await funnel_now(repository, links)).opened == 3
+    """Only counters and salted HyperLogLogs are kept. With the campaign's salt, someone with
+    the service's keys could test one person; without it (it expires with the campaign's
+    links), nobody can, and the same person is simply counted anew."""
+    url = await form_link(repository, links, "cust-1001")
+    await report_seen(client, url)
+    prefix = "pf:{funnel:spring-summit-2027-invite}"
+    assert sorted([key async for key in redis_client.scan_iter(match="pf:{funnel:*")]) == [
+        f"{prefix}:counts".encode(),
+        f"{prefix}:people:opened".encode(),
+        f"{prefix}:people:prefilled".encode(),
+        f"{prefix}:salt".encode(),
+    ]
+    counts = await redis_client.hgetall(f"{prefix}:counts")
+    assert set(counts) == {b"opened", b"prefilled"}
+    lifetime = 45 * 86_400  # the example campaign's link lifetime
+    assert lifetime - 5 < await redis_client.ttl(f"{prefix}:salt") <= lifetime
+    assert await redis_client.ttl(f"{prefix}:people:opened") > lifetime
+
+    pseudonym = PSEUDONYMS.of("cust-1001")
+    salt = await redis_client.get(f"{prefix}:salt")
+    assert salt is not None
+    salted = hashlib.sha1(salt + pseudonym.encode()).hexdigest()  # noqa: S324 (as Redis does)
+    await redis_client.copy(f"{prefix}:people:opened", "probe")
+    assert await redis_client.pfadd("probe", salted) == 0  # counted: with the salt, testable
+    assert await redis_client.pfadd("probe", pseudonym) == 1  # the pseudonym alone: not there
+
+    await redis_client.delete(f"{prefix}:salt")  # as when it expires
+    await report_seen(client, url)
+    assert (await funnel_now(repository, links)).opened == 2
 
 
 async def test_a_server_that_lost_its_scripts_records_the_disclosure_once(
@@ -231,8 +248,38 @@ async def test_a_server_that_lost_its_scripts_records_the_disclosure_once(
     before = await redis_client.xlen("pf:{audit}:events")
     await redis_client.script_flush()
     entry = AuditEntry(kind=AuditKind.DISCLOSURE, at=time.time(), customer_id="cust-1001")
-    hit = funnel.hit(CAMPAIGN_ID, "cust-1001", None, script_ran=True, prefilled=True)
+    person = funnel.Person("cust-1001", 45 * 86_400)
+    hit = funnel.hit(CAMPAIGN_ID, person, None, script_ran=True, prefilled=True)
     await repository.record_audit(entry, funnel=hit)
     assert await redis_client.xlen("pf:{audit}:events") == before + 1
     figures = await funnel_now(repository, links)
     assert (figures.opens, figures.prefilled) == (1, 1)
+
+
+async def test_links_outside_their_campaigns_life_are_events_not_people(
+    client: Client, repository: Repository, links: LinkBuilder
+) -> None:
+    erased = await form_link(repository, links, "cust-1003")
+    assert await repository.erase_customer("cust-1003") is not None
+    await report_seen(client, erased)
+    figures = await funnel_now(repository, links)
+    assert (figures.opens, figures.opened) == (1, 0)
+    # A site that may not embed the form adds nothing at all.
+    url = await form_link(repository, links, "cust-1001")
+    await client.get(
+        API_PATH, params={"t": token_of(url)}, headers=BROWSER | {"Origin": "https://evil.example"}
+    )
+    assert await funnel_now(repository, links) == figures
+
+
+async def test_a_funnel_that_cannot_count_does_not_fail_the_request(
+    client: Client, repository: Repository, links: LinkBuilder, redis_client: Redis
+) -> None:
+    await redis_client.set("pf:{funnel:spring-summit-2027-invite}:counts", "not a hash")
+    page = await client.get(await form_link(repository, links, "cust-1001"), headers=BROWSER)
+    assert page.status_code == 200
+    assert 'value="Matti"' in page.text
+    refused = await client.get(await form_link(repository, links, "cust-1007"), headers=BROWSER)
+    assert refused.status_code == 200
+    (entry, *_) = await repository.audit_entries(count=1)
+    assert (entry.kind, entry.customer_id) == ("disclosure", "cust-1001")
