@@ -35,6 +35,8 @@ class Scope(enum.StrEnum):
     """Erase a customer (GDPR Art. 17)."""
     KEYS = "keys"
     """Create, list and revoke API keys."""
+    METRICS = "metrics"
+    """Scrape /metrics: counts and latencies, nothing personal (a key for Prometheus)."""
 
 
 class ApiKey(msgspec.Struct, frozen=True, kw_only=True):

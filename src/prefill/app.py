@@ -28,7 +28,7 @@ from prefill.catalog import CatalogCache
 from prefill.consent import MASK
 from prefill.i18n import install_gettext, pick
 from prefill.links import LinkBuilder
-from prefill.metrics import HTTP_METRICS, MetricsController
+from prefill.metrics import HTTP_METRICS
 from prefill.pseudonyms import Pseudonymizer
 from prefill.qr import vcard_qr
 from prefill.repository import Repository, StoreUnavailable
@@ -43,6 +43,7 @@ from prefill.web.deps import DEPENDENCIES
 from prefill.web.errors import EXCEPTION_HANDLERS
 from prefill.web.headers import add_privacy_headers
 from prefill.web.health import health_router
+from prefill.web.metrics import MetricsController
 from prefill.web.openapi_structs import StrictStructSchemaPlugin
 from prefill.web.pages import pages_router
 from prefill.web.requests import RequestLogMiddleware

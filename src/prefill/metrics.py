@@ -1,5 +1,5 @@
 """Prometheus metrics: request latency by route, and how link resolutions end, by channel and
-cause; served at /metrics (on the admin port when there is one).
+cause; served at /metrics (web/metrics.py) to a key with the `metrics` scope.
 
 Labels take only values from fixed sets (route templates, channels, refusal causes), never an id,
 a token or any other value from a request, so a scrape can carry nothing personal and the series
@@ -8,7 +8,7 @@ stay few.
 
 from __future__ import annotations
 
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.plugins.prometheus import PrometheusConfig
 from prometheus_client import Counter
 
 from prefill.models import Channel
@@ -49,10 +49,3 @@ HTTP_METRICS = PrometheusConfig(
 )
 """Litestar's request count, latency histogram, in-progress gauge and 5xx count. The middleware
 keeps its metrics per name for the whole process, so every app built in it shares them."""
-
-
-class MetricsController(PrometheusController):
-    """GET /metrics in Prometheus's text format; not part of the API document."""
-
-    include_in_schema = False
-    opt = {NOT_MEASURED: True}  # noqa: RUF012 (Controller declares it; ClassVar would clash)

@@ -229,7 +229,7 @@ async def test_people_are_counted_salted_and_the_salt_goes_with_the_campaigns_li
 
     pseudonym = PSEUDONYMS.of("cust-1001")
     salt = await redis_client.get(f"{prefix}:salt")
-    assert salt is not None
+    assert isinstance(salt, bytes)
     salted = hashlib.sha1(salt + pseudonym.encode()).hexdigest()  # noqa: S324 (as Redis does)
     await redis_client.copy(f"{prefix}:people:opened", "probe")
     assert await redis_client.pfadd("probe", salted) == 0  # counted: with the salt, testable

@@ -107,7 +107,17 @@ def run(tmp_path: Path) -> Iterator[Run]:
 def drive_every_surface(run: Run, http: httpx.Client) -> None:
     run.cli("import", "examples", str(EXAMPLES))
     key = run.cli(
-        "keys", "create", "log-test", "--scope", "read", "--scope", "consent", "--scope", "erase"
+        "keys",
+        "create",
+        "log-test",
+        "--scope",
+        "read",
+        "--scope",
+        "consent",
+        "--scope",
+        "erase",
+        "--scope",
+        "metrics",
     ).strip()
     admin = {"Authorization": f"Bearer {key}"}
     minted = run.cli(
@@ -151,7 +161,7 @@ def drive_every_surface(run: Run, http: httpx.Client) -> None:
     assert http.delete(f"{ADMIN}/customers/cust-1002", headers=admin).status_code == 200
     assert http.get(f"{ADMIN}/customers/cust-1006").status_code == 401  # no key
 
-    assert http.get("/metrics").status_code == 200
+    assert http.get("/metrics", headers=admin).status_code == 200
     assert http.get("/schema/openapi.json").status_code == 200
     assert http.get(f"{ADMIN}/customers/cust-9999", headers=admin).status_code == 404
     assert http.get("/nothing/matti.korhonen@lampo.example").status_code == 404

@@ -37,8 +37,14 @@ ADMIN = "/admin/api/v1"
 ALLOWED_ORIGIN = "http://127.0.0.1:8001"  # examples/forms.json
 
 
-async def scrape(client: Client, base: str = "") -> str:
-    answer = await client.get(f"{base}/metrics")
+@pytest.fixture
+async def scraper(repository: Repository) -> dict[str, str]:
+    """What Prometheus sends: a key with the metrics scope."""
+    return await key_headers(repository, Scope.METRICS)
+
+
+async def scrape(client: Client, scraper: dict[str, str], base: str = "") -> str:
+    answer = await client.get(f"{base}/metrics", headers=scraper)
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/plain")
     return answer.text
@@ -64,22 +70,34 @@ def example_values() -> set[str]:
     return {row[f] for row in rows for f in fields if row[f]}
 
 
-async def test_metrics_are_served_on_the_main_port_without_an_admin_port(client: Client) -> None:
+async def test_metrics_need_a_key_with_the_metrics_scope(
+    client: Client, repository: Repository
+) -> None:
+    assert (await client.get("/metrics")).status_code == 401
+    reader = await key_headers(repository, Scope.READ)
+    assert (await client.get("/metrics", headers=reader)).status_code == 403
+
+
+async def test_metrics_are_served_on_the_main_port_without_an_admin_port(
+    client: Client, scraper: dict[str, str]
+) -> None:
     await client.get("/health/live")  # Request metrics exist from the first measured request.
-    text = await scrape(client)
+    text = await scrape(client, scraper)
     assert "prefill_requests_total" in text
     assert "prefill_request_duration_seconds_bucket" in text
     assert "prefill_link_resolutions_total" in text
 
 
 async def test_with_an_admin_port_only_the_admin_port_serves_metrics(
-    redis_url: str, examples: None
+    redis_url: str, examples: None, scraper: dict[str, str]
 ) -> None:
     app = create_app(make_settings(redis_url, admin_port=9444))
     async with AsyncTestClient(app=app, base_url=PUBLIC_URL) as client:
         assert (await client.get("/metrics")).status_code == 404
         await client.get("/health/live")
-        assert "prefill_requests_total" in await scrape(client, "http://testserver.local:9444")
+        assert "prefill_requests_total" in await scrape(
+            client, scraper, "http://testserver.local:9444"
+        )
 
 
 async def test_metrics_are_not_in_the_api_document(client: Client) -> None:
@@ -89,15 +107,15 @@ async def test_metrics_are_not_in_the_api_document(client: Client) -> None:
 
 
 async def test_request_latency_is_labelled_by_route_template_not_by_path(
-    client: Client, repository: Repository
+    client: Client, repository: Repository, scraper: dict[str, str]
 ) -> None:
     headers = await key_headers(repository, Scope.READ)
     template = f"{ADMIN}/customers/{{customer_id}}"
     labels = {"method": "GET", "path": template, "status_code": "200", "app_name": "prefill"}
-    before = samples(await scrape(client))
+    before = samples(await scrape(client, scraper))
     assert (await client.get(f"{ADMIN}/customers/cust-1002", headers=headers)).status_code == 200
     assert (await client.get(f"{ADMIN}/customers/cust-1003", headers=headers)).status_code == 200
-    after = samples(await scrape(client))
+    after = samples(await scrape(client, scraper))
     counted = value(after, "prefill_requests_total", **labels)
     assert counted - value(before, "prefill_requests_total", **labels) == 2
     timed = value(after, "prefill_request_duration_seconds_count", **labels)
@@ -106,7 +124,7 @@ async def test_request_latency_is_labelled_by_route_template_not_by_path(
 
 
 async def test_a_scrape_after_a_run_over_the_examples_holds_nothing_personal(
-    client: Client, repository: Repository, links: LinkBuilder
+    client: Client, repository: Repository, links: LinkBuilder, scraper: dict[str, str]
 ) -> None:
     headers = await key_headers(repository, Scope.READ, Scope.CONSENT)
     tokens: set[str] = set()
@@ -126,39 +144,48 @@ async def test_a_scrape_after_a_run_over_the_examples_holds_nothing_personal(
         await client.get(f"{ADMIN}/customers/{customer_id}/consent", headers=headers)
     await client.get(f"{ADMIN}/customers/cust-9999", headers=headers)  # 404
     await client.get(f"{FORM_PATH}?t=forged.token.value")
-    text = await scrape(client)
+    text = await scrape(client, scraper)
     for secret in example_values() | tokens | {headers["Authorization"].removeprefix("Bearer ")}:
         assert secret not in text, f"{secret!r} is in the scrape"
 
 
-async def test_several_apps_in_one_process_share_the_metrics(redis_url: str) -> None:
+async def test_several_apps_in_one_process_share_the_metrics(
+    redis_url: str, scraper: dict[str, str]
+) -> None:
     """Tests and benchmarks build many apps; the metrics are registered once, not per app."""
     labels = {"method": "GET", "path": "/health/live", "status_code": "200", "app_name": "prefill"}
     counts = []
     for _ in range(3):
         async with AsyncTestClient(app=create_app(make_settings(redis_url))) as client:
             assert (await client.get("/health/live")).status_code == 200
-            counts.append(value(samples(await scrape(client)), "prefill_requests_total", **labels))
+            counts.append(
+                value(samples(await scrape(client, scraper)), "prefill_requests_total", **labels)
+            )
     assert counts[1] - counts[0] == counts[2] - counts[1] == 1
 
 
 # -- link resolutions by outcome --------------------------------------------------------------
 
 
+Scraping = tuple[Client, Repository, dict[str, str]]
+
+
 @pytest.fixture
-async def own_client(own_redis: EmbeddedRedis) -> AsyncIterator[tuple[Client, Repository]]:
+async def own_client(own_redis: EmbeddedRedis) -> AsyncIterator[Scraping]:
+    """An app on a Redis the test may stop, its repository, and a key to scrape with."""
     redis_client = connect(own_redis.url, timeout_seconds=1, retries=0)
     repository = Repository(redis_client, PSEUDONYMS)
     await import_directory(repository, EXAMPLES)
+    scraper = await key_headers(repository, Scope.METRICS)
     async with AsyncTestClient(app=create_app(make_settings(own_redis.url))) as client:
-        yield client, repository
+        yield client, repository, scraper
     await redis_client.aclose()
 
 
 async def test_every_resolution_is_counted_by_channel_and_outcome(
-    own_client: tuple[Client, Repository], own_redis: EmbeddedRedis
+    own_client: Scraping, own_redis: EmbeddedRedis
 ) -> None:
-    client, repository = own_client
+    client, repository, scraper = own_client
     settings = make_settings(own_redis.url)
     links = LinkBuilder(
         LinkSigner(settings.secret_keys, settings.max_link_age_seconds), settings.public_url
@@ -168,7 +195,7 @@ async def test_every_resolution_is_counted_by_channel_and_outcome(
     valid = await form_link(repository, links, "cust-1001")
     no_consent = await form_link(repository, links, "cust-1007")  # no personalization consent
     card = await card_link(repository, links, "cust-1001")
-    before = samples(await scrape(client))
+    before = samples(await scrape(client, scraper))
 
     assert "Matti" in (await client.get(valid)).text
     await client.get(forged)
@@ -179,7 +206,7 @@ async def test_every_resolution_is_counted_by_channel_and_outcome(
     own_redis.stop()
     assert (await client.get(valid)).status_code == 503
     own_redis.start()  # The scrape needs no Redis, but the fixture's teardown does.
-    after = samples(await scrape(client))
+    after = samples(await scrape(client, scraper))
 
     def counted(channel: str, outcome: str) -> float:
         labels = {"channel": channel, "outcome": outcome}
