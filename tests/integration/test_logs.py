@@ -58,7 +58,7 @@ class Run:
     cli_errors: list[str] = field(default_factory=list)
     """What the CLI commands printed on stderr."""
 
-    def cli(self, *args: str, stdin: str = "") -> str:
+    def cli(self, *args: str, stdin: str = "", exit_code: int = 0) -> str:
         """`prefill <args>` as its own process; its stdout."""
         done = subprocess.run(
             [sys.executable, "-m", "prefill.cli", *args],
@@ -70,7 +70,7 @@ class Run:
             check=False,
         )
         self.cli_errors.append(done.stderr)
-        assert done.returncode == 0, done.stderr
+        assert done.returncode == exit_code, done.stderr
         return done.stdout
 
 
@@ -128,9 +128,22 @@ def drive_every_surface(run: Run, http: httpx.Client) -> None:
     url_columns = ("form_url", "card_url", "vcard_url", "unsubscribe_url")
     run.secrets |= {key} | {row[c].split("?t=")[1] for row in rows for c in url_columns}
 
+    run.cli("mint", "--campaign", CAMPAIGN_ID, "--all-consenting")
+    # A CRM export whose bad rows are this data's own customers: reported by line, not by id.
+    export = run.log.with_name("crm.csv")
+    good = (EXAMPLES / "customers.csv").read_text(encoding="utf-8").splitlines()
+    bad = [good[1].replace(",fi,", ",de,"), good[2].replace("@", " at ")]
+    export.write_text("\n".join([good[0], *bad, *good[3:]]) + "\n", encoding="utf-8")
+    versions = ["--notice-version", "personalization=pz-1", "--notice-version", "email_marketing=e"]
+    errors = ["--errors", str(run.log.with_name("errors.csv"))]
+    run.cli("import", "customers", str(export), *versions, *errors, exit_code=1)
+
     for row in rows:
         token = row["form_url"].split("?t=")[1]
+        assert http.head(row["form_url"]).status_code == 200
         assert http.get(row["form_url"]).status_code == 200
+        seen = {"User-Agent": "Mozilla/5.0 Firefox/140", "Sec-Fetch-Site": "same-origin"}
+        assert http.post("/seen", data={"t": token}, headers=seen).status_code == 204
         for origin in (ALLOWED_ORIGIN, "https://elsewhere.example"):
             http.get(API_PATH, params={"t": token}, headers={"Origin": origin})
         assert http.get(row["card_url"]).status_code in (200, 404)
@@ -162,6 +175,10 @@ def drive_every_surface(run: Run, http: httpx.Client) -> None:
     assert http.get(f"{ADMIN}/customers/cust-1006").status_code == 401  # no key
 
     assert http.get("/metrics", headers=admin).status_code == 200
+    as_browser = httpx.BasicAuth("marketing", key)
+    assert http.get("/admin/dashboard", auth=as_browser).status_code == 200
+    assert http.get(f"{ADMIN}/funnel", auth=as_browser).status_code == 200
+    assert http.get(f"{ADMIN}/funnel.csv", headers=admin).status_code == 200
     assert http.get("/schema/openapi.json").status_code == 200
     assert http.get(f"{ADMIN}/customers/cust-9999", headers=admin).status_code == 404
     assert http.get("/nothing/matti.korhonen@lampo.example").status_code == 404
@@ -201,7 +218,15 @@ def test_the_service_logs_json_lines_with_request_ids_and_nothing_personal(run: 
     requests = [r for r in records if r["event"] == "request"]
     assert len(requests) >= 40  # every routed request; unrouted ones (404, 405) never reach it
     assert all(re.fullmatch("[0-9a-f-]{16,64}", r["request_id"]) for r in requests)
-    assert {r["route"] for r in requests} >= {"/f/{form_id}", "/card", "/u", "/metrics"}
+    assert {r["route"] for r in requests} >= {
+        "/f/{form_id}",
+        "/card",
+        "/u",
+        "/metrics",
+        "/seen",
+        "/admin/dashboard",
+        "/admin/api/v1/funnel.csv",
+    }
     ids = [r["request_id"] for r in requests]
     assert len(set(ids)) == len(ids), "each request gets its own id"
     assert SUPPLIED_ID in ids
