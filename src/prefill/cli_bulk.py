@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import os
 import sys
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
@@ -55,14 +55,18 @@ class LineReport:
     created when there is something to put in it. A report left by an earlier run at the same
     path is removed, so what is there always describes the last run."""
 
-    def __init__(self, path: Path | None, source: str, lines: bool = True) -> None:
-        """`lines`: whether the items have lines to show (a segment's customers have none)."""
+    def __init__(self, path: Path | None, source: str, option: str, lines: bool = True) -> None:
+        """`option` names the file (for "give it to list them all"); `lines`: whether the items
+        have lines to show (a segment's customers have none)."""
         if path is not None and not _writable(path):
             raise click.BadParameter(f"{path}: cannot write a report there")
         self.path = path
         self.count = 0
         self._source = source
+        self._option = option
         self._lines = lines
+        self.echo: Callable[[str], None] = lambda message: click.echo(message, err=True)
+        """Where the first few go: a Progress's `note` keeps them off its bar."""
         self._file: TextIO | None = None
         self._writer: Any = None
 
@@ -70,7 +74,7 @@ class LineReport:
         self.count += 1
         line = line if self._lines else 0
         if line and self.count <= SHOWN:
-            click.echo(f"{self._source}: line {line}: {reason}", err=True)
+            self.echo(f"{self._source}: line {line}: {reason}")
         if self.path is None:
             return
         if self._writer is None:
@@ -85,11 +89,10 @@ class LineReport:
         elif self.path is not None and self.path.exists():
             self.path.unlink()
             click.echo(f"removed {self.path}, an earlier run's report", err=True)
-        shown = min(self.count, SHOWN)
-        if self.count > shown and self.path:
-            click.echo(f"... all {self.count:,} are listed in {self.path}", err=True)
-        elif self.count and self.path:
-            click.echo(f"listed in {self.path}", err=True)
+        if self.count and self.path:
+            click.echo(f"all {self.count:,} are listed in {self.path}", err=True)
+        elif self.count > SHOWN:
+            click.echo(f"... and more: {self._option} PATH lists them all", err=True)
 
 
 REPORT_COLUMNS = ("line", "customer_id", "reason")
@@ -195,13 +198,17 @@ def import_customers_command(
         raise click.BadParameter(f"{phone_region!r} is not a country code", param_hint="region")
     _require_file(file)
     name = "stdin" if file == "-" else Path(file).name
-    errors = LineReport(errors_path or Path(f"{name}.errors.csv"), name)
+    # A dry run writes nothing, a report included, unless asked to.
+    default_report = None if dry_run else Path(f"{name}.errors.csv")
+    errors = LineReport(errors_path or default_report, name, "--errors")
     changes = ChangeList(dry_run)
     settings = load_settings(data_dir)
 
     async def action(repository: Repository) -> ImportSummary:
         with open_export(file) as (text, fraction):
             progress = Progress(f"import {name}", sys.stderr, fraction)
+            errors.echo = progress.note
+            changes.echo = lambda message: progress.note(message, sys.stdout)
             summary = await import_customers(
                 repository,
                 read_customers(text, format_of(file, export_format), name, versions, region),
@@ -226,6 +233,8 @@ def import_customers_command(
         errors.close()
     changes.close()
     click.echo(import_summary_text(name, summary, dry_run))
+    if summary.bad and dry_run:
+        raise click.ClickException(f"dry run: {summary.bad:,} bad row(s) would be skipped")
     if summary.bad:
         raise click.ClickException(
             f"{summary.bad:,} bad row(s) were skipped; fix them and import the file again "
@@ -255,6 +264,7 @@ class ChangeList:
     def __init__(self, dry_run: bool) -> None:
         self._dry_run = dry_run
         self._count = 0
+        self.echo: Callable[[str], None] = click.echo
 
     def add(self, line: int, change: CustomerChange) -> None:
         if not self._dry_run or (change.status == "unchanged" and not change.consents):
@@ -268,7 +278,7 @@ class ChangeList:
         fields = f" ({', '.join(change.fields)})" if change.fields else ""
         consents = "; ".join(f"{e.purpose} {e.action.value}" for e in change.consents)
         consent_text = f"; consent: {consents}" if consents else ""
-        click.echo(f"line {line} ({change.customer_id}): {what}{fields}{consent_text}")
+        self.echo(f"line {line} ({change.customer_id}): {what}{fields}{consent_text}")
 
     def close(self) -> None:
         if self._count > SHOWN:
@@ -336,18 +346,22 @@ def mint(
         LinkSigner(settings.secret_keys, settings.max_link_age_seconds), settings.public_url
     )
     label = "segment" if path is None else "stdin" if path == "-" else Path(path).name
-    skipped = LineReport(skipped_path, label, lines=path is not None)
+    skipped = LineReport(skipped_path, label, "--skipped", lines=path is not None)
 
     async def action(repository: Repository) -> MintReport:
         campaign = await require_active_campaign(repository, campaign_id)
-        minter = Minter(repository, links, campaign, cli_actor().name, consent_purpose)
+        minter = Minter(
+            repository, links, campaign, cli_actor().name, consent_purpose, segment=path is None
+        )
         if path is None:
             progress = Progress(f"mint {campaign_id}", sys.stderr)
+            skipped.echo = progress.note
             segment = consenting_segment(repository)
             return await _mint_to(target, [], segment, minter, skipped, progress)
         with open_export(path) as (text, fraction):
             columns, wanted = wanted_from_csv(text)
             progress = Progress(f"mint {campaign_id}", sys.stderr, fraction)
+            skipped.echo = progress.note
             return await _mint_to(target, columns, wanted, minter, skipped, progress)
 
     try:
@@ -358,7 +372,7 @@ def mint(
         raise unreadable(label, exc, "the links before it are written") from exc
     finally:
         skipped.close()
-    click.echo(mint_summary_text(campaign_id, report), err=True)
+    click.echo(mint_summary_text(campaign_id, report, consent_purpose), err=True)
     if urlsplit(settings.public_url).hostname in {"127.0.0.1", "localhost", "::1"}:
         click.echo(
             f"note: the links point to {settings.public_url}, which only this machine can "
@@ -390,11 +404,13 @@ async def _mint_to(
     return report
 
 
-def mint_summary_text(campaign_id: str, report: MintReport) -> str:
+def mint_summary_text(campaign_id: str, report: MintReport, purpose: str) -> str:
     total = sum(report.skipped.values())
     lines = [f"minted {report.minted:,} link set(s) for {campaign_id}, skipped {total:,}"]
     lines += [
         f"  {count:,} {reason}"
         for reason, count in sorted(report.skipped.items(), key=lambda item: -item[1])
     ]
+    if report.outside:
+        lines.append(f"({report.outside:,} customer(s) have not consented to {purpose})")
     return "\n".join(lines)

@@ -42,7 +42,7 @@ from prefill.models import (
     Customer,
 )
 from prefill.purposes import consent_purposes
-from prefill.repository import CustomerChange, Repository
+from prefill.repository import BATCH_SIZE, CustomerChange, Repository
 from prefill.submissions import PHONE_REGION, normalise_phone
 
 RECORD_COLUMNS = (
@@ -58,7 +58,6 @@ RECORD_COLUMNS = (
 )
 CONSENT_PREFIXES = ("consent_", "consents.")
 ATTRIBUTE_PREFIXES = ("attr_", "attributes.")
-BATCH_SIZE = 500
 ID_RE = re.compile(ID_PATTERN)
 
 

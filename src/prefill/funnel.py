@@ -168,7 +168,7 @@ STAGE_LABELS = (
 )
 
 
-def csv_rows(funnels: list[CampaignFunnel]) -> tuple[list[str], list[list[str | int]]]:
+def table(funnels: list[CampaignFunnel]) -> tuple[list[str], list[list[str | int]]]:
     """A header and one row per campaign; a column per corrected field of any campaign."""
     corrected = sorted({name for f in funnels for name in f.corrected_fields})
     signals = [signal.value for signal in Automation]

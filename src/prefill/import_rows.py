@@ -75,6 +75,7 @@ def convert(line: int, data: Mapping[str, Any], kind: type[T]) -> T | Problem:
 # Bytes that were not UTF-8, kept by the "surrogateescape" error handler so that one bad row
 # does not stop the file.
 _UNDECODABLE = re.compile("[\udc80-\udcff]")
+_ID = re.compile(ID_PATTERN)
 NOT_UTF8 = "not valid UTF-8: save the export as UTF-8"
 
 
@@ -104,9 +105,11 @@ def csv_rows(
     required: set[str],
     source: str,
     check_header: Callable[[list[str]], str | None] = lambda _: None,
+    key_column: str = "id",
 ) -> Iterator[tuple[int, Row | Problem]]:
     """(line where the row starts, row or its problem). The header must hold the required
-    columns and pass `check_header`, else ImportRejected: every row would be wrong."""
+    columns and pass `check_header`, else ImportRejected: every row would be wrong. A problem
+    names its row by the `key_column` cell, when that is an id."""
     reader = csv.reader(stream)
     try:
         header = [name.strip() for name in next(reader, [])]
@@ -137,19 +140,16 @@ def csv_rows(
         end = reader.line_num
         if not cells:
             continue  # a blank line
+        at = header.index(key_column) if key_column in header else len(cells)
+        key = cells[at].strip() if at < len(cells) and _ID.fullmatch(cells[at].strip()) else ""
         if end > start:
             # No value of ours holds a line break: an unclosed quote ran on into the rows after.
-            yield (
-                start,
-                Problem(
-                    start,
-                    f"lines {start}-{end} read as one row: is a quote left open on line {start}?",
-                ),
-            )
+            reason = f"lines {start}-{end} read as one row: is a quote left open on line {start}?"
+            yield start, Problem(start, reason, key)
         elif len(cells) > len(header):
-            yield start, Problem(start, "more values than columns")
+            yield start, Problem(start, "more values than columns", key)
         elif any(_UNDECODABLE.search(cell) for cell in cells):
-            yield start, Problem(start, NOT_UTF8)
+            yield start, Problem(start, NOT_UTF8, key)
         else:
             yield start, {name: cell.strip() for name, cell in zip(header, cells, strict=False)}
 

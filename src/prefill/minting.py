@@ -35,10 +35,9 @@ from prefill.models import (
     Customer,
 )
 from prefill.purposes import EMAIL_MARKETING
-from prefill.repository import CustomerState, Repository
+from prefill.repository import BATCH_SIZE, CustomerState, Repository
 from prefill.tokens import LinkClaims
 
-BATCH_SIZE = 500
 ID_RE = re.compile(ID_PATTERN)
 SEGMENT_PAGE = 1000
 ID_COLUMNS = ("customer_id", "id")
@@ -73,6 +72,8 @@ class MintReport(msgspec.Struct):
     minted: int = 0
     skipped: dict[str, int] = msgspec.field(default_factory=dict)
     """Skip reason -> how many."""
+    outside: int = 0
+    """For a segment: customers who are not in it (no consent to the purpose)."""
 
     def skip(self, reason: SkipReason) -> None:
         self.skipped[reason.value] = self.skipped.get(reason.value, 0) + 1
@@ -198,13 +199,17 @@ class Minter:
         actor: str,
         consent_purpose: str = EMAIL_MARKETING,
         batch_size: int = BATCH_SIZE,
+        segment: bool = False,
     ) -> None:
+        """`segment`: the customers come from `consenting_segment`, so one without consent
+        is not in it (counted apart), rather than skipped."""
         self._repo = repository
         self._links = links
         self._campaign = campaign
         self._actor = actor
         self._purpose = consent_purpose
         self._batch_size = batch_size
+        self._segment = segment
         self._catalog = CatalogCache(repository)
 
     async def mint(
@@ -278,6 +283,9 @@ class Minter:
                 continue
             state = states.get(item.customer_id, CustomerState(None, {}))
             reason = skip_reason(state, campaign, catalog, self._purpose)
+            if reason is SkipReason.NO_CONSENT and self._segment:
+                report.outside += 1
+                continue
             if reason is not None:
                 report.skip(reason)
                 on_skip(item.line, key, self._explain(reason))

@@ -67,6 +67,18 @@ class Progress:
         if now - self._shown_at >= self._interval:
             self._show(now, final=False)
 
+    def note(self, message: str, out: TextIO | None = None) -> None:
+        """A line of its own (on `out`, standard error by default) that the bar at a terminal
+        neither runs into nor covers: the bar is cleared first and drawn again after."""
+        if self._tty:
+            self._stream.write("\r\x1b[K")
+            self._stream.flush()
+        target = out or self._stream
+        target.write(message + "\n")
+        target.flush()
+        if self._tty and self._rows:
+            self._show(self._clock(), final=False)
+
     def finish(self) -> None:
         """The last figures, on a line of their own."""
         self._show(self._clock(), final=True)

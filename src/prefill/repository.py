@@ -103,7 +103,9 @@ FEED_RETENTION_SECONDS = 7 * 86_400
 """Consumers are expected to keep up within days; older changes are in the records themselves."""
 REQUEST_RETENTION_SECONDS = 86_400
 """A client may retry a consent write with the same request id for a day."""
-CUSTOMER_BATCH = 500
+BATCH_SIZE = 500
+"""Customers per pipelined transaction of a bulk write: the round trip is paid once per batch,
+and a WATCH conflict redoes little."""
 ConsentDecision = Callable[[dict[str, dict[str, ConsentEvent]]], dict[str, list[ConsentEvent]]]
 """Current consent state per customer -> the consent events to record per customer."""
 HEALTH_PROBE = f"{PREFIX}{{health}}:probe"
@@ -685,9 +687,9 @@ class Repository:
         With `only_existing`, a customer erased meanwhile is left out rather than brought back.
         Batches are not one transaction together (see `write_customer_batch`)."""
         records = events = 0
-        for start in range(0, len(customers), CUSTOMER_BATCH):
+        for start in range(0, len(customers), BATCH_SIZE):
             changes = await self.write_customer_batch(
-                customers[start : start + CUSTOMER_BATCH],
+                customers[start : start + BATCH_SIZE],
                 consent_events,
                 only_existing=only_existing,
                 write_unchanged=True,

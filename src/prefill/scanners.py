@@ -11,7 +11,7 @@ import enum
 import re
 
 _AUTOMATED_AGENTS = re.compile(
-    r"bot\b|crawler|spider|preview|scanner|barracuda|mimecast|proofpoint|safelinks|"
+    r"(?<!cu)bot\b|crawler|spider|preview|scanner|barracuda|mimecast|proofpoint|safe ?links|"
     r"urldefense|trendmicro|trend micro|symantec|forcepoint|fireeye|sophos|cisco|"
     r"python-requests|python-httpx|python-urllib|aiohttp|go-http-client|"
     r"curl/|wget|java/|okhttp|libwww|httpie|node-fetch|axios|apache-httpclient",

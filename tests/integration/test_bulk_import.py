@@ -8,6 +8,7 @@ import gzip
 import json
 from pathlib import Path
 
+import pytest
 import redis
 
 from prefill.repository import consent_log_key, customer_key
@@ -88,7 +89,8 @@ def test_a_crm_export_keeps_its_good_rows_lists_its_bad_ones_and_imports_once(
     with report.open(encoding="utf-8") as handle:
         listed = list(csv.DictReader(handle))
     assert [int(r["line"]) for r in listed] == sorted(BROKEN)
-    assert [r["customer_id"] for r in listed if r["line"] == "606"] == ["crm-000002"]
+    named = {r["line"]: r["customer_id"] for r in listed}
+    assert (named["606"], named["505"], named["707"]) == ("crm-000002", "crm-bad5", "")
     assert all(BROKEN[int(r["line"])][1] in r["reason"] for r in listed)
 
     with redis.Redis.from_url(redis_url) as client:
@@ -113,22 +115,28 @@ def test_a_crm_export_keeps_its_good_rows_lists_its_bad_ones_and_imports_once(
 
 
 def test_a_dry_run_says_what_would_change_and_writes_nothing(
-    env: dict[str, str], redis_url: str, tmp_path: Path
+    env: dict[str, str], redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.chdir(tmp_path)  # where a report would go by default
     assert run(env, "import", "examples")[0] == 0
     changed = tmp_path / "changed.csv"
     changed.write_text(
         HEADER + "cust-1001,matti.korhonen@lampo.example,Matti,Korhonen,+358405551001,Uusi Oy,"
-        "Laboratorioinsinööri,fi,aino-virtanen,granted,withdrawn,\n" + good_row(1),
+        "Laboratorioinsinööri,fi,aino-virtanen,granted,withdrawn,\n"
+        + good_row(1)
+        + "bad,not-an-email,,,,,,,,,,\n",
         encoding="utf-8",
     )
     before = snapshot(redis_url)
     code, out, err = run(env, "import", "customers", str(changed), *VERSIONS, "--dry-run")
-    assert code == 0, err
+    assert code == 1
     assert "line 2 (cust-1001): would be updated (company, attributes); consent: " in out
     assert "email_marketing withdrawn" in out
     assert "line 3 (crm-000001): would be created; consent: personalization granted" in out
-    assert "(dry run, nothing written): 2 rows: 1 would be created, 1 would be updated" in out
+    assert "(dry run, nothing written): 3 rows: 1 would be created, 1 would be updated" in out
+    assert "line 4: email: not a valid email address" in err
+    assert "dry run: 1 bad row(s) would be skipped" in err
+    assert list(tmp_path.iterdir()) == [changed]  # no report either
     assert snapshot(redis_url) == before
 
 

@@ -161,3 +161,15 @@ def test_progress_redraws_one_line_at_a_terminal() -> None:
     assert out.getvalue().count("\r") == 2
     assert out.getvalue().endswith("\x1b[K\n")
     assert "[" + "#" * 12 + "-" * 12 + "]" in out.getvalue()
+
+
+def test_a_note_at_a_terminal_clears_the_bar_and_draws_it_again() -> None:
+    now = [0.0]
+    out = FakeTerminal(tty=True)
+    progress = Progress("import x", out, lambda: 0.5, clock=lambda: now[0])
+    now[0] = 1.0
+    progress.update(10)
+    progress.note("x.csv: line 3: email: not a valid email address")
+    lines = out.getvalue().split("\n")
+    assert lines[0].endswith("\r\x1b[Kx.csv: line 3: email: not a valid email address")
+    assert lines[1].startswith("\rimport x [")

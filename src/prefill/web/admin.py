@@ -52,7 +52,7 @@ from prefill.admin import (
 from prefill.apikeys import ApiKey, Scope
 from prefill.consent import truncate_ip
 from prefill.funnel import CampaignFunnel
-from prefill.funnel import csv_rows as funnel_csv_rows
+from prefill.funnel import table as funnel_table
 from prefill.models import (
     AuditEntry,
     Campaign,
@@ -427,7 +427,7 @@ async def read_funnel(admin: AdminDep, campaign_id: CAMPAIGN_FILTER = None) -> l
     media_type="text/csv",
 )
 async def read_funnel_csv(admin: AdminDep, campaign_id: CAMPAIGN_FILTER = None) -> Response[str]:
-    header, rows = funnel_csv_rows(await admin.funnels(campaign_id))
+    header, rows = funnel_table(await admin.funnels(campaign_id))
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(header)

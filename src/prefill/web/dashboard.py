@@ -45,10 +45,6 @@ class Chart(msgspec.Struct, frozen=True):
     def height(self) -> int:
         return len(self.bars) * ROW_HEIGHT + 8
 
-    @property
-    def value_x(self) -> int:
-        return LABEL_WIDTH + 8
-
 
 def chart(title: str, rows: list[tuple[str, str, int, str]]) -> Chart:
     """Horizontal bars on one scale: (key, label, value, note) per row."""
