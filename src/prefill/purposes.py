@@ -101,11 +101,15 @@ PURPOSES: list[Purpose] = [
         "aggregates are kept, never a list of who did what",
         data_categories=[
             "counters per campaign",
-            "per stage, a HyperLogLog of keyed pseudonyms of customer ids (an estimate of how "
-            "many, from which no one can be listed or recognised)",
+            "per stage, a HyperLogLog of customer ids pseudonymised with the service's keys and "
+            "salted with the campaign's own salt: it estimates how many, and lists no one. "
+            "While the salt lives, the holder of the keys and the data could test whether one "
+            "given customer is counted (pseudonymous data); once it is gone, nobody can",
         ],
         recipients=["the marketing team, through the admin dashboard and the admin API"],
-        retention="expires after the audit retention without activity",
+        retention="counters and HyperLogLogs: the audit retention after the last activity; the "
+        "salt: at least the campaign's link lifetime after its last link was minted or "
+        "counted, at most twice that after the last mint",
         needs_consent=False,
     ),
     Purpose(
@@ -192,13 +196,21 @@ STORED: list[StoredData] = [
         retention="staff data: until deleted through the admin API or replaced by an import",
     ),
     StoredData(
-        keys="pf:{funnel:<campaign>}:counts, pf:{funnel:<campaign>}:people:<stage>",
-        holds="a campaign's funnel: counters (links issued, loads, opens, prefilled, "
-        "submitted, unsubscribed, corrected fields, scanner hits) and, per stage, a "
-        "HyperLogLog of keyed pseudonyms that estimates how many distinct people reached it "
-        "and cannot list or recognise any of them",
+        keys="pf:{funnel:<campaign>}:counts",
+        holds="a campaign's funnel counters: links issued, loads, opens, prefilled, submitted, "
+        "unsubscribed, corrected fields, scanner hits",
         personal=False,
         retention="expires after the audit retention without activity",
+    ),
+    StoredData(
+        keys="pf:{funnel:<campaign>}:people:<stage>, pf:{funnel:<campaign>}:salt",
+        holds="per stage, a HyperLogLog of salted pseudonyms estimating how many distinct people "
+        "reached it (it lists no one), and the campaign's salt. Pseudonymous while the salt "
+        "lives; an erasure cannot take one person out of an estimate, but the salt's expiry "
+        "makes it anonymous",
+        personal=True,
+        retention="the salt expires with the campaign's links (see campaign statistics); the "
+        "HyperLogLogs after the audit retention without activity",
     ),
     StoredData(
         keys="pf:{import:<run>}:seen",
@@ -268,7 +280,9 @@ def record_of_processing(organization: str = "the company") -> str:
         "itself, which names the pseudonym and the actor. The change feed carries one last "
         "`erasure` entry with the customer id, so that consumers erase their copies; it goes "
         "with the feed's 7 days. After the next AOF rewrite the customer's record is nowhere in "
-        "the Redis data directory.",
+        "the Redis data directory. The campaign funnels' estimates of distinct people cannot "
+        "drop one person from a count; they name no one, and become anonymous when the "
+        "campaign's salt expires with its links.",
         "",
         "## Retention job",
         "",

@@ -2,7 +2,8 @@
 
 The line names the route template, never the raw path (admin paths hold customer ids, links hold
 tokens in the query), and no header value or client address. A caller's `X-Request-ID` is kept
-only in a shape that cannot carry a personal value; otherwise the request gets a fresh one.
+only in the shape tracing tools give it (hex or a UUID: no name or email can be read from it,
+only smuggled in encoded); otherwise the request gets a fresh one.
 Litestar runs middleware only for requests that match a route: a path or method the router does
 not know (404, 405) is answered before this and gets no line, as it gets no metrics.
 """
@@ -27,7 +28,7 @@ REQUEST_ID_HEADER = "X-Request-ID"
 REQUEST_ID_PATTERN = re.compile(
     r"[0-9a-fA-F]{16,64}|[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}"
 )
-"""Hex or a UUID: what proxies and tracing tools send, and nothing a name or email fits in."""
+"""Hex or a UUID: what proxies and tracing tools send; nothing readable fits in it."""
 
 
 def request_id_of(scope: Scope) -> str:
