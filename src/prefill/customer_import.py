@@ -30,7 +30,7 @@ from typing import Any
 import msgspec
 
 from prefill.consent import import_may_record
-from prefill.import_rows import Problem, Row, convert, csv_rows, ndjson_rows
+from prefill.import_rows import Problem, Row, batches, convert, csv_rows, ndjson_rows
 from prefill.models import (
     ID_PATTERN,
     SUPPORTED_LOCALES,
@@ -217,17 +217,6 @@ class ImportSummary(msgspec.Struct):
         self.consent_events += len(change.consents)
 
 
-def _batches(rows: Iterable[CustomerRow | Problem], size: int) -> Iterator[list[Any]]:
-    batch: list[CustomerRow | Problem] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def _decide(
     rows: list[CustomerRow], notice_versions: Mapping[str, str], actor: str
 ) -> Callable[[dict[str, dict[str, ConsentEvent]]], dict[str, list[ConsentEvent]]]:
@@ -281,9 +270,11 @@ async def import_customers(
         on_change=on_change,
     )
     try:
-        for number, batch in enumerate(_batches(rows, batch_size)):
-            if number == 0 and not dry_run:
+        audited = dry_run  # A dry run changes nothing, so there is nothing to audit.
+        async for batch in batches(rows, batch_size):
+            if not audited:  # Once the header has been read: a refused file changed nothing.
                 await _audit_import(repository, actor, source)
+                audited = True
             await batch_import.run(batch)
             on_batch(batch_import.summary)
     finally:

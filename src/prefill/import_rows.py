@@ -13,7 +13,7 @@ import io
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import Any, BinaryIO, TextIO, TypeVar, cast
 
 import msgspec
@@ -126,6 +126,7 @@ def csv_rows(
     )
     if wrong:
         raise ImportRejected(source, [Problem(1, wrong)])
+    key_at = header.index(key_column) if key_column in header else None
     end = reader.line_num
     while True:
         start = end + 1
@@ -140,18 +141,22 @@ def csv_rows(
         end = reader.line_num
         if not cells:
             continue  # a blank line
-        at = header.index(key_column) if key_column in header else len(cells)
-        key = cells[at].strip() if at < len(cells) and _ID.fullmatch(cells[at].strip()) else ""
         if end > start:
             # No value of ours holds a line break: an unclosed quote ran on into the rows after.
             reason = f"lines {start}-{end} read as one row: is a quote left open on line {start}?"
-            yield start, Problem(start, reason, key)
+            yield start, Problem(start, reason, _key(cells, key_at))
         elif len(cells) > len(header):
-            yield start, Problem(start, "more values than columns", key)
+            yield start, Problem(start, "more values than columns", _key(cells, key_at))
         elif any(_UNDECODABLE.search(cell) for cell in cells):
-            yield start, Problem(start, NOT_UTF8, key)
+            yield start, Problem(start, NOT_UTF8, _key(cells, key_at))
         else:
             yield start, {name: cell.strip() for name, cell in zip(header, cells, strict=False)}
+
+
+def _key(cells: list[str], at: int | None) -> str:
+    """A bad row's id cell, if it holds an id (anything else may be personal)."""
+    key = cells[at].strip() if at is not None and at < len(cells) else ""
+    return key if _ID.fullmatch(key) else ""
 
 
 def ndjson_rows(stream: Iterable[str]) -> Iterator[tuple[int, Row | Problem]]:
@@ -199,3 +204,21 @@ def _cell(value: object) -> str | None:
     if isinstance(value, str | int | float):
         return str(value).strip()
     return None
+
+
+async def batches(items: AsyncIterator[T] | Iterable[T], size: int) -> AsyncIterator[list[T]]:
+    """Lists of `size` items (the last one shorter), from an iterable or an async iterator."""
+    source = items if isinstance(items, AsyncIterator) else _each(items)
+    batch: list[T] = []
+    async for item in source:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+async def _each(items: Iterable[T]) -> AsyncIterator[T]:
+    for item in items:
+        yield item

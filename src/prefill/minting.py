@@ -23,7 +23,7 @@ from prefill import funnel
 from prefill.catalog import CatalogCache
 from prefill.consent import consent_refusal
 from prefill.contacts import contact_for
-from prefill.import_rows import ImportRejected, Problem, csv_rows
+from prefill.import_rows import ImportRejected, Problem, batches, csv_rows
 from prefill.links import LinkBuilder
 from prefill.models import (
     ID_PATTERN,
@@ -169,25 +169,6 @@ async def consenting_segment(repository: Repository) -> AsyncIterator[Wanted]:
             return
 
 
-async def _batches(
-    wanted: AsyncIterator[Wanted | Problem] | Iterable[Wanted | Problem], size: int
-) -> AsyncIterator[list[Wanted | Problem]]:
-    items = wanted if isinstance(wanted, AsyncIterator) else _async(wanted)
-    batch: list[Wanted | Problem] = []
-    async for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-async def _async(items: Iterable[Wanted | Problem]) -> AsyncIterator[Wanted | Problem]:
-    for item in items:
-        yield item
-
-
 class Minter:
     """Mints one campaign's links, batch by batch."""
 
@@ -236,7 +217,7 @@ class Minter:
             )
         )
         try:
-            async for batch in _batches(wanted, self._batch_size):
+            async for batch in batches(wanted, self._batch_size):
                 rows += len(batch)
                 minted = await self._mint_batch(batch, run_id, write, on_skip, report)
                 if minted:
