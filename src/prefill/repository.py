@@ -856,7 +856,7 @@ class Repository:
         args: list[EncodableT] = [
             self._audit_retention_seconds,
             update.link_lifetime,
-            secrets.token_hex(16),
+            secrets.token_hex(16) if update.link_lifetime else "",  # a salt, if one is needed
             len(update.counts),
         ]
         for field, amount in update.counts.items():
