@@ -7,12 +7,11 @@ and reason, on standard error and in a CSV report.
 
 from __future__ import annotations
 
-import csv
 import os
 import sys
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 from urllib.parse import urlsplit
 
 import click
@@ -25,6 +24,7 @@ from prefill.cli_support import (
     report_rejected,
     run_with_repository,
 )
+from prefill.csv_safe import SafeDictWriter, SafeWriter
 from prefill.customer_import import ExportFormat, ImportSummary, import_customers, read_customers
 from prefill.import_rows import ImportRejected, Problem, open_export
 from prefill.links import LinkBuilder
@@ -68,7 +68,7 @@ class LineReport:
         self.echo: Callable[[str], None] = lambda message: click.echo(message, err=True)
         """Where the first few go: a Progress's `note` keeps them off its bar."""
         self._file: TextIO | None = None
-        self._writer: Any = None
+        self._writer: SafeWriter | None = None
 
     def add(self, line: int, key: str, reason: str) -> None:
         self.count += 1
@@ -79,7 +79,7 @@ class LineReport:
             return
         if self._writer is None:
             self._file = self.path.open("w", encoding="utf-8", newline="")
-            self._writer = csv.writer(self._file, lineterminator="\n")
+            self._writer = SafeWriter(self._file)
             self._writer.writerow(REPORT_COLUMNS)
         self._writer.writerow([line or "", key, reason])
 
@@ -390,9 +390,7 @@ async def _mint_to(
     progress: Progress,
 ) -> MintReport:
     # Columns the input has but a row lacks stay empty; merge fields the input lacks are added.
-    writer = csv.DictWriter(
-        target, mint_columns(columns), lineterminator="\n", extrasaction="ignore"
-    )
+    writer = SafeDictWriter(target, mint_columns(columns))
     writer.writeheader()
     report = await minter.mint(
         wanted,

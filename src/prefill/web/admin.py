@@ -7,7 +7,6 @@ valid one, 403 without the scope) before the body is even read.
 from __future__ import annotations
 
 import base64
-import csv
 import io
 import time
 from typing import Annotated, Any
@@ -51,6 +50,7 @@ from prefill.admin import (
 )
 from prefill.apikeys import ApiKey, Scope
 from prefill.consent import truncate_ip
+from prefill.csv_safe import SafeWriter
 from prefill.funnel import CampaignFunnel
 from prefill.funnel import table as funnel_table
 from prefill.models import (
@@ -429,7 +429,7 @@ async def read_funnel(admin: AdminDep, campaign_id: CAMPAIGN_FILTER = None) -> l
 async def read_funnel_csv(admin: AdminDep, campaign_id: CAMPAIGN_FILTER = None) -> Response[str]:
     header, rows = funnel_table(await admin.funnels(campaign_id))
     text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
+    writer = SafeWriter(text)
     writer.writerow(header)
     writer.writerows(rows)
     return Response(
