@@ -153,7 +153,7 @@ class AdminService:
         """A new key. Through the API (`granter`), only with scopes the granter has itself:
         a `keys` key must not be a way to every other scope."""
         if granter is not None and (beyond := sorted(set(scopes) - set(granter.scopes))):
-            raise Forbidden(f"this key cannot grant scopes it does not have: {beyond}")
+            raise Forbidden(f"this key cannot grant scopes it does not have: {', '.join(beyond)}")
         new = apikeys.create_key(name, scopes)
         await self._repo.save_api_key(new.key)
         await self._audit(actor, "key.create", target=f"key:{new.key.id}")

@@ -9,12 +9,16 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from litestar import Litestar
 from litestar.config.allowed_hosts import AllowedHostsConfig
 from litestar.config.csrf import CSRFConfig
+from litestar.connection import ASGIConnection
 from litestar.datastructures import CacheControlHeader
+from litestar.exceptions import NotFoundException
+from litestar.handlers import BaseRouteHandler
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
@@ -48,7 +52,7 @@ from prefill.web.openapi_structs import StrictStructSchemaPlugin
 from prefill.web.pages import pages_router
 from prefill.web.requests import RequestLogMiddleware
 from prefill.web.submit import submit_form, thanks
-from prefill.web.unsubscribe import unsubscribe, unsubscribe_page
+from prefill.web.unsubscribe import unsubscribe, unsubscribe_head, unsubscribe_page
 from prefill.web.widget import widget_router
 
 logger = logging.getLogger("prefill")
@@ -113,6 +117,12 @@ def csrf_config(settings: Settings) -> CSRFConfig:
     )
 
 
+def no_nul_in_path(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """A NUL byte can name no file: 404, before the file system raises on it (a 500)."""
+    if "\x00" in connection.scope["path"]:
+        raise NotFoundException()
+
+
 def create_app(settings: Settings) -> Litestar:
     """A Litestar app for `settings`; Redis is connected (or started) in its lifespan."""
     signer = LinkSigner(settings.secret_keys, settings.max_link_age_seconds)
@@ -157,11 +167,13 @@ def create_app(settings: Settings) -> Litestar:
         directories=[PACKAGE_DIR / "static"],
         cache_control=CacheControlHeader(max_age=STATIC_CACHE_SECONDS, public=True),
         include_in_schema=False,
+        guards=[no_nul_in_path],
     )
     return Litestar(
         route_handlers=[
             pages_router,
             unsubscribe_page,
+            unsubscribe_head,
             unsubscribe,
             submit_form,
             thanks,

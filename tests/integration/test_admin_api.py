@@ -92,7 +92,7 @@ async def test_a_revoked_key_stops_working_at_once(
         f"{A}/keys", headers=key_admin, json={"name": "sneaky", "scopes": ["erase"]}
     )
     assert escalation.status_code == 403
-    assert "erase" in escalation.json()["detail"]
+    assert escalation.json()["detail"] == "this key cannot grant scopes it does not have: erase"
     revoked = await client.delete(f"{A}/keys/{new_key['key']['id']}", headers=admin_headers)
     assert revoked.status_code == 204
     assert (await client.get(f"{A}/forms", headers=support)).status_code == 401

@@ -162,6 +162,11 @@ async def test_contact_photos_are_served_and_cacheable(client: Client) -> None:
     assert (await client.get("/contacts/pekka-nieminen/photo")).status_code == 404
 
 
+@pytest.mark.parametrize("path", ["/static/a%00", "/static/%00/prefill.css", "/static/a%00.css"])
+async def test_a_nul_byte_in_a_static_path_is_not_found(client: Client, path: str) -> None:
+    assert (await client.get(path)).status_code == 404
+
+
 async def test_static_assets_are_cacheable(client: Client) -> None:
     response = await client.get("/static/prefill.css")
     assert response.status_code == 200

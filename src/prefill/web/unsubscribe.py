@@ -9,7 +9,7 @@ providers post it from their own servers.
 
 from __future__ import annotations
 
-from litestar import Request, get, post
+from litestar import Request, get, head, post
 from litestar.datastructures import State
 from litestar.exceptions import ClientException
 from litestar.params import FromQuery
@@ -42,6 +42,12 @@ async def unsubscribe_page(
     """The confirmation page: nothing is recorded until the person (or their mail client)
     posts."""
     return _page(request, "confirm" if service.unsubscribe_link_valid(t) else "invalid", t)
+
+
+@head("/u", name="unsubscribe_head", include_in_schema=False, media_type="text/html")
+async def unsubscribe_head() -> None:
+    """Mail scanners send HEAD too: 200 with no body, like every other link; nothing is read or
+    recorded."""
 
 
 @post("/u", name="unsubscribe", status_code=HTTP_200_OK, include_in_schema=False)
