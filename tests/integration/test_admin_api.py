@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from collections.abc import AsyncIterator
@@ -72,6 +73,46 @@ async def test_every_admin_route_needs_a_key_and_the_right_scope(
     assert answer.status_code == 200
     assert answer.json()["email"] == "matti.korhonen@lampo.example"
     assert all(e.source != "admin" for e in await repository.consent_history("cust-1001"))
+
+
+def body_routes(app: Litestar) -> list[tuple[str, str]]:
+    """(method, path) of every admin operation that takes a JSON body."""
+    found: list[tuple[str, str]] = []
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", []):
+            if route.path.startswith(A) and handler.opt.get("json_body"):
+                path = re.sub(r"\{(\w+):\w+\}", "cust-1001", route.path)
+                found += [(m, path) for m in sorted(handler.http_methods)]
+    return found
+
+
+async def test_admin_writes_take_json_only(
+    app: Litestar, client: AsyncTestClient[Litestar], admin_headers: Headers
+) -> None:
+    routes = body_routes(app)
+    assert ("PUT", f"{A}/customers/cust-1001") in routes
+    assert len(routes) >= 6
+    before = (await client.get(f"{A}/customers/cust-1001", headers=admin_headers)).json()
+    body = json.dumps({**before, "first_name": "Changed"}).encode()
+    for method, path in routes:
+        for content_type in ("text/plain", "application/x-www-form-urlencoded", None):
+            headers = dict(admin_headers)
+            if content_type:
+                headers["Content-Type"] = content_type
+            answer = await client.request(method, path, headers=headers, content=body)
+            assert answer.status_code == 415, (method, path, content_type)
+            assert "application/json" in answer.json()["detail"]
+        # Without a key the answer is still 401: the key is checked first.
+        plain = {"Content-Type": "text/plain"}
+        assert (await client.request(method, path, headers=plain, content=body)).status_code == 401
+    after = (await client.get(f"{A}/customers/cust-1001", headers=admin_headers)).json()
+    assert after == before
+    json_with_charset = {**admin_headers, "Content-Type": "application/json; charset=utf-8"}
+    answer = await client.put(f"{A}/customers/cust-1001", headers=json_with_charset, content=body)
+    assert answer.status_code == 200, answer.text
+    schema = (await client.get("/schema/openapi.json")).json()
+    assert "415" in schema["paths"][f"{A}/customers/{{customer_id}}"]["put"]["responses"]
+    assert "415" not in schema["paths"][f"{A}/customers/{{customer_id}}"]["get"]["responses"]
 
 
 async def test_a_revoked_key_stops_working_at_once(

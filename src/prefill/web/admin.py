@@ -7,6 +7,7 @@ valid one, 403 without the scope) before the body is even read.
 from __future__ import annotations
 
 import base64
+import inspect
 import io
 import time
 from typing import Annotated, Any
@@ -36,7 +37,7 @@ from litestar.params import (
     QueryParameter,
 )
 from litestar.response import Response
-from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_415_UNSUPPORTED_MEDIA_TYPE
 from litestar.types import ASGIApp, Receive, Send
 from litestar.types import Scope as AsgiScope
 
@@ -66,7 +67,7 @@ from prefill.models import (
 )
 from prefill.purposes import ConsentPurpose
 from prefill.repository import CustomerPage
-from prefill.web.openapi import ADMIN_ERRORS
+from prefill.web.openapi import ADMIN_ERRORS, JSON_BODY_ERRORS
 
 AdminDep = NamedDependency[AdminService]
 REQUEST_ID = Annotated[
@@ -135,6 +136,21 @@ async def require_scope(
     if needed not in key.scopes:
         raise PermissionDeniedException(detail=f"This API key lacks the '{needed}' scope.")
     connection.state.admin_key = key
+
+
+async def require_json_body(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
+    """415 for a body that says it is anything but JSON, or says nothing: text/plain is what a
+    cross-site form may send without a preflight, and a guess at the format is no contract."""
+    if not handler.opt.get("json_body"):
+        return
+    media_type = connection.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise ClientException(
+            status_code=HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            detail="Send the body as JSON, with 'Content-Type: application/json'.",
+        )
 
 
 def actor_of(request: Request[Any, Any, Any]) -> Actor:
@@ -620,10 +636,13 @@ def admin_router() -> Router:
         # Every admin operation can answer these; documenting them once keeps the decorators
         # about what each operation does.
         handler.responses = {**ADMIN_ERRORS, **(handler.responses or {})}
+        if "data" in inspect.signature(handler.fn).parameters:
+            handler.opt["json_body"] = True
+            handler.responses = {**JSON_BODY_ERRORS, **handler.responses}
     return Router(
         path=ADMIN_PATH,
         route_handlers=ADMIN_HANDLERS,
-        guards=[require_scope],
+        guards=[require_scope, require_json_body],
         dependencies={"admin": Provide(provide_admin, sync_to_thread=False)},
         tags=["admin"],
         security=[{"apiKey": []}],

@@ -14,6 +14,7 @@ ERROR_MEANINGS = {
     404: "No such record (or form).",
     409: "The change contradicts stored state, or an Idempotency-Key was reused.",
     413: "The request body is too large.",
+    415: "The body is not sent as `Content-Type: application/json`.",
     422: "The record names another one that does not exist.",
     503: "Redis is unavailable: nothing was read or changed. Retry after `Retry-After`.",
 }
@@ -29,4 +30,6 @@ def error_responses(*codes: int) -> dict[int, ResponseSpec]:
 
 
 ADMIN_ERRORS = error_responses(401, 403, 404, 409, 413, 422, 503)
+JSON_BODY_ERRORS = error_responses(415)
+"""What an admin operation that takes a body can answer besides `ADMIN_ERRORS`."""
 PUBLIC_API_ERRORS = error_responses(404, 503)
