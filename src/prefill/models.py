@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from prefill.text import MULTILINE_TEXT_PATTERN, PLAIN_TEXT_PATTERN
+
 Locale = Literal["fi", "sv", "en"]
 SUPPORTED_LOCALES: tuple[Locale, ...] = ("fi", "sv", "en")
 DEFAULT_LOCALE: Locale = "en"
@@ -28,12 +30,17 @@ Id = Annotated[str, msgspec.Meta(pattern=ID_PATTERN)]
 EMAIL_MAX_LENGTH = 254
 SHORT_TEXT_MAX_LENGTH = 200
 Email = Annotated[str, msgspec.Meta(pattern=EMAIL_PATTERN, max_length=EMAIL_MAX_LENGTH)]
-ShortText = Annotated[str, msgspec.Meta(max_length=SHORT_TEXT_MAX_LENGTH)]
+ShortText = Annotated[
+    str, msgspec.Meta(max_length=SHORT_TEXT_MAX_LENGTH, pattern=PLAIN_TEXT_PATTERN)
+]
+"""One line of text; control characters would carry structure into vCards and CSV files."""
+PlainText = Annotated[str, msgspec.Meta(pattern=PLAIN_TEXT_PATTERN)]
+MultilineText = Annotated[str, msgspec.Meta(pattern=MULTILINE_TEXT_PATTERN)]
 Origin = Annotated[str, msgspec.Meta(pattern=ORIGIN_PATTERN)]
 """scheme://host[:port], exactly as a browser sends it in the Origin header."""
 AttributeName = Annotated[str, msgspec.Meta(pattern=ATTRIBUTE_PATTERN)]
 """A customer attribute a form field may be prefilled from."""
-Translated = dict[Locale, str]
+Translated = dict[Locale, PlainText]
 """A text per locale; lookups fall back to English, then to any text present."""
 
 
@@ -66,7 +73,7 @@ class Customer(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     job_title: ShortText = ""
     locale: Locale = DEFAULT_LOCALE
     owner_id: Id | None = None
-    attributes: dict[str, str] = msgspec.field(default_factory=dict)
+    attributes: dict[str, MultilineText] = msgspec.field(default_factory=dict)
     generation: int = 0
 
     def attribute(self, name: str) -> str:

@@ -23,12 +23,14 @@ from prefill.models import (
     FormField,
     Locale,
 )
+from prefill.text import has_control
 
 REQUIRED = N_("Please fill in this field.")
 TOO_LONG = N_("Please shorten this to at most %(max)s characters.")
 BAD_EMAIL = N_("Please enter an email address like name@example.com.")
 BAD_PHONE = N_("Please enter a phone number with its area code, like +358 40 123 4567.")
 BAD_OPTION = N_("Please choose one of the options.")
+BAD_CHARACTERS = N_("Please remove the invisible control characters from this field.")
 
 _EMAIL = re.compile(EMAIL_PATTERN)
 PHONE_REGION = "FI"
@@ -83,6 +85,8 @@ def validate(form: Form, posted: Mapping[str, str]) -> Accepted | Rejected:
 def _check(field: FormField, value: str) -> tuple[FieldError | None, str]:
     if not value:
         return (FieldError(REQUIRED) if field.required else None), ""
+    if has_control(value, multiline=field.type == "textarea"):
+        return FieldError(BAD_CHARACTERS), ""
     limit = field.value_max_length
     if len(value) > limit:
         return FieldError(TOO_LONG, {"max": str(limit)}), ""

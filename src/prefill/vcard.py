@@ -11,12 +11,14 @@ LINE_LIMIT = 75
 
 
 def escape(value: str) -> str:
-    """Escape a text value: backslash, comma, semicolon and newlines are special in vCard."""
+    """Escape a text value: backslash, comma, semicolon and line breaks are special in vCard.
+    A lone CR counts as a line break too: parsers start a new property on it."""
     return (
         value.replace("\\", "\\\\")
         .replace(",", "\\,")
         .replace(";", "\\;")
         .replace("\r\n", "\\n")
+        .replace("\r", "\\n")
         .replace("\n", "\\n")
     )
 

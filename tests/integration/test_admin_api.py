@@ -500,3 +500,32 @@ async def test_a_retry_writes_the_audit_and_feed_entries_a_failed_first_try_miss
     assert len(consent_entries) == 1  # written by the first retry, not again by the second
     history = await repository.consent_history("cust-1003")
     assert sum(e.source == "admin" for e in history) == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "record", "field"),
+    [
+        ("contacts/anna-berg", {"name": "Anna\rTEL:+15550003"}, "name"),
+        ("contacts/anna-berg", {"phone": "+358401111111\rTEL:+15550003"}, "phone"),
+        ("contacts/anna-berg", {"title": {"en": "AM\nTEL:+15550003"}}, "title"),
+        ("customers/cust-9", {"first_name": "Eve\x00"}, "first_name"),
+        ("customers/cust-9", {"attributes": {"diet": "x\x1bTEL:+1"}}, "attributes"),
+    ],
+)
+async def test_control_characters_are_refused_naming_the_field_not_the_value(
+    client: AsyncTestClient[Litestar],
+    admin_headers: Headers,
+    path: str,
+    record: dict[str, object],
+    field: str,
+) -> None:
+    base: dict[str, object] = (
+        {"id": "anna-berg", "name": "Anna Berg", "title": {"en": "AM"}, "email": "a@kaamos.example"}
+        if path.startswith("contacts")
+        else {"id": "cust-9", "email": "eve@example.fi"}
+    )
+    answer = await client.put(f"{A}/{path}", headers=admin_headers, json=base | record)
+    assert answer.status_code == 400
+    assert [e["key"].partition("[")[0] for e in answer.json()["extra"]] == [field]
+    assert "TEL:" not in answer.text
+    assert (await client.get(f"{A}/{path}", headers=admin_headers)).status_code == 404

@@ -60,6 +60,25 @@ async def test_a_broken_email_and_phone_get_two_messages_in_the_customers_langua
     assert await feed(redis_client) == []
 
 
+async def test_control_characters_in_a_submission_are_refused_next_to_the_field(
+    client: Client, repository: Repository, links: LinkBuilder
+) -> None:
+    hidden = await open_form(client, await form_link(repository, links, "cust-1001"))
+    before = await repository.get_customer("cust-1001")
+    posted = hidden | {
+        "first_name": "Matti\rTEL:+15550003",
+        "last_name": "Korhonen",
+        "email": "matti.korhonen@lampo.example",
+        "questions": "Line one\r\nline two",  # a textarea keeps its line breaks
+    }
+    answer = await client.post(SUBMIT, data=posted)
+    assert answer.status_code == 422
+    assert "Poista kentästä näkymättömät ohjausmerkit." in answer.text
+    assert answer.text.count('aria-invalid="true"') == 1
+    assert 'aria-describedby="error-first_name"' in answer.text
+    assert await repository.get_customer("cust-1001") == before
+
+
 async def test_a_valid_submission_updates_the_customer_records_consent_and_feeds_it(
     client: Client, repository: Repository, links: LinkBuilder, redis_client: Redis
 ) -> None:

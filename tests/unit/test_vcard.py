@@ -55,3 +55,26 @@ def test_photo_is_omitted_without_bytes() -> None:
     assert "PHOTO" not in text
     assert "TITLE" not in text
     assert base64.b64encode(JPEG).decode()[:20] not in text
+
+
+HOSTILE = [
+    "+358401111111\rTEL:+15550003",
+    "Anna\nEMAIL:evil@x.example",
+    "Anna\r\nX-INJECTED:1",
+    "Berg; Anna, \\ Dr.",
+    "Åsa Öberg",
+]
+
+
+def test_hostile_values_cannot_add_a_property() -> None:
+    # Stored text refuses control characters (prefill.text); the vCard escapes them all the same.
+    for value in HOSTILE:
+        person = ContactPerson(
+            id="x", name=value, title={"en": value}, email="anna@kaamos.example", phone=value
+        )
+        card = vobject.readOne(to_vcard(person, title=value, organization=value))
+        names = sorted(child.name for child in card.getChildren())
+        assert names == ["EMAIL", "FN", "N", "ORG", "TEL", "TITLE", "VERSION"], value
+        assert card.email.value == "anna@kaamos.example"
+        assert card.fn.value == value.replace("\r\n", "\n").replace("\r", "\n")
+        assert card.tel.value == value.replace("\r\n", "\n").replace("\r", "\n")
