@@ -85,7 +85,9 @@ def cli(env: dict[str, str], *args: str, stdin: str = "") -> str:
 
 
 def start(command: list[str], env: dict[str, str], ready_url: str) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -103,7 +105,7 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def milliseconds(text: str) -> float:
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    value, unit = re.fullmatch(r"([\d.]+|nan)(us|ms|s)", text).groups()  # type: ignore[union-attr]
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
@@ -117,8 +119,8 @@ def wrk(name: str, url: str, seconds: int, connections: int, script: Path | None
     return Row(
         name,
         float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
-        milliseconds(percentiles["50"]),
-        milliseconds(percentiles["99"]),
+        milliseconds(percentiles.get("50", "nans")),  # wrk omits them when nothing answered
+        milliseconds(percentiles.get("99", "nans")),
         int(errors.group(1)) if errors else 0,
     )
 
