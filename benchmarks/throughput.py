@@ -27,6 +27,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import cast
 
 import msgspec
 import redis.asyncio
@@ -66,7 +67,7 @@ def bare_app(redis_url: str) -> Litestar:
             customer_id = serializer.loads(t)
         except BadSignature:
             return Response(b"{}", status_code=403)
-        record = await client.hgetall(customer_key(customer_id))
+        record = cast("dict[bytes, bytes]", await client.hgetall(customer_key(customer_id)))
         body = msgspec.json.encode({k.decode(): v.decode() for k, v in record.items()})
         return Response(body, media_type="application/json")
 
