@@ -7,6 +7,7 @@ Without `PREFILL_REDIS_URL`, commands use the embedded Redis in the data directo
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -15,7 +16,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import click
+import msgspec
 import uvicorn
+from litestar import Litestar
 
 from prefill.app import create_app
 from prefill.cli_admin import admin_commands
@@ -51,6 +54,16 @@ DEMO_ORGANIZATION = "Kaamos Instruments Oy"
 DEMO_CAMPAIGN = "spring-summit-2027-invite"
 DEMO_LANDING_URL = "http://127.0.0.1:8001/"
 """examples/landing served with `python3 -m http.server 8001 -d examples/landing`."""
+WORKER_SETTINGS_ENV = "PREFILL_WORKER_SETTINGS"
+"""The parent's whole Settings, JSON-encoded, for `--workers N` processes (set by the CLI)."""
+
+workers_option = click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Processes to serve with; they share nothing but Redis.",
+)
 
 
 def examples_dir() -> Path:
@@ -74,17 +87,24 @@ def main() -> None:
     help="Serve the admin API only on this port, and not on --port "
     "(default: $PREFILL_ADMIN_PORT; unset serves it under /admin on --port).",
 )
-def serve(host: str, port: int, admin_port: int | None) -> None:
+@workers_option
+def serve(host: str, port: int, admin_port: int | None, workers: int) -> None:
     """Run the service with settings from PREFILL_* environment variables."""
     settings = load_settings(signs_links=True, admin_port=admin_port)
-    run_server(settings, host, port)
+    run_server(settings, host, port, workers)
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def run_server(settings: Settings, host: str, port: int) -> None:
+def worker_app() -> Litestar:
+    """The app of one `--workers` process, built in that process from the parent's settings."""
+    configure_logging()
+    return create_app(msgspec.json.decode(os.environ[WORKER_SETTINGS_ENV], type=Settings))
+
+
+def run_server(settings: Settings, host: str, port: int, workers: int = 1) -> None:
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal under the handler that
     # was there before it: make that an exit, so callers' `finally` blocks (which stop the
     # embedded Redis) still run.
@@ -101,6 +121,9 @@ def run_server(settings: Settings, host: str, port: int) -> None:
         "server_header": False,
         "proxy_headers": False,
     }
+    if workers > 1:
+        _run_workers(settings, port, workers, options)
+        return
     if settings.admin_port is None:
         uvicorn.run(app, port=port, **options)
         return
@@ -108,6 +131,18 @@ def run_server(settings: Settings, host: str, port: int) -> None:
     # One app, two listeners: the lifespan (Redis) runs once, with the public server.
     admin = uvicorn.Server(uvicorn.Config(app, port=settings.admin_port, lifespan="off", **options))
     asyncio.run(_serve_both(public, admin))
+
+
+def _run_workers(settings: Settings, port: int, workers: int, options: dict[str, Any]) -> None:
+    if settings.admin_port is not None:
+        # Two listeners per worker would need a supervisor of our own; keep uvicorn's.
+        raise click.ClickException(
+            "--workers above 1 serves the admin API on --port only: unset the admin port"
+        )
+    # Spawned workers import the app afresh: the settings (the demo's too) go through the
+    # environment, and each worker opens its own Redis connections.
+    os.environ[WORKER_SETTINGS_ENV] = msgspec.json.encode(settings).decode()
+    uvicorn.run("prefill.cli:worker_app", factory=True, workers=workers, port=port, **options)
 
 
 async def _serve_both(public: uvicorn.Server, admin: uvicorn.Server) -> None:
@@ -131,7 +166,10 @@ async def _serve_both(public: uvicorn.Server, admin: uvicorn.Server) -> None:
     default=None,
     help="Folder with the example data (default: the bundled examples).",
 )
-def demo(host: str, port: int, data_dir: Path | None, examples_path: Path | None) -> None:
+@workers_option
+def demo(
+    host: str, port: int, data_dir: Path | None, examples_path: Path | None, workers: int
+) -> None:
     """Start an embedded Redis, load the examples, print each customer's links and serve."""
     data_path = data_dir or default_data_dir()
     secret = load_or_create_secret(data_path)
@@ -165,7 +203,7 @@ def demo(host: str, port: int, data_dir: Path | None, examples_path: Path | None
             raise report_rejected(exc) from exc
         print_demo_links(rows, server)
         server.supervise()
-        run_server(settings, host, port)
+        run_server(settings, host, port, workers)
     finally:
         server.stop()
 
