@@ -237,6 +237,17 @@ class PrefillService:
             return False
         return True
 
+    async def unsubscribe_locale(self, token: str | None) -> Locale | None:
+        """The language of an unsubscribe link's customer, which outranks the browser's; None
+        for a bad link, an erased customer or a store that does not answer (the page must
+        still work then)."""
+        try:
+            link = self._signer.verify(TokenPurpose.UNSUBSCRIBE, token)
+            state = await self._repo.read_link_state(link.claims.customer_id)
+        except (LinkRefused, CorruptRecord, StoreUnavailable):
+            return None
+        return state.customer.locale if state.customer else None
+
     async def unsubscribe(self, token: str | None, ip_prefix: str, user_agent: str) -> bool:
         """Withdraw the link's customer from email marketing; False for a bad link. Idempotent:
         a repeat records nothing. Neither a revoked campaign nor "Not you?" stops it: opting
