@@ -316,6 +316,32 @@ class PrefillService:
         not list gets nothing personal, even though CORS would also stop it reading the answer."""
         return await self.form_view(form_id, token, Channel.WIDGET, visitor, origin=origin)
 
+    async def rejected_view(
+        self, outcome: SubmitOutcome, token: str | None, visitor: Visitor
+    ) -> FormView:
+        """A rejected submit shown again with what was typed, and for a still good link the
+        same personal page (contact person, "Not you?"): nothing stored is disclosed anew."""
+        assert outcome.rejected is not None
+        typed = outcome.rejected.typed
+        plain = FormView(form=outcome.form, locale=outcome.locale, values=typed)
+        try:
+            admitted = await self._admit(
+                TokenPurpose.FORM, token, outcome.form.id, Channel.PAGE, visitor, count_hit=False
+            )
+        except StoreUnavailable:
+            return plain
+        if admitted is None:
+            return plain
+        return msgspec.structs.replace(
+            plain,
+            contact=admitted.contact,
+            greeting_name=greeting_name(outcome.form, typed),
+            form_token=token,
+            card_token=self._signer.sign(
+                TokenPurpose.CARD, admitted.link.claims, signed_at=admitted.link.signed_at
+            ),
+        )
+
     def generic_form_view(self, form_id: str, visitor: Visitor) -> FormView:
         """The empty form from the cached catalog: no Redis needed, so it works when Redis is
         down. Raises UnknownForm."""
