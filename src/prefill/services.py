@@ -237,6 +237,17 @@ class PrefillService:
             return False
         return True
 
+    async def unsubscribe_locale(self, token: str | None) -> Locale | None:
+        """The language of an unsubscribe link's customer, which outranks the browser's; None
+        for a bad link, an erased customer or a store that does not answer (the page must
+        still work then)."""
+        try:
+            link = self._signer.verify(TokenPurpose.UNSUBSCRIBE, token)
+            state = await self._repo.read_link_state(link.claims.customer_id)
+        except (LinkRefused, CorruptRecord, StoreUnavailable):
+            return None
+        return state.customer.locale if state.customer else None
+
     async def unsubscribe(self, token: str | None, ip_prefix: str, user_agent: str) -> bool:
         """Withdraw the link's customer from email marketing; False for a bad link. Idempotent:
         a repeat records nothing. Neither a revoked campaign nor "Not you?" stops it: opting
@@ -304,6 +315,32 @@ class PrefillService:
         """The form for the embeddable widget. A browser request from an origin the form does
         not list gets nothing personal, even though CORS would also stop it reading the answer."""
         return await self.form_view(form_id, token, Channel.WIDGET, visitor, origin=origin)
+
+    async def rejected_view(
+        self, outcome: SubmitOutcome, token: str | None, visitor: Visitor
+    ) -> FormView:
+        """A rejected submit shown again with what was typed, and for a still good link the
+        same personal page (contact person, "Not you?"): nothing stored is disclosed anew."""
+        assert outcome.rejected is not None
+        typed = outcome.rejected.typed
+        plain = FormView(form=outcome.form, locale=outcome.locale, values=typed)
+        try:
+            admitted = await self._admit(
+                TokenPurpose.FORM, token, outcome.form.id, Channel.PAGE, visitor, count_hit=False
+            )
+        except StoreUnavailable:
+            return plain
+        if admitted is None:
+            return plain
+        return msgspec.structs.replace(
+            plain,
+            contact=admitted.contact,
+            greeting_name=greeting_name(outcome.form, typed),
+            form_token=token,
+            card_token=self._signer.sign(
+                TokenPurpose.CARD, admitted.link.claims, signed_at=admitted.link.signed_at
+            ),
+        )
 
     def generic_form_view(self, form_id: str, visitor: Visitor) -> FormView:
         """The empty form from the cached catalog: no Redis needed, so it works when Redis is

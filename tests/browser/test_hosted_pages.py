@@ -54,3 +54,14 @@ def test_contact_card_works_on_a_phone(site: ExampleSite, page: Page) -> None:
     assert width[0] <= width[1], "nothing sticks out sideways on a phone"
     assert csp_violations(page) == []
     screenshot(page, "card-phone-sv")
+
+
+def test_on_a_phone_the_contact_person_is_in_the_first_screen(
+    site: ExampleSite, page: Page
+) -> None:
+    page.set_viewport_size(PHONE)
+    page.goto(site.form_url("cust-1001"))
+    box = page.locator(".contact-panel .contact-name").bounding_box()
+    assert box is not None
+    assert box["y"] + box["height"] <= PHONE["height"]
+    screenshot(page, "phone-contact-first")

@@ -56,6 +56,9 @@ async def test_a_broken_email_and_phone_get_two_messages_in_the_customers_langua
     for typed in ('value="matti@"', 'value="123"', 'value="Korhonen-Uusi"', "Onko pysäköintiä?"):
         assert typed in answer.text
     assert 'value="em-2026-01" checked' in answer.text
+    # Still the customer's own page: their contact person and "Not you?".
+    assert 'class="contact-panel"' in answer.text
+    assert 'class="not-you"' in answer.text
     assert await repository.get_customer("cust-1001") == before
     assert await feed(redis_client) == []
 

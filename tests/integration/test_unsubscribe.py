@@ -85,3 +85,15 @@ async def test_bad_unsubscribe_requests_get_clear_errors(
     wrong_purpose = form_url.split("t=")[1]
     assert (await client.post(f"/u?t={wrong_purpose}", data=ONE_CLICK)).status_code == 400
     assert await repository.consent_history("cust-1001") == before
+
+
+async def test_the_page_speaks_the_customers_language_not_the_browsers(
+    client: AsyncTestClient[Litestar], repository: Repository, links: LinkBuilder
+) -> None:
+    url = await unsubscribe_link(repository, links, "cust-1001")  # A Finnish customer.
+    english = {"Accept-Language": "en-GB,en;q=0.9"}
+    assert "Perutaanko" in (await client.get(url, headers=english)).text
+    done = await client.post(url, data=ONE_CLICK, headers=english)
+    assert 'lang="fi"' in done.text
+    # A bad link names nobody: the browser's language it is.
+    assert "Perutaanko" not in (await client.get("/u?t=junk", headers=english)).text

@@ -16,8 +16,7 @@ from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_422_UNPROCESSABLE_ENT
 from prefill.consent import truncate_ip
 from prefill.i18n import negotiate_locale
 from prefill.models import SUPPORTED_LOCALES, Locale
-from prefill.services import FormView
-from prefill.web.deps import LinksDep, ServiceDep
+from prefill.web.deps import LinksDep, ServiceDep, VisitorDep
 from prefill.web.pages import require_form_post, require_same_origin
 
 MAX_FIELDS = 100
@@ -42,6 +41,7 @@ async def submit_form(
     request: Request[object, object, State],
     service: ServiceDep,
     links: LinksDep,
+    visitor: VisitorDep,
 ) -> Redirect | Template:
     require_form_post(request)
     require_same_origin(request, links)
@@ -54,17 +54,19 @@ async def submit_form(
     )
     if outcome.rejected is None:
         return Redirect(f"/f/{form_id}/thanks?lang={locale}", status_code=HTTP_303_SEE_OTHER)
-    view = FormView(form=outcome.form, locale=locale, values=outcome.rejected.typed)
+    token = posted.get("t", "")
+    view = await service.rejected_view(outcome, token or None, visitor)
+    card_token = view.card_token
     return Template(
         template_name="form.html",
         context={
             "view": view,
             "locale": locale,
             "errors": outcome.rejected.errors,
-            "submit_token": posted.get("t", ""),
+            "submit_token": token,
             "checked": {k.removeprefix("consent_") for k in posted if k.startswith("consent_")},
-            "card_url": None,
-            "vcard_url": None,
+            "card_url": links.card_path(card_token) if card_token else None,
+            "vcard_url": links.vcard_path(card_token) if card_token else None,
         },
         status_code=HTTP_422_UNPROCESSABLE_ENTITY,
     )

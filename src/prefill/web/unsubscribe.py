@@ -18,16 +18,23 @@ from litestar.status_codes import HTTP_200_OK, HTTP_400_BAD_REQUEST
 
 from prefill.consent import truncate_ip
 from prefill.i18n import negotiate_locale
+from prefill.models import Locale
 from prefill.web.deps import ServiceDep
 
 ONE_CLICK = ("List-Unsubscribe", "One-Click")
 
 
-def _page(request: Request[object, object, State], state: str, token: str | None) -> Template:
+def _page(
+    request: Request[object, object, State],
+    state: str,
+    token: str | None,
+    locale: Locale | None = None,
+) -> Template:
+    """The page in the customer's own language when the link names them, else the browser's."""
     return Template(
         template_name="unsubscribe.html",
         context={
-            "locale": negotiate_locale(request.headers.get("accept-language")),
+            "locale": locale or negotiate_locale(request.headers.get("accept-language")),
             "state": state,
             "token": token,
         },
@@ -41,7 +48,8 @@ async def unsubscribe_page(
 ) -> Template:
     """The confirmation page: nothing is recorded until the person (or their mail client)
     posts."""
-    return _page(request, "confirm" if service.unsubscribe_link_valid(t) else "invalid", t)
+    state = "confirm" if service.unsubscribe_link_valid(t) else "invalid"
+    return _page(request, state, t, await service.unsubscribe_locale(t))
 
 
 @head("/u", name="unsubscribe_head", include_in_schema=False, media_type="text/html")
@@ -59,5 +67,6 @@ async def unsubscribe(
         raise ClientException(detail="Expected the body List-Unsubscribe=One-Click (RFC 8058).")
     client = request.client.host if request.client else ""
     user_agent = request.headers.get("user-agent", "")
+    locale = await service.unsubscribe_locale(t)  # Read before: an erasure may follow.
     done = await service.unsubscribe(t, truncate_ip(client), user_agent)
-    return _page(request, "done" if done else "invalid", None)
+    return _page(request, "done" if done else "invalid", None, locale)
