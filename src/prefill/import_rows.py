@@ -19,6 +19,7 @@ from typing import Any, BinaryIO, TextIO, TypeVar, cast
 import msgspec
 
 from prefill.models import ATTRIBUTE_PATTERN, EMAIL_PATTERN, ID_PATTERN, ORIGIN_PATTERN
+from prefill.text import MULTILINE_TEXT_PATTERN, PLAIN_TEXT_PATTERN
 
 T = TypeVar("T")
 Row = dict[str, str]
@@ -52,6 +53,8 @@ PATTERN_MEANINGS = {
     ORIGIN_PATTERN: "must be scheme://host[:port], e.g. https://www.example.com",
     ATTRIBUTE_PATTERN: "must be email, first_name, last_name, phone, company, job_title or "
     "attributes.<key>",
+    PLAIN_TEXT_PATTERN: "must not contain control characters (line breaks, tabs, ...)",
+    MULTILINE_TEXT_PATTERN: "must not contain control characters other than line breaks",
 }
 
 

@@ -51,3 +51,14 @@ def test_an_import_error_report_neutralises_its_cells(env: dict[str, str], tmp_p
     text = report.read_text(encoding="utf-8")
     assert len(list(csv.reader(io.StringIO(text)))) == 2
     assert not [cell for cell in cells(text) if cell.startswith(FORMULA_STARTS)]
+
+
+def test_a_control_character_in_an_imported_row_is_a_bad_row_in_words(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    source = tmp_path / "ctl.csv"
+    source.write_text("id,email,first_name\nc-1,a@x.example,Eve\x1bTEL\n", encoding="utf-8")
+    code, _, err = run(env, "import", "customers", str(source))
+    assert code == 1
+    assert "line 2: first_name: must not contain control characters" in err
+    assert "TEL" not in err
