@@ -10,13 +10,17 @@ on it, each step a process of its own, so that the peak memory measured is that 
   per second, peak memory of the process (side by side: constant memory shows as ~1.0x), and
   Redis memory per customer;
 - the same import again, which must change nothing;
-- minting for the segment of all consenting customers, and for a list of every id.
+- minting for the segment of all consenting customers, and for a list of every id;
+- the floor beside them: the same rows written raw, each CSV row as one hash by pipelined
+  `HSET` (1,000 a round trip), into a second, identical redis-server, with its rows per second
+  and bytes per row. Import and mint are printed as ratios to that floor.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import os
 import re
 import subprocess
@@ -42,6 +46,40 @@ VERSIONS = (
     "--notice-version",
     "email_marketing=em-2026-01",
 )
+
+
+RAW_BATCH = 1000
+"""Rows per pipelined round trip of the raw floor."""
+
+
+class Floor(msgspec.Struct):
+    """The same rows written as plainly as Redis allows: what the import is compared with."""
+
+    rows: int
+    seconds: float
+    bytes_per_row: float
+
+    @property
+    def rate(self) -> float:
+        return self.rows / self.seconds
+
+
+def raw_floor(url: str, export: Path) -> Floor:
+    """Each CSV row as one hash `raw:<id>` by pipelined HSET, timed, into an empty server."""
+    with redis.Redis.from_url(url) as client, export.open(encoding="utf-8", newline="") as f:
+        before = int(client.info("memory")["used_memory"])
+        rows = 0
+        start = time.perf_counter()
+        pipe = client.pipeline(transaction=False)
+        for row in csv.DictReader(f):
+            pipe.hset(f"raw:{row['id']}", mapping={k: v for k, v in row.items() if k})
+            rows += 1
+            if rows % RAW_BATCH == 0:
+                pipe.execute()
+        pipe.execute()
+        seconds = time.perf_counter() - start
+        after = int(client.info("memory")["used_memory"])
+    return Floor(rows, seconds, (after - before) / rows)
 
 
 class Step(msgspec.Struct):
@@ -108,12 +146,16 @@ def main() -> None:
         took = time.perf_counter() - started
         print(f"generated {rows:,} rows, {broken:,} of them broken, in {took:.1f} s")
         server = EmbeddedRedis(folder / "redis", port=free_tcp_port())
+        floor_server = EmbeddedRedis(folder / "redis-floor", port=free_tcp_port())
         server.start()
+        floor_server.start()
         try:
+            floor = raw_floor(floor_server.url, full)
             steps, per_customer = measure(server.url, rows, full, small, ids, folder)
         finally:
             server.stop()
-    report(steps, per_customer)
+            floor_server.stop()
+    report(steps, per_customer, floor)
 
 
 def measure(
@@ -165,15 +207,20 @@ def measure(
     return [tenth, first, again, segment, listed], per_customer
 
 
-def report(steps: list[Step], per_customer: float) -> None:
-    print(f"\n{'step':30} {'rows':>10} {'seconds':>8} {'rows/s':>8} {'peak MiB':>9}")
+def report(steps: list[Step], per_customer: float, floor: Floor) -> None:
+    print(f"\n{'step':30} {'rows':>10} {'seconds':>8} {'rows/s':>8} {'peak MiB':>9} {'/ raw':>6}")
     for step in steps:
         print(
             f"{step.name:30} {step.rows:10,} {step.seconds:8.1f} {step.rate:8,.0f} "
-            f"{step.peak_mib:9.1f}"
+            f"{step.peak_mib:9.1f} {step.rate / floor.rate:6.2f}"
         )
+    print(
+        f"{'raw pipelined HSET (floor)':30} {floor.rows:10,} {floor.seconds:8.1f} "
+        f"{floor.rate:8,.0f} {'':9} {1:6.2f}"
+    )
     tenth, first, again, segment, listed = steps
     print(f"\nRedis memory per customer: {per_customer:,.0f} bytes")
+    print(f"the same rows as one raw hash each: {floor.bytes_per_row:,.0f} bytes")
     print(f"peak memory, all rows / a tenth: {first.peak_mib / tenth.peak_mib:.2f}x")
     print(f"import again (nothing to write) / first import, rows/s: {again.rate / first.rate:.2f}x")
     print(f"mint a list / import, rows/s: {listed.rate / first.rate:.2f}x")
