@@ -19,7 +19,7 @@ from prefill.import_rows import ImportRejected
 from prefill.models import ID_PATTERN
 from prefill.pseudonyms import Pseudonymizer
 from prefill.repository import Repository, StoreUnavailable
-from prefill.settings import Settings, SettingsError, load_or_create_secret
+from prefill.settings import FILE_SUFFIX, Settings, SettingsError, load_or_create_secret
 from prefill.storage import DataDirInUse, EmbeddedRedis, EmbeddedRedisError, connect
 
 T = TypeVar("T")
@@ -37,7 +37,8 @@ def load_settings(
     directory is used; a command that signs nothing gets a throwaway key."""
     path = data_dir or default_data_dir()
     overrides["data_dir"] = str(path)
-    if not os.environ.get("PREFILL_SECRET_KEYS") and "secret_keys" not in overrides:
+    keys_given = any(os.environ.get(f"PREFILL_SECRET_KEYS{s}") for s in ("", FILE_SUFFIX))
+    if not keys_given and "secret_keys" not in overrides:
         if (path / "secret_key").exists():
             overrides["secret_keys"] = [load_or_create_secret(path)]
         elif not signs_links:

@@ -14,6 +14,10 @@ from typing import Annotated
 import msgspec
 
 MIN_SECRET_LENGTH = 32
+FILE_SUFFIX = "_FILE"
+SECRET_VARIABLES = ("PREFILL_SECRET_KEYS", "PREFILL_REDIS_URL")
+"""Settings that hold a secret (signing keys; a Redis URL can carry a password): each may come
+from a file named by `<NAME>_FILE` instead, as Docker and Kubernetes secrets are mounted."""
 
 
 class SettingsError(ValueError):
@@ -78,7 +82,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, /, **overrides: object) -> Settings:
         """Settings from `PREFILL_*` variables; `overrides` (e.g. CLI options) win."""
-        env = dict(os.environ if env is None else env)
+        env = with_secret_files(os.environ if env is None else env)
         values: dict[str, object] = {}
         if keys := env.get("PREFILL_SECRET_KEYS"):
             values["secret_keys"] = [k.strip() for k in keys.split(",") if k.strip()]
@@ -110,6 +114,26 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             return msgspec.convert(values, cls, from_attributes=False, strict=False)
         except msgspec.ValidationError as exc:
             raise SettingsError(str(exc)) from exc
+
+
+def with_secret_files(env: Mapping[str, str]) -> dict[str, str]:
+    """`env` with each secret variable read from the file its `_FILE` variable names, if any.
+    Both set is an error: which one wins would be a guess."""
+    resolved = dict(env)
+    for name in SECRET_VARIABLES:
+        path = env.get(name + FILE_SUFFIX)
+        if not path:
+            continue
+        if env.get(name):
+            raise SettingsError(f"{name} and {name}{FILE_SUFFIX} are both set: set only one")
+        try:
+            resolved[name] = Path(path).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise SettingsError(f"{name}{FILE_SUFFIX}: cannot read {path}: {reason}") from exc
+        if not resolved[name]:
+            raise SettingsError(f"{name}{FILE_SUFFIX}: {path} is empty")
+    return resolved
 
 
 def load_or_create_secret(data_dir: Path) -> str:
