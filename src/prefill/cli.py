@@ -7,13 +7,15 @@ Without `PREFILL_REDIS_URL`, commands use the embedded Redis in the data directo
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import click
 import msgspec
@@ -24,6 +26,7 @@ from prefill.app import create_app
 from prefill.cli_admin import admin_commands
 from prefill.cli_bulk import import_customers_command, mint
 from prefill.cli_support import (
+    ExistingPath,
     T,
     data_dir_option,
     default_data_dir,
@@ -87,11 +90,39 @@ def main() -> None:
     help="Serve the admin API only on this port, and not on --port "
     "(default: $PREFILL_ADMIN_PORT; unset serves it under /admin on --port).",
 )
+@data_dir_option
 @workers_option
-def serve(host: str, port: int, admin_port: int | None, workers: int) -> None:
+def serve(
+    host: str, port: int, admin_port: int | None, data_dir: Path | None, workers: int
+) -> None:
     """Run the service with settings from PREFILL_* environment variables."""
-    settings = load_settings(signs_links=True, admin_port=admin_port)
+    settings = load_settings(data_dir, signs_links=True, admin_port=admin_port)
+    require_free_port(host, port, "--port")
+    if settings.admin_port is not None:
+        require_free_port(host, settings.admin_port, "--admin-port")
     run_server(settings, host, port, workers)
+
+
+def require_free_port(host: str, port: int, option: str) -> None:
+    """Refuse to start on a port something else listens on, before anything else is done: a
+    busy port found by uvicorn only after start-up is a log line, not an answer."""
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind) as probe:
+            # As uvicorn binds: a port whose last connections linger in TIME_WAIT is free.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise click.ClickException(
+                f"port {port} on {host} is in use by another program: stop it, or choose "
+                f"another port with {option}"
+            ) from exc
+        raise click.ClickException(
+            f"cannot listen on {host}:{port} ({option}): {exc.strerror or exc}"
+        ) from exc
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
@@ -162,7 +193,7 @@ async def _serve_both(public: uvicorn.Server, admin: uvicorn.Server) -> None:
 @click.option(
     "--examples",
     "examples_path",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=ExistingPath(file_okay=False, path_type=Path),
     default=None,
     help="Folder with the example data (default: the bundled examples).",
 )
@@ -171,6 +202,7 @@ def demo(
     host: str, port: int, data_dir: Path | None, examples_path: Path | None, workers: int
 ) -> None:
     """Start an embedded Redis, load the examples, print each customer's links and serve."""
+    require_free_port(host, port, "--port")
     data_path = data_dir or default_data_dir()
     secret = load_or_create_secret(data_path)
     server = EmbeddedRedis(data_path / "redis")
@@ -191,6 +223,8 @@ def demo(
             public_url=f"http://{host}:{port}",
             organization=DEMO_ORGANIZATION,
         )
+        if settings.admin_port is not None:
+            require_free_port(host, settings.admin_port, "PREFILL_ADMIN_PORT")
         folder = examples_path or examples_dir()
 
         async def load(repository: Repository) -> list[tuple[str, str, list[str]]]:
@@ -201,7 +235,7 @@ def demo(
             rows = run_with_repository(settings, load)
         except ImportRejected as exc:
             raise report_rejected(exc) from exc
-        print_demo_links(rows, server)
+        print_demo_links(rows, server, settings.public_url)
         server.supervise()
         run_server(settings, host, port, workers)
     finally:
@@ -242,15 +276,19 @@ async def demo_links(
     return rows
 
 
-def print_demo_links(rows: list[tuple[str, str, list[str]]], server: EmbeddedRedis) -> None:
+def print_demo_links(
+    rows: list[tuple[str, str, list[str]]], server: EmbeddedRedis, service_url: str
+) -> None:
     click.echo("\nprefill demo: personal links for the example customers\n")
+    # The example landing page loads the widget from the service its link names.
+    landing = f"{DEMO_LANDING_URL}?{urlencode({'service': service_url})}"
     for name, note, (form_url, card_url, vcard_url) in rows:
         click.echo(f"{name} ({note})")
         click.echo(f"  form:  {form_url}")
         click.echo(f"  card:  {card_url}")
         click.echo(f"  vCard: {vcard_url}")
         # The example landing page; the token in the fragment never reaches its server.
-        click.echo(f"  widget: {DEMO_LANDING_URL}#{urlsplit(form_url).query}\n")
+        click.echo(f"  widget: {landing}#{urlsplit(form_url).query}\n")
     click.echo(
         f"Embedded Redis: {server.url} (pid {server.pid}). To see fail-closed, freeze it with\n"
         f"  kill -STOP {server.pid}   and resume with   kill -CONT {server.pid}\n"
@@ -272,10 +310,10 @@ def _import(settings: Settings, action: Callable[[Repository], Awaitable[str]]) 
 
 
 @import_group.command(name="contacts")
-@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.argument("file", type=ExistingPath(dir_okay=False, path_type=Path))
 @click.option(
     "--photos",
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    type=ExistingPath(file_okay=False, path_type=Path),
     default=None,
     help="Folder with the photo files (default: photos/ next to FILE).",
 )
@@ -296,7 +334,7 @@ def import_contacts_command(file: Path, photos: Path | None, data_dir: Path | No
 
 
 @import_group.command(name="forms")
-@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.argument("file", type=ExistingPath(dir_okay=False, path_type=Path))
 @data_dir_option
 def import_forms_command(file: Path, data_dir: Path | None) -> None:
     """Forms from a JSON list (see examples/forms.json)."""
@@ -311,7 +349,7 @@ def import_forms_command(file: Path, data_dir: Path | None) -> None:
 
 
 @import_group.command(name="campaigns")
-@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.argument("file", type=ExistingPath(dir_okay=False, path_type=Path))
 @data_dir_option
 def import_campaigns_command(file: Path, data_dir: Path | None) -> None:
     """Campaigns from a CSV (see examples/campaigns.csv)."""
@@ -334,9 +372,7 @@ def import_campaigns_command(file: Path, data_dir: Path | None) -> None:
 
 
 @import_group.command(name="examples")
-@click.argument(
-    "folder", type=click.Path(file_okay=False, exists=True, path_type=Path), required=False
-)
+@click.argument("folder", type=ExistingPath(file_okay=False, path_type=Path), required=False)
 @data_dir_option
 def import_examples_command(folder: Path | None, data_dir: Path | None) -> None:
     """A whole examples-style folder (default: the bundled examples)."""

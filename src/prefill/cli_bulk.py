@@ -12,12 +12,12 @@ import sys
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import TextIO
-from urllib.parse import urlsplit
 
 import click
 import phonenumbers
 
 from prefill.cli_support import (
+    ExistingPath,
     cli_actor,
     data_dir_option,
     load_settings,
@@ -142,13 +142,8 @@ def format_of(path: str, given: str | None) -> ExportFormat:
     return ExportFormat.NDJSON if name.endswith((".ndjson", ".jsonl")) else ExportFormat.CSV
 
 
-def _require_file(path: str) -> None:
-    if path != "-" and not Path(path).is_file():
-        raise click.BadParameter(f"{path}: no such file", param_hint="FILE")
-
-
 @click.command(name="customers")
-@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("file", type=ExistingPath(dir_okay=False, allow_dash=True))
 @click.option(
     "--format",
     "export_format",
@@ -196,7 +191,6 @@ def import_customers_command(
     region = phone_region.upper()
     if region not in phonenumbers.SUPPORTED_REGIONS:
         raise click.BadParameter(f"{phone_region!r} is not a country code", param_hint="region")
-    _require_file(file)
     name = "stdin" if file == "-" else Path(file).name
     # A dry run writes nothing, a report included, unless asked to.
     default_report = None if dry_run else Path(f"{name}.errors.csv")
@@ -290,7 +284,7 @@ class ChangeList:
 @click.option(
     "--input",
     "source",
-    type=click.Path(dir_okay=False, allow_dash=True),
+    type=ExistingPath(dir_okay=False, allow_dash=True),
     default=None,
     help="CSV with a customer_id (or id) column, whose columns are copied through; - for "
     "standard input (the default without --all-consenting).",
@@ -339,8 +333,6 @@ def mint(
     if all_consenting and source is not None:
         raise click.UsageError("give --input or --all-consenting, not both")
     path = None if all_consenting else source or "-"
-    if path is not None:
-        _require_file(path)
     settings = load_settings(data_dir, signs_links=True)
     links = LinkBuilder(
         LinkSigner(settings.secret_keys, settings.max_link_age_seconds), settings.public_url
@@ -373,10 +365,10 @@ def mint(
     finally:
         skipped.close()
     click.echo(mint_summary_text(campaign_id, report, consent_purpose), err=True)
-    if urlsplit(settings.public_url).hostname in {"127.0.0.1", "localhost", "::1"}:
+    if not os.environ.get("PREFILL_PUBLIC_URL"):
         click.echo(
-            f"note: the links point to {settings.public_url}, which only this machine can "
-            "open; set PREFILL_PUBLIC_URL for links to send to customers",
+            f"note: the links point to {settings.public_url}, the default, which only this "
+            "machine can open; set PREFILL_PUBLIC_URL for links to send to customers",
             err=True,
         )
 

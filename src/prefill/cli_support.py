@@ -8,9 +8,10 @@ import getpass
 import os
 import re
 import secrets
+import stat
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import click
 
@@ -100,6 +101,25 @@ data_dir_option = click.option(
     default=None,
     help="Where the embedded Redis keeps its data (default: $PREFILL_DATA_DIR or ./prefill-data).",
 )
+
+
+class ExistingPath(click.Path):
+    """A file (or, with `file_okay=False`, a folder) that must be there: every command says a
+    missing one the same way, "PATH: no such file"."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(exists=False, **options)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not (self.allow_dash and value == "-"):
+            kind = "file" if self.file_okay else "folder"
+            try:
+                is_folder = stat.S_ISDIR(os.stat(value).st_mode)
+            except OSError:
+                self.fail(f"{os.fsdecode(value)}: no such {kind}", param, ctx)
+            if is_folder != (kind == "folder"):
+                self.fail(f"{os.fsdecode(value)}: not a {kind}", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 def require_id(value: str) -> None:

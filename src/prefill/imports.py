@@ -135,7 +135,7 @@ def _read_photo(
         return None, Problem(line, f"photo: {name!r} must be a file name in the photos folder")
     path = photo_dir / name
     if not path.is_file():
-        return None, Problem(line, f"photo: {path} does not exist")
+        return None, Problem(line, f"photo: {path}: no such file")
     data = path.read_bytes()
     if len(data) > MAX_PHOTO_BYTES or not data.startswith(b"\xff\xd8"):
         return None, Problem(
@@ -242,10 +242,17 @@ def notice_versions_of(forms: list[Form]) -> dict[str, str]:
     return {notice.purpose: notice.version for form in forms for notice in form.consents}
 
 
+FOLDER_FILES = ("contacts.csv", "forms.json", "campaigns.csv", "customers.csv")
+"""What an examples-style folder holds (and photos/, which a contact may name)."""
+
+
 async def import_directory(repository: Repository, directory: Path) -> dict[str, int]:
     """Import an examples-style folder: contacts, forms and campaigns, then customers.
 
     Every file is validated before anything is written."""
+    missing = [name for name in FOLDER_FILES if not (directory / name).is_file()]
+    if missing:
+        raise ImportRejected(str(directory), [Problem(None, f"{n}: no such file") for n in missing])
     contacts, photos = parse_contacts(
         (directory / "contacts.csv").read_text(encoding="utf-8"), directory / "photos"
     )

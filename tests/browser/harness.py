@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import msgspec
 
@@ -37,8 +37,6 @@ T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 LANDING_DIR = EXAMPLES / "landing"
-DEMO_SERVICE_URL = "http://127.0.0.1:8000"
-"""Where examples/landing/index.html loads the widget from; tests point it at their server."""
 ORGANIZATION = "Kaamos Instruments Oy"
 
 
@@ -90,8 +88,9 @@ class LiveServer:
 
 
 class LandingSite:
-    """examples/landing on its own origin, with the widget loaded from `service_url`.
-    Records every path it is asked for, so a test can prove a token never reached it."""
+    """examples/landing on its own origin, as it is, opened with the widget loaded from
+    `service_url` (its `?service=`, as `prefill demo` prints it). Records every path it is
+    asked for, so a test can prove a token never reached it."""
 
     def __init__(self, service_url: str) -> None:
         self.requested: list[str] = []
@@ -103,15 +102,6 @@ class LandingSite:
 
             def do_GET(self) -> None:
                 site.requested.append(self.path)
-                if urlsplit(self.path).path in ("/", "/index.html"):
-                    html = (LANDING_DIR / "index.html").read_text(encoding="utf-8")
-                    body = html.replace(DEMO_SERVICE_URL, service_url).encode()
-                    self.send_response(200)
-                    self.send_header("Content-Type", "text/html; charset=utf-8")
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                    return
                 super().do_GET()
 
             def log_message(self, format: str, *args: Any) -> None:
@@ -119,7 +109,14 @@ class LandingSite:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.origin = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self.page = f"{self.origin}/?{urlencode({'service': service_url})}"
+        """The landing page's address without a token: what the address bar shows after."""
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def link(self, token: str, place: str = "fragment") -> str:
+        """The landing page with a token, as a campaign email links it: in the fragment (never
+        sent to the landing page's server) or in the query."""
+        return f"{self.page}#t={token}" if place == "fragment" else f"{self.page}&t={token}"
 
     def start(self) -> None:
         self._thread.start()

@@ -32,13 +32,11 @@ def test_widget_fills_the_host_form_and_strips_the_token(
     token = site.form_token("cust-1003")
     to_service: list[Request] = []
     page.on("request", lambda r: to_service.append(r) if r.url.startswith(site.url) else None)
-    page.goto(
-        f"{landing.origin}/?t={token}" if place == "query" else f"{landing.origin}/#t={token}"
-    )
+    page.goto(landing.link(token, place))
 
     assert wait_for_widget(page) == "filled"
     assert token not in page.url
-    assert page.evaluate("location.href") == f"{landing.origin}/"
+    assert page.evaluate("location.href") == landing.page
     # Mapped names (data-fields), same names, and a masked value left for the person to type.
     assert field(page, "given_name") == "Björn"
     assert field(page, "family_name") == "Åkerlund"
@@ -67,7 +65,7 @@ def test_origin_not_allowed_gets_nothing_and_the_form_still_works(
     site: ExampleSite, foreign_landing: LandingSite, page: Page
 ) -> None:
     token = site.form_token("cust-1001")
-    page.goto(f"{foreign_landing.origin}/?t={token}")
+    page.goto(foreign_landing.link(token, "query"))
 
     assert wait_for_widget(page) in ("empty", "error")
     assert token not in page.url
@@ -85,7 +83,7 @@ def test_origin_not_allowed_gets_nothing_and_the_form_still_works(
 def test_a_bad_token_leaves_the_form_empty(
     site: ExampleSite, landing: LandingSite, page: Page, token: str
 ) -> None:
-    page.goto(f"{landing.origin}/?t={token}")
+    page.goto(landing.link(token, "query"))
     assert wait_for_widget(page) in ("empty", "no-token")
     assert "t=" not in page.url
     assert all(field(page, name) == "" for name in HOST_FIELDS)
@@ -97,7 +95,7 @@ def test_what_the_person_typed_first_is_kept(
     # Hold the API answer back until the person has typed a name of their own.
     held: list[Route] = []
     page.route("**/api/v1/**", lambda route: held.append(route))
-    page.goto(f"{landing.origin}/#t={site.form_token('cust-1003')}")
+    page.goto(landing.link(site.form_token("cust-1003")))
     page.fill("#given_name", "Bjö")
     while not held:
         page.wait_for_timeout(20)
@@ -105,3 +103,13 @@ def test_what_the_person_typed_first_is_kept(
     assert wait_for_widget(page) == "filled"
     assert field(page, "given_name") == "Bjö"
     assert field(page, "family_name") == "Åkerlund"
+
+
+def test_the_example_page_loads_the_widget_only_from_a_service_on_this_machine(
+    site: ExampleSite, landing: LandingSite, page: Page
+) -> None:
+    token = site.form_token("cust-1003")
+    page.goto(f"{landing.origin}/?service=http://prefill.example.com#t={token}")
+    expect(page.locator("#register")).to_be_visible()
+    assert page.locator("script[data-form]").count() == 0
+    assert field(page, "given_name") == ""

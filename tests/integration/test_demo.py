@@ -13,6 +13,9 @@ from pathlib import Path
 
 from prefill.storage import free_tcp_port
 
+LANDING = "http://127.0.0.1:8001/"
+"""examples/landing, served as the README says: `python3 -m http.server 8001 -d …`."""
+
 
 def wait_for(predicate: object, timeout: float = 30.0) -> None:
     assert callable(predicate)
@@ -69,6 +72,9 @@ def test_demo_prints_working_links_and_cleans_up_on_sigterm(tmp_path: Path) -> N
         assert '<html lang="sv">' in page
         assert 'value="Björn"' in page
         assert "Eero Hämäläinen (fi, no consent: shows the empty form)" in text
+        # Every printed link names the demo's own port, the landing page's too.
+        assert "127.0.0.1:8000" not in text
+        assert f"  widget: {LANDING}?service=http%3A%2F%2F127.0.0.1%3A{port}#t=" in text
         redis_pid = re.search(r"\(pid (\d+)\)", text)
         assert redis_pid is not None
         demo.send_signal(signal.SIGTERM)

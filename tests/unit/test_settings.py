@@ -22,9 +22,7 @@ def test_secret_keys_come_from_a_mounted_file(tmp_path: Path) -> None:
 def test_the_redis_url_comes_from_a_file(tmp_path: Path) -> None:
     url = tmp_path / "redis_url"
     url.write_text("redis://:s3cret@redis:6379/0\n")
-    settings = Settings.from_env(
-        {"PREFILL_SECRET_KEYS": KEY, "PREFILL_REDIS_URL_FILE": str(url)}
-    )
+    settings = Settings.from_env({"PREFILL_SECRET_KEYS": KEY, "PREFILL_REDIS_URL_FILE": str(url)})
     assert settings.redis_url == "redis://:s3cret@redis:6379/0"
 
 
