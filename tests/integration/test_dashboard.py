@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import html
 import io
 import re
 
@@ -14,7 +15,8 @@ from litestar.testing import AsyncTestClient
 from prefill.apikeys import Scope
 from prefill.links import LinkBuilder
 from prefill.repository import Repository
-from tests.helpers import API_PATH, CAMPAIGN_ID, form_link, key_headers, token_of
+from prefill.web.dashboard import text_width
+from tests.helpers import API_PATH, CAMPAIGN_ID, FORM_ID, form_link, key_headers, token_of
 
 Client = AsyncTestClient[Litestar]
 BROWSER = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0"}
@@ -126,3 +128,42 @@ async def test_the_same_figures_as_json_and_csv(
     one = await client.get("/admin/api/v1/funnel", params={"campaign_id": "nope"}, headers=headers)
     assert one.status_code == 404
     assert (await client.get("/admin/api/v1/funnel.csv")).status_code == 401
+
+
+async def submit_correcting(
+    client: Client, repository: Repository, links: LinkBuilder, customer_id: str, **changes: str
+) -> None:
+    """Submit the customer's prefilled form as shown, with `changes` typed over it."""
+    page = await client.get(await form_link(repository, links, customer_id))
+    form = page.text.split('<form class="registration"', 1)[1].split("</form>", 1)[0]
+    inputs = re.findall(
+        r'<input (?![^>]*type="checkbox")[^>]*name="([^"]+)"[^>]*value="([^"]*)"', form
+    )
+    shown = {name: html.unescape(value) for name, value in inputs}
+    answer = await client.post(f"/f/{FORM_ID}/submit", data=shown | changes, follow_redirects=False)
+    assert answer.status_code == 303, answer.text
+
+
+async def test_the_corrected_fields_chart_shows_the_forms_labels_and_room_for_its_text(
+    client: Client, repository: Repository, links: LinkBuilder
+) -> None:
+    await submit_correcting(client, repository, links, "cust-1001", job_title="CTO")
+    await submit_correcting(client, repository, links, "cust-1003", job_title="VD", company="X Ab")
+    headers = await key_headers(repository, Scope.READ)
+    page = (await client.get("/admin/dashboard", headers=basic(headers))).text
+
+    corrected = page[page.index('aria-labelledby="corrected-1-title"') :]
+    corrected = corrected[: corrected.index("</svg>")]
+    labels = re.findall(r'text-anchor="end">([^<]+)</text>', corrected)
+    assert labels == ["Job title", "Company"]  # the form's English labels, not job_title
+    assert re.search(r"<text [^>]*>2 · 100% of submissions</text>", corrected)
+    assert re.search(r"<text [^>]*>1 · 50% of submissions</text>", corrected)
+    # Every chart is as wide as its longest label and its longest bar's figures need.
+    for svg in re.findall(r"<svg [^>]*>.*?</svg>", page, re.S):
+        width = float(svg.split('viewBox="0 0 ', 1)[1].split(" ", 1)[0])
+        for x, anchor, text in re.findall(
+            r'<text x="([\d.]+)" y="[\d.]+"( text-anchor)?[^>]*>([^<]+)<', svg
+        ):
+            end = float(x) if anchor else float(x) + text_width(text)
+            assert end - text_width(text) >= 0, text
+            assert end <= width, (text, end, width)

@@ -4,6 +4,8 @@ asks for it with its own login prompt (the key as the password)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import msgspec
 from litestar import Router, get
 from litestar.di import Provide
@@ -11,21 +13,41 @@ from litestar.response import Template
 
 from prefill.apikeys import Scope
 from prefill.funnel import STAGE_LABELS, CampaignFunnel
+from prefill.i18n import pick
+from prefill.models import Campaign, Form, Locale
 from prefill.scanners import Automation
 from prefill.web.admin import AdminDep, provide_admin, require_scope
 
-CHART_WIDTH = 640
-LABEL_WIDTH = 250
+DASHBOARD_LOCALE: Locale = "en"
+"""The dashboard's language: its own texts, and the form field labels it shows."""
 BAR_SPACE = 290
-"""Room for the longest bar; its figures are written after it."""
+"""Room for the longest bar; labels go before the bars, figures after them."""
 ROW_HEIGHT = 34
 BAR_HEIGHT = 22
+GAP = 8
+"""Between a label and its bar, and a bar and its figures; also the chart's margin."""
+NARROW, AVERAGE, WIDE = 5.5, 8.5, 13.0
+"""Upper bounds of character widths in the charts' 13px sans-serif (dashboard.css), taken
+from DejaVu Sans, the widest of the common fallbacks (Linux browsers draw with it)."""
 
 SIGNAL_LABELS = {
     Automation.HEAD: "Scanners: HEAD requests",
     Automation.AGENT: "Scanners: by user agent",
     Automation.EARLY: "Scanners: too soon after sending",
 }
+
+
+def text_width(text: str) -> float:
+    """A generous estimate of how wide `text` is drawn: the server cannot measure the browser's
+    font, and a chart sized to this leaves room rather than cutting a label off."""
+    return sum(
+        NARROW
+        if char in "ijlfrtI.,:;'!|()[] ·"
+        else WIDE
+        if char.isupper() or char in "mw%@—"
+        else AVERAGE
+        for char in text
+    )
 
 
 class Bar(msgspec.Struct, frozen=True):
@@ -36,10 +58,19 @@ class Bar(msgspec.Struct, frozen=True):
     y: int
     width: float
 
+    @property
+    def figure(self) -> str:
+        """What is written after the bar: the value, and its note."""
+        return f"{self.value:,} · {self.note}" if self.note else f"{self.value:,}"
+
 
 class Chart(msgspec.Struct, frozen=True):
     title: str
     bars: list[Bar]
+    label_width: float
+    """Where the bars start: the longest label fits before it."""
+    width: float
+    """The whole chart, the longest bar's figures included."""
 
     @property
     def height(self) -> int:
@@ -47,26 +78,38 @@ class Chart(msgspec.Struct, frozen=True):
 
 
 def chart(title: str, rows: list[tuple[str, str, int, str]]) -> Chart:
-    """Horizontal bars on one scale: (key, label, value, note) per row."""
+    """Horizontal bars on one scale: (key, label, value, note) per row, the chart as wide as
+    its labels and figures need."""
     longest = max((value for _, _, value, _ in rows), default=0) or 1
+    bars = [
+        Bar(
+            key=key,
+            label=label,
+            value=value,
+            note=note,
+            y=4 + index * ROW_HEIGHT,
+            width=round(value / longest * BAR_SPACE, 1),
+        )
+        for index, (key, label, value, note) in enumerate(rows)
+    ]
+    label_width = GAP + max((text_width(bar.label) for bar in bars), default=0) + GAP
+    figures = max((bar.width + GAP + text_width(bar.figure) for bar in bars), default=0)
     return Chart(
         title=title,
-        bars=[
-            Bar(
-                key=key,
-                label=label,
-                value=value,
-                note=note,
-                y=4 + index * ROW_HEIGHT,
-                width=round(value / longest * BAR_SPACE, 1),
-            )
-            for index, (key, label, value, note) in enumerate(rows)
-        ],
+        bars=bars,
+        label_width=label_width,
+        width=round(label_width + max(figures, BAR_SPACE) + GAP, 1),
     )
 
 
 def share(part: int, whole: int, of: str) -> str:
     return f"{part / whole:.0%} of {of}" if whole else ""
+
+
+def field_labels(campaign: Campaign | None, forms: Mapping[str, Form]) -> dict[str, str]:
+    """The labels of the fields of a campaign's form, in the dashboard's language."""
+    form = forms.get(campaign.form_id) if campaign else None
+    return {f.name: pick(f.label, DASHBOARD_LOCALE) for f in form.fields} if form else {}
 
 
 class CampaignView(msgspec.Struct, frozen=True):
@@ -76,7 +119,9 @@ class CampaignView(msgspec.Struct, frozen=True):
     corrected: Chart | None
 
 
-def campaign_view(f: CampaignFunnel) -> CampaignView:
+def campaign_view(f: CampaignFunnel, labels: Mapping[str, str]) -> CampaignView:
+    """`labels`: the form's field labels by name (a field no longer on the form keeps its
+    name)."""
     stages = [
         (
             key,
@@ -92,7 +137,7 @@ def campaign_view(f: CampaignFunnel) -> CampaignView:
     ]
     not_opens.append(("loads", "Page and vCard loads", f.loads, "not automated"))
     corrected = [
-        (name, name, count, share(count, f.submissions, "submissions"))
+        (name, labels.get(name, name), count, share(count, f.submissions, "submissions"))
         for name, count in sorted(f.corrected_fields.items(), key=lambda item: -item[1])
     ]
     return CampaignView(
@@ -110,15 +155,19 @@ def campaign_view(f: CampaignFunnel) -> CampaignView:
     include_in_schema=False,
 )
 async def dashboard(admin: AdminDep) -> Template:
-    views = [campaign_view(f) for f in await admin.funnels()]
+    campaigns = {c.id: c for c in await admin.entries(Campaign)}
+    forms = {f.id: f for f in await admin.entries(Form)}
+    views = [
+        campaign_view(f, field_labels(campaigns.get(f.campaign_id), forms))
+        for f in await admin.funnels()
+    ]
     return Template(
         template_name="dashboard.html",
         context={
-            "locale": "en",
+            "locale": DASHBOARD_LOCALE,
             "campaigns": views,
-            "label_width": LABEL_WIDTH,
-            "chart_width": CHART_WIDTH,
             "bar_height": BAR_HEIGHT,
+            "gap": GAP,
         },
     )
 
