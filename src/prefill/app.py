@@ -30,7 +30,7 @@ from prefill import __version__
 from prefill.admin import AdminService
 from prefill.catalog import CatalogCache
 from prefill.consent import MASK
-from prefill.i18n import install_gettext, pick
+from prefill.i18n import install_gettext, long_date, pick
 from prefill.links import LinkBuilder
 from prefill.metrics import HTTP_METRICS
 from prefill.pseudonyms import Pseudonymizer
@@ -85,6 +85,7 @@ def template_engine(organization: str) -> JinjaTemplateEngine:
     install_gettext(environment)
     environment.globals.update(
         pick=pick,
+        long_date=long_date,
         vcard_qr=vcard_qr,
         organization=organization,
         autocomplete=AUTOCOMPLETE,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Mapping
 
+import msgspec
+
 from prefill.models import ConsentAction, ConsentEvent, Customer, Form, FormField
 from prefill.tokens import RefusalCause
 
@@ -43,6 +45,28 @@ def consent_refusal(consents: Mapping[str, ConsentEvent], purpose: str) -> Refus
     if event.action is not ConsentAction.GRANTED:
         return RefusalCause.CONSENT_WITHDRAWN
     return None
+
+
+class ConsentShown(msgspec.Struct, frozen=True):
+    """A consent's current state as its customer sees it on their own page: nothing more."""
+
+    granted: bool
+    at: float
+    """When the customer gave it, or withdrew it."""
+
+
+def consent_states(form: Form, consents: Mapping[str, ConsentEvent]) -> dict[str, ConsentShown]:
+    """The current state of each consent the form asks for, where one is recorded.
+
+    A granted one is shown as in force, with no box: a box ticked in advance would record
+    nothing the person did now, and an empty one must not read as "withdraw". Personal data:
+    for the customer's own admitted page only."""
+    asked = {notice.purpose for notice in form.consents}
+    return {
+        purpose: ConsentShown(granted=event.action is ConsentAction.GRANTED, at=event.at)
+        for purpose, event in consents.items()
+        if purpose in asked
+    }
 
 
 def disclosable_values(form: Form, customer: Customer) -> dict[str, str]:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import functools
 import io
+from datetime import UTC, datetime
 from pathlib import Path
 
+from babel.dates import format_date
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
@@ -46,6 +48,17 @@ def negotiate_locale(accept_language: str | None) -> Locale:
 def pick(texts: Translated, locale: Locale) -> str:
     """The text in `locale`, else English, else any text there is."""
     return texts.get(locale) or texts.get(DEFAULT_LOCALE) or next(iter(texts.values()), "")
+
+
+DATE_LOCALES: dict[Locale, str] = {"fi": "fi_FI", "sv": "sv_FI", "en": "en_GB"}
+"""Whose way of writing a date each page language follows: a Finnish company's."""
+
+
+def long_date(timestamp: float, locale: Locale) -> str:
+    """A day as people write it in `locale` (3. maaliskuuta 2026, 3 mars 2026, 3 March 2026),
+    of the UTC date: the time a record holds."""
+    day = datetime.fromtimestamp(timestamp, UTC).date()
+    return format_date(day, format="long", locale=DATE_LOCALES[locale])
 
 
 def catalog_path(locale: Locale) -> Path:

@@ -16,7 +16,13 @@ import msgspec
 
 from prefill import funnel, metrics
 from prefill.catalog import CatalogCache
-from prefill.consent import consent_refusal, disclosable_values, greeting_name
+from prefill.consent import (
+    ConsentShown,
+    consent_refusal,
+    consent_states,
+    disclosable_values,
+    greeting_name,
+)
 from prefill.consent_writes import ConsentRecorder, UnknownCustomer
 from prefill.contacts import contact_for
 from prefill.funnel import FunnelUpdate
@@ -57,6 +63,10 @@ class UnknownForm(LookupError):
     """No form with that id: a 404 about the address, which says nothing about any customer."""
 
 
+class ConsentNotAsked(LookupError):
+    """The form asks for no consent to that purpose: nothing to withdraw through it."""
+
+
 class Visitor(msgspec.Struct, frozen=True):
     """What the web layer tells a use case about the request (nothing personal)."""
 
@@ -75,6 +85,8 @@ class FormView(msgspec.Struct, frozen=True):
     greeting_name: str = ""
     form_token: str | None = None
     card_token: str | None = None
+    consents: dict[str, ConsentShown] = msgspec.field(default_factory=dict)
+    """The state of the form's consents, on the customer's own page only (never the widget)."""
 
     @property
     def personal(self) -> bool:
@@ -109,6 +121,8 @@ class _Admitted(msgspec.Struct, frozen=True):
     campaign: Campaign
     form: Form | None
     contact: ContactPerson | None
+    consents: dict[str, ConsentEvent] = msgspec.field(default_factory=dict)
+    """The customer's current consent per purpose, from the same read as the checks."""
     automation: Automation | None = None
     """Why the request looks automated, if it does (the audit's scanner flag)."""
     hit: FunnelUpdate | None = None
@@ -294,7 +308,12 @@ class PrefillService:
         if admitted is None or admitted.form is None:
             return self.generic_form_view(form_id, visitor)
         values = disclosable_values(admitted.form, admitted.customer)
-        await self._record_disclosure(admitted, channel, sorted(values))
+        # Only the customer's own page shows their consents; an embedding site never gets them.
+        consents = (
+            consent_states(admitted.form, admitted.consents) if channel is Channel.PAGE else {}
+        )
+        shown = sorted(values) + [f"consent:{purpose}" for purpose in sorted(consents)]
+        await self._record_disclosure(admitted, channel, shown)
         claims = admitted.link.claims
         return FormView(
             form=admitted.form,
@@ -307,6 +326,7 @@ class PrefillService:
             card_token=self._signer.sign(
                 TokenPurpose.CARD, claims, signed_at=admitted.link.signed_at
             ),
+            consents=consents,
         )
 
     async def widget_view(
@@ -340,6 +360,9 @@ class PrefillService:
             card_token=self._signer.sign(
                 TokenPurpose.CARD, admitted.link.claims, signed_at=admitted.link.signed_at
             ),
+            # Shown again as they were: the page disclosed them already, and must keep saying
+            # which consents are in force.
+            consents=consent_states(outcome.form, admitted.consents),
         )
 
     def generic_form_view(self, form_id: str, visitor: Visitor) -> FormView:
@@ -357,6 +380,35 @@ class PrefillService:
         if form is None:
             raise UnknownForm(form_id)
         return form
+
+    async def withdraw_consent(
+        self, form_id: str, token: str | None, purpose: str, ip_prefix: str, user_agent: str
+    ) -> bool:
+        """The customer withdraws, on their own form page, a consent the form asks for: as easy
+        as giving it. False (nothing recorded) for a link that is not admitted, like any refused
+        link; ConsentNotAsked for a purpose the form does not ask for. A repeat records
+        nothing."""
+        admitted = await self._admit(
+            TokenPurpose.FORM, token, form_id, Channel.PAGE, Visitor(), count_hit=False
+        )
+        if admitted is None or admitted.form is None:
+            return False
+        notice = next((n for n in admitted.form.consents if n.purpose == purpose), None)
+        if notice is None:
+            raise ConsentNotAsked(purpose)
+        event = ConsentEvent(
+            purpose=purpose,
+            action=ConsentAction.WITHDRAWN,
+            at=time.time(),
+            source=ConsentSource.FORM,
+            notice_version=notice.version,
+            actor="the customer, by form link",
+            ip_prefix=ip_prefix,
+            user_agent=user_agent[:200],
+        )
+        with contextlib.suppress(UnknownCustomer):  # Erased meanwhile: nothing left to withdraw.
+            await self._consents.record(admitted.customer.id, event)
+        return True
 
     async def not_you(self, form_id: str, token: str | None, visitor: Visitor) -> None:
         """The person at the screen is not the link's customer: kill all of that customer's
@@ -484,6 +536,7 @@ class PrefillService:
             campaign=campaign,
             form=form,
             contact=contact_for(state.customer, form, catalog.contacts),
+            consents=state.consents,
         )
 
     def _automation(self, link: VerifiedLink, visitor: Visitor) -> Automation | None:

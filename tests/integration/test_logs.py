@@ -158,6 +158,8 @@ def drive_every_surface(run: Run, http: httpx.Client) -> None:
     assert http.post(f"{FORM_PATH}/submit", data=posted).status_code == 303
     no_csrf = {k: v for k, v in posted.items() if k != "_csrf_token"}
     assert http.post(f"{FORM_PATH}/submit", data=no_csrf).status_code == 403
+    withdraw = {k: hidden[k] for k in ("_csrf_token", "t")} | {"purpose": "email_marketing"}
+    assert http.post(f"{FORM_PATH}/withdraw", data=withdraw).status_code == 303
     not_you = http.post(f"{FORM_PATH}/not-you", data={"t": kadri["form_url"].split("?t=")[1]})
     assert not_you.status_code == 303
     assert http.post(matti["unsubscribe_url"], data=ONE_CLICK).status_code == 200

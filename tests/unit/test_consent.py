@@ -3,7 +3,9 @@ from __future__ import annotations
 import pytest
 
 from prefill.consent import (
+    ConsentShown,
     consent_refusal,
+    consent_states,
     current_consent,
     disclosable_values,
     greeting_name,
@@ -11,9 +13,11 @@ from prefill.consent import (
     mask_value,
     truncate_ip,
 )
+from prefill.i18n import long_date
 from prefill.models import (
     ConsentAction,
     ConsentEvent,
+    ConsentNotice,
     ConsentSource,
     Customer,
     FieldOption,
@@ -192,3 +196,36 @@ def test_greeting_uses_the_first_name_only_when_the_form_shows_it_in_full() -> N
     assert greeting_name(masked, disclosable_values(masked, customer())) == ""
     nameless = Form(id="f", title={"en": "F"}, fields=[])
     assert greeting_name(nameless, disclosable_values(nameless, customer())) == ""
+
+
+def test_consent_states_are_those_the_form_asks_for_as_they_stand_now() -> None:
+    form = Form(
+        id="f",
+        title={"en": "F"},
+        fields=[FormField(name="first_name", label={"en": "First name"})],
+        consents=[
+            ConsentNotice(purpose="email_marketing", version="em-1", text={"en": "Mail me"}),
+            ConsentNotice(purpose="phone_marketing", version="pm-1", text={"en": "Call me"}),
+            ConsentNotice(purpose="surveys", version="s-1", text={"en": "Ask me"}),
+        ],
+    )
+    consents = current_consent(
+        [
+            event("email_marketing", GRANTED, 10),
+            event("phone_marketing", GRANTED, 11),
+            event("phone_marketing", WITHDRAWN, 12),
+            event("personalization", GRANTED, 13),  # not a box of this form: not shown
+        ]
+    )
+    assert consent_states(form, consents) == {
+        "email_marketing": ConsentShown(granted=True, at=10),
+        "phone_marketing": ConsentShown(granted=False, at=12),
+    }
+
+
+@pytest.mark.parametrize(
+    ("locale", "text"),
+    [("fi", "3. maaliskuuta 2026"), ("sv", "3 mars 2026"), ("en", "3 March 2026")],
+)
+def test_a_date_is_written_as_the_page_language_writes_it(locale: str, text: str) -> None:
+    assert long_date(1_772_539_200, locale) == text  # type: ignore[arg-type]

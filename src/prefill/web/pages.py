@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import urlencode
 
 import msgspec
 from litestar import Request, Response, Router, get, head, post
 from litestar.datastructures import State
-from litestar.exceptions import HTTPException, NotFoundException
+from litestar.exceptions import ClientException, HTTPException, NotFoundException
 from litestar.params import FromPath, FromQuery, URLEncodedBody
 from litestar.response import Redirect, Template
 from litestar.status_codes import (
@@ -18,10 +19,11 @@ from litestar.status_codes import (
     HTTP_503_SERVICE_UNAVAILABLE,
 )
 
+from prefill.consent import truncate_ip
 from prefill.links import LinkBuilder
 from prefill.models import Channel
 from prefill.repository import StoreUnavailable
-from prefill.services import CardView, FormView, UnknownForm
+from prefill.services import CardView, ConsentNotAsked, FormView, UnknownForm
 from prefill.tokens import TokenPurpose
 from prefill.web.deps import LinksDep, ServiceDep, VisitorDep
 from prefill.web.errors import RETRY_AFTER_SECONDS, message_page
@@ -119,6 +121,37 @@ async def not_you(
     require_same_origin(request, links)
     await service.not_you(form_id, data.t or None, visitor)
     return Redirect(f"/f/{form_id}", status_code=HTTP_303_SEE_OTHER)
+
+
+class WithdrawForm(msgspec.Struct):
+    """The customer's own page withdrawing one of the form's consents (CSRF field aside)."""
+
+    t: str = ""
+    purpose: str = ""
+
+
+@post("/f/{form_id:str}/withdraw", name="withdraw_consent", status_code=HTTP_303_SEE_OTHER)
+async def withdraw_consent(
+    form_id: FromPath[str],
+    data: URLEncodedBody[WithdrawForm],
+    request: Request[object, object, State],
+    service: ServiceDep,
+    links: LinksDep,
+) -> Redirect:
+    """Withdraw a consent shown in force on the page, then show the page again with what is
+    in force now. A link that is not admitted gets the empty form, like any refused link."""
+    require_form_post(request)
+    require_same_origin(request, links)
+    client = request.client.host if request.client else ""
+    user_agent = request.headers.get("user-agent", "")
+    try:
+        done = await service.withdraw_consent(
+            form_id, data.t or None, data.purpose, truncate_ip(client), user_agent
+        )
+    except ConsentNotAsked:
+        raise ClientException(detail="This form asks for no such consent.") from None
+    page = f"/f/{form_id}?{urlencode({'t': data.t})}" if done else f"/f/{form_id}"
+    return Redirect(page, status_code=HTTP_303_SEE_OTHER)
 
 
 def _card_page(view: CardView, links: LinkBuilder, organization: str) -> Template:
@@ -219,6 +252,7 @@ pages_router = Router(
         form_page,
         link_head,
         not_you,
+        withdraw_consent,
         page_seen,
         card_page,
         card_vcard,
