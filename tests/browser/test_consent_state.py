@@ -21,7 +21,7 @@ def test_consents_in_force_are_shown_and_one_is_withdrawn_with_a_button(
     expect(in_force).to_have_count(2)
     expect(in_force.first).to_contain_text("Gäller: du gav det här samtycket")
     expect(page.locator("form.registration input[type=checkbox]")).to_have_count(0)
-    email = page.locator("#consent-email_marketing")
+    email = page.locator("#consent-in-force-email_marketing")
     expect(email).to_contain_text("nyhetsbrev")
     email.scroll_into_view_if_needed()
     screenshot(page, "form-consents-in-force-sv")

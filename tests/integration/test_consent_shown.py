@@ -53,7 +53,7 @@ async def test_consents_in_force_are_said_with_their_date_and_no_box(
     for purpose in ("email_marketing", "personalization"):
         day = long_date(await granted_at(repository, "cust-1001", purpose), "fi")
         assert re.match(r"\d{1,2}\. \w+ \d{4}$", day)
-        block = form.split(f'id="consent-{purpose}"', 1)[1].split("</div>", 1)[0]
+        block = form.split(f'id="consent-in-force-{purpose}"', 1)[1].split("</div>", 1)[0]
         assert f"Voimassa: annoit tämän suostumuksen {day}." in block
         assert f'form="withdraw-{purpose}"' in block
         assert "Peru tämä suostumus" in block
