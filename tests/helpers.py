@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 import time
 from urllib.parse import urlsplit
 
@@ -24,6 +26,23 @@ def relative(url: str) -> str:
     """Path and query of an absolute URL, for the test client."""
     parts = urlsplit(url)
     return f"{parts.path}?{parts.query}" if parts.query else parts.path
+
+
+def registration_form(page: str) -> str:
+    """The hosted form page's registration form (not "Not you?" or a withdrawal form)."""
+    return page.split('<form class="registration"', 1)[1].split("</form>", 1)[0]
+
+
+SHOWN_INPUT = re.compile(
+    r'<input (?![^>]*type="checkbox"(?![^>]* checked))[^>]*name="([^"]+)"[^>]*value="([^"]*)"'
+)
+"""An input with its value, unless it is a box left unticked."""
+
+
+def form_as_shown(page: str) -> dict[str, str]:
+    """What the registration form would post as the page shows it (ticked boxes included)."""
+    inputs = SHOWN_INPUT.findall(registration_form(page))
+    return {name: html.unescape(value) for name, value in inputs}
 
 
 def token_of(url: str) -> str:

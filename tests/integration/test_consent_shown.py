@@ -3,7 +3,6 @@ a way to withdraw it, never a ticked box; a submit records only what the person 
 
 from __future__ import annotations
 
-import html
 import re
 
 from litestar import Litestar
@@ -14,7 +13,14 @@ from prefill.i18n import long_date
 from prefill.links import LinkBuilder
 from prefill.models import AuditKind, Channel, ConsentAction, ConsentSource
 from prefill.repository import Repository
-from tests.helpers import API_PATH, FORM_PATH, form_link, token_of
+from tests.helpers import (
+    API_PATH,
+    FORM_PATH,
+    form_as_shown,
+    form_link,
+    registration_form,
+    token_of,
+)
 from tests.integration.test_submit import feed, open_form
 
 Client = AsyncTestClient[Litestar]
@@ -31,24 +37,11 @@ async def granted_at(repository: Repository, customer_id: str, purpose: str) -> 
     return state[purpose].at
 
 
-def registration(page: str) -> str:
-    return page.split('<form class="registration"', 1)[1].split("</form>", 1)[0]
-
-
-def as_shown(page: str) -> dict[str, str]:
-    """The registration form's inputs as the page shows them, ticked boxes included."""
-    inputs = re.findall(
-        r'<input (?![^>]*type="checkbox"(?![^>]* checked))[^>]*name="([^"]+)"[^>]*value="([^"]*)"',
-        registration(page),
-    )
-    return {name: html.unescape(value) for name, value in inputs}
-
-
 async def test_consents_in_force_are_said_with_their_date_and_no_box(
     client: Client, repository: Repository, links: LinkBuilder
 ) -> None:
     page = (await client.get(await form_link(repository, links, "cust-1001"))).text
-    form = registration(page)
+    form = registration_form(page)
     assert 'type="checkbox"' not in form
     for purpose in ("email_marketing", "personalization"):
         day = long_date(await granted_at(repository, "cust-1001", purpose), "fi")
@@ -81,7 +74,7 @@ async def test_a_submit_records_no_consent_the_person_did_not_give_now(
     for customer_id in ("cust-1001", "cust-1004"):
         before = await history_length(repository, customer_id)
         url = await form_link(repository, links, customer_id)
-        shown = as_shown((await client.get(url)).text)
+        shown = form_as_shown((await client.get(url)).text)
         assert not any(name.startswith("consent_") for name in shown)
         answer = await client.post(
             f"{FORM_PATH}/submit", data=shown, headers=SAME_ORIGIN, follow_redirects=False

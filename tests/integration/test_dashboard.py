@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import csv
-import html
 import io
 import re
 
@@ -16,7 +15,15 @@ from prefill.apikeys import Scope
 from prefill.links import LinkBuilder
 from prefill.repository import Repository
 from prefill.web.dashboard import text_width
-from tests.helpers import API_PATH, CAMPAIGN_ID, FORM_ID, form_link, key_headers, token_of
+from tests.helpers import (
+    API_PATH,
+    CAMPAIGN_ID,
+    FORM_ID,
+    form_as_shown,
+    form_link,
+    key_headers,
+    token_of,
+)
 
 Client = AsyncTestClient[Litestar]
 BROWSER = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0"}
@@ -135,11 +142,7 @@ async def submit_correcting(
 ) -> None:
     """Submit the customer's prefilled form as shown, with `changes` typed over it."""
     page = await client.get(await form_link(repository, links, customer_id))
-    form = page.text.split('<form class="registration"', 1)[1].split("</form>", 1)[0]
-    inputs = re.findall(
-        r'<input (?![^>]*type="checkbox")[^>]*name="([^"]+)"[^>]*value="([^"]*)"', form
-    )
-    shown = {name: html.unescape(value) for name, value in inputs}
+    shown = form_as_shown(page.text)
     answer = await client.post(f"/f/{FORM_ID}/submit", data=shown | changes, follow_redirects=False)
     assert answer.status_code == 303, answer.text
 
