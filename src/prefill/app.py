@@ -33,6 +33,8 @@ from prefill.consent import MASK
 from prefill.i18n import install_gettext, long_date, pick
 from prefill.links import LinkBuilder
 from prefill.metrics import HTTP_METRICS
+from prefill.models import SCALES
+from prefill.phones import display_phone
 from prefill.pseudonyms import Pseudonymizer
 from prefill.qr import vcard_qr
 from prefill.repository import Repository, StoreUnavailable
@@ -51,7 +53,7 @@ from prefill.web.metrics import MetricsController
 from prefill.web.openapi_structs import StrictStructSchemaPlugin
 from prefill.web.pages import pages_router
 from prefill.web.requests import RequestLogMiddleware
-from prefill.web.submit import submit_form, thanks
+from prefill.web.submit import event_calendar, submit_form, thanks
 from prefill.web.unsubscribe import unsubscribe, unsubscribe_head, unsubscribe_page
 from prefill.web.widget import widget_router
 
@@ -90,6 +92,8 @@ def template_engine(organization: str) -> JinjaTemplateEngine:
         organization=organization,
         autocomplete=AUTOCOMPLETE,
         mask=MASK,
+        phone=display_phone,
+        scales=SCALES,
     )
     for name in environment.list_templates(extensions=["html"]):
         environment.get_template(name)  # Compile now, not on the first customer's request.
@@ -178,6 +182,7 @@ def create_app(settings: Settings) -> Litestar:
             unsubscribe,
             submit_form,
             thanks,
+            event_calendar,
             api_router,
             health_router,
             static_router,

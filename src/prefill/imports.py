@@ -32,6 +32,7 @@ from prefill.customer_import import (
 )
 from prefill.import_rows import ImportRejected, Problem, convert, csv_rows
 from prefill.models import (
+    SCALES,
     SUPPORTED_LOCALES,
     Campaign,
     CampaignState,
@@ -168,8 +169,9 @@ def _checked_form(index: int, item: Mapping[str, Any]) -> Form | Problem:
 
 
 def form_problems(form: Form) -> list[str]:
-    """What a form needs beyond its shape: an email field (a new lead is stored by email), and
-    no field accepting more than the customer attribute it fills can hold."""
+    """What a form needs beyond its shape: an email field (a new lead is stored by email), no
+    field accepting more than the customer attribute it fills can hold, and no prefilled
+    rating."""
     problems: list[str] = []
     if not any(f.prefill_from == "email" for f in form.fields):
         problems.append("needs a field with prefill_from 'email' (new leads are stored by it)")
@@ -178,6 +180,11 @@ def form_problems(form: Form) -> list[str]:
         f"{f.value_max_length} characters {f.prefill_from} can hold"
         for f in form.fields
         if f.value_max_length < f.max_length
+    ]
+    problems += [
+        f"field {f.name!r}: a {f.type} answer is the customer's own, never prefilled"
+        for f in form.fields
+        if f.type in SCALES and f.prefill_from is not None
     ]
     return problems
 

@@ -7,11 +7,13 @@ validation happens once, at decode time, with errors that name the field.
 from __future__ import annotations
 
 import enum
+from datetime import datetime
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
-from prefill.text import MULTILINE_TEXT_PATTERN, PLAIN_TEXT_PATTERN
+from prefill.text import CONTROL, MULTILINE_TEXT_PATTERN, PLAIN_TEXT_PATTERN
 
 Locale = Literal["fi", "sv", "en"]
 SUPPORTED_LOCALES: tuple[Locale, ...] = ("fi", "sv", "en")
@@ -20,6 +22,8 @@ DEFAULT_LOCALE: Locale = "en"
 ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 ORIGIN_PATTERN = r"^https?://[^/\s]+$"
+HTTP_URL_PATTERN = f"^https?://[^\\s{CONTROL}]+$"
+TIME_ZONE_PATTERN = r"^[A-Za-z][A-Za-z0-9_+/-]{0,63}$"
 ATTRIBUTE_PATTERN = (
     r"^(email|first_name|last_name|phone|company|job_title|attributes\.[A-Za-z0-9_-]+)$"
 )
@@ -38,6 +42,8 @@ PlainText = Annotated[str, msgspec.Meta(pattern=PLAIN_TEXT_PATTERN)]
 MultilineText = Annotated[str, msgspec.Meta(pattern=MULTILINE_TEXT_PATTERN)]
 Origin = Annotated[str, msgspec.Meta(pattern=ORIGIN_PATTERN)]
 """scheme://host[:port], exactly as a browser sends it in the Origin header."""
+HttpUrl = Annotated[str, msgspec.Meta(pattern=HTTP_URL_PATTERN, max_length=2000)]
+"""An http(s) address a page may link to: no other scheme (javascript:, data:), no spaces."""
 AttributeName = Annotated[str, msgspec.Meta(pattern=ATTRIBUTE_PATTERN)]
 """A customer attribute a form field may be prefilled from."""
 Translated = dict[Locale, PlainText]
@@ -88,7 +94,9 @@ PREFILLABLE_ATTRIBUTES = frozenset(
     {"email", "first_name", "last_name", "phone", "company", "job_title"}
 )
 
-FieldType = Literal["text", "email", "tel", "select", "textarea"]
+FieldType = Literal["text", "email", "tel", "select", "textarea", "rating", "nps"]
+SCALES: dict[str, tuple[int, int]] = {"rating": (1, 5), "nps": (0, 10)}
+"""The lowest and highest answer of each scale field type: a rating, and a Net Promoter Score."""
 
 
 class FieldOption(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -130,6 +138,59 @@ class ConsentNotice(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     text: Translated
 
 
+class Place(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: ShortText
+    address: ShortText = ""
+
+
+class Event(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What a form registers for: shown on its thank-you page and offered as a calendar file.
+
+    `start` and `end` are the wall-clock times in `time_zone` (e.g. `2027-04-15T09:00:00`); a
+    time with an offset is taken as that instant and shown in `time_zone`."""
+
+    start: datetime
+    end: datetime
+    time_zone: Annotated[str, msgspec.Meta(pattern=TIME_ZONE_PATTERN)]
+    """An IANA time zone name, e.g. `Europe/Helsinki`."""
+    name: Translated = msgspec.field(default_factory=dict)
+    """The event's own name (the calendar entry's title); the form's title without it."""
+    place: Place | None = None
+    online_url: HttpUrl | None = None
+    description: dict[Locale, MultilineText] = msgspec.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # msgspec turns a ValueError here into a ValidationError that names `$.event`.
+        try:
+            zone = ZoneInfo(self.time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {self.time_zone!r}") from None
+        if self.local(self.end, zone) <= self.local(self.start, zone):
+            raise ValueError("the event must end after it starts")
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
+
+    @property
+    def starts(self) -> datetime:
+        """The start as an aware time in the event's zone."""
+        return self.local(self.start, self.zone)
+
+    @property
+    def ends(self) -> datetime:
+        return self.local(self.end, self.zone)
+
+    @staticmethod
+    def local(moment: datetime, zone: ZoneInfo) -> datetime:
+        if moment.tzinfo is None:
+            return moment.replace(tzinfo=zone)
+        return moment.astimezone(zone)
+
+
+FormKind = Literal["registration", "feedback"]
+
+
 class Form(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     id: Id
     title: Translated
@@ -142,6 +203,9 @@ class Form(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Origins (scheme://host[:port]) whose pages may read prefill data through the widget API."""
     fallback_contact_id: Id | None = None
     """Shown when a customer has no contact person, or theirs has left and has no deputy."""
+    kind: FormKind = "registration"
+    """What the form asks for: its button and thank-you page say "register" or "send"."""
+    event: Event | None = None
 
 
 class CampaignState(enum.StrEnum):

@@ -25,6 +25,7 @@ from prefill.consent import (
 )
 from prefill.consent_writes import ConsentRecorder, UnknownCustomer
 from prefill.contacts import contact_for
+from prefill.events import ics_filename, to_icalendar
 from prefill.funnel import FunnelUpdate
 from prefill.i18n import negotiate_locale, pick
 from prefill.models import (
@@ -104,6 +105,13 @@ class VCardFile(msgspec.Struct, frozen=True):
     text: str
 
 
+class EventFile(msgspec.Struct, frozen=True):
+    filename: str
+    text: bytes
+    personal: bool
+    """It names the submitter's own contact person: not to be cached."""
+
+
 class SubmitOutcome(msgspec.Struct, frozen=True):
     """A submission: `rejected` holds the messages and what was typed, else it was stored."""
 
@@ -111,6 +119,17 @@ class SubmitOutcome(msgspec.Struct, frozen=True):
     locale: Locale
     rejected: Rejected | None = None
     customer_id: str | None = None
+    thanks_token: str | None = None
+    """For a submit through a still good link: who submitted, for the thank-you page only."""
+
+
+class ThanksView(msgspec.Struct, frozen=True):
+    """The thank-you page; `contact` only for the person who just submitted through a link."""
+
+    form: Form
+    locale: Locale
+    contact: ContactPerson | None = None
+    card_token: str | None = None
 
 
 class _Admitted(msgspec.Struct, frozen=True):
@@ -223,7 +242,8 @@ class PrefillService:
                 changed=changed,
             )
         )
-        return SubmitOutcome(form=form, locale=locale, customer_id=after.id)
+        thanks = self._signer.sign(TokenPurpose.THANKS, link.claims) if link and before else None
+        return SubmitOutcome(form=form, locale=locale, customer_id=after.id, thanks_token=thanks)
 
     async def _submitting_customer(
         self, token: str | None, form_id: str
@@ -239,6 +259,52 @@ class PrefillService:
         except (LinkRefused, CorruptRecord):
             return None, None, {}
         return link, state.customer, state.consents
+
+    async def thanks_view(self, form_id: str, token: str | None, locale: Locale) -> ThanksView:
+        """The thank-you page, with the contact person again for the person whose submit
+        signed `token` (a short-lived cookie), if they may still see one; the plain page in
+        `locale` for anyone else, or when Redis does not answer. Raises UnknownForm."""
+        form = await self.require_form(form_id)
+        plain = ThanksView(form=form, locale=locale)
+        try:
+            link = self._signer.verify(TokenPurpose.THANKS, token)
+            admitted = await self._check(link, form_id, None)
+        except (LinkRefused, StoreUnavailable):
+            return plain
+        if admitted.contact is None:
+            return msgspec.structs.replace(plain, locale=admitted.customer.locale)
+        try:
+            await self._record_disclosure(admitted, Channel.PAGE, ["contact_person"])
+        except StoreUnavailable:
+            return plain  # Nothing personal leaves unaudited; the page still thanks them.
+        return ThanksView(
+            form=form,
+            locale=admitted.customer.locale,
+            contact=admitted.contact,
+            card_token=self._signer.sign(TokenPurpose.CARD, link.claims),
+        )
+
+    async def event_file(
+        self, form_id: str, token: str | None, locale: Locale, uid_domain: str
+    ) -> EventFile | None:
+        """The form's event as an iCalendar file, organised by the submitter's contact person
+        (as on their thank-you page), else by the form's fallback contact; None without an
+        event. `uid_domain` (the service's host) makes the event's UID globally unique."""
+        view = await self.thanks_view(form_id, token, locale)
+        event = view.form.event
+        if event is None:
+            return None
+        organizer = view.contact
+        if organizer is None and view.form.fallback_contact_id:
+            catalog = await self._catalog.current()
+            fallback = catalog.contacts.get(view.form.fallback_contact_id)
+            organizer = fallback if fallback is not None and fallback.active else None
+        text = to_icalendar(
+            view.form, event, locale=view.locale, uid_domain=uid_domain, organizer=organizer
+        )
+        return EventFile(
+            filename=ics_filename(view.form), text=text, personal=view.contact is not None
+        )
 
     # -- one-click unsubscribe (RFC 8058) ------------------------------------------------------
 

@@ -18,6 +18,7 @@ from prefill.i18n import N_
 from prefill.models import (
     EMAIL_PATTERN,
     PREFILLABLE_ATTRIBUTES,
+    SCALES,
     Customer,
     Form,
     FormField,
@@ -31,6 +32,7 @@ BAD_EMAIL = N_("Please enter an email address like name@example.com.")
 BAD_PHONE = N_("Please enter a phone number with its area code, like +358 40 123 4567.")
 BAD_OPTION = N_("Please choose one of the options.")
 BAD_CHARACTERS = N_("Please remove the invisible control characters from this field.")
+BAD_SCALE = N_("Please choose a number from %(low)s to %(high)s.")
 
 _EMAIL = re.compile(EMAIL_PATTERN)
 PHONE_REGION = "FI"
@@ -98,7 +100,17 @@ def _check(field: FormField, value: str) -> tuple[FieldError | None, str]:
         return (None, phone) if phone else (FieldError(BAD_PHONE), "")
     if field.type == "select" and value not in {o.value for o in field.options}:
         return FieldError(BAD_OPTION), ""
+    if field.type in SCALES:
+        return _check_scale(*SCALES[field.type], value)
     return None, value
+
+
+def _check_scale(low: int, high: int, value: str) -> tuple[FieldError | None, str]:
+    """A rating or NPS answer: a whole number on its scale (ASCII digits only: int() would
+    also take other scripts' digits)."""
+    if value.isascii() and value.isdigit() and low <= int(value) <= high:
+        return None, str(int(value))
+    return FieldError(BAD_SCALE, {"low": str(low), "high": str(high)}), ""
 
 
 def normalise_phone(value: str, region: str) -> str | None:

@@ -45,6 +45,12 @@ class TokenPurpose(enum.StrEnum):
     FORM = "form"
     CARD = "card"
     UNSUBSCRIBE = "unsubscribe"
+    THANKS = "thanks"
+    """Who just submitted a form: a short-lived cookie for its thank-you page, never a link."""
+
+
+SHORT_LIVED_SECONDS = {TokenPurpose.THANKS: 30 * 60}
+"""Purposes whose tokens expire sooner than links do."""
 
 
 class LinkClaims(msgspec.Struct, frozen=True, array_like=True):
@@ -143,7 +149,9 @@ class LinkSigner:
             raise LinkRefused(RefusalCause.FORGED)
         try:
             payload, signed_at = self._serializers[purpose].loads(
-                token, max_age=self._max_age, return_timestamp=True
+                token,
+                max_age=min(self._max_age, SHORT_LIVED_SECONDS.get(purpose, self._max_age)),
+                return_timestamp=True,
             )
         except SignatureExpired as exc:
             # The signature itself was valid, so its claims are authentic: keep them.

@@ -7,20 +7,42 @@ re-renders the form with a message next to each field and everything typed kept.
 
 from __future__ import annotations
 
-from litestar import Request, get, post
-from litestar.datastructures import State
+from urllib.parse import urlsplit
+
+from litestar import Request, Response, get, post
+from litestar.datastructures import Cookie, State
+from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_422_UNPROCESSABLE_ENTITY
 
 from prefill.consent import truncate_ip
+from prefill.events import event_name, when_text, where_text
 from prefill.i18n import negotiate_locale
+from prefill.links import LinkBuilder
 from prefill.models import SUPPORTED_LOCALES, Locale
+from prefill.tokens import SHORT_LIVED_SECONDS, TokenPurpose
 from prefill.web.deps import LinksDep, ServiceDep, VisitorDep
 from prefill.web.pages import require_form_post, require_same_origin
 
 MAX_FIELDS = 100
 """More posted fields than any form has is not a person filling in a form."""
+THANKS_COOKIE = "prefill_thanks"
+"""Who just submitted, for the thank-you page and its calendar file: a short-lived signed
+value in a cookie, so that the page's address carries neither a token nor anything personal."""
+
+
+def _thanks_cookie(form_id: str, token: str | None, links: LinkBuilder) -> Cookie:
+    """The cookie after a submit; an anonymous submit clears one left by an earlier submit."""
+    return Cookie(
+        key=THANKS_COOKIE,
+        value=token or "",
+        path=f"/f/{form_id}/",
+        max_age=SHORT_LIVED_SECONDS[TokenPurpose.THANKS] if token else 0,
+        httponly=True,
+        samesite="strict",
+        secure=links.origin.startswith("https://"),
+    )
 
 
 def _locale(request: Request[object, object, State], chosen: str | None) -> Locale:
@@ -53,7 +75,11 @@ async def submit_form(
         form_id, posted, locale, truncate_ip(client), request.headers.get("user-agent", "")
     )
     if outcome.rejected is None:
-        return Redirect(f"/f/{form_id}/thanks?lang={locale}", status_code=HTTP_303_SEE_OTHER)
+        return Redirect(
+            f"/f/{form_id}/thanks?lang={locale}",
+            status_code=HTTP_303_SEE_OTHER,
+            cookies=[_thanks_cookie(form_id, outcome.thanks_token, links)],
+        )
     token = posted.get("t", "")
     view = await service.rejected_view(outcome, token or None, visitor)
     card_token = view.card_token
@@ -77,9 +103,51 @@ async def thanks(
     form_id: FromPath[str],
     request: Request[object, object, State],
     service: ServiceDep,
+    links: LinksDep,
     lang: FromQuery[str | None] = None,
 ) -> Template:
-    form = await service.require_form(form_id)
+    """The thank-you page: the contact person again for the person who just submitted, and
+    the form's event with a calendar file."""
+    view = await service.thanks_view(
+        form_id, request.cookies.get(THANKS_COOKIE), _locale(request, lang)
+    )
+    event = view.form.event
     return Template(
-        template_name="thanks.html", context={"form": form, "locale": _locale(request, lang)}
+        template_name="thanks.html",
+        context={
+            "view": view,
+            "form": view.form,
+            "locale": view.locale,
+            "card_url": links.card_path(view.card_token) if view.card_token else None,
+            "vcard_url": links.vcard_path(view.card_token) if view.card_token else None,
+            "event": event,
+            "event_name": event_name(view.form, event, view.locale) if event else "",
+            "when": when_text(event, view.locale) if event else "",
+            "where": where_text(event) if event else "",
+            "calendar_url": f"/f/{form_id}/event.ics?lang={view.locale}" if event else None,
+        },
+    )
+
+
+@get("/f/{form_id:str}/event.ics", name="event_calendar", include_in_schema=False)
+async def event_calendar(
+    form_id: FromPath[str],
+    request: Request[object, object, State],
+    service: ServiceDep,
+    links: LinksDep,
+    lang: FromQuery[str | None] = None,
+) -> Response[bytes]:
+    """The form's event as an iCalendar file to add to a calendar (RFC 5545)."""
+    calendar = await service.event_file(
+        form_id,
+        request.cookies.get(THANKS_COOKIE),
+        _locale(request, lang),
+        uid_domain=urlsplit(links.origin).hostname or "prefill",
+    )
+    if calendar is None:
+        raise NotFoundException("This form has no event.")
+    return Response(
+        calendar.text,
+        media_type="text/calendar; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{calendar.filename}"'},
     )
