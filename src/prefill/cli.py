@@ -47,7 +47,7 @@ from prefill.imports import (
 )
 from prefill.links import LinkBuilder
 from prefill.logs import configure_logging
-from prefill.models import CampaignState
+from prefill.models import CampaignState, Catalog, Customer
 from prefill.repository import Repository
 from prefill.settings import Settings, load_or_create_secret
 from prefill.storage import DataDirInUse, EmbeddedRedis, EmbeddedRedisError
@@ -55,6 +55,8 @@ from prefill.tokens import LinkClaims, LinkSigner
 
 DEMO_ORGANIZATION = "Kaamos Instruments Oy"
 DEMO_CAMPAIGN = "spring-summit-2027-invite"
+DEMO_FEEDBACK_CAMPAIGN = "summit-feedback-2027"
+"""The example feedback form's campaign: its links are printed beside the invitation's."""
 DEMO_LANDING_URL = "http://127.0.0.1:8001/"
 """examples/landing served with `python3 -m http.server 8001 -d examples/landing`."""
 WORKER_SETTINGS_ENV = "PREFILL_WORKER_SETTINGS"
@@ -270,10 +272,24 @@ async def demo_links(
             (
                 f"{customer.first_name} {customer.last_name}",
                 note,
-                [links.form_url(claims, form.id), links.card_url(claims), links.vcard_url(claims)],
+                [
+                    links.form_url(claims, form.id),
+                    links.card_url(claims),
+                    links.vcard_url(claims),
+                    *_feedback_url(links, catalog, customer),
+                ],
             )
         )
     return rows
+
+
+def _feedback_url(links: LinkBuilder, catalog: Catalog, customer: Customer) -> list[str]:
+    """The customer's link to the example feedback form, if the examples have it."""
+    campaign = catalog.campaigns.get(DEMO_FEEDBACK_CAMPAIGN)
+    if campaign is None:
+        return []
+    claims = LinkClaims(customer.id, campaign.id, customer.generation)
+    return [links.form_url(claims, campaign.form_id)]
 
 
 def print_demo_links(
@@ -282,11 +298,13 @@ def print_demo_links(
     click.echo("\nprefill demo: personal links for the example customers\n")
     # The example landing page loads the widget from the service its link names.
     landing = f"{DEMO_LANDING_URL}?{urlencode({'service': service_url})}"
-    for name, note, (form_url, card_url, vcard_url) in rows:
+    for name, note, (form_url, card_url, vcard_url, *feedback_url) in rows:
         click.echo(f"{name} ({note})")
         click.echo(f"  form:  {form_url}")
         click.echo(f"  card:  {card_url}")
         click.echo(f"  vCard: {vcard_url}")
+        for url in feedback_url:
+            click.echo(f"  feedback: {url}")
         # The example landing page; the token in the fragment never reaches its server.
         click.echo(f"  widget: {landing}#{urlsplit(form_url).query}\n")
     click.echo(

@@ -75,6 +75,13 @@ def test_demo_prints_working_links_and_cleans_up_on_sigterm(tmp_path: Path) -> N
         # Every printed link names the demo's own port, the landing page's too.
         assert "127.0.0.1:8000" not in text
         assert f"  widget: {LANDING}?service=http%3A%2F%2F127.0.0.1%3A{port}#t=" in text
+        feedback_url = re.search(r"Björn Åkerlund \(sv\)\n(?:  .+\n)*?  feedback: (\S+)", text)
+        assert feedback_url is not None, text
+        with urllib.request.urlopen(feedback_url.group(1), timeout=5) as response:  # noqa: S310
+            feedback = response.read().decode()
+        assert "Hur var Summit?" in feedback
+        assert 'value="Björn"' in feedback
+        assert 'type="radio" name="recommend" value="10"' in feedback
         redis_pid = re.search(r"\(pid (\d+)\)", text)
         assert redis_pid is not None
         demo.send_signal(signal.SIGTERM)

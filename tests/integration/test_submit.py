@@ -11,7 +11,7 @@ from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
 from prefill.links import LinkBuilder
-from prefill.models import AuditKind, ChangeEvent, ConsentAction, ConsentSource
+from prefill.models import AuditKind, ChangeEvent, Channel, ConsentAction, ConsentSource
 from prefill.repository import FEED_STREAM, Repository
 from tests.helpers import FORM_ID, FORM_PATH, form_link, set_consent
 
@@ -130,8 +130,11 @@ async def test_a_valid_submission_updates_the_customer_records_consent_and_feeds
     assert submission.changed == ["diet", "job_title", "phone"]
     assert submission.values["phone"] == "+358501234567"
     audit = await repository.audit_entries(customer_id="cust-1001")
-    assert audit[0].kind is AuditKind.SUBMISSION
-    assert audit[0].fields == ["diet", "job_title", "phone"]
+    (submitted,) = [entry for entry in audit if entry.kind is AuditKind.SUBMISSION]
+    assert submitted.fields == ["diet", "job_title", "phone"]
+    # The thank-you page showed the contact person again: a disclosure like any other.
+    (shown,) = [entry for entry in audit if entry.fields == ["contact_person"]]
+    assert (shown.kind, shown.channel) == (AuditKind.DISCLOSURE, Channel.PAGE)
 
 
 async def test_someone_without_a_link_registers_as_a_new_lead(

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -142,4 +143,33 @@ def test_consent_columns_must_name_known_purposes_and_other_columns_known_fields
         "line 1: consent_newsletter: 'newsletter' is not a consent purpose "
         "(personalization, email_marketing); unknown column 'nickname' (free attributes are "
         "attr_<name>)"
+    ]
+
+
+def test_an_event_that_ends_before_it_starts_and_a_prefilled_rating_are_named() -> None:
+    forms = [
+        {
+            "id": "f",
+            "title": {"en": "F"},
+            "fields": [{"name": "email", "label": {"en": "E"}, "prefill_from": "email"}],
+            "event": {
+                "start": "2027-04-15T16:00:00",
+                "end": "2027-04-15T09:00:00",
+                "time_zone": "Europe/Helsinki",
+            },
+        },
+        {
+            "id": "g",
+            "title": {"en": "G"},
+            "fields": [
+                {"name": "email", "label": {"en": "E"}, "prefill_from": "email"},
+                {"name": "score", "label": {"en": "S"}, "type": "nps", "prefill_from": "company"},
+            ],
+        },
+    ]
+    with pytest.raises(ImportRejected) as exc:
+        parse_forms(json.dumps(forms).encode())
+    assert problems(exc) == [
+        "line 1: form #1: event: the event must end after it starts",
+        "line 2: form #2: field 'score': a nps answer is the customer's own, never prefilled",
     ]

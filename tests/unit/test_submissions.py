@@ -13,6 +13,7 @@ from prefill.submissions import (
     BAD_EMAIL,
     BAD_OPTION,
     BAD_PHONE,
+    BAD_SCALE,
     REQUIRED,
     TOO_LONG,
     Accepted,
@@ -37,8 +38,8 @@ VALID = {
 
 @pytest.fixture
 def form() -> Form:
-    (parsed,) = parse_forms((EXAMPLES / "forms.json").read_bytes())
-    return parsed
+    registration, _feedback = parse_forms((EXAMPLES / "forms.json").read_bytes())
+    return registration
 
 
 def test_a_valid_submission_is_normalised(form: Form) -> None:
@@ -128,3 +129,48 @@ def test_no_value_longer_than_its_attribute_can_hold_is_accepted(form: Form) -> 
     result = validate(roomy, VALID | {"company": "x" * 300})
     assert isinstance(result, Rejected)
     assert result.errors["company"] == FieldError(TOO_LONG, {"max": "200"})
+
+
+@pytest.fixture
+def feedback() -> Form:
+    _registration, feedback = parse_forms((EXAMPLES / "forms.json").read_bytes())
+    return feedback
+
+
+@pytest.mark.parametrize(("overall", "recommend"), [("1", "0"), ("5", "10"), (" 3 ", "07")])
+def test_ratings_and_nps_on_their_scales_are_accepted(
+    feedback: Form, overall: str, recommend: str
+) -> None:
+    posted = {"email": "a@b.example", "overall": overall, "recommend": recommend}
+    checked = validate(feedback, posted)
+    assert isinstance(checked, Accepted)
+    assert checked.values["overall"] == str(int(overall))
+    assert checked.values["recommend"] == str(int(recommend))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "low", "high"),
+    [
+        ("overall", "0", "1", "5"),
+        ("overall", "6", "1", "5"),
+        ("overall", "4.5", "1", "5"),
+        ("overall", "-1", "1", "5"),
+        ("recommend", "11", "0", "10"),
+        ("recommend", "\u0669", "0", "10"),  # an Arabic-Indic nine: a digit, not on our scale
+        ("recommend", "ten", "0", "10"),
+    ],
+)
+def test_an_answer_off_the_scale_is_refused_naming_the_scale(
+    feedback: Form, field: str, value: str, low: str, high: str
+) -> None:
+    posted = {"email": "a@b.example", "overall": "4", "recommend": "9", field: value}
+    checked = validate(feedback, posted)
+    assert isinstance(checked, Rejected)
+    assert checked.errors == {field: FieldError(BAD_SCALE, {"low": low, "high": high})}
+    assert checked.typed[field] == value.strip()
+
+
+def test_a_required_rating_left_empty_is_required(feedback: Form) -> None:
+    checked = validate(feedback, {"email": "a@b.example", "recommend": "9"})
+    assert isinstance(checked, Rejected)
+    assert checked.errors == {"overall": FieldError(REQUIRED)}
