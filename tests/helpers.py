@@ -19,6 +19,8 @@ from prefill.tokens import LinkClaims
 FORM_ID = "spring-summit-2027"
 CAMPAIGN_ID = "spring-summit-2027-invite"
 FORM_PATH = f"/f/{FORM_ID}"
+FEEDBACK_FORM_ID = "summit-feedback-2027"
+FEEDBACK_CAMPAIGN_ID = "summit-feedback-2027"
 API_PATH = f"/api/v1/forms/{FORM_ID}/prefill"
 
 
@@ -57,6 +59,13 @@ async def claims_for(repository: Repository, customer_id: str) -> LinkClaims:
 
 async def form_link(repository: Repository, links: LinkBuilder, customer_id: str) -> str:
     return relative(links.form_url(await claims_for(repository, customer_id), FORM_ID))
+
+
+async def feedback_link(repository: Repository, links: LinkBuilder, customer_id: str) -> str:
+    """The customer's link to the example feedback form, from its own campaign."""
+    claims = await claims_for(repository, customer_id)
+    feedback = LinkClaims(customer_id, FEEDBACK_CAMPAIGN_ID, claims.generation)
+    return relative(links.form_url(feedback, FEEDBACK_FORM_ID))
 
 
 async def card_link(repository: Repository, links: LinkBuilder, customer_id: str) -> str:

@@ -148,6 +148,6 @@ async def event_calendar(
         raise NotFoundException("This form has no event.")
     return Response(
         calendar.text,
-        media_type="text/calendar; charset=utf-8",
+        media_type="text/calendar",  # Litestar adds "; charset=utf-8" to a text type.
         headers={"Content-Disposition": f'attachment; filename="{calendar.filename}"'},
     )
