@@ -146,8 +146,9 @@ class Place(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class Event(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """What a form registers for: shown on its thank-you page and offered as a calendar file.
 
-    `start` and `end` are the wall-clock times in `time_zone` (e.g. `2027-04-15T09:00:00`); a
-    time with an offset is taken as that instant and shown in `time_zone`."""
+    `start` and `end` may be given as wall-clock times in `time_zone` (`2027-04-15T09:00:00`)
+    or with an offset (that instant); they are kept with the zone's offset at that time
+    (`2027-04-15T09:00:00+03:00`), so every stored or listed event is an RFC 3339 date-time."""
 
     start: datetime
     end: datetime
@@ -165,8 +166,12 @@ class Event(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             zone = ZoneInfo(self.time_zone)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {self.time_zone!r}") from None
-        if self.local(self.end, zone) <= self.local(self.start, zone):
+        start, end = _in_zone(self.start, zone), _in_zone(self.end, zone)
+        if end <= start:
             raise ValueError("the event must end after it starts")
+        # Decoding is the only time a Struct is built from wall-clock times: fix them once.
+        msgspec.structs.force_setattr(self, "start", start)
+        msgspec.structs.force_setattr(self, "end", end)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -174,18 +179,17 @@ class Event(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     @property
     def starts(self) -> datetime:
-        """The start as an aware time in the event's zone."""
-        return self.local(self.start, self.zone)
+        """The start in the event's zone (with its daylight saving rules)."""
+        return self.start.astimezone(self.zone)
 
     @property
     def ends(self) -> datetime:
-        return self.local(self.end, self.zone)
+        return self.end.astimezone(self.zone)
 
-    @staticmethod
-    def local(moment: datetime, zone: ZoneInfo) -> datetime:
-        if moment.tzinfo is None:
-            return moment.replace(tzinfo=zone)
-        return moment.astimezone(zone)
+
+def _in_zone(moment: datetime, zone: ZoneInfo) -> datetime:
+    """A wall-clock time taken as in `zone`; an instant (with an offset) shown in `zone`."""
+    return moment.replace(tzinfo=zone) if moment.tzinfo is None else moment.astimezone(zone)
 
 
 FormKind = Literal["registration", "feedback"]

@@ -28,7 +28,7 @@ from prefill.repository import Repository
 from prefill.storage import connect, free_tcp_port
 from prefill.tokens import LinkClaims, LinkSigner, TokenPurpose
 from tests.conftest import EXAMPLES, PSEUDONYMS, SECRET
-from tests.helpers import CAMPAIGN_ID, FORM_ID
+from tests.helpers import CAMPAIGN_ID, FEEDBACK_CAMPAIGN_ID, FEEDBACK_FORM_ID, FORM_ID
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -170,6 +170,11 @@ class ExampleSite:
     def form_url(self, customer_id: str, form_id: str = FORM_ID) -> str:
         """The signed form link the customer's campaign email would carry."""
         return self._links.form_url(self.claims(customer_id), form_id)
+
+    def feedback_url(self, customer_id: str) -> str:
+        """The customer's link to the example feedback form, from its own campaign."""
+        claims = msgspec.structs.replace(self.claims(customer_id), campaign_id=FEEDBACK_CAMPAIGN_ID)
+        return self._links.form_url(claims, FEEDBACK_FORM_ID)
 
     def form_url_sent_earlier(self, customer_id: str, minutes: float = 10) -> str:
         """A form link signed `minutes` ago: an email a person opens later, not a scanner

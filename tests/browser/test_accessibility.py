@@ -24,6 +24,7 @@ PAGES: dict[str, Callable[[ExampleSite], str]] = {
     "card-sv": lambda site: site.card_url("cust-1003"),
     "thanks-sv": lambda site: f"{site.url}/f/spring-summit-2027/thanks?lang=sv",
     "unsubscribe-en": lambda site: site.unsubscribe_url("cust-1005"),
+    "feedback-en": lambda site: site.feedback_url("cust-1005"),
 }
 
 
@@ -47,4 +48,28 @@ def test_a_form_with_error_messages_has_no_serious_violations(
     axe_page.add_script_tag(path=str(AXE_SCRIPT))
     violations = axe_page.evaluate(RUN_AXE)
     screenshot(axe_page, "axe-form-errors-fi")
+    assert [v for v in violations if v["impact"] in BLOCKING_IMPACTS] == []
+
+
+def test_the_personal_thank_you_page_has_no_serious_violations(
+    site: ExampleSite, axe_page: Page
+) -> None:
+    axe_page.goto(site.form_url("cust-1003"))
+    axe_page.get_by_role("button", name="Anmäl dig").click()
+    axe_page.wait_for_selector(".contact-panel")
+    axe_page.add_script_tag(path=str(AXE_SCRIPT))
+    violations = axe_page.evaluate(RUN_AXE)
+    screenshot(axe_page, "axe-thanks-personal-sv")
+    assert [v for v in violations if v["impact"] in BLOCKING_IMPACTS] == []
+
+
+def test_a_feedback_form_with_a_rating_error_has_no_serious_violations(
+    site: ExampleSite, axe_page: Page
+) -> None:
+    axe_page.goto(site.feedback_url("cust-1001"))
+    axe_page.get_by_role("button", name="Lähetä").click()
+    axe_page.wait_for_selector("#error-overall")
+    axe_page.add_script_tag(path=str(AXE_SCRIPT))
+    violations = axe_page.evaluate(RUN_AXE)
+    screenshot(axe_page, "axe-feedback-errors-fi")
     assert [v for v in violations if v["impact"] in BLOCKING_IMPACTS] == []
