@@ -529,3 +529,35 @@ async def test_control_characters_are_refused_naming_the_field_not_the_value(
     assert [e["key"].partition("[")[0] for e in answer.json()["extra"]] == [field]
     assert "TEL:" not in answer.text
     assert (await client.get(f"{A}/{path}", headers=admin_headers)).status_code == 404
+
+
+async def test_a_forms_event_is_checked_and_kept_with_its_zones_offset(
+    client: AsyncTestClient[Litestar], admin_headers: Headers
+) -> None:
+    form = {
+        "id": "f-event",
+        "title": {"en": "Open house"},
+        "fields": [{"name": "email", "label": {"en": "Email"}, "prefill_from": "email"}],
+        "event": {
+            "start": "2027-10-31T09:00:00",
+            "end": "2027-10-31T12:00:00",
+            "time_zone": "Europe/Stockholm",
+            "online_url": "https://kaamos.example/open-house",
+        },
+    }
+    saved = await client.put(f"{A}/forms/f-event", headers=admin_headers, json=form)
+    assert saved.status_code == 201, saved.text
+    read = await client.get(f"{A}/forms/f-event", headers=admin_headers)
+    # 31 October 2027 is after the change back to winter time in Stockholm: +01:00.
+    assert read.json()["event"]["start"] == "2027-10-31T09:00:00+01:00"
+
+    problems = {
+        "end": ("2027-10-31T08:00:00", "the event must end after it starts"),
+        "time_zone": ("Mars/Olympus_Mons", "unknown time zone 'Mars/Olympus_Mons'"),
+        "online_url": ("javascript:alert(1)", '"key":"event.online_url"'),
+    }
+    for name, (value, message) in problems.items():
+        bad = form | {"event": form["event"] | {name: value}}  # type: ignore[operator]
+        answer = await client.put(f"{A}/forms/f-event", headers=admin_headers, json=bad)
+        assert answer.status_code == 400, answer.text
+        assert message in answer.text
