@@ -15,13 +15,20 @@ so a Swedish number is shown to them with +46, which is right in Sweden too. Eng
 nothing about a country: numbers are shown in the international format."""
 
 
-def display_phone(number: str, locale: Locale) -> str:
-    """`number` (E.164) formatted for a customer of `locale`; an unparsable one unchanged."""
+def valid_number(value: str, region: str | None) -> phonenumbers.PhoneNumber | None:
+    """The number `value` is, if it is a valid one; `region` is assumed without a country
+    code."""
     try:
-        parsed = phonenumbers.parse(number, None)
+        number = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException:
-        return number
-    if not phonenumbers.is_valid_number(parsed):
+        return None
+    return number if phonenumbers.is_valid_number(number) else None
+
+
+def display_phone(number: str, locale: Locale) -> str:
+    """`number` (E.164) formatted for a customer of `locale`; an invalid one unchanged."""
+    parsed = valid_number(number, None)
+    if parsed is None:
         return number
     national = phonenumbers.region_code_for_number(parsed) == HOME_COUNTRY[locale]
     style = (

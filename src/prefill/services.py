@@ -264,7 +264,14 @@ class PrefillService:
         """The thank-you page, with the contact person again for the person whose submit
         signed `token` (a short-lived cookie), if they may still see one; the plain page in
         `locale` for anyone else, or when Redis does not answer. Raises UnknownForm."""
-        form = await self.require_form(form_id)
+        try:
+            form = await self.require_form(form_id)
+        except StoreUnavailable:
+            # The submit was stored before Redis went: still thank them, from the cache.
+            cached = self._catalog.cached
+            if cached is None or form_id not in cached.forms:
+                raise
+            return ThanksView(form=cached.forms[form_id], locale=locale)
         plain = ThanksView(form=form, locale=locale)
         try:
             link = self._signer.verify(TokenPurpose.THANKS, token)
@@ -295,8 +302,8 @@ class PrefillService:
         if event is None:
             return None
         organizer = view.contact
-        if organizer is None and view.form.fallback_contact_id:
-            catalog = await self._catalog.current()
+        catalog = self._catalog.cached  # As fresh as thanks_view could make it.
+        if organizer is None and catalog and view.form.fallback_contact_id:
             fallback = catalog.contacts.get(view.form.fallback_contact_id)
             organizer = fallback if fallback is not None and fallback.active else None
         text = to_icalendar(

@@ -24,6 +24,7 @@ from prefill.models import (
     FormField,
     Locale,
 )
+from prefill.phones import valid_number
 from prefill.text import has_control
 
 REQUIRED = N_("Please fill in this field.")
@@ -115,11 +116,8 @@ def _check_scale(low: int, high: int, value: str) -> tuple[FieldError | None, st
 
 def normalise_phone(value: str, region: str) -> str | None:
     """E.164 for a valid number, else None."""
-    try:
-        number = phonenumbers.parse(value, region)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(number):
+    number = valid_number(value, region)
+    if number is None:
         return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 

@@ -28,13 +28,18 @@ PAGES: dict[str, Callable[[ExampleSite], str]] = {
 }
 
 
+def blocking_violations(page: Page, name: str) -> list[dict[str, object]]:
+    """axe-core's serious and critical findings on the page as it is; a screenshot kept."""
+    page.add_script_tag(path=str(AXE_SCRIPT))
+    violations = page.evaluate(RUN_AXE)
+    screenshot(page, f"axe-{name}")
+    return [v for v in violations if v["impact"] in BLOCKING_IMPACTS]
+
+
 @pytest.mark.parametrize("name", sorted(PAGES))
 def test_no_serious_accessibility_violations(site: ExampleSite, axe_page: Page, name: str) -> None:
     axe_page.goto(PAGES[name](site))
-    axe_page.add_script_tag(path=str(AXE_SCRIPT))
-    violations = axe_page.evaluate(RUN_AXE)
-    blocking = [v for v in violations if v["impact"] in BLOCKING_IMPACTS]
-    screenshot(axe_page, f"axe-{name}")
+    blocking = blocking_violations(axe_page, name)
     assert blocking == [], blocking
 
 
@@ -45,10 +50,7 @@ def test_a_form_with_error_messages_has_no_serious_violations(
     axe_page.fill("#field-email", "matti@")
     axe_page.get_by_role("button", name="Ilmoittaudu").click()
     axe_page.wait_for_selector("#error-email")
-    axe_page.add_script_tag(path=str(AXE_SCRIPT))
-    violations = axe_page.evaluate(RUN_AXE)
-    screenshot(axe_page, "axe-form-errors-fi")
-    assert [v for v in violations if v["impact"] in BLOCKING_IMPACTS] == []
+    assert blocking_violations(axe_page, "form-errors-fi") == []
 
 
 def test_the_personal_thank_you_page_has_no_serious_violations(
@@ -57,10 +59,7 @@ def test_the_personal_thank_you_page_has_no_serious_violations(
     axe_page.goto(site.form_url("cust-1003"))
     axe_page.get_by_role("button", name="Anmäl dig").click()
     axe_page.wait_for_selector(".contact-panel")
-    axe_page.add_script_tag(path=str(AXE_SCRIPT))
-    violations = axe_page.evaluate(RUN_AXE)
-    screenshot(axe_page, "axe-thanks-personal-sv")
-    assert [v for v in violations if v["impact"] in BLOCKING_IMPACTS] == []
+    assert blocking_violations(axe_page, "thanks-personal-sv") == []
 
 
 def test_a_feedback_form_with_a_rating_error_has_no_serious_violations(
@@ -69,7 +68,4 @@ def test_a_feedback_form_with_a_rating_error_has_no_serious_violations(
     axe_page.goto(site.feedback_url("cust-1001"))
     axe_page.get_by_role("button", name="Lähetä").click()
     axe_page.wait_for_selector("#error-overall")
-    axe_page.add_script_tag(path=str(AXE_SCRIPT))
-    violations = axe_page.evaluate(RUN_AXE)
-    screenshot(axe_page, "axe-feedback-errors-fi")
-    assert [v for v in violations if v["impact"] in BLOCKING_IMPACTS] == []
+    assert blocking_violations(axe_page, "feedback-errors-fi") == []

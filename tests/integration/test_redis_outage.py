@@ -23,9 +23,12 @@ from prefill.links import LinkBuilder
 from prefill.models import ConsentAction
 from prefill.repository import Repository
 from prefill.storage import EmbeddedRedis, connect
-from tests.conftest import EXAMPLES, PSEUDONYMS, PUBLIC_URL, make_settings
+from prefill.tokens import LinkClaims, LinkSigner, TokenPurpose
+from prefill.web.submit import THANKS_COOKIE
+from tests.conftest import EXAMPLES, PSEUDONYMS, PUBLIC_URL, SECRET, make_settings
 from tests.helpers import (
     API_PATH,
+    CAMPAIGN_ID,
     FORM_PATH,
     form_link,
     key_headers,
@@ -50,8 +53,6 @@ PERSONAL = ("Matti", "Korhonen", "lampo.example", "Aino", "+358")
 async def outage_client(
     own_redis: EmbeddedRedis,
 ) -> AsyncIterator[Outage]:
-    from prefill.tokens import LinkSigner
-
     settings = make_settings(own_redis.url)
     redis_client = connect(own_redis.url, timeout_seconds=0.5, retries=0)
     repository = Repository(redis_client, PSEUDONYMS)
@@ -106,6 +107,19 @@ async def test_redis_stopped_then_back(
     assert_nothing_personal(api.text)
     card = await client.get("/card", params={"t": "anything"})
     assert card.status_code == 503
+    # Someone whose submit was stored just before still gets thanked, with nothing personal.
+    thanks_token = LinkSigner([SECRET], 86_400).sign(
+        TokenPurpose.THANKS, LinkClaims("cust-1001", CAMPAIGN_ID, 0)
+    )
+    client.cookies.set(THANKS_COOKIE, thanks_token, domain="testserver.local")
+    thanks = await client.get(f"{FORM_PATH}/thanks?lang=fi")
+    assert thanks.status_code == 200
+    assert "Kiitos" in thanks.text
+    assert_nothing_personal(thanks.text)
+    calendar = await client.get(f"{FORM_PATH}/event.ics")
+    assert calendar.status_code == 200
+    assert "Aino" not in calendar.text
+    client.cookies.clear()
     assert (await client.get("/health/ready")).status_code == 503
     assert (await client.get("/health/live")).status_code == 200
 
