@@ -156,6 +156,9 @@ def drive_every_surface(run: Run, http: httpx.Client) -> None:
     posted = hidden | {"first_name": "Björn", "last_name": "Åkerlund", "phone": "+358405551003"}
     posted |= {"email": "bjorn.akerlund@kvarken.example", "company": "Kvarkens Analys Ab"}
     assert http.post(f"{FORM_PATH}/submit", data=posted).status_code == 303
+    run.secrets.add(http.cookies["prefill_thanks"])  # who submitted: in a cookie, never logged
+    assert "Johan Lindqvist" in http.get(f"{FORM_PATH}/thanks?lang=sv").text
+    assert http.get(f"{FORM_PATH}/event.ics?lang=sv").status_code == 200
     no_csrf = {k: v for k, v in posted.items() if k != "_csrf_token"}
     assert http.post(f"{FORM_PATH}/submit", data=no_csrf).status_code == 403
     withdraw = {k: hidden[k] for k in ("_csrf_token", "t")} | {"purpose": "email_marketing"}

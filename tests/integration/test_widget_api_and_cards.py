@@ -13,8 +13,10 @@ from prefill.repository import Repository
 from tests.helpers import (
     API_PATH,
     card_link,
+    claims_for,
     form_link,
     refusals_of,
+    relative,
     set_consent,
     token_of,
 )
@@ -215,3 +217,27 @@ async def test_openapi_document_without_third_party_viewers(client: Client) -> N
     assert "/api/v1/forms/{form_id}/prefill" in document.json()["paths"]
     for viewer in ("/schema/swagger", "/schema/redoc", "/schema/elements"):
         assert (await client.get(viewer)).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("customer_id", "tel", "shown"),
+    [
+        ("cust-1001", "+358401234567", "040 1234567"),  # fi: a Finnish number, national
+        ("cust-1003", "+358501234568", "050 1234568"),  # sv: Finland-Swedes, national
+        ("cust-1005", "+358407654321", "+358 40 7654321"),  # en: international
+    ],
+)
+async def test_phones_are_shown_as_the_customer_dials_them_and_linked_as_stored(
+    client: Client,
+    repository: Repository,
+    links: LinkBuilder,
+    customer_id: str,
+    tel: str,
+    shown: str,
+) -> None:
+    link = f'<a href="tel:{tel}">{shown}</a>'
+    assert link in (await client.get(await card_link(repository, links, customer_id))).text
+    assert link in (await client.get(await form_link(repository, links, customer_id))).text
+    vcard_url = links.vcard_url(await claims_for(repository, customer_id))
+    vcard = await client.get(relative(vcard_url))
+    assert f"TEL;TYPE=WORK,VOICE:{tel}\r\n" in vcard.text  # an address book wants E.164
