@@ -100,3 +100,19 @@ def test_feedback_is_answered_by_clicks_and_keyboard_and_reaches_the_feed(
     (submission,) = [c for c in changes if c.kind == "submission"]
     assert submission.form_id == "summit-feedback-2027"
     assert (submission.values["overall"], submission.values["recommend"]) == ("4", "9")
+
+
+def test_the_feedback_scales_fit_a_phone(site: ExampleSite, page: Page) -> None:
+    page.set_viewport_size(PHONE)
+    page.goto(site.feedback_url("cust-1003"))
+    expect(page.get_by_role("heading", name="Hur var Summit?")).to_be_visible()
+    recommend = page.get_by_role("group", name="Hur troligt är det")
+    expect(recommend.get_by_text("10 = Mycket troligt")).to_be_visible()
+    width = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert width[0] <= width[1], "nothing sticks out sideways on a phone"
+    # Every number is a target a thumb can hit (WCAG 2.5.8 asks for 24 px; these are 44).
+    for box in recommend.locator(".scale-option span").evaluate_all(
+        "spans => spans.map((s) => s.getBoundingClientRect().height)"
+    ):
+        assert box >= 44
+    screenshot(page, "feedback-phone-sv")
