@@ -6,13 +6,21 @@ from __future__ import annotations
 
 import phonenumbers
 
-from prefill.models import Locale
+from prefill.models import Customer, Locale
 
-HOME_COUNTRY: dict[Locale, str | None] = {"fi": "FI", "sv": "FI", "en": None}
-"""The country a customer of this language most likely dials from. The company is Finnish:
-its Swedish-speaking customers are mostly Finland-Swedes (as submissions.PHONE_REGION assumes),
-so a Swedish number is shown to them with +46, which is right in Sweden too. English says
-nothing about a country: numbers are shown in the international format."""
+LANGUAGE_COUNTRY: dict[Locale, str | None] = {"fi": "FI", "sv": "FI", "en": None}
+"""The country a customer of this language most likely dials from, when their own number does
+not say. The company is Finnish: its Swedish-speaking customers are mostly Finland-Swedes (as
+submissions.PHONE_REGION assumes), and a Swedish number shown to them with +46 is right in
+Sweden too. English says nothing about a country: numbers are shown internationally."""
+
+
+def home_country(customer: Customer) -> str | None:
+    """The country a customer dials from: their own phone number's (a Swedish speaker with a
+    +46 number is in Sweden, a Finn with a +372 one in Estonia), else their language's."""
+    own = valid_number(customer.phone, None) if customer.phone else None
+    region = phonenumbers.region_code_for_number(own) if own is not None else None
+    return region or LANGUAGE_COUNTRY[customer.locale]
 
 
 def valid_number(value: str, region: str | None) -> phonenumbers.PhoneNumber | None:
@@ -25,12 +33,13 @@ def valid_number(value: str, region: str | None) -> phonenumbers.PhoneNumber | N
     return number if phonenumbers.is_valid_number(number) else None
 
 
-def display_phone(number: str, locale: Locale) -> str:
-    """`number` (E.164) formatted for a customer of `locale`; an invalid one unchanged."""
+def display_phone(number: str, country: str | None) -> str:
+    """`number` (E.164) as a customer in `country` (ISO 3166 code, None when unknown) dials it:
+    national if it is of that country, else international; an invalid one unchanged."""
     parsed = valid_number(number, None)
     if parsed is None:
         return number
-    national = phonenumbers.region_code_for_number(parsed) == HOME_COUNTRY[locale]
+    national = country is not None and phonenumbers.region_code_for_number(parsed) == country
     style = (
         phonenumbers.PhoneNumberFormat.NATIONAL
         if national

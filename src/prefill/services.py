@@ -43,6 +43,7 @@ from prefill.models import (
     Form,
     Locale,
 )
+from prefill.phones import home_country
 from prefill.purposes import EMAIL_MARKETING
 from prefill.repository import CorruptRecord, Repository, StoreUnavailable
 from prefill.scanners import Automation, link_automation
@@ -88,6 +89,8 @@ class FormView(msgspec.Struct, frozen=True):
     card_token: str | None = None
     consents: dict[str, ConsentShown] = msgspec.field(default_factory=dict)
     """The state of the form's consents, on the customer's own page only (never the widget)."""
+    home_country: str | None = None
+    """The customer's country, whose phone numbers are shown in its national format."""
 
     @property
     def personal(self) -> bool:
@@ -98,6 +101,7 @@ class CardView(msgspec.Struct, frozen=True):
     locale: Locale
     contact: ContactPerson | None = None
     card_token: str | None = None
+    home_country: str | None = None
 
 
 class VCardFile(msgspec.Struct, frozen=True):
@@ -108,8 +112,6 @@ class VCardFile(msgspec.Struct, frozen=True):
 class EventFile(msgspec.Struct, frozen=True):
     filename: str
     text: bytes
-    personal: bool
-    """It names the submitter's own contact person: not to be cached."""
 
 
 class SubmitOutcome(msgspec.Struct, frozen=True):
@@ -130,6 +132,7 @@ class ThanksView(msgspec.Struct, frozen=True):
     locale: Locale
     contact: ContactPerson | None = None
     card_token: str | None = None
+    home_country: str | None = None
 
 
 class _Admitted(msgspec.Struct, frozen=True):
@@ -289,6 +292,7 @@ class PrefillService:
             locale=admitted.customer.locale,
             contact=admitted.contact,
             card_token=self._signer.sign(TokenPurpose.CARD, link.claims),
+            home_country=home_country(admitted.customer),
         )
 
     async def event_file(
@@ -309,9 +313,7 @@ class PrefillService:
         text = to_icalendar(
             view.form, event, locale=view.locale, uid_domain=uid_domain, organizer=organizer
         )
-        return EventFile(
-            filename=ics_filename(view.form), text=text, personal=view.contact is not None
-        )
+        return EventFile(filename=ics_filename(view.form), text=text)
 
     # -- one-click unsubscribe (RFC 8058) ------------------------------------------------------
 
@@ -400,6 +402,7 @@ class PrefillService:
                 TokenPurpose.CARD, claims, signed_at=admitted.link.signed_at
             ),
             consents=consents,
+            home_country=home_country(admitted.customer),
         )
 
     async def widget_view(
@@ -436,6 +439,7 @@ class PrefillService:
             # Shown again as they were: the page disclosed them already, and must keep saying
             # which consents are in force.
             consents=consent_states(outcome.form, admitted.consents),
+            home_country=home_country(admitted.customer),
         )
 
     def generic_form_view(self, form_id: str, visitor: Visitor) -> FormView:
@@ -515,6 +519,7 @@ class PrefillService:
             locale=admitted.customer.locale,
             contact=admitted.contact,
             card_token=token,
+            home_country=home_country(admitted.customer),
         )
 
     async def vcard(self, token: str | None, visitor: Visitor) -> VCardFile | None:

@@ -1,33 +1,54 @@
-"""Phones as customers read them: national for a number of their own country, else
+"""Phones as customers read them: national for a number of the country they dial from, else
 international; unchanged when it is not a valid number."""
 
 from __future__ import annotations
 
 import pytest
 
-from prefill.models import Locale
-from prefill.phones import display_phone
+from prefill.models import Customer, Locale
+from prefill.phones import display_phone, home_country
 
 
 @pytest.mark.parametrize(
-    ("number", "locale", "shown"),
+    ("locale", "phone", "country"),
     [
-        ("+358401234567", "fi", "040 1234567"),
-        ("+358920001000", "fi", "09 20001000"),
-        # Swedish speakers of a Finnish company: most dial from Finland.
-        ("+358401234567", "sv", "040 1234567"),
-        # A Swedish number keeps its +46, which dials from Sweden and from Finland alike.
-        ("+46701234567", "sv", "+46 70 123 45 67"),
-        ("+46701234567", "fi", "+46 70 123 45 67"),
-        # English names no country: international, which works wherever the customer is.
-        ("+358401234567", "en", "+358 40 1234567"),
-        ("+37255551005", "en", "+372 5555 1005"),
+        ("fi", "", "FI"),
+        # Swedish speakers of a Finnish company mostly dial from Finland...
+        ("sv", "", "FI"),
+        ("sv", "+358405551003", "FI"),
+        # ...unless their own number says they are in Sweden.
+        ("sv", "+46701234567", "SE"),
+        ("fi", "+37255551005", "EE"),
+        # English names no country: only the customer's own number can.
+        ("en", "", None),
+        ("en", "+353875551006", "IE"),
+        ("en", "+358405551001", "FI"),
+        ("fi", "not a number", "FI"),
     ],
 )
-def test_national_at_home_international_otherwise(number: str, locale: Locale, shown: str) -> None:
-    assert display_phone(number, locale) == shown
+def test_the_country_a_customer_dials_from(locale: Locale, phone: str, country: str) -> None:
+    customer = Customer(id="c", email="c@example.fi", locale=locale, phone=phone)
+    assert home_country(customer) == country
+
+
+@pytest.mark.parametrize(
+    ("number", "country", "shown"),
+    [
+        ("+358401234567", "FI", "040 1234567"),
+        ("+358920001000", "FI", "09 20001000"),
+        ("+46701234567", "SE", "070-123 45 67"),
+        # A number from elsewhere keeps its country code, which dials from anywhere.
+        ("+46701234567", "FI", "+46 70 123 45 67"),
+        ("+358401234567", "EE", "+358 40 1234567"),
+        ("+358401234567", None, "+358 40 1234567"),
+    ],
+)
+def test_national_at_home_international_otherwise(
+    number: str, country: str | None, shown: str
+) -> None:
+    assert display_phone(number, country) == shown
 
 
 @pytest.mark.parametrize("number", ["", "+123", "not a number", "+35840"])
 def test_what_is_not_a_valid_number_is_shown_as_stored(number: str) -> None:
-    assert display_phone(number, "fi") == number
+    assert display_phone(number, "FI") == number
