@@ -291,7 +291,8 @@ class PrefillService:
             form=form,
             locale=admitted.customer.locale,
             contact=admitted.contact,
-            card_token=self._signer.sign(TokenPurpose.CARD, link.claims),
+            # Dated like the submit, not like each reload: the card link cannot be kept fresh.
+            card_token=self._signer.sign(TokenPurpose.CARD, link.claims, signed_at=link.signed_at),
             home_country=home_country(admitted.customer),
         )
 

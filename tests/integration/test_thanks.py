@@ -6,8 +6,10 @@ would show it on the form still hold."""
 
 from __future__ import annotations
 
+import re
 import time
 from http.cookies import SimpleCookie
+from urllib.parse import unquote
 
 import icalendar
 from litestar import Litestar
@@ -246,3 +248,20 @@ async def test_feedback_with_a_rating_and_an_nps_is_stored_fed_and_counted(
     admin = AdminService(repository, CatalogCache(repository), links, 1095)
     (funnel,) = await admin.funnels(FEEDBACK_CAMPAIGN_ID)
     assert (funnel.submitted, funnel.submissions) == (1, 1)
+
+
+async def test_the_card_link_on_the_page_is_dated_like_the_submit(
+    client: Client, repository: Repository, signer: LinkSigner
+) -> None:
+    """A reload must not mint a fresher card link: it lives as long as one made at the
+    submit."""
+    submitted_at = int(time.time()) - 600
+    claims = await claims_for(repository, "cust-1001")
+    thanks = signer.sign(TokenPurpose.THANKS, claims, signed_at=submitted_at)
+    client.cookies.set(THANKS_COOKIE, thanks, domain="testserver.local", path=THANKS)
+    page = (await client.get(THANKS)).text
+    card_token = re.search(r'href="/card\?t=([^"]+)"', page)
+    assert card_token is not None
+    card = signer.verify(TokenPurpose.CARD, unquote(card_token.group(1)))
+    assert card.signed_at == submitted_at
+    assert card.claims == claims
