@@ -139,6 +139,8 @@ class ConsentNotice(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class Place(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Where an event is: shown as "name, address" and as the calendar entry's LOCATION."""
+
     name: ShortText
     address: ShortText = ""
 
@@ -169,7 +171,7 @@ class Event(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         start, end = _in_zone(self.start, zone), _in_zone(self.end, zone)
         if end <= start:
             raise ValueError("the event must end after it starts")
-        # Decoding is the only time a Struct is built from wall-clock times: fix them once.
+        # Kept as instants in the zone: stored and listed with their offset (RFC 3339).
         msgspec.structs.force_setattr(self, "start", start)
         msgspec.structs.force_setattr(self, "end", end)
 
