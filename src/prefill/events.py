@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import icalendar
-from babel.dates import format_date, format_interval, format_time, get_timezone_location
+from babel.dates import format_date, format_interval, format_skeleton, get_timezone_location
 
 from prefill.i18n import pick
 from prefill.models import ContactPerson, Event, Form, Locale
@@ -39,7 +39,8 @@ def when_text(event: Event, locale: Locale) -> str:
 
 
 def _time(moment: datetime, event: Event, locale: Locale) -> str:
-    return format_time(moment, "short", tzinfo=event.zone, locale=locale)
+    """The 24-hour time the same-day interval shows too ("9.00" in Finnish, "09:00" else)."""
+    return format_skeleton("Hm", moment, tzinfo=event.zone, locale=locale)
 
 
 def where_text(event: Event) -> str:
