@@ -238,6 +238,7 @@ async def test_feedback_with_a_rating_and_an_nps_is_stored_fed_and_counted(
     thanks = (await client.get(location)).text
     assert "We have received your feedback." in thanks
     assert "Emily Carter" in thanks
+    assert "Emily Carter is glad to hear from you." in thanks
     assert '<a href="tel:+358407654321">+358 40 7654321</a>' in thanks  # en: international
     (submission,) = [c for c in await feed(redis_client) if c.kind == "submission"]
     assert submission.form_id == FEEDBACK_FORM_ID
