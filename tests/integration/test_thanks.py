@@ -72,7 +72,7 @@ async def test_a_link_submit_thanks_with_the_contact_person_and_the_event(
     assert page.headers["referrer-policy"] == "no-referrer"
     text = page.text
     assert 'lang="fi"' in text
-    assert "Olemme vastaanottaneet ilmoittautumisesi" in text
+    assert "Olemme vastaanottaneet ilmoittautumisesi: Kaamos Spring Summit 2027." in text
     # The contact person as on the form page, the phone in Finnish national format.
     assert "Aino Virtanen" in text
     assert '<a href="tel:+358401234567">040 1234567</a>' in text
