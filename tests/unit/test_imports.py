@@ -144,5 +144,5 @@ def test_consent_columns_must_name_known_purposes_and_other_columns_known_fields
     assert problems(exc) == [
         "line 1: consent_newsletter: 'newsletter' is not a consent purpose "
         "(personalization, email_marketing); unknown column 'nickname' (free attributes are "
-        "attr_<name>)"
+        "attr_<name>; a CRM's own headers are mapped with --preset or --columns)"
     ]
