@@ -102,7 +102,7 @@ def open_detected(
     with _open_binary(path) as (binary, fraction):
         head = binary.read(BLOCK_BYTES)
         dialect = detect(head, encoding, delimiter)
-        replayed = io.BufferedReader(Replayed(head, binary))
+        replayed = io.BufferedReader(Replayed(head, binary), BLOCK_BYTES)
         with _text(replayed, dialect.encoding) as text:
             yield text, fraction, dialect
 

@@ -429,3 +429,30 @@ def test_every_error_of_a_row_is_reported_and_an_empty_email_is_missing(
     assert "job_title: Expected `str` of length <= 200" in line3
     assert "not-an-email" not in err
     assert "Tab" not in err
+
+
+CRM_EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "crm"
+
+
+def test_the_example_exports_import_into_the_demo_data_as_documented(
+    env: dict[str, str], redis_url: str, tmp_path: Path
+) -> None:
+    assert run(env, "import", "examples")[0] == 0
+    for name, options, customer_id, owner in [
+        ("hubspot-contacts.csv", ["--preset", "hubspot"], "90103", "emily-carter"),
+        (
+            "salesforce-contacts.csv",
+            ["--preset", "salesforce"],
+            "0035g00000Kaam02AAA",
+            "johan-lindqvist",
+        ),
+        ("mailchimp-subscribed.csv", ["--preset", "mailchimp"], "8f3a1c77d2", None),
+        ("excel-finnish-locale.csv", [], "xl-2009", "johan-lindqvist"),
+    ]:
+        source = str(CRM_EXAMPLES / name)
+        code, out, err = run(env, "import", "customers", source, *options)
+        assert code == 0, err
+        assert " 0 bad;" in out
+        assert record(redis_url, customer_id)["owner_id"] == owner
+    assert record(redis_url, "xl-2009")["last_name"] == "Bäck"
+    assert record(redis_url, "90102")["locale"] == "sv"
