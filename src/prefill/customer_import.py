@@ -6,16 +6,19 @@
   the same file again changes nothing (an unchanged record is not written, a consent state
   already recorded is not recorded again).
 - Values are normalised: emails trimmed and lower-cased, phone numbers to E.164
-  (`phonenumbers`), languages to fi / sv / en.
+  (`phonenumbers`), languages (codes, or names in fi / sv / en) to fi / sv / en, an `owner`
+  (a contact person's id, email or name) to its id.
+- Every wrong field of a row is said, not only the first.
 - `consent_<purpose>` cells (granted / withdrawn / empty) become consent events with source
   `import` and the notice version the operator names; an import never turns a withdrawal back
   into a grant (`consent.import_may_record`).
 - Memory stays constant: rows stream through in batches, and the ids a run has seen (to catch a
   duplicate line) are kept in Redis, not in the process.
 
-CSV columns: id, email, first_name, last_name, phone, company, job_title, locale, owner_id,
-consent_<purpose>, attr_<key>. NDJSON: one object per line with the same keys; `consents` and
-`attributes` may also be nested objects.
+CSV columns: id, email, first_name, last_name, phone, company, job_title, locale, owner_id or
+owner, consent_<purpose>, attr_<key>; a CRM's own headers are mapped to them by crm_columns.
+NDJSON: one object per line with the same keys; `consents` and `attributes` may also be nested
+objects.
 """
 
 from __future__ import annotations
@@ -124,6 +127,8 @@ def _header_problem(
             for purpose in stated
             if f"consent_{purpose}" in header
         ]
+        if {"owner", "owner_id"} <= set(header):
+            problems.append("owner and owner_id: give the contact person in one column")
         return "; ".join(problems) or None
 
     return check

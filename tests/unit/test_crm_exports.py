@@ -10,7 +10,8 @@ import pytest
 from prefill.contacts import Owners, OwnerUnresolved
 from prefill.crm_columns import PRESETS, ColumnMap, column_map, parse_columns
 from prefill.csv_dialect import BLOCK_BYTES, Dialect, detect, header_delimiter
-from prefill.import_rows import HeaderProblem, open_detected
+from prefill.customer_import import ExportFormat, read_customers
+from prefill.import_rows import HeaderProblem, ImportRejected, open_detected
 from prefill.languages import locale_of
 from prefill.models import ContactPerson
 
@@ -181,3 +182,14 @@ def test_an_owner_by_id_email_or_name_and_a_shared_name_is_not_guessed() -> None
     assert owners.resolve("emily.c@kaamos.example") == "emily-2"
     assert owners.resolve("Emily Carter") is OwnerUnresolved.SHARED_NAME
     assert owners.resolve("Pekka Nieminen") is OwnerUnresolved.UNKNOWN
+
+
+def test_a_row_with_an_owner_in_two_columns_is_refused_at_the_header() -> None:
+    rows = read_customers(
+        ["id,email,owner,owner_id\n", "c1,a@x.example,aino,aino\n"], ExportFormat.CSV, "crm.csv"
+    )
+    with pytest.raises(ImportRejected, match="nothing was imported") as refused:
+        next(rows)
+    assert str(refused.value.problems[0]) == (
+        "line 1: owner and owner_id: give the contact person in one column"
+    )
