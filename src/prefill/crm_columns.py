@@ -14,23 +14,13 @@ from collections.abc import Callable, Mapping
 
 import msgspec
 
+from prefill.customer_import import OWNER, RECORD_COLUMNS
 from prefill.import_rows import HeaderProblem
 from prefill.purposes import consent_purposes
 
 SKIP = "-"
 """`--columns 'Their header=-'`: leave the column out (also one a preset would map)."""
-FIELDS = (
-    "id",
-    "email",
-    "first_name",
-    "last_name",
-    "phone",
-    "company",
-    "job_title",
-    "locale",
-    "owner",
-    "owner_id",
-)
+FIELDS = (*RECORD_COLUMNS, OWNER)
 """What a column can be, besides `consent_<purpose>` and `attr_<name>`. `owner` is a contact
 person by id, email or name; `owner_id` an id kept as it is."""
 REQUIRED = ("id", "email")

@@ -60,6 +60,8 @@ RECORD_COLUMNS = (
     "locale",
     "owner_id",
 )
+OWNER = "owner"
+"""A contact person by id, email or name, resolved to `owner_id` (a CRM writes a name)."""
 CONSENT_PREFIXES = ("consent_", "consents.")
 ATTRIBUTE_PREFIXES = ("attr_", "attributes.")
 ID_RE = re.compile(ID_PATTERN)
@@ -109,7 +111,7 @@ def column_problem(column: str, notice_versions: Mapping[str, str] | None) -> st
                 f"--notice-version {purpose}=VERSION"
             )
         return None
-    if column in RECORD_COLUMNS or column == "owner" or _attribute_of(column):
+    if column in RECORD_COLUMNS or column == OWNER or _attribute_of(column):
         return None
     return (
         f"unknown column {column!r} (free attributes are attr_<name>; a CRM's own headers are "
@@ -127,7 +129,7 @@ def _header_problem(
             for purpose in stated
             if f"consent_{purpose}" in header
         ]
-        if {"owner", "owner_id"} <= set(header):
+        if {OWNER, "owner_id"} <= set(header):
             problems.append("owner and owner_id: give the contact person in one column")
         return "; ".join(problems) or None
 
@@ -208,8 +210,8 @@ def _normalise(record: dict[str, Any], phone_region: str, owners: Owners) -> lis
             wrong.append(f"locale: not a supported language (use {LANGUAGES_SAID})")
         else:
             record["locale"] = locale
-    if "owner" in record:
-        owner = owners.resolve(record.pop("owner"))
+    if OWNER in record:
+        owner = owners.resolve(record.pop(OWNER))
         if isinstance(owner, OwnerUnresolved):
             wrong.append(f"owner: {owner.value}")
         else:
