@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from click.testing import CliRunner
 
+from prefill.cli import main
 from prefill.repository import consent_log_key, customer_key
 from tests.helpers import run
 from tests.integration.test_bulk_import import snapshot
@@ -456,3 +458,29 @@ def test_the_example_exports_import_into_the_demo_data_as_documented(
         assert record(redis_url, customer_id)["owner_id"] == owner
     assert record(redis_url, "xl-2009")["last_name"] == "Bäck"
     assert record(redis_url, "90102")["locale"] == "sv"
+
+
+def test_standard_input_is_detected_too_and_wrong_options_are_said_before_reading(
+    env: dict[str, str], redis_url: str, tmp_path: Path
+) -> None:
+    excel = "id;email;first_name\r\ns-1;s1@x.example;Jääskeläinen\r\n".encode("cp1252")
+    result = CliRunner().invoke(main, ["import", "customers", "-"], env=env, input=excel)
+    assert result.exit_code == 0, result.stderr
+    assert "stdin: the start of the file is not UTF-8; reading it as Windows-1252" in result.stderr
+    assert record(redis_url, "s-1")["first_name"] == "Jääskeläinen"
+
+    source = write_csv(tmp_path / "crm.csv", [["id", "email"], ["c1", "c1@x.example"]])
+    ndjson = tmp_path / "crm.ndjson"
+    ndjson.write_text('{"id": "n1", "email": "n1@x.example"}\n', encoding="utf-8")
+    for args, reason in [
+        ([str(source), "--encoding", "klingon"], "'klingon' is not an encoding"),
+        ([str(source), "--delimiter", "ab"], "'ab': give one character such as ; or , or 'tab'"),
+        ([str(source), "--consent", "email_marketing=yes"], "expected PURPOSE=granted or"),
+        ([str(source), "--consent", "newsletter=granted"], "'newsletter' is not a consent"),
+        ([str(ndjson), "--preset", "hubspot"], "--preset and --columns read CSV exports"),
+    ]:
+        code, _, err = run(env, "import", "customers", *args)
+        assert (code, reason in err) == (2, True), err
+    assert record(redis_url, "s-1")  # and nothing else was written
+    with redis.Redis.from_url(redis_url) as client:
+        assert client.exists(customer_key("c1"), customer_key("n1")) == 0
