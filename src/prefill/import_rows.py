@@ -93,6 +93,11 @@ def open_export(path: str) -> Iterator[tuple[TextIO, Callable[[], float | None]]
         yield text, fraction
 
 
+WORKBOOK_SIGNATURES = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0")
+"""How an .xlsx (a zip) and an .xls (an OLE file) begin: HubSpot, for one, exports these."""
+WORKBOOK = "a spreadsheet workbook, not a CSV: export or save it as CSV (CSV UTF-8 in Excel)"
+
+
 @contextlib.contextmanager
 def open_detected(
     path: str, encoding: str | None = None, delimiter: str | None = None
@@ -101,6 +106,9 @@ def open_detected(
     the delimiter of its header line (or the one given)."""
     with _open_binary(path) as (binary, fraction):
         head = binary.read(BLOCK_BYTES)
+        if head.startswith(WORKBOOK_SIGNATURES):
+            source = "stdin" if path == "-" else os.path.basename(path)
+            raise ImportRejected(source, [Problem(None, WORKBOOK)])
         dialect = detect(head, encoding, delimiter)
         replayed = io.BufferedReader(Replayed(head, binary), BLOCK_BYTES)
         with _text(replayed, dialect.encoding) as text:

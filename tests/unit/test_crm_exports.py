@@ -193,3 +193,14 @@ def test_a_row_with_an_owner_in_two_columns_is_refused_at_the_header() -> None:
     assert str(refused.value.problems[0]) == (
         "line 1: owner and owner_id: give the contact person in one column"
     )
+
+
+def test_a_workbook_is_refused_with_what_to_do_instead(tmp_path: Path) -> None:
+    path = tmp_path / "hubspot-crm-exports-all-contacts.xlsx"
+    path.write_bytes(b"PK\x03\x04\x14\x00\x06\x00" + bytes(200))
+    with pytest.raises(ImportRejected) as refused, open_detected(str(path)):
+        pass
+    assert refused.value.source == "hubspot-crm-exports-all-contacts.xlsx"
+    assert str(refused.value.problems[0]) == (
+        "a spreadsheet workbook, not a CSV: export or save it as CSV (CSV UTF-8 in Excel)"
+    )
