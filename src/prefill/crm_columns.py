@@ -139,9 +139,10 @@ class ColumnMap(msgspec.Struct, frozen=True):
         for field, theirs in (self.preset.columns if self.preset else {}).items():
             if field in ours:
                 continue
-            at = next((keys.index(_key(h)) for h in theirs if _key(h) in keys), None)
-            if at is not None and keys[at] not in given:
-                ours[at] = field
+            # The first of the preset's headers the file has, and the operator did not map.
+            free = [key for key in map(_key, theirs) if key in keys and key not in given]
+            if free:
+                ours[keys.index(free[0])] = field
         for at, name in enumerate(header):
             if not ours[at] and keys[at] not in given and _own_column(name):
                 ours[at] = name  # our own format's column, by its own name

@@ -94,6 +94,10 @@ def test_the_operators_columns_win_over_the_preset_and_can_leave_one_out() -> No
     ours, notes = rename(mapping, ["Email Address", "Company", "LEID", "EUID", "Segment"])
     assert ours == ["email", "", "id", "", "attr_segment"]
     assert notes == ["left out 1 column(s) no field is mapped to: EUID"]
+    # A header the operator mapped elsewhere gives way to the preset's next one for the field.
+    mapping = column_map("hubspot", {"Phone Number": "attr_desk_phone"})
+    header = ["Record ID", "Email", "Phone Number", "Mobile Phone Number"]
+    assert rename(mapping, header)[0] == ["id", "email", "attr_desk_phone", "phone"]
     # Our own columns keep their names beside mapped ones.
     ours, _ = rename(column_map(None, {"Mail": "email"}), ["id", "Mail", "consent_personalization"])
     assert ours == ["id", "email", "consent_personalization"]
