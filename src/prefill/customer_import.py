@@ -195,9 +195,11 @@ def _customer_row(
 
 def _normalise(record: dict[str, Any], phone_region: str, owners: Owners) -> list[str]:
     """Normalises the record's values in place; what is wrong with them (those are removed)."""
-    wrong = [f"{field}: missing" for field in ("id", "email") if not record.get(field)]
+    wrong = [] if "id" in record else ["id: missing"]
     if "email" in record:
         record["email"] = record["email"].lower()
+    else:
+        wrong.append("email: missing")
     if "phone" in record:
         phone = normalise_phone(record.pop("phone"), phone_region)
         if phone is None:

@@ -3,6 +3,7 @@ Swedish or English ("Finnish", "suomi", "finska", "English (United Kingdom)").""
 
 from __future__ import annotations
 
+import functools
 import re
 
 from prefill.models import SUPPORTED_LOCALES, Locale
@@ -20,6 +21,7 @@ HubSpot's "English - United Kingdom")."""
 LANGUAGES_SAID = f"{', '.join(SUPPORTED_LOCALES)} or a name such as Finnish, svenska, englanti"
 
 
+@functools.lru_cache(maxsize=1024)  # An export says its few languages over and over.
 def locale_of(value: str) -> Locale | None:
     """The pages' locale for a code or a name; None for a language the pages are not in."""
     language = _REGION.split(value, maxsplit=1)[0].strip().lower()
