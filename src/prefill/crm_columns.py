@@ -9,6 +9,7 @@ a file states (a column mapped to `consent_<purpose>` by the operator, or `--con
 
 from __future__ import annotations
 
+import csv
 import re
 from collections.abc import Callable, Mapping
 
@@ -105,9 +106,10 @@ def target_problem(field: str) -> str | None:
 
 
 def parse_columns(given: str) -> dict[str, str]:
-    """`Their header=field,…` as {their header: field}; ValueError says what is wrong."""
+    """`Their header=field,…` as {their header: field} (a header with a comma in it is
+    quoted: `"Company, Inc."=company`); ValueError says what is wrong."""
     mapping: dict[str, str] = {}
-    for item in filter(str.strip, given.split(",")):
+    for item in filter(str.strip, next(csv.reader([given], skipinitialspace=True), [])):
         header, sep, field = item.rpartition("=")
         header, field = header.strip(), field.strip()
         if not sep or not header or not field:

@@ -122,6 +122,10 @@ def test_a_header_that_cannot_work_is_said_before_any_row(
 def test_columns_given_are_checked_as_they_are_parsed() -> None:
     assert parse_columns("") == {}
     assert parse_columns("A=b=id") == {"A=b": "id"}  # a header may hold '='
+    assert parse_columns('"Company, Inc."=company, Mail=email') == {
+        "Company, Inc.": "company",
+        "Mail": "email",
+    }
     for given, reason in [
         ("Mail=mail", "'mail' is not a field"),
         ("X=consent_newsletter", "'newsletter' is not a consent purpose"),
