@@ -11,7 +11,14 @@ from prefill.contacts import Owners, OwnerUnresolved
 from prefill.crm_columns import PRESETS, ColumnMap, column_map, parse_columns
 from prefill.csv_dialect import BLOCK_BYTES, Dialect, detect, header_delimiter
 from prefill.customer_import import ExportFormat, read_customers
-from prefill.import_rows import HeaderProblem, ImportRejected, open_detected
+from prefill.import_rows import (
+    NOT_DECODED,
+    HeaderProblem,
+    ImportRejected,
+    Problem,
+    csv_rows,
+    open_detected,
+)
 from prefill.languages import locale_of
 from prefill.models import ContactPerson
 
@@ -212,3 +219,16 @@ def test_a_workbook_is_refused_with_what_to_do_instead(tmp_path: Path) -> None:
     assert str(refused.value.problems[0]) == (
         "a spreadsheet workbook, not a CSV: export or save it as CSV (CSV UTF-8 in Excel)"
     )
+
+
+def test_bytes_the_encoding_cannot_decode_matter_only_in_the_columns_imported() -> None:
+    rows = csv_rows(
+        ["id,email,Notes\n", "c1,a@x.example,caf\udce9\n", "c2,b@x.\udce9xample,\n"],
+        {"id", "email"},
+        "crm.csv",
+        rename=lambda _: ["id", "email", ""],
+    )
+    assert [row for _, row in rows] == [
+        {"id": "c1", "email": "a@x.example"},
+        Problem(3, NOT_DECODED, "c2"),
+    ]
