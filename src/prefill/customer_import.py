@@ -201,7 +201,7 @@ def _normalise(record: dict[str, Any], phone_region: str, owners: Owners) -> lis
     else:
         wrong.append("email: missing")
     if "phone" in record:
-        phone = normalise_phone(record.pop("phone"), phone_region)
+        phone = _phone(record.pop("phone"), phone_region)
         if phone is None:
             wrong.append("phone: not a valid phone number (give it with a country code)")
         else:
@@ -219,6 +219,15 @@ def _normalise(record: dict[str, Any], phone_region: str, owners: Owners) -> lis
         else:
             record["owner_id"] = owner
     return wrong
+
+
+def _phone(value: str, region: str) -> str | None:
+    """E.164, or None. A spreadsheet stores +46701234567 as the number 46701234567: digits
+    that are no number of the region are tried with the '+' it dropped."""
+    phone = normalise_phone(value, region)
+    if phone is None and value.isdigit():
+        return normalise_phone(f"+{value}", region)
+    return phone
 
 
 _VALID = {"id": "x", "email": "x@x.example"}
