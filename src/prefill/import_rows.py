@@ -178,6 +178,7 @@ def csv_rows(
     if wrong:
         raise ImportRejected(source, [Problem(1, wrong)])
     key_at = header.index(key_column) if key_column in header else None
+    every_column_kept = all(header)
     end = reader.line_num
     while True:
         start = end + 1
@@ -202,6 +203,8 @@ def csv_rows(
             name and _UNDECODABLE.search(cell) for name, cell in zip(header, cells, strict=False)
         ):  # (bytes in a column the import leaves out do not matter)
             yield start, Problem(start, NOT_DECODED, _key(cells, key_at))
+        elif every_column_kept:
+            yield start, {name: cell.strip() for name, cell in zip(header, cells, strict=False)}
         else:
             row = zip(header, cells, strict=False)
             yield start, {name: cell.strip() for name, cell in row if name}
