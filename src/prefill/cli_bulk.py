@@ -7,6 +7,7 @@ and reason, on standard error and in a CSV report.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -16,6 +17,13 @@ from typing import TextIO
 import click
 import phonenumbers
 
+from prefill.cli_import_options import (
+    crm_export_options,
+    parse_column_options,
+    parse_dialect_options,
+    parse_stated_consents,
+    say_dialect,
+)
 from prefill.cli_support import (
     ExistingPath,
     cli_actor,
@@ -24,9 +32,10 @@ from prefill.cli_support import (
     report_rejected,
     run_with_repository,
 )
+from prefill.contacts import Owners
 from prefill.csv_safe import SafeDictWriter, SafeWriter
 from prefill.customer_import import ExportFormat, ImportSummary, import_customers, read_customers
-from prefill.import_rows import ImportRejected, Problem, open_export
+from prefill.import_rows import ImportRejected, Problem, open_detected, open_export
 from prefill.links import LinkBuilder
 from prefill.minting import (
     Minter,
@@ -135,6 +144,10 @@ def parse_notice_versions(given: tuple[str, ...]) -> dict[str, str]:
     return versions
 
 
+def _note(progress: Progress, name: str, message: str) -> None:
+    progress.note(f"{name}: {message}")
+
+
 def format_of(path: str, given: str | None) -> ExportFormat:
     if given is not None:
         return ExportFormat(given)
@@ -175,6 +188,7 @@ def format_of(path: str, given: str | None) -> ExportFormat:
     show_default=True,
     help="Country (ISO 3166 code) of phone numbers written without a country code.",
 )
+@crm_export_options
 @data_dir_option
 def import_customers_command(
     file: str,
@@ -183,11 +197,20 @@ def import_customers_command(
     dry_run: bool,
     errors_path: Path | None,
     phone_region: str,
+    preset: str | None,
+    columns_given: str,
+    consents_stated: tuple[str, ...],
+    encoding: str | None,
+    delimiter: str | None,
     data_dir: Path | None,
 ) -> None:
     """Customers from a CRM export (CSV or NDJSON), upserted by id; bad rows are reported and
     skipped, and running the same file again changes nothing."""
     versions = parse_notice_versions(notice_versions)
+    stated = parse_stated_consents(consents_stated, versions)
+    read_as = format_of(file, export_format)
+    mapping = parse_column_options(preset, columns_given, read_as)
+    encoding, delimiter = parse_dialect_options(encoding, delimiter)
     region = phone_region.upper()
     if region not in phonenumbers.SUPPORTED_REGIONS:
         raise click.BadParameter(f"{phone_region!r} is not a country code", param_hint="region")
@@ -199,13 +222,28 @@ def import_customers_command(
     settings = load_settings(data_dir)
 
     async def action(repository: Repository) -> ImportSummary:
-        with open_export(file) as (text, fraction):
+        owners = Owners((await repository.load_catalog()).contacts.values())
+        with open_detected(file, encoding, delimiter) as (text, fraction, dialect):
+            say_dialect(name, dialect, read_as)
             progress = Progress(f"import {name}", sys.stderr, fraction)
             errors.echo = progress.note
             changes.echo = lambda message: progress.note(message, sys.stdout)
+            note = functools.partial(_note, progress, name)
+            rename = None if mapping is None else functools.partial(mapping.rename, note=note)
+            rows = read_customers(
+                text,
+                read_as,
+                name,
+                versions,
+                region,
+                delimiter=dialect.delimiter,
+                rename=rename,
+                owners=owners,
+                stated=stated,
+            )
             summary = await import_customers(
                 repository,
-                read_customers(text, format_of(file, export_format), name, versions, region),
+                rows,
                 versions,
                 dry_run=dry_run,
                 actor=cli_actor().name,

@@ -6,16 +6,19 @@
   the same file again changes nothing (an unchanged record is not written, a consent state
   already recorded is not recorded again).
 - Values are normalised: emails trimmed and lower-cased, phone numbers to E.164
-  (`phonenumbers`), languages to fi / sv / en.
+  (`phonenumbers`), languages (codes, or names in fi / sv / en) to fi / sv / en, an `owner`
+  (a contact person's id, email or name) to its id.
+- Every wrong field of a row is said, not only the first.
 - `consent_<purpose>` cells (granted / withdrawn / empty) become consent events with source
   `import` and the notice version the operator names; an import never turns a withdrawal back
   into a grant (`consent.import_may_record`).
 - Memory stays constant: rows stream through in batches, and the ids a run has seen (to catch a
   duplicate line) are kept in Redis, not in the process.
 
-CSV columns: id, email, first_name, last_name, phone, company, job_title, locale, owner_id,
-consent_<purpose>, attr_<key>. NDJSON: one object per line with the same keys; `consents` and
-`attributes` may also be nested objects.
+CSV columns: id, email, first_name, last_name, phone, company, job_title, locale, owner_id or
+owner, consent_<purpose>, attr_<key>; a CRM's own headers are mapped to them by crm_columns.
+NDJSON: one object per line with the same keys; `consents` and `attributes` may also be nested
+objects.
 """
 
 from __future__ import annotations
@@ -30,10 +33,11 @@ from typing import Any
 import msgspec
 
 from prefill.consent import import_may_record
+from prefill.contacts import Owners, OwnerUnresolved
 from prefill.import_rows import Problem, Row, batches, convert, csv_rows, ndjson_rows
+from prefill.languages import LANGUAGES_SAID, locale_of
 from prefill.models import (
     ID_PATTERN,
-    SUPPORTED_LOCALES,
     AuditEntry,
     AuditKind,
     ConsentAction,
@@ -56,6 +60,8 @@ RECORD_COLUMNS = (
     "locale",
     "owner_id",
 )
+OWNER = "owner"
+"""A contact person by id, email or name, resolved to `owner_id` (a CRM writes a name)."""
 CONSENT_PREFIXES = ("consent_", "consents.")
 ATTRIBUTE_PREFIXES = ("attr_", "attributes.")
 ID_RE = re.compile(ID_PATTERN)
@@ -66,6 +72,7 @@ class ExportFormat(enum.StrEnum):
     NDJSON = "ndjson"
 
 
+NO_OWNERS = Owners()
 UNREADABLE = "the stored record of this id no longer decodes: erase the customer, then import"
 
 
@@ -104,23 +111,29 @@ def column_problem(column: str, notice_versions: Mapping[str, str] | None) -> st
                 f"--notice-version {purpose}=VERSION"
             )
         return None
-    if column in RECORD_COLUMNS or _attribute_of(column):
+    if column in RECORD_COLUMNS or column == OWNER or _attribute_of(column):
         return None
-    return f"unknown column {column!r} (free attributes are attr_<name>)"
+    return (
+        f"unknown column {column!r} (free attributes are attr_<name>; a CRM's own headers are "
+        "mapped with --preset or --columns)"
+    )
 
 
-def _header_problem(notice_versions: Mapping[str, str] | None) -> Callable[[list[str]], str | None]:
+def _header_problem(
+    notice_versions: Mapping[str, str] | None, stated: Mapping[str, ConsentAction]
+) -> Callable[[list[str]], str | None]:
     def check(header: list[str]) -> str | None:
         problems = [p for column in header if (p := column_problem(column, notice_versions))]
+        problems += [
+            f"consent_{purpose}: a column states it, and so does --consent {purpose}=…"
+            for purpose in stated
+            if f"consent_{purpose}" in header
+        ]
+        if {OWNER, "owner_id"} <= set(header):
+            problems.append("owner and owner_id: give the contact person in one column")
         return "; ".join(problems) or None
 
     return check
-
-
-def normalise_locale(value: str) -> str | None:
-    """fi, FI, fi-FI and fi_FI are all fi; None for a language the pages are not in."""
-    language = value.replace("_", "-").split("-")[0].strip().lower()
-    return language if language in SUPPORTED_LOCALES else None
 
 
 def customer_row(
@@ -128,24 +141,36 @@ def customer_row(
     row: Row,
     notice_versions: Mapping[str, str] | None = None,
     phone_region: str = PHONE_REGION,
+    *,
+    owners: Owners = NO_OWNERS,
+    stated: Mapping[str, ConsentAction] | None = None,
 ) -> CustomerRow | Problem:
-    """One row as a normalised customer and its consent states, or what is wrong with it."""
-    parsed = _customer_row(line, row, notice_versions, phone_region)
+    """One row as a normalised customer and its consent states, or everything that is wrong
+    with it. `stated`: the consent every row of the file states (`--consent`)."""
+    parsed = _customer_row(line, row, notice_versions, phone_region, owners)
     if isinstance(parsed, Problem):
         key = row.get("id", "").strip()
         # The id names the row in the report; a cell that is no id may hold anything.
         return msgspec.structs.replace(parsed, key=key if ID_RE.fullmatch(key) else "")
+    if stated:
+        return msgspec.structs.replace(parsed, consents={**stated, **parsed.consents})
     return parsed
 
 
 def _customer_row(
-    line: int, row: Row, notice_versions: Mapping[str, str] | None, phone_region: str
+    line: int,
+    row: Row,
+    notice_versions: Mapping[str, str] | None,
+    phone_region: str,
+    owners: Owners,
 ) -> CustomerRow | Problem:
     record: dict[str, Any] = {"attributes": {}}
     consents: dict[str, ConsentAction] = {}
+    wrong: list[str] = []
     for column, cell in row.items():
         if problem := column_problem(column, notice_versions):
-            return Problem(line, problem)
+            wrong.append(problem)
+            continue
         value = cell.strip()
         if not value:
             continue
@@ -153,28 +178,65 @@ def _customer_row(
             try:
                 consents[purpose] = ConsentAction(value.lower())
             except ValueError:
-                return Problem(line, f"{column}: expected 'granted', 'withdrawn' or empty")
+                wrong.append(f"{column}: expected 'granted', 'withdrawn' or empty")
         elif (attribute := _attribute_of(column)) is not None:
             record["attributes"][attribute] = value
         else:
             record[column] = value
-    record["email"] = record.get("email", "").lower()
+    wrong += _normalise(record, phone_region, owners)
+    if not wrong:
+        customer = convert(line, record, Customer)
+        if isinstance(customer, Customer):
+            return CustomerRow(line, customer, consents)
+    # msgspec stops at the first wrong field: check each on its own to say them all.
+    wrong += [p for name, value in record.items() if (p := _field_problem(name, value))]
+    return Problem(line, "; ".join(wrong))
+
+
+def _normalise(record: dict[str, Any], phone_region: str, owners: Owners) -> list[str]:
+    """Normalises the record's values in place; what is wrong with them (those are removed)."""
+    wrong = [] if "id" in record else ["id: missing"]
+    if "email" in record:
+        record["email"] = record["email"].lower()
+    else:
+        wrong.append("email: missing")
     if "phone" in record:
-        phone = normalise_phone(record["phone"], phone_region)
+        phone = _phone(record.pop("phone"), phone_region)
         if phone is None:
-            return Problem(line, "phone: not a valid phone number (give it with a country code)")
-        record["phone"] = phone
+            wrong.append("phone: not a valid phone number (give it with a country code)")
+        else:
+            record["phone"] = phone
     if "locale" in record:
-        locale = normalise_locale(record["locale"])
+        locale = locale_of(record.pop("locale"))
         if locale is None:
-            return Problem(
-                line, f"locale: not a supported language (use {', '.join(SUPPORTED_LOCALES)})"
-            )
-        record["locale"] = locale
-    customer = convert(line, record, Customer)
-    if isinstance(customer, Problem):
-        return customer
-    return CustomerRow(line, customer, consents)
+            wrong.append(f"locale: not a supported language (use {LANGUAGES_SAID})")
+        else:
+            record["locale"] = locale
+    if OWNER in record:
+        owner = owners.resolve(record.pop(OWNER))
+        if isinstance(owner, OwnerUnresolved):
+            wrong.append(f"owner: {owner.value}")
+        else:
+            record["owner_id"] = owner
+    return wrong
+
+
+def _phone(value: str, region: str) -> str | None:
+    """E.164, or None. A spreadsheet stores +46701234567 as the number 46701234567: digits
+    that are no number of the region are tried with the '+' it dropped."""
+    phone = normalise_phone(value, region)
+    if phone is None and value.isdigit():
+        return normalise_phone(f"+{value}", region)
+    return phone
+
+
+_VALID = {"id": "x", "email": "x@x.example"}
+"""Stand-ins for the required fields, so that another field can be checked on its own."""
+
+
+def _field_problem(name: str, value: Any) -> str | None:
+    checked = convert(0, {**_VALID, name: value}, Customer)
+    return checked.reason if isinstance(checked, Problem) else None
 
 
 def read_customers(
@@ -183,12 +245,24 @@ def read_customers(
     source: str,
     notice_versions: Mapping[str, str] | None = None,
     phone_region: str = PHONE_REGION,
+    *,
+    delimiter: str = ",",
+    rename: Callable[[list[str]], list[str]] | None = None,
+    owners: Owners = NO_OWNERS,
+    stated: Mapping[str, ConsentAction] | None = None,
 ) -> Iterator[CustomerRow | Problem]:
     """The export's rows, one at a time. A CSV header that cannot work (a required column
     missing, an unknown one, a consent column without a notice version) is ImportRejected
-    before any row is read."""
+    before any row is read. `rename` maps a CRM's headers to our columns (crm_columns)."""
     rows = (
-        csv_rows(stream, {"id", "email"}, source, _header_problem(notice_versions))
+        csv_rows(
+            stream,
+            {"id", "email"},
+            source,
+            _header_problem(notice_versions, stated or {}),
+            delimiter=delimiter,
+            rename=rename,
+        )
         if export_format is ExportFormat.CSV
         else ndjson_rows(stream)
     )
@@ -196,7 +270,9 @@ def read_customers(
         yield (
             row
             if isinstance(row, Problem)
-            else customer_row(line, row, notice_versions, phone_region)
+            else customer_row(
+                line, row, notice_versions, phone_region, owners=owners, stated=stated
+            )
         )
 
 

@@ -18,6 +18,7 @@ from typing import Any, BinaryIO, TextIO, TypeVar, cast
 
 import msgspec
 
+from prefill.csv_dialect import BLOCK_BYTES, UTF8, Dialect, Replayed, detect
 from prefill.models import ATTRIBUTE_PATTERN, EMAIL_PATTERN, ID_PATTERN, ORIGIN_PATTERN
 from prefill.text import MULTILINE_TEXT_PATTERN, PLAIN_TEXT_PATTERN
 
@@ -75,11 +76,11 @@ def convert(line: int, data: Mapping[str, Any], kind: type[T]) -> T | Problem:
         return Problem(line, describe(exc))
 
 
-# Bytes that were not UTF-8, kept by the "surrogateescape" error handler so that one bad row
-# does not stop the file.
+# Bytes that the encoding cannot decode, kept by the "surrogateescape" error handler so that one
+# bad row does not stop the file.
 _UNDECODABLE = re.compile("[\udc80-\udcff]")
 _ID = re.compile(ID_PATTERN)
-NOT_UTF8 = "not valid UTF-8: save the export as UTF-8"
+NOT_DECODED = "not valid in the file's encoding: save the export as UTF-8, or give --encoding"
 
 
 @contextlib.contextmanager
@@ -88,19 +89,58 @@ def open_export(path: str) -> Iterator[tuple[TextIO, Callable[[], float | None]]
     much of it has been read (None when the size is unknown). A spreadsheet's byte-order mark
     is dropped; bytes that are not UTF-8 are kept as escapes, so the readers below can report
     their row instead of the file ending there."""
+    with _open_binary(path) as (binary, fraction), _text(binary, UTF8) as text:
+        yield text, fraction
+
+
+WORKBOOK_SIGNATURES = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0")
+"""How an .xlsx (a zip) and an .xls (an OLE file) begin: HubSpot, for one, exports these."""
+WORKBOOK = "a spreadsheet workbook, not a CSV: export or save it as CSV (CSV UTF-8 in Excel)"
+
+
+@contextlib.contextmanager
+def open_detected(
+    path: str, encoding: str | None = None, delimiter: str | None = None
+) -> Iterator[tuple[TextIO, Callable[[], float | None], Dialect]]:
+    """As `open_export`, in the encoding detected from the first block (or the one given), with
+    the delimiter of its header line (or the one given)."""
+    with _open_binary(path) as (binary, fraction):
+        head = binary.read(BLOCK_BYTES)
+        if head.startswith(WORKBOOK_SIGNATURES):
+            source = "stdin" if path == "-" else os.path.basename(path)
+            raise ImportRejected(source, [Problem(None, WORKBOOK)])
+        dialect = detect(head, encoding, delimiter)
+        replayed = io.BufferedReader(Replayed(head, binary), BLOCK_BYTES)
+        with _text(replayed, dialect.encoding) as text:
+            yield text, fraction, dialect
+
+
+@contextlib.contextmanager
+def _open_binary(path: str) -> Iterator[tuple[BinaryIO, Callable[[], float | None]]]:
     if path == "-":
-        text = io.TextIOWrapper(sys.stdin.buffer, **_TEXT)
-        yield text, lambda: None
-        text.detach()  # Standard input stays open for whoever comes next.
+        yield sys.stdin.buffer, lambda: None
         return
     with open(path, "rb") as raw:  # The position in the raw file is the progress.
         size = os.fstat(raw.fileno()).st_size
-        binary = cast("BinaryIO", gzip.GzipFile(fileobj=raw) if path.endswith(".gz") else raw)
-        with io.TextIOWrapper(binary, **_TEXT) as text:
-            yield text, (lambda: raw.tell() / size) if size else (lambda: None)
+        fraction = (lambda: raw.tell() / size) if size else (lambda: None)
+        if not path.endswith(".gz"):
+            yield raw, fraction
+            return
+        with gzip.GzipFile(fileobj=raw) as unzipped:
+            yield cast("BinaryIO", unzipped), fraction
 
 
-_TEXT: dict[str, Any] = {"encoding": "utf-8-sig", "errors": "surrogateescape", "newline": ""}
+@contextlib.contextmanager
+def _text(binary: BinaryIO, encoding: str) -> Iterator[TextIO]:
+    text = io.TextIOWrapper(binary, encoding=encoding, errors="surrogateescape", newline="")
+    try:
+        yield text
+    finally:
+        text.detach()  # The binary stream is closed by whoever opened it (standard input stays).
+
+
+class HeaderProblem(Exception):
+    """A header that cannot be read as the columns the import needs (said in the message)."""
 
 
 def csv_rows(
@@ -109,27 +149,36 @@ def csv_rows(
     source: str,
     check_header: Callable[[list[str]], str | None] = lambda _: None,
     key_column: str = "id",
+    *,
+    delimiter: str = ",",
+    rename: Callable[[list[str]], list[str]] | None = None,
 ) -> Iterator[tuple[int, Row | Problem]]:
     """(line where the row starts, row or its problem). The header must hold the required
     columns and pass `check_header`, else ImportRejected: every row would be wrong. A problem
-    names its row by the `key_column` cell, when that is an id."""
-    reader = csv.reader(stream)
+    names its row by the `key_column` cell, when that is an id. `rename` gives our name for each
+    of the file's columns ("" for one to leave out), or raises HeaderProblem."""
+    reader = csv.reader(stream, delimiter=delimiter)
     try:
         header = [name.strip() for name in next(reader, [])]
+        header = rename(header) if rename is not None else header
     except csv.Error as exc:
         raise ImportRejected(source, [Problem(1, f"not a CSV header: {exc}")]) from exc
-    missing = required - set(header)
-    repeated = sorted({name for name in header if header.count(name) > 1})
+    except HeaderProblem as exc:
+        raise ImportRejected(source, [Problem(1, str(exc))]) from exc
+    kept = [name for name in header if name]
+    missing = required - set(kept)
+    repeated = sorted({name for name in kept if kept.count(name) > 1})
     wrong = (
         f"missing column(s): {', '.join(sorted(missing))}"
         if missing
         else f"column(s) named twice: {', '.join(repeated)}"
         if repeated
-        else check_header(header)
+        else check_header(kept)
     )
     if wrong:
         raise ImportRejected(source, [Problem(1, wrong)])
     key_at = header.index(key_column) if key_column in header else None
+    every_column_kept = all(header)
     end = reader.line_num
     while True:
         start = end + 1
@@ -144,16 +193,29 @@ def csv_rows(
         end = reader.line_num
         if not cells:
             continue  # a blank line
-        if end > start:
+        if end > start and not _breaks_only_where_left_out(header, cells):
             # No value of ours holds a line break: an unclosed quote ran on into the rows after.
             reason = f"lines {start}-{end} read as one row: is a quote left open on line {start}?"
             yield start, Problem(start, reason, _key(cells, key_at))
         elif len(cells) > len(header):
             yield start, Problem(start, "more values than columns", _key(cells, key_at))
-        elif any(_UNDECODABLE.search(cell) for cell in cells):
-            yield start, Problem(start, NOT_UTF8, _key(cells, key_at))
-        else:
+        elif any(_UNDECODABLE.search(cell) for cell in cells) and any(
+            name and _UNDECODABLE.search(cell) for name, cell in zip(header, cells, strict=False)
+        ):  # (bytes in a column the import leaves out do not matter)
+            yield start, Problem(start, NOT_DECODED, _key(cells, key_at))
+        elif every_column_kept:
             yield start, {name: cell.strip() for name, cell in zip(header, cells, strict=False)}
+        else:
+            row = zip(header, cells, strict=False)
+            yield start, {name: cell.strip() for name, cell in row if name}
+
+
+def _breaks_only_where_left_out(header: list[str], cells: list[str]) -> bool:
+    """A row over several lines is whole when its line breaks are all in columns the import
+    leaves out (a CRM's notes): it has every column, and none of ours holds a break."""
+    return len(cells) == len(header) and not any(
+        name and ("\n" in cell or "\r" in cell) for name, cell in zip(header, cells, strict=True)
+    )
 
 
 def _key(cells: list[str], at: int | None) -> str:
@@ -169,7 +231,7 @@ def ndjson_rows(stream: Iterable[str]) -> Iterator[tuple[int, Row | Problem]]:
         if not text.strip():
             continue
         if _UNDECODABLE.search(text):
-            yield line, Problem(line, NOT_UTF8)
+            yield line, Problem(line, NOT_DECODED)
             continue
         try:
             value = msgspec.json.decode(text)

@@ -179,16 +179,19 @@ def test_ndjson_and_gzip_exports_import_the_same_way(
     assert record["attributes"] == {"tier": "gold", "visits": "3"}
 
 
-def test_rows_that_are_not_utf8_are_bad_rows_not_the_end_of_the_file(
+def test_rows_not_in_the_given_encoding_are_bad_rows_not_the_end_of_the_file(
     env: dict[str, str], redis_url: str, tmp_path: Path
 ) -> None:
     source = tmp_path / "latin1.csv"
     source.write_bytes(
         b"id,email,first_name\nc1,a@x.example,J\xe4rvi\nc2,b@x.example,Ok\n"  # \xe4: Latin-1
     )
-    code, out, err = run(env, "import", "customers", str(source), "--errors", str(tmp_path / "e"))
+    errors = str(tmp_path / "e")
+    code, out, err = run(
+        env, "import", "customers", str(source), "--encoding", "utf-8", "--errors", errors
+    )
     assert code == 1
-    assert "line 2: not valid UTF-8" in err
+    assert "line 2: not valid in the file's encoding: save the export as UTF-8, or give " in err
     assert "2 rows: 1 created" in out
 
 

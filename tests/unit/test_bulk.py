@@ -63,6 +63,12 @@ def test_values_are_normalised() -> None:
     )
     assert isinstance(swedish, CustomerRow)
     assert swedish.customer.phone == "+46701234567"
+    # Excel stores +46701234567 as a number and saves it without the '+'.
+    saved = customer_row(9, {"id": "c3", "email": "a@x.example", "phone": "46701234567"})
+    assert isinstance(saved, CustomerRow)
+    assert saved.customer.phone == "+46701234567"
+    unknown = customer_row(10, {"id": "c4", "email": "a@x.example", "phone": "999123"})
+    assert isinstance(unknown, Problem)
 
 
 def test_a_row_is_refused_with_the_field_and_never_its_value() -> None:

@@ -60,7 +60,10 @@ def test_every_bad_row_is_reported_with_its_line_and_nothing_is_returned() -> No
     reported = problems(exc)
     assert [r.split(":")[0] for r in reported] == [f"line {n}" for n in (3, 4, 5, 6, 7, 8)]
     assert reported[0] == "line 3: email: not a valid email address"
-    assert reported[1] == "line 4: locale: not a supported language (use fi, sv, en)"
+    assert reported[1] == (
+        "line 4: locale: not a supported language (use fi, sv, en or a name such as Finnish, "
+        "svenska, englanti)"
+    )
     assert "consent_personalization" in reported[2]
     assert "duplicate id 'c1' (first on line 2)" in reported[3]
     assert "more values than columns" in reported[4]
@@ -142,7 +145,7 @@ def test_consent_columns_must_name_known_purposes_and_other_columns_known_fields
     assert problems(exc) == [
         "line 1: consent_newsletter: 'newsletter' is not a consent purpose "
         "(personalization, email_marketing); unknown column 'nickname' (free attributes are "
-        "attr_<name>)"
+        "attr_<name>; a CRM's own headers are mapped with --preset or --columns)"
     ]
 
 
