@@ -8,6 +8,7 @@ import os
 import signal
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import NamedTuple
 
 import pytest
@@ -22,7 +23,8 @@ from prefill.imports import import_directory
 from prefill.links import LinkBuilder
 from prefill.models import ConsentAction
 from prefill.repository import Repository
-from prefill.storage import EmbeddedRedis, connect
+from prefill.settings import Settings
+from prefill.storage import EmbeddedRedis, connect, free_tcp_port
 from prefill.tokens import LinkClaims, LinkSigner, TokenPurpose
 from prefill.web.submit import THANKS_COOKIE
 from tests.conftest import EXAMPLES, PSEUDONYMS, PUBLIC_URL, SECRET, make_settings
@@ -266,3 +268,45 @@ async def test_a_redis_that_may_lose_acknowledged_writes_is_reported(
     finally:
         admin.config_set("appendfsync", "always")
         await client.aclose()
+
+
+FROZEN_ANSWER_MARGIN_SECONDS = 0.25
+"""Above PREFILL_REDIS_TIMEOUT_SECONDS: scheduling on a loaded machine, never a second try."""
+
+
+@pytest.mark.parametrize("transport", ["unix socket", "tcp"])
+async def test_a_frozen_redis_is_answered_within_the_timeout(
+    tmp_path: Path, transport: str
+) -> None:
+    """The README's bound: one try per request, whether the connection is pooled or new (a
+    new one to a frozen server connects, then times out in its handshake)."""
+    server = EmbeddedRedis(tmp_path / "redis", port=free_tcp_port() if transport == "tcp" else None)
+    server.start()
+    try:
+        settings = Settings.from_env(
+            {"PREFILL_REDIS_URL": server.url, "PREFILL_SECRET_KEYS": SECRET}
+        )  # The service's own defaults: the timeout and the retries are what is promised.
+        seed = connect(server.url, timeout_seconds=1, retries=0)
+        repository = Repository(seed, PSEUDONYMS)
+        await import_directory(repository, EXAMPLES)
+        signer = LinkSigner(settings.secret_keys, settings.max_link_age_seconds)
+        url = await form_link(repository, LinkBuilder(signer, PUBLIC_URL), "cust-1001")
+        await seed.aclose()
+        bound = settings.redis_timeout_seconds + FROZEN_ANSWER_MARGIN_SECONDS
+        async with AsyncTestClient(app=create_app(settings), base_url=PUBLIC_URL) as client:
+            assert (await client.get(url)).status_code == 200
+            assert server.pid is not None
+            os.kill(server.pid, signal.SIGSTOP)
+            try:
+                paths = [url, f"{FORM_PATH}?t=forged", f"{API_PATH}?t={token_of(url)}"]
+                for path in paths * 2:  # The second round finds no pooled connection left.
+                    started = time.monotonic()
+                    answer = await client.get(path)
+                    elapsed = time.monotonic() - started
+                    assert answer.status_code == 503
+                    assert elapsed < bound, f"{path}: {elapsed:.3f} s"
+            finally:
+                os.kill(server.pid, signal.SIGCONT)
+            await until_answered(client, url, lambda r: "Matti" in r.text)
+    finally:
+        server.stop()
