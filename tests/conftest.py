@@ -6,11 +6,14 @@ port in a temporary directory, so the tests need nothing installed on the machin
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 import redis
+import uvicorn
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
@@ -126,3 +129,22 @@ def env(redis_url: str, tmp_path: Path) -> dict[str, str]:
         "PREFILL_PUBLIC_URL": PUBLIC_URL,
         "PREFILL_DATA_DIR": str(tmp_path / "data"),
     }
+
+
+@pytest.fixture
+def live_url(settings: Settings) -> Iterator[str]:
+    """The app under uvicorn on a free port, in a thread: real HTTP, real Redis."""
+    port = free_tcp_port()
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, log_level="warning", access_log=False
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)

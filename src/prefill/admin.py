@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import msgspec
 
-from prefill import apikeys, funnel
+from prefill import apikeys, funnel, ratelimit
 from prefill.apikeys import ApiKey, NewApiKey, Scope
 from prefill.catalog import CatalogCache
 from prefill.consent import current_consent
@@ -37,7 +37,14 @@ from prefill.models import (
     Form,
 )
 from prefill.purposes import consent_purposes
-from prefill.repository import ConsentOutcome, CustomerPage, Repository, Tombstone
+from prefill.ratelimit import LimitKind, RateLimits
+from prefill.repository import (
+    ConsentOutcome,
+    CustomerPage,
+    RateCount,
+    Repository,
+    Tombstone,
+)
 
 CatalogEntry = Form | Campaign | ContactPerson
 Entry = TypeVar("Entry", Form, Campaign, ContactPerson)
@@ -130,8 +137,10 @@ class AdminService:
         catalog: CatalogCache,
         links: LinkBuilder,
         customer_retention_days: int,
+        limits: RateLimits = ratelimit.DISABLED,
     ) -> None:
         self._repo = repository
+        self._limits = limits
         self._catalog = catalog
         self._links = links
         self._consents = ConsentRecorder(repository)
@@ -139,13 +148,21 @@ class AdminService:
 
     # -- keys ---------------------------------------------------------------------------------
 
-    async def authenticate(self, presented: str) -> ApiKey | None:
-        """The stored key a presented secret belongs to, or None."""
+    async def authenticate(self, presented: str, address: str = "") -> ApiKey | None:
+        """The stored key a presented secret belongs to, or None. Raises RateLimited for an
+        address that presented too many wrong keys: checked before the key, so that even the
+        right key then says nothing."""
+        rate = None
+        if self._limits.enabled and address:
+            rate = RateCount(LimitKind.ADMIN_FAILURES, address, self._limits.admin_failures)
+            ratelimit.check(rate.kind, rate.limit, await self._repo.rate_window(rate))
         parsed = apikeys.parse_key(presented)
-        if parsed is None:
-            return None
-        key = await self._repo.api_key(parsed[0])
-        return key if key is not None and apikeys.matches(key, parsed[1]) else None
+        key = await self._repo.api_key(parsed[0]) if parsed else None
+        if key is not None and parsed is not None and apikeys.matches(key, parsed[1]):
+            return key
+        if rate is not None:
+            ratelimit.check(rate.kind, rate.limit, await self._repo.count_rate(rate))
+        return None
 
     async def create_key(
         self, name: str, scopes: list[Scope], actor: Actor, granter: ApiKey | None = None

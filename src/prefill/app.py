@@ -148,10 +148,19 @@ def create_app(settings: Settings) -> Litestar:
         catalog = CatalogCache(repository)
         app.state.repository = repository
         app.state.links = links
+        limits = settings.rate_policy
+        app.state.rate_policy = limits
         app.state.service = PrefillService(
-            repository, signer, catalog, settings.organization, settings.scanner_window_seconds
+            repository,
+            signer,
+            catalog,
+            settings.organization,
+            settings.scanner_window_seconds,
+            limits,
         )
-        app.state.admin = AdminService(repository, catalog, links, settings.customer_retention_days)
+        app.state.admin = AdminService(
+            repository, catalog, links, settings.customer_retention_days, limits
+        )
         if problem := await repository.durability_problem():
             # Consent changes are answered as durable; with this configuration they are not.
             logger.warning("redis may lose acknowledged writes in a crash (%s)", problem)

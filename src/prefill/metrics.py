@@ -12,6 +12,7 @@ from litestar.plugins.prometheus import PrometheusConfig
 from prometheus_client import Counter
 
 from prefill.models import Channel
+from prefill.ratelimit import LimitKind
 from prefill.tokens import RefusalCause
 
 VALID = "valid"
@@ -36,6 +37,20 @@ for _channel in LINK_CHANNELS:
 def count_resolution(channel: Channel, outcome: str) -> None:
     """One resolution of a personal link; `outcome` is one of OUTCOMES."""
     RESOLUTIONS.labels(channel.value, outcome).inc()
+
+
+RATE_LIMITED = Counter(
+    "prefill_rate_limited_total",
+    "Requests answered 429, by the limit they were over (refused_links, link_requests, "
+    "admin_failures).",
+    ["limit"],
+)
+for _kind in LimitKind:
+    RATE_LIMITED.labels(_kind.value)
+
+
+def count_rate_limited(kind: LimitKind) -> None:
+    RATE_LIMITED.labels(kind.value).inc()
 
 
 NOT_MEASURED = "not_measured"

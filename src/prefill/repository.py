@@ -26,6 +26,8 @@ customer's keys live in one slot and can change together in MULTI):
 | `pf:{funnel:<cmp>}:people:<stage>` | HLL | distinct people in a stage, salted pseudonyms   |
 | `pf:{funnel:<cmp>}:salt`  | string | the campaign's salt for them; expires with its links |
 | `pf:{import:<run>}:seen`  | hash   | customer id -> first line, while an import or mint runs |
+| `pf:{audit}:rate:<pseud>` | string | unsigned links refused per client address, this window |
+| `pf:{rl:<pseud>}:<kind>`  | string | a limit's count this window: a link's requests, etc. |
 
 The audit stream holds disclosures and changes. Refused links are counted per UTC day instead
 (under their customer when validly signed, anonymously otherwise): anyone can send any number
@@ -38,7 +40,9 @@ API or a form), which the retention job reads.
 Retention: `refused`, `audit` and `requests` expire by TTL (audit retention; 24 hours for
 requests); the streams are trimmed by age on every write and by `prefill retention`; customer
 records are erased by `prefill retention` when not updated for `PREFILL_CUSTOMER_RETENTION_DAYS`;
-tombstones expire after the audit retention; funnel keys expire after the audit retention
+tombstones expire after the audit retention; rate limit counters expire with their window
+(ratelimit.py: minutes), keyed by a keyed pseudonym of the address or of the link's identity,
+never the address, token or customer id itself; funnel keys expire after the audit retention
 without activity; an import's `seen` hash is deleted when it ends (and expires after a day).
 docs/record-of-processing.md lists it all.
 
@@ -64,7 +68,7 @@ import math
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from typing import NamedTuple, cast
+from typing import Any, NamedTuple, cast
 
 import msgspec
 import redis.exceptions
@@ -89,6 +93,7 @@ from prefill.models import (
     Form,
 )
 from prefill.pseudonyms import Pseudonymizer
+from prefill.ratelimit import Limit, LimitKind, Window
 
 logger = logging.getLogger("prefill.repository")
 
@@ -201,6 +206,35 @@ class _ScriptCall(NamedTuple):
     args: list[EncodableT]
 
 
+RATE_COUNT_SCRIPT = """
+-- KEYS: a rate counter, optionally the day's anonymous refusal counts. ARGV: the window in ms,
+-- the limit, and with KEYS[2] the refusal's field and the counts' TTL. Counts one request; the
+-- first one starts the window. The refusal is counted only within the limit: a limited
+-- request writes nothing to the audit. Returns the count and the window's remaining ms.
+local n = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+if KEYS[2] and n <= tonumber(ARGV[2]) then
+  redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
+  redis.call('EXPIRE', KEYS[2], ARGV[4])
+end
+return {n, ttl}
+"""
+"""Rate limits (ratelimit.py): counting and starting the window in one step, so no instance
+can leave a counter without its expiry."""
+
+
+class RateCount(NamedTuple):
+    """One request to count against a limit: whose (an address, or a link's identity)."""
+
+    kind: LimitKind
+    subject: str
+    limit: Limit
+
+
 FIRST_SEEN_SCRIPT = """
 -- KEYS: a run's seen hash. ARGV: TTL, then id, line pairs. Returns line, first line pairs of
 -- the ids seen before.
@@ -291,6 +325,15 @@ def run_seen_key(run_id: str) -> str:
     return f"{PREFIX}{{import:{run_id}}}:seen"
 
 
+def refused_rate_key(pseudonym: str) -> str:
+    """In the anonymous refusal counts' slot: one script updates both."""
+    return f"{PREFIX}{{audit}}:rate:{pseudonym}"
+
+
+def rate_key(kind: LimitKind, pseudonym: str) -> str:
+    return f"{PREFIX}{{rl:{pseudonym}}}:{kind.value}"
+
+
 class StoreUnavailable(Exception):
     """Redis could not be reached in time: callers must fail closed."""
 
@@ -301,6 +344,8 @@ class LinkState(msgspec.Struct, frozen=True):
     catalog_version: int
     customer: Customer | None
     consents: dict[str, ConsentEvent]
+    requests: Window | None = None
+    """The link's rate count, when one was asked for."""
 
 
 class CorruptRecord(Exception):
@@ -403,6 +448,16 @@ _api_key_decoder = msgspec.json.Decoder(ApiKey)
 _tombstone_decoder = msgspec.json.Decoder(Tombstone)
 
 
+async def _script_reply(call: _ScriptCall, reply: Any) -> Any:
+    """A script's reply from a pipeline: a server that lost the script (a restart) answered
+    NOSCRIPT without running it, so it is loaded and run now."""
+    if isinstance(reply, redis.exceptions.NoScriptError):
+        return await call.script(keys=call.keys, args=call.args)
+    if isinstance(reply, redis.exceptions.RedisError):
+        raise reply
+    return reply
+
+
 def _stream_ms(seconds: float) -> str:
     """A stream id bound for a time: clamped to what Redis accepts (0 to 2**63 ms)."""
     if math.isnan(seconds):
@@ -478,6 +533,7 @@ class Repository:
         self._record_audit = client.register_script(RECORD_AUDIT_SCRIPT)
         self._first_seen = client.register_script(FIRST_SEEN_SCRIPT)
         self._count_funnel = client.register_script(COUNT_FUNNEL_SCRIPT)
+        self._rate_count = client.register_script(RATE_COUNT_SCRIPT)
 
     # -- health -----------------------------------------------------------------------------
 
@@ -501,18 +557,24 @@ class Repository:
 
     # -- the hot path -----------------------------------------------------------------------
 
-    async def read_link_state(self, customer_id: str) -> LinkState:
-        """Customer, consent and catalog version in one round trip.
+    async def read_link_state(self, customer_id: str, rate: RateCount | None = None) -> LinkState:
+        """Customer, consent and catalog version in one round trip; with `rate`, the link's
+        request is counted in it too (ratelimit.py).
 
         A problem with this customer's keys (wrong type, undecodable) is CorruptRecord, which
         callers treat as one more refusal; only a problem shared by everyone is StoreUnavailable.
         """
+        call = self._rate_call(rate) if rate else None
         async with _unavailable_on_error():
             pipe = self._redis.pipeline(transaction=False)
             pipe.get(CATALOG_VERSION)
             pipe.hgetall(customer_key(customer_id))
             pipe.hgetall(consent_key(customer_id))
-            version, customer_fields, consent_fields = await pipe.execute(raise_on_error=False)
+            if call:
+                pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
+            replies = await pipe.execute(raise_on_error=False)
+            version, customer_fields, consent_fields = replies[:3]
+            requests = Window(*await _script_reply(call, replies[3])) if call else None
         catalog_version = _parse_version(version)
         if isinstance(customer_fields, Exception) or isinstance(consent_fields, Exception):
             raise CorruptRecord(customer_id)  # e.g. a key of the wrong type
@@ -521,6 +583,7 @@ class Repository:
                 catalog_version=catalog_version,
                 customer=_decode_customer(customer_fields),
                 consents=_decode_consents(consent_fields),
+                requests=requests,
             )
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
             raise CorruptRecord(customer_id) from exc
@@ -845,6 +908,50 @@ class Repository:
 
         await self._in_one_trip([], count, funnel)
 
+    async def count_unsigned_refusal(
+        self, day: str, channel: str, cause: str, rate: RateCount
+    ) -> Window:
+        """`count_refusal` for a link without a valid signature, counted against its client
+        address's limit in the same command; over the limit, the refusal is not counted."""
+        call = self._rate_call(
+            rate,
+            refusal_counts_key(day),
+            [f"{channel}:{cause}", self._audit_retention_seconds],
+        )
+        (reply,) = await self._in_one_trip([call])
+        return Window(*reply)
+
+    async def count_rate(self, rate: RateCount) -> Window:
+        """Count one request against a limit."""
+        (reply,) = await self._in_one_trip([self._rate_call(rate)])
+        return Window(*reply)
+
+    async def rate_window(self, rate: RateCount) -> Window:
+        """A limit's count so far, counting nothing (0 when no window is open)."""
+        key = self._rate_call(rate).keys[0]
+        async with _unavailable_on_error():
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.get(key)
+            pipe.pttl(key)
+            count, remaining_ms = await pipe.execute()
+        return Window(int(count or 0), int(remaining_ms))
+
+    def _rate_call(
+        self,
+        rate: RateCount,
+        counts_key: str | None = None,
+        counts_args: Iterable[EncodableT] = (),
+    ) -> _ScriptCall:
+        """The rate script for `rate`, keyed by a keyed pseudonym of its subject (an address or
+        a link's identity): the key says nothing about whom it counts."""
+        pseudonym = self._pseudonyms.of(f"rate:{rate.kind.value}:{rate.subject}")
+        if counts_key is None:
+            keys = [rate_key(rate.kind, pseudonym)]
+        else:
+            keys = [refused_rate_key(pseudonym), counts_key]
+        args: list[EncodableT] = [rate.limit.window_seconds * 1000, rate.limit.count]
+        return _ScriptCall(self._rate_count, keys, [*args, *counts_args])
+
     # -- the funnel -------------------------------------------------------------------------
 
     def _funnel_call(self, update: FunnelUpdate) -> _ScriptCall:
@@ -872,15 +979,17 @@ class Repository:
         scripts: list[_ScriptCall],
         commands: Callable[[Pipeline], None] = lambda _: None,
         funnel: FunnelUpdate | None = None,
-    ) -> None:
+    ) -> list[Any]:
         """Writes in one round trip, so under one fsync (each acknowledged write costs one).
 
         Scripts go by their SHA: given to a pipeline as scripts, redis-py would first ask the
         server whether it has them, every time, a round trip more. A server that lost one (a
         restart) answers NOSCRIPT without running it: it is loaded and called again. `funnel`
         counters are best effort: a failure there is logged and the rest stands (and they are
-        not undone if the rest fails: a count more, never a disclosure)."""
+        not undone if the rest fails: a count more, never a disclosure). Returns the replies of
+        `scripts`."""
         calls = [*scripts, *([self._funnel_call(funnel)] if funnel else [])]
+        results: list[Any] = []
         async with _unavailable_on_error():
             pipe = self._redis.pipeline(transaction=False)
             for call in calls:
@@ -889,10 +998,7 @@ class Repository:
             replies = await pipe.execute(raise_on_error=False)
             for call, reply in zip(calls, replies, strict=False):
                 try:
-                    if isinstance(reply, redis.exceptions.NoScriptError):
-                        await call.script(keys=call.keys, args=call.args)
-                    elif isinstance(reply, redis.exceptions.RedisError):
-                        raise reply
+                    results.append(await _script_reply(call, reply))
                 except redis.exceptions.RedisError as exc:
                     if funnel is None or call is not calls[-1]:
                         raise
@@ -900,6 +1006,7 @@ class Repository:
             for reply in replies[len(calls) :]:
                 if isinstance(reply, redis.exceptions.RedisError):
                     raise reply
+        return results[: len(scripts)]
 
     async def funnel_counters(
         self, campaign_ids: Iterable[str]

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 import msgspec
 
-from prefill import funnel, metrics
+from prefill import funnel, metrics, ratelimit
 from prefill.catalog import CatalogCache
 from prefill.consent import (
     ConsentShown,
@@ -45,7 +45,8 @@ from prefill.models import (
 )
 from prefill.phones import home_country
 from prefill.purposes import EMAIL_MARKETING
-from prefill.repository import CorruptRecord, Repository, StoreUnavailable
+from prefill.ratelimit import LimitKind, RateLimited, RateLimits
+from prefill.repository import CorruptRecord, RateCount, Repository, StoreUnavailable
 from prefill.scanners import Automation, link_automation
 from prefill.submissions import Rejected, changed_fields, new_lead, updated_record, validate
 from prefill.tokens import (
@@ -75,6 +76,8 @@ class Visitor(msgspec.Struct, frozen=True):
     accept_language: str | None = None
     automation: Automation | None = None
     """What the request itself says about a scanner: HEAD, or an automated user agent."""
+    address: str = ""
+    """The client's address, for the rate limit on refused links (never stored as such)."""
 
 
 class FormView(msgspec.Struct, frozen=True):
@@ -159,8 +162,10 @@ class PrefillService:
         catalog: CatalogCache,
         organization: str = "",
         scanner_window_seconds: float = 10.0,
+        limits: RateLimits = ratelimit.DISABLED,
     ) -> None:
         self._repo = repository
+        self._limits = limits
         self._signer = signer
         self._catalog = catalog
         self._organization = organization
@@ -425,8 +430,8 @@ class PrefillService:
             admitted = await self._admit(
                 TokenPurpose.FORM, token, outcome.form.id, Channel.PAGE, visitor, count_hit=False
             )
-        except StoreUnavailable:
-            return plain
+        except (StoreUnavailable, RateLimited):
+            return plain  # What was typed is kept whatever the link's state.
         if admitted is None:
             return plain
         return msgspec.structs.replace(
@@ -576,7 +581,7 @@ class PrefillService:
                 person = self._person(claims, refused.cause in COUNTED_REFUSALS)
                 automation = self._automation(link, visitor) if link else visitor.automation
                 hit = _hit(claims.campaign_id, person, automation, channel, False)
-            await self._record_refusal(refused, link, channel, hit)
+            await self._record_refusal(refused, link, channel, hit, visitor.address)
             return None
         except StoreUnavailable:
             metrics.count_resolution(channel, metrics.REDIS_UNAVAILABLE)
@@ -591,11 +596,18 @@ class PrefillService:
     async def _check(
         self, link: VerifiedLink, form_id: str | None, origin: str | None
     ) -> _Admitted:
-        """Every check of a validly signed link against stored state; raises LinkRefused."""
+        """Every check of a validly signed link against stored state; raises LinkRefused, and
+        RateLimited for a link requested too often (counted in the same round trip)."""
+        rate = None
+        if self._limits.enabled:
+            identity = f"{link.purpose.value}:{msgspec.json.encode(link.claims).decode()}"
+            rate = RateCount(LimitKind.LINK_REQUESTS, identity, self._limits.link_requests)
         try:
-            state = await self._repo.read_link_state(link.claims.customer_id)
+            state = await self._repo.read_link_state(link.claims.customer_id, rate)
         except CorruptRecord as exc:
             raise LinkRefused(RefusalCause.UNREADABLE_RECORD) from exc
+        if rate is not None and state.requests is not None:
+            ratelimit.check(rate.kind, rate.limit, state.requests)
         catalog = await self._catalog.current(state.catalog_version)
         if form_id is not None and form_id not in catalog.forms:
             raise UnknownForm(form_id)
@@ -635,6 +647,7 @@ class PrefillService:
         link: VerifiedLink | None,
         channel: Channel,
         hit: FunnelUpdate | None,
+        address: str = "",
     ) -> None:
         # Counted, not streamed: anyone can replay a link (or send junk) any number of times.
         # Claims of a token whose signature failed are attacker-controlled: counted anonymously.
@@ -644,13 +657,33 @@ class PrefillService:
         if refused.cause is RefusalCause.UNKNOWN_CUSTOMER:
             customer_id = None  # Never unknown, or erased: no key may be made under that id.
         try:
-            await self._repo.count_refusal(
-                day, channel.value, refused.cause.value, customer_id, funnel=hit
-            )
+            if self._guessing(refused, link) and address:
+                # Counted against the address's limit in the same command; RateLimited over it.
+                limit = self._limits.refused_links
+                rate = RateCount(LimitKind.REFUSED_LINKS, address, limit)
+                window = await self._repo.count_unsigned_refusal(
+                    day, channel.value, refused.cause.value, rate
+                )
+                ratelimit.check(rate.kind, limit, window)
+            else:
+                await self._repo.count_refusal(
+                    day, channel.value, refused.cause.value, customer_id, funnel=hit
+                )
         except StoreUnavailable:
             metrics.count_resolution(channel, metrics.REDIS_UNAVAILABLE)
             raise
         metrics.count_resolution(channel, refused.cause.value)
+
+    def _guessing(self, refused: LinkRefused, link: VerifiedLink | None) -> bool:
+        """Whether a refusal counts against its address's limit: a token was sent and its
+        signature did not verify. A valid signature (expired, revoked, no consent) was issued
+        to someone; no token at all is the generic form anyone may open."""
+        return (
+            self._limits.enabled
+            and link is None
+            and refused.claims is None
+            and refused.cause is not RefusalCause.MISSING
+        )
 
     async def _record_disclosure(
         self, admitted: _Admitted, channel: Channel, fields: list[str]

@@ -13,6 +13,8 @@ from typing import Annotated
 
 import msgspec
 
+from prefill.ratelimit import Limit, RateLimits, parse_proxies
+
 MIN_SECRET_LENGTH = 32
 FILE_SUFFIX = "_FILE"
 SECRET_VARIABLES = ("PREFILL_SECRET_KEYS", "PREFILL_REDIS_URL")
@@ -56,7 +58,25 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """A link used this soon after it was signed counts as a scanner's hit, never as an open:
     mail gateways fetch links on delivery, faster than anyone reads (0 turns this off)."""
 
+    rate_limits: bool = True
+    """Rate limits in Redis against token guessing and hammering (ratelimit.py). Off only for
+    load tests and benchmarks, never in production."""
+    rate_limit_window_seconds: Annotated[int, msgspec.Meta(ge=1)] = 600
+    """The window every limit counts in."""
+    refused_links_per_address: Annotated[int, msgspec.Meta(ge=1)] = 200
+    """Links refused without a valid signature, per client address and window (guessing)."""
+    requests_per_link: Annotated[int, msgspec.Meta(ge=1)] = 100
+    """Requests of one validly signed link per window (one link hammered)."""
+    admin_failures_per_address: Annotated[int, msgspec.Meta(ge=1)] = 20
+    """Admin API keys refused per client address and window (key guessing)."""
+    trusted_proxies: list[str] = msgspec.field(default_factory=list)
+    """Addresses or CIDR blocks of the proxies whose `X-Forwarded-For` is believed."""
+
     def __post_init__(self) -> None:
+        try:
+            parse_proxies(self.trusted_proxies)
+        except ValueError as exc:
+            raise SettingsError(f"PREFILL_TRUSTED_PROXIES: {exc}") from None
         if self.audit_retention_days < self.max_link_age_days:
             # Erasure tombstones live as long as the audit; a link must not outlive them.
             raise SettingsError(
@@ -75,6 +95,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 )
 
     @property
+    def rate_policy(self) -> RateLimits:
+        window = self.rate_limit_window_seconds
+        return RateLimits(
+            enabled=self.rate_limits,
+            refused_links=Limit(self.refused_links_per_address, window),
+            link_requests=Limit(self.requests_per_link, window),
+            admin_failures=Limit(self.admin_failures_per_address, window),
+            trusted_proxies=parse_proxies(self.trusted_proxies),
+        )
+
+    @property
     def data_path(self) -> Path:
         return Path(self.data_dir)
 
@@ -91,6 +122,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             values["secret_keys"] = [k.strip() for k in keys.split(",") if k.strip()]
         if hosts := env.get("PREFILL_ALLOWED_HOSTS"):
             values["allowed_hosts"] = [h.strip() for h in hosts.split(",") if h.strip()]
+        if proxies := env.get("PREFILL_TRUSTED_PROXIES"):
+            values["trusted_proxies"] = [p.strip() for p in proxies.split(",") if p.strip()]
+        if switch := env.get("PREFILL_RATE_LIMITS"):
+            if switch.strip().lower() not in ("on", "off"):
+                raise SettingsError(f"PREFILL_RATE_LIMITS: 'on' or 'off', not {switch!r}")
+            values["rate_limits"] = switch.strip().lower() == "on"
         scalar_names: dict[str, type] = {
             "organization": str,
             "public_url": str,
@@ -103,6 +140,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "customer_retention_days": int,
             "admin_port": int,
             "scanner_window_seconds": float,
+            "rate_limit_window_seconds": int,
+            "refused_links_per_address": int,
+            "requests_per_link": int,
+            "admin_failures_per_address": int,
         }
         for name, kind in scalar_names.items():
             raw = env.get(f"PREFILL_{name.upper()}")

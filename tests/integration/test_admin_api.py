@@ -18,12 +18,20 @@ from prefill.apikeys import Scope
 from prefill.imports import import_directory
 from prefill.links import LinkBuilder
 from prefill.repository import FEED_STREAM, Repository
+from prefill.settings import Settings
 from prefill.storage import EmbeddedRedis
 from prefill.web.admin import ADMIN_PATH
 from tests.conftest import EXAMPLES, PUBLIC_URL, make_settings
 from tests.helpers import FORM_PATH, Headers, form_link, key_headers
 
 A = ADMIN_PATH
+
+
+@pytest.fixture
+def settings(redis_url: str) -> Settings:
+    # These tests present many wrong keys from the test client's one address on purpose; the
+    # limit on that is tested in test_rate_limits.py.
+    return make_settings(redis_url, admin_failures_per_address=10_000)
 
 
 @pytest.fixture

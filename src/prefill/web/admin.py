@@ -67,6 +67,7 @@ from prefill.models import (
 )
 from prefill.purposes import ConsentPurpose
 from prefill.repository import CustomerPage
+from prefill.web.deps import client_address
 from prefill.web.openapi import ADMIN_ERRORS, JSON_BODY_ERRORS
 
 AdminDep = NamedDependency[AdminService]
@@ -124,7 +125,7 @@ async def require_scope(
             headers={"WWW-Authenticate": challenge},
         )
     admin: AdminService = connection.app.state.admin
-    key = await admin.authenticate(presented)
+    key = await admin.authenticate(presented, client_address(connection))
     if key is None:
         if not browser:
             challenge += ', error="invalid_token"'

@@ -19,13 +19,16 @@ from litestar.status_codes import (
     HTTP_404_NOT_FOUND,
     HTTP_409_CONFLICT,
     HTTP_422_UNPROCESSABLE_ENTITY,
+    HTTP_429_TOO_MANY_REQUESTS,
     HTTP_500_INTERNAL_SERVER_ERROR,
     HTTP_503_SERVICE_UNAVAILABLE,
 )
 from litestar.types import ExceptionHandlersMap
 
+from prefill import metrics
 from prefill.admin import Conflict, Forbidden, InvalidReference, NotFound
 from prefill.i18n import negotiate_locale
+from prefill.ratelimit import RateLimited
 from prefill.repository import RequestConflict, StoreUnavailable
 from prefill.services import UnknownForm
 
@@ -75,6 +78,19 @@ def store_unavailable(request: AnyRequest, exc: StoreUnavailable) -> Response[An
     else:
         response = message_page(request, HTTP_503_SERVICE_UNAVAILABLE, "unavailable")
     response.headers["Retry-After"] = RETRY_AFTER_SECONDS
+    return response
+
+
+def rate_limited(request: AnyRequest, exc: RateLimited) -> Response[Any]:
+    """The same answer whichever limit it was (no oracle): the kind goes to the metrics only.
+    Nothing was written to the audit for it."""
+    metrics.count_rate_limited(exc.kind)
+    response: Response[Any]
+    if _wants_json(request):
+        response = _json_error(HTTP_429_TOO_MANY_REQUESTS, "Too many requests; try again later.")
+    else:
+        response = message_page(request, HTTP_429_TOO_MANY_REQUESTS, "too_many")
+    response.headers["Retry-After"] = str(exc.retry_after)
     return response
 
 
@@ -133,6 +149,7 @@ def internal_error(request: AnyRequest, exc: Exception) -> Response[Any]:
 
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     StoreUnavailable: store_unavailable,
+    RateLimited: rate_limited,
     UnknownForm: unknown_form,
     HTTPException: http_exception,
     NotFound: admin_error,

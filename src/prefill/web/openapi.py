@@ -16,6 +16,7 @@ ERROR_MEANINGS = {
     413: "The request body is too large.",
     415: "The body is not sent as `Content-Type: application/json`.",
     422: "The record names another one that does not exist.",
+    429: "Too many requests from this address or for this link: retry after `Retry-After`.",
     503: "Redis is unavailable: nothing was read or changed. Retry after `Retry-After`.",
 }
 
@@ -29,7 +30,7 @@ def error_responses(*codes: int) -> dict[int, ResponseSpec]:
     }
 
 
-ADMIN_ERRORS = error_responses(401, 403, 404, 409, 413, 422, 503)
+ADMIN_ERRORS = error_responses(401, 403, 404, 409, 413, 422, 429, 503)
 JSON_BODY_ERRORS = error_responses(415)
 """What an admin operation that takes a body can answer besides `ADMIN_ERRORS`."""
-PUBLIC_API_ERRORS = error_responses(404, 503)
+PUBLIC_API_ERRORS = error_responses(404, 429, 503)
