@@ -6,6 +6,7 @@ port in a temporary directory, so the tests need nothing installed on the machin
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -131,12 +132,17 @@ def env(redis_url: str, tmp_path: Path) -> dict[str, str]:
     }
 
 
-@pytest.fixture
-def live_url(settings: Settings) -> Iterator[str]:
+@contextlib.contextmanager
+def serving(settings: Settings) -> Iterator[str]:
     """The app under uvicorn on a free port, in a thread: real HTTP, real Redis."""
     port = free_tcp_port()
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", access_log=False
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        proxy_headers=False,  # As `prefill serve`: PREFILL_TRUSTED_PROXIES says whom to believe.
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -145,6 +151,14 @@ def live_url(settings: Settings) -> Iterator[str]:
     while not server.started:
         assert time.monotonic() < deadline, "the server did not start"
         time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_url(settings: Settings) -> Iterator[str]:
+    with serving(settings) as url:
+        yield url

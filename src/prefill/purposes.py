@@ -220,6 +220,15 @@ STORED: list[StoredData] = [
         retention="deleted when the run ends; expires after 24 hours if it is cut off",
     ),
     StoredData(
+        keys="pf:{audit}:rate:<pseudonym>, pf:{rl:<pseudonym>}:link_requests, "
+        "pf:{rl:<pseudonym>}:admin_failures",
+        holds="rate limit counters: how many unsigned links one client address sent, how often "
+        "one link was requested, how many wrong admin keys one address presented, under a "
+        "keyed HMAC of the address or of the link's ids (no address, token or id)",
+        personal=True,
+        retention="expires when its window ends (PREFILL_RATE_LIMIT_WINDOW_SECONDS, 10 minutes)",
+    ),
+    StoredData(
         keys="pf:{keys}:<key id>",
         holds="admin API keys: name, scopes, SHA-256 of the secret",
         personal=False,
