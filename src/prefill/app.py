@@ -122,9 +122,15 @@ def csrf_config(settings: Settings) -> CSRFConfig:
     )
 
 
-def no_nul_in_path(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """A NUL byte can name no file: 404, before the file system raises on it (a 500)."""
-    if "\x00" in connection.scope["path"]:
+NAME_MAX = 255
+"""Bytes in one file name on Linux file systems; a longer one makes open() fail (ENAMETOOLONG)."""
+
+
+def only_file_names(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """A path with a NUL byte or an overlong name can name no file: 404, before the file system
+    raises on it (a 500)."""
+    path: str = connection.scope["path"]
+    if "\x00" in path or any(len(part.encode()) > NAME_MAX for part in path.split("/")):
         raise NotFoundException()
 
 
@@ -181,7 +187,7 @@ def create_app(settings: Settings) -> Litestar:
         directories=[PACKAGE_DIR / "static"],
         cache_control=CacheControlHeader(max_age=STATIC_CACHE_SECONDS, public=True),
         include_in_schema=False,
-        guards=[no_nul_in_path],
+        guards=[only_file_names],
     )
     return Litestar(
         route_handlers=[
