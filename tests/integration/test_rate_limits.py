@@ -4,23 +4,19 @@ hammered, admin key guessing; shared by instances, believed proxies only, fail c
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
-from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from prometheus_client import REGISTRY
 
 from prefill.apikeys import Scope
 from prefill.app import create_app
-from prefill.imports import import_directory
 from prefill.links import LinkBuilder
 from prefill.repository import Repository
 from prefill.settings import Settings
-from prefill.storage import EmbeddedRedis, connect
-from prefill.tokens import LinkSigner
-from tests.conftest import EXAMPLES, PSEUDONYMS, PUBLIC_URL, make_settings, serving
+from tests.conftest import PUBLIC_URL, make_settings, serving
 from tests.helpers import (
     API_PATH,
     FORM_PATH,
@@ -214,33 +210,3 @@ async def test_forwarded_for_is_believed_only_from_a_trusted_proxy(
                 for c in chains
             ]
             assert statuses == [200, 200, 200, 429, 429]
-
-
-@pytest.fixture
-async def outage(own_redis: EmbeddedRedis) -> AsyncIterator[tuple[AsyncTestClient[Litestar], str]]:
-    settings = make_settings(own_redis.url)
-    seed = connect(own_redis.url, timeout_seconds=1, retries=0)
-    repository = Repository(seed, PSEUDONYMS)
-    await import_directory(repository, EXAMPLES)
-    signer = LinkSigner(settings.secret_keys, settings.max_link_age_seconds)
-    link = await form_link(repository, LinkBuilder(signer, PUBLIC_URL), "cust-1001")
-    await seed.aclose()
-    async with AsyncTestClient(app=create_app(settings), base_url=PUBLIC_URL) as client:
-        yield client, link
-
-
-async def test_the_limiter_fails_closed_with_a_503_when_redis_is_down(
-    outage: tuple[AsyncTestClient[Litestar], str], own_redis: EmbeddedRedis
-) -> None:
-    client, link = outage
-    assert (await client.get(link)).status_code == 200
-    own_redis.stop()
-    wrong = {"Authorization": "Bearer pfk_000000000000_" + "x" * 43}
-    answers = [
-        await client.get(link),
-        await client.get(FORM_PATH, params={"t": FORGED}),
-        await client.get(API_PATH, params={"t": FORGED}),
-        await client.get("/card", params={"t": FORGED}),
-        await client.get("/admin/api/v1/forms", headers=wrong),
-    ]
-    assert [a.status_code for a in answers] == [503] * 5

@@ -51,6 +51,13 @@ class Outage(NamedTuple):
 PERSONAL = ("Matti", "Korhonen", "lampo.example", "Aino", "+358")
 
 
+async def examples_and_link(repository: Repository, settings: Settings) -> str:
+    """The examples loaded through `repository`; Matti's form link."""
+    await import_directory(repository, EXAMPLES)
+    links = LinkBuilder(LinkSigner(settings.secret_keys, settings.max_link_age_seconds), PUBLIC_URL)
+    return await form_link(repository, links, "cust-1001")
+
+
 @pytest.fixture
 async def outage_client(
     own_redis: EmbeddedRedis,
@@ -58,9 +65,7 @@ async def outage_client(
     settings = make_settings(own_redis.url)
     redis_client = connect(own_redis.url, timeout_seconds=0.5, retries=0)
     repository = Repository(redis_client, PSEUDONYMS)
-    await import_directory(repository, EXAMPLES)
-    links = LinkBuilder(LinkSigner(settings.secret_keys, settings.max_link_age_seconds), PUBLIC_URL)
-    url = await form_link(repository, links, "cust-1001")
+    url = await examples_and_link(repository, settings)
     async with AsyncTestClient(app=create_app(settings), base_url=PUBLIC_URL) as client:
         yield Outage(client, repository, url)
     await redis_client.aclose()
@@ -287,10 +292,7 @@ async def test_a_frozen_redis_is_answered_within_the_timeout(
             {"PREFILL_REDIS_URL": server.url, "PREFILL_SECRET_KEYS": SECRET}
         )  # The service's own defaults: the timeout and the retries are what is promised.
         seed = connect(server.url, timeout_seconds=1, retries=0)
-        repository = Repository(seed, PSEUDONYMS)
-        await import_directory(repository, EXAMPLES)
-        signer = LinkSigner(settings.secret_keys, settings.max_link_age_seconds)
-        url = await form_link(repository, LinkBuilder(signer, PUBLIC_URL), "cust-1001")
+        url = await examples_and_link(Repository(seed, PSEUDONYMS), settings)
         await seed.aclose()
         bound = settings.redis_timeout_seconds + FROZEN_ANSWER_MARGIN_SECONDS
         async with AsyncTestClient(app=create_app(settings), base_url=PUBLIC_URL) as client:
@@ -310,3 +312,23 @@ async def test_a_frozen_redis_is_answered_within_the_timeout(
             await until_answered(client, url, lambda r: "Matti" in r.text)
     finally:
         server.stop()
+
+
+async def test_the_rate_limits_fail_closed_with_the_503(
+    outage_client: Outage, own_redis: EmbeddedRedis
+) -> None:
+    """Every limit is counted in Redis: down, each answers the 503, never a 500."""
+    client, _, url = outage_client
+    assert (await client.get(url)).status_code == 200
+    own_redis.stop()
+    forged = {"t": "WyJjdXN0LTEwMDEiLCJ4IiwwXQ.axAvnw.forged"}
+    wrong_key = {"Authorization": "Bearer pfk_000000000000_" + "x" * 43}
+    answers = [
+        await client.get(url),  # counted per link
+        await client.get(FORM_PATH, params=forged),  # counted per address
+        await client.get(API_PATH, params=forged),
+        await client.get("/card", params=forged),
+        await client.get("/admin/api/v1/forms", headers=wrong_key),  # admin failures
+    ]
+    assert [a.status_code for a in answers] == [503] * 5
+    assert all(a.headers["retry-after"] == "5" for a in answers)
