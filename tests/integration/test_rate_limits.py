@@ -210,3 +210,39 @@ async def test_forwarded_for_is_believed_only_from_a_trusted_proxy(
                 for c in chains
             ]
             assert statuses == [200, 200, 200, 429, 429]
+
+
+async def test_people_behind_one_address_and_a_scanner_are_not_limited(
+    redis_url: str, examples: None, repository: Repository, links: LinkBuilder
+) -> None:
+    """A corporate NAT: every customer opens their own link again and again from one address,
+    a customer without consent (a refused, validly signed link) among them; a mail scanner
+    fetches every link once. None of it is guessing, and no link is hammered."""
+    settings = make_settings(redis_url, refused_links_per_address=3, requests_per_link=20)
+    customers = [f"cust-{n}" for n in range(1001, 1008)]
+    urls = [await form_link(repository, links, customer) for customer in customers]
+    async with AsyncTestClient(app=create_app(settings), base_url=PUBLIC_URL) as client:
+        scanned = [(await client.head(url)).status_code for url in urls]
+        scanned += [
+            (await client.get(url, headers={"User-Agent": "Barracuda Sentinel"})).status_code
+            for url in urls
+        ]
+        opened = [(await client.get(url)).status_code for _ in range(15) for url in urls]
+    assert set(scanned) == set(opened) == {200}
+    assert len(opened) > 10 * settings.refused_links_per_address
+
+
+async def test_the_limits_can_be_turned_off_for_load_tests(
+    redis_url: str, examples: None, repository: Repository, links: LinkBuilder
+) -> None:
+    settings = make_settings(
+        redis_url, rate_limits=False, refused_links_per_address=1, requests_per_link=1
+    )
+    url = await form_link(repository, links, "cust-1001")
+    async with AsyncTestClient(app=create_app(settings), base_url=PUBLIC_URL) as client:
+        statuses = {(await client.get(url)).status_code for _ in range(5)}
+        statuses |= {
+            (await client.get(FORM_PATH, params={"t": f"{FORGED}{n}"})).status_code
+            for n in range(5)
+        }
+    assert statuses == {200}
