@@ -465,14 +465,20 @@ class PrefillService:
         return form
 
     async def withdraw_consent(
-        self, form_id: str, token: str | None, purpose: str, ip_prefix: str, user_agent: str
+        self,
+        form_id: str,
+        token: str | None,
+        purpose: str,
+        ip_prefix: str,
+        user_agent: str,
+        visitor: Visitor,
     ) -> bool:
         """The customer withdraws, on their own form page, a consent the form asks for: as easy
         as giving it. False (nothing recorded) for a link that is not admitted, like any refused
         link; ConsentNotAsked for a purpose the form does not ask for. A repeat records
         nothing."""
         admitted = await self._admit(
-            TokenPurpose.FORM, token, form_id, Channel.PAGE, Visitor(), count_hit=False
+            TokenPurpose.FORM, token, form_id, Channel.PAGE, visitor, count_hit=False
         )
         if admitted is None or admitted.form is None:
             return False

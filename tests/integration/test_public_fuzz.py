@@ -2,10 +2,11 @@
 
 Schemathesis (test_openapi_fuzz.py) covers what the OpenAPI document describes; this covers the
 rest as an attacker or a broken client would send it: pages, static files, the widget,
-unsubscribe, the form's submit and "Not you?", the card and vCard, the funnel's beacon. Requests
-go out through a socket exactly as written, so no HTTP library normalises the input away: NUL,
-overlong and invalid UTF-8 in paths and queries, percent-encoding tricks, odd methods, huge and
-broken headers and cookies, broken urlencoded and multipart bodies. Seeded: a failure names the
+unsubscribe, the form's submit, "Not you?" and consent withdrawal, the card and vCard, the
+funnel's beacon. Requests go out through a socket exactly as written, so no HTTP library
+normalises the input away: NUL, overlong and invalid UTF-8 in paths and queries,
+percent-encoding tricks, odd methods, huge and broken headers and cookies, broken urlencoded
+and multipart bodies. Seeded: a failure names the
 request and repeats on the next run.
 """
 
@@ -213,6 +214,12 @@ PROPER = [
         content_type=FORM_POST,
     ),
     Proper(b"GET", f"/f/{FORM_ID}/thanks".encode()),
+    Proper(
+        b"POST",
+        f"/f/{FORM_ID}/withdraw".encode(),
+        body=b"purpose=email_marketing",
+        content_type=FORM_POST,
+    ),
     Proper(b"POST", f"/f/{FORM_ID}/not-you".encode(), body=b"t=", content_type=FORM_POST),
     Proper(b"GET", b"/card", "card"),
     Proper(b"GET", b"/card/vcard", "card"),
@@ -246,10 +253,11 @@ class Requests:
         body = proper.body
         if body is not None and body.endswith(b"t="):
             body += self.links["form"].encode()
-        if body is not None and b"/submit" in path:
+        csrf = path.endswith((b"/submit", b"/withdraw"))
+        if body is not None and csrf:
             body += b"&_csrf_token=" + self.csrf_field + b"&t=" + self.links["form"].encode()
         content_type = proper.content_type
-        cookie: bytes | None = self.csrf_cookie if b"/submit" in path else None
+        cookie: bytes | None = self.csrf_cookie if csrf else None
         extra: list[tuple[bytes, bytes]] = []
         for broken in self.rng.sample(ASPECTS, self.rng.choice([0, 1, 1, 2, 2, 3])):
             if broken == "method":

@@ -137,6 +137,7 @@ async def withdraw_consent(
     request: Request[object, object, State],
     service: ServiceDep,
     links: LinksDep,
+    visitor: VisitorDep,
 ) -> Redirect:
     """Withdraw a consent shown in force on the page, then show the page again with what is
     in force now. A link that is not admitted gets the empty form, like any refused link."""
@@ -146,7 +147,7 @@ async def withdraw_consent(
     user_agent = request.headers.get("user-agent", "")
     try:
         done = await service.withdraw_consent(
-            form_id, data.t or None, data.purpose, truncate_ip(client), user_agent
+            form_id, data.t or None, data.purpose, truncate_ip(client), user_agent, visitor
         )
     except ConsentNotAsked:
         raise ClientException(detail="This form asks for no such consent.") from None
