@@ -40,6 +40,17 @@ def limited_count(kind: str) -> float:
     return REGISTRY.get_sample_value("prefill_rate_limited_total", {"limit": kind}) or 0.0
 
 
+def limiting_settings(redis_url: str, **overrides: object) -> Settings:
+    """The limits' defaults unless overridden; a Redis timeout that hundreds of requests on a
+    loaded machine do not meet, since a 503 there would say nothing about the limits."""
+    return make_settings(redis_url, **{"redis_timeout_seconds": 5.0, **overrides})
+
+
+@pytest.fixture
+def settings(redis_url: str) -> Settings:
+    return limiting_settings(redis_url)
+
+
 @pytest.fixture
 def live(settings: Settings, examples: None) -> Iterator[str]:
     with serving(settings) as url:
@@ -113,7 +124,7 @@ async def test_limited_answers_look_alike_whatever_the_limit(
     live: str, repository: Repository, links: LinkBuilder, settings: Settings, redis_url: str
 ) -> None:
     """No oracle: a guesser's 429 and a hammered link's 429 are the same page."""
-    strict = make_settings(redis_url, requests_per_link=1, refused_links_per_address=1)
+    strict = limiting_settings(redis_url, requests_per_link=1, refused_links_per_address=1)
     link = await form_link(repository, links, "cust-1001")
     with serving(strict) as url:
         async with from_address(url, "127.0.0.5") as client:
@@ -151,7 +162,7 @@ async def test_admin_key_guessing_is_limited_per_address(
 async def test_two_instances_share_the_count(
     redis_url: str, examples: None, repository: Repository, links: LinkBuilder
 ) -> None:
-    settings = make_settings(redis_url, requests_per_link=10)
+    settings = limiting_settings(redis_url, requests_per_link=10)
     link = await form_link(repository, links, "cust-1001")
     async with (
         AsyncTestClient(app=create_app(settings), base_url=PUBLIC_URL) as first,
@@ -168,7 +179,7 @@ async def test_concurrent_requests_are_counted_exactly(
     redis_url: str, examples: None, repository: Repository, links: LinkBuilder
 ) -> None:
     """The count and its window are one atomic step: 40 requests at once, 25 let through."""
-    settings = make_settings(redis_url, requests_per_link=25)
+    settings = limiting_settings(redis_url, requests_per_link=25)
     link = await form_link(repository, links, "cust-1001")
     async with AsyncTestClient(app=create_app(settings), base_url=PUBLIC_URL) as client:
         answers = await asyncio.gather(*(client.get(link) for _ in range(40)))
@@ -179,7 +190,7 @@ async def test_concurrent_requests_are_counted_exactly(
 async def test_forwarded_for_is_believed_only_from_a_trusted_proxy(
     redis_url: str, examples: None
 ) -> None:
-    settings = make_settings(
+    settings = limiting_settings(
         redis_url, refused_links_per_address=3, trusted_proxies=["127.0.0.8/32", "10.9.0.0/16"]
     )
     forged = {"t": FORGED}
@@ -218,7 +229,7 @@ async def test_people_behind_one_address_and_a_scanner_are_not_limited(
     """A corporate NAT: every customer opens their own link again and again from one address,
     a customer without consent (a refused, validly signed link) among them; a mail scanner
     fetches every link once. None of it is guessing, and no link is hammered."""
-    settings = make_settings(redis_url, refused_links_per_address=3, requests_per_link=20)
+    settings = limiting_settings(redis_url, refused_links_per_address=3, requests_per_link=20)
     customers = [f"cust-{n}" for n in range(1001, 1008)]
     urls = [await form_link(repository, links, customer) for customer in customers]
     async with AsyncTestClient(app=create_app(settings), base_url=PUBLIC_URL) as client:
@@ -235,7 +246,7 @@ async def test_people_behind_one_address_and_a_scanner_are_not_limited(
 async def test_the_limits_can_be_turned_off_for_load_tests(
     redis_url: str, examples: None, repository: Repository, links: LinkBuilder
 ) -> None:
-    settings = make_settings(
+    settings = limiting_settings(
         redis_url, rate_limits=False, refused_links_per_address=1, requests_per_link=1
     )
     url = await form_link(repository, links, "cust-1001")
