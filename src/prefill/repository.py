@@ -211,6 +211,11 @@ RATE_COUNT_SCRIPT = """
 -- the limit, and with KEYS[2] the refusal's field and the counts' TTL. Counts one request; the
 -- first one starts the window. The refusal is counted only within the limit: a limited
 -- request writes nothing to the audit. Returns the count and the window's remaining ms.
+-- The counter stays out of the append-only file and the replicas: a count that a restart or a
+-- failover forgets costs nothing, while a write to the file would cost every link request an
+-- fsync. (replicate_commands is needed on Redis 6 for set_repl, and a no-op from Redis 7 on.)
+redis.replicate_commands()
+redis.set_repl(redis.REPL_NONE)
 local n = redis.call('INCR', KEYS[1])
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl < 0 then
@@ -218,6 +223,7 @@ if ttl < 0 then
   ttl = tonumber(ARGV[1])
 end
 if KEYS[2] and n <= tonumber(ARGV[2]) then
+  redis.set_repl(redis.REPL_ALL)  -- The refusal count is audit: durable like the rest.
   redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
   redis.call('EXPIRE', KEYS[2], ARGV[4])
 end

@@ -13,10 +13,12 @@ from prometheus_client import REGISTRY
 
 from prefill.apikeys import Scope
 from prefill.app import create_app
+from prefill.imports import import_directory
 from prefill.links import LinkBuilder
 from prefill.repository import Repository
 from prefill.settings import Settings
-from tests.conftest import PUBLIC_URL, make_settings, serving
+from prefill.storage import EmbeddedRedis, connect
+from tests.conftest import EXAMPLES, PSEUDONYMS, PUBLIC_URL, make_settings, serving
 from tests.helpers import (
     API_PATH,
     FORM_PATH,
@@ -257,3 +259,25 @@ async def test_the_limits_can_be_turned_off_for_load_tests(
             for n in range(5)
         }
     assert statuses == {200}
+
+
+async def test_the_counters_stay_out_of_the_append_only_file(
+    own_redis: EmbeddedRedis, links: LinkBuilder
+) -> None:
+    """A write to the append-only file costs an fsync: the counters, which a restart may
+    forget, are not written there, while the refusal counts (audit) still are."""
+    settings = limiting_settings(own_redis.url)
+    seed = connect(own_redis.url, timeout_seconds=1, retries=0)
+    repository = Repository(seed, PSEUDONYMS)
+    await import_directory(repository, EXAMPLES)
+    url = await form_link(repository, links, "cust-1001")
+    async with AsyncTestClient(app=create_app(settings), base_url=PUBLIC_URL) as client:
+        assert (await client.get(url)).status_code == 200
+        assert (await client.get(FORM_PATH, params={"t": FORGED})).status_code == 200
+    assert await seed.keys("pf:{rl:*") != []  # counted, in memory
+    assert await seed.keys("pf:{audit}:rate:*") != []
+    await seed.aclose()
+    aof = b"".join(path.read_bytes() for path in own_redis.data_dir.rglob("*.aof"))
+    assert b"page:forged" in aof
+    assert b"{rl:" not in aof
+    assert b"{audit}:rate:" not in aof
