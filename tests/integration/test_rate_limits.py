@@ -8,6 +8,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+import redis
+from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from prometheus_client import REGISTRY
 
@@ -281,3 +283,17 @@ async def test_the_counters_stay_out_of_the_append_only_file(
     assert b"page:forged" in aof
     assert b"{rl:" not in aof
     assert b"{audit}:rate:" not in aof
+
+
+async def test_a_redis_that_lost_the_script_still_counts(
+    client: AsyncTestClient[Litestar], repository: Repository, links: LinkBuilder, redis_url: str
+) -> None:
+    """After a restart Redis has no scripts: the pipelined call answers NOSCRIPT, and the script
+    is loaded and run then, so the request is still counted and answered."""
+    url = await form_link(repository, links, "cust-1001")
+    with redis.Redis.from_url(redis_url) as admin:
+        admin.script_flush()
+        assert "Matti" in (await client.get(url)).text
+        assert "Matti" not in (await client.get(FORM_PATH, params={"t": FORGED})).text
+        assert len(admin.keys("pf:{rl:*")) == 1
+        assert len(admin.keys("pf:{audit}:rate:*")) == 1
