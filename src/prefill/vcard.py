@@ -14,8 +14,10 @@ import vobject
 from prefill.models import ContactPerson
 
 CACHED_CARDS = 512
-"""vobject takes about half a millisecond per card, on every card page (its QR code) and vCard;
-a card changes only with the catalog, so the text is kept per contact person's content."""
+"""vobject takes a few tenths of a millisecond per card, and every card page draws one (its QR
+code); a card changes only with the catalog, so cards without a photo are kept by content. A
+card with its photo (up to 512 KB) is written anew for each download: kept, a few hundred of
+them would hold a few hundred megabytes."""
 
 
 def split_name(full_name: str) -> tuple[str, str]:
@@ -34,11 +36,11 @@ def to_vcard(
     """The vCard text, CRLF line endings, ready to serve as `text/vcard`. Lines are folded at 75
     octets, except the photo's: vobject leaves it whole, as Apple's address books need."""
     card = Card(person.name, person.kind, person.email, person.phone, title, organization)
-    return _serialized(card, photo_jpeg)
+    return _serialized(card, photo_jpeg) if photo_jpeg else _without_photo(card)
 
 
 class Card(NamedTuple):
-    """Everything a vCard says but the photo: the cache's key."""
+    """Everything a vCard says but the photo (the cache's key)."""
 
     name: str
     kind: str
@@ -49,6 +51,10 @@ class Card(NamedTuple):
 
 
 @functools.lru_cache(maxsize=CACHED_CARDS)
+def _without_photo(person: Card) -> str:
+    return _serialized(person, None)
+
+
 def _serialized(person: Card, photo_jpeg: bytes | None) -> str:
     family, given = split_name(person.name) if person.kind == "person" else ("", "")
     card = vobject.vCard()
