@@ -41,10 +41,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Upper bound for any link, whatever its campaign says."""
     redis_timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] = 0.5
     """Socket and connect timeout: a slow Redis is treated as down (fail closed), not waited on."""
-    redis_retries: Annotated[int, msgspec.Meta(ge=0)] = 0
-    """Retries of a Redis call on a connection error. Each may cost another timeout when Redis
-    is frozen, so the default is one try: a request is answered within the timeout. The pool
-    replaces a connection that died with a restarted server on its own, without a retry."""
+    redis_retries: Annotated[int, msgspec.Meta(ge=0)] = 1
+    """Retries of a Redis call on a connection error that comes at once (a connection that died
+    with a restarted server), never on one that took a timeout (storage.QuickRetry)."""
     audit_retention_days: Annotated[int, msgspec.Meta(ge=1)] = 400
     """Audit entries and refusal counts older than this are removed (by age, never by count)."""
     customer_retention_days: Annotated[int, msgspec.Meta(ge=1)] = 1095

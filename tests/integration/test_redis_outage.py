@@ -332,3 +332,30 @@ async def test_the_rate_limits_fail_closed_with_the_503(
     ]
     assert [a.status_code for a in answers] == [503] * 5
     assert all(a.headers["retry-after"] == "5" for a in answers)
+
+
+@pytest.mark.parametrize("transport", ["unix socket", "tcp"])
+async def test_a_restarted_redis_is_used_again_from_the_first_request(
+    tmp_path: Path, transport: str
+) -> None:
+    """The pooled connections died with the server: the first request after the restart finds
+    that at once and tries again on a new connection (a quick retry), no 503."""
+    server = EmbeddedRedis(tmp_path / "redis", port=free_tcp_port() if transport == "tcp" else None)
+    server.start()
+    try:
+        settings = Settings.from_env(
+            {"PREFILL_REDIS_URL": server.url, "PREFILL_SECRET_KEYS": SECRET}
+        )
+        seed = connect(server.url, timeout_seconds=1, retries=0)
+        url = await examples_and_link(Repository(seed, PSEUDONYMS), settings)
+        await seed.aclose()
+        async with AsyncTestClient(app=create_app(settings), base_url=PUBLIC_URL) as client:
+            pages = await asyncio.gather(*(client.get(url) for _ in range(4)))  # a few in the pool
+            assert {page.status_code for page in pages} == {200}
+            server.stop()
+            server.start()
+            after = [await client.get(url) for _ in range(4)]
+            assert [page.status_code for page in after] == [200] * 4
+            assert "Matti" in after[0].text
+    finally:
+        server.stop()
