@@ -4,8 +4,9 @@ Run:  .venv/bin/python benchmarks/throughput.py [--seconds 4] [--connections 32]
 
 Starts its own redis-server (AOF fsync always, as in the embedded mode), loads examples/ and
 mints a link with the CLI, and runs `prefill serve` as a user does. On the same HTTP server it
-runs a bare Litestar hello-world and a naive handler (itsdangerous verify + one HGETALL +
-msgspec). wrk drives each row at fixed concurrency (a small load generator of its own if wrk is
+runs a bare Litestar hello-world, a naive handler (itsdangerous verify + one HGETALL + msgspec)
+and, when the `bench` extra is installed, a hand-written FastAPI + PyJWT handler doing one Redis
+read. wrk drives each row at fixed concurrency (a small load generator of its own if wrk is
 absent); every figure is printed as a ratio to the hello-world's, which travel across machines
 better than the absolute ones.
 """
@@ -50,6 +51,8 @@ class Row(msgspec.Struct):
     p50_ms: float
     p99_ms: float
     errors: int
+    note: str = ""
+    """Why a row was not measured."""
 
 
 def bare_app(redis_url: str) -> Litestar:
@@ -74,8 +77,43 @@ def bare_app(redis_url: str) -> Litestar:
     return Litestar([hello, naive])
 
 
+def fastapi_app(redis_url: str) -> object:
+    """What the widget's endpoint would be written as by hand: a JWT and one Redis read."""
+    import jwt
+    from fastapi import FastAPI, HTTPException
+
+    client = redis.asyncio.Redis.from_url(redis_url)
+    app = FastAPI()
+
+    @app.get("/prefill")
+    async def prefill(t: str) -> dict[str, str]:
+        try:
+            claims = jwt.decode(t, SECRET, algorithms=["HS256"])
+        except jwt.InvalidTokenError as exc:
+            raise HTTPException(status_code=403) from exc
+        record = cast("dict[bytes, bytes]", await client.hgetall(customer_key(claims["sub"])))
+        return {k.decode(): v.decode() for k, v in record.items()}
+
+    return app
+
+
+def fastapi_missing() -> str | None:
+    """Why the FastAPI row cannot run here, if it cannot."""
+    try:
+        import fastapi  # noqa: F401
+        import jwt  # noqa: F401
+    except ImportError as exc:
+        return f"skipped: {exc.name} is not installed (pip install -e '.[bench]')"
+    return None
+
+
 def serve_bare(port: int, redis_url: str) -> None:
     uvicorn.run(bare_app(redis_url), port=port, access_log=False, log_level="warning")
+
+
+def serve_fastapi(port: int, redis_url: str) -> None:
+    app = fastapi_app(redis_url)
+    uvicorn.run(app, port=port, access_log=False, log_level="warning")  # type: ignore[arg-type]
 
 
 def cli(env: dict[str, str], *args: str, stdin: str = "") -> str:
@@ -220,6 +258,24 @@ def service_rows(
     return rows
 
 
+def fastapi_row(args: argparse.Namespace, env: dict[str, str], redis_url: str) -> Row:
+    """The FastAPI + PyJWT handler, or a row that says why it was skipped."""
+    name = "FastAPI+PyJWT, one HGETALL"
+    if why := fastapi_missing():
+        return Row(name, 0.0, 0.0, 0.0, 0, note=why)
+    import jwt
+
+    port = free_tcp_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, __file__, "--fastapi", str(port), "--redis", redis_url]
+    token = jwt.encode({"sub": "cust-1003"}, SECRET, algorithm="HS256")
+    process = start(command, env, f"{url}/docs")
+    try:
+        return measure(name, f"{url}/prefill?t={token}", args)
+    finally:
+        stop(process)
+
+
 def run(args: argparse.Namespace, folder: Path) -> None:
     server = EmbeddedRedis(folder / "redis", port=free_tcp_port())
     server.start()
@@ -248,16 +304,24 @@ def run(args: argparse.Namespace, folder: Path) -> None:
             measure("naive verify+HGETALL+msgspec", f"{bare}/naive?t={naive_token}", args),
         ]
         stop(processes.pop())
+        rows.append(fastapi_row(args, env, server.url))
 
-        for workers in (1, 2):
+        token = urllib.parse.parse_qs(urllib.parse.urlsplit(links["form_url"]).query)["t"][0]
+        form_id = urllib.parse.urlsplit(links["form_url"]).path.rsplit("/", 1)[1]
+        widget = f"{base}/api/v1/forms/{form_id}/prefill?t={token}"
+        limits_on = {k: v for k, v in env.items() if k != "PREFILL_RATE_LIMITS"}
+        for name, workers, serve_env in (
+            ("", 1, env),
+            ("widget JSON, rate limits on", 1, limits_on),
+            ("widget JSON, --workers 1", 1, env),
+            ("widget JSON, --workers 2", 2, env),
+        ):
             serve = [*PREFILL, "serve", "--port", str(port), "--workers", str(workers)]
-            processes.append(start(serve, env, f"{base}/health/ready"))
-            if workers == 1:
+            processes.append(start(serve, serve_env, f"{base}/health/ready"))
+            if name:
+                rows.append(measure(name, widget, args))
+            else:
                 rows += service_rows(args, env, base, links, folder)
-            token = urllib.parse.parse_qs(urllib.parse.urlsplit(links["form_url"]).query)["t"][0]
-            form_id = urllib.parse.urlsplit(links["form_url"]).path.rsplit("/", 1)[1]
-            url = f"{base}/api/v1/forms/{form_id}/prefill?t={token}"
-            rows.append(measure(f"widget JSON, --workers {workers}", url, args))
             stop(processes.pop())
     finally:
         for process in processes:
@@ -275,6 +339,9 @@ def report(rows: list[Row], args: argparse.Namespace) -> None:
         f"{'x':>6} {'non-2/3xx':>9}"
     )
     for row in rows:
+        if row.note:
+            print(f"{row.name:32} {row.note}")
+            continue
         print(
             f"{row.name:32} {row.rps:9.0f} {row.rps / hello.rps:8.3f} {row.p50_ms:8.2f} "
             f"{row.p50_ms / hello.p50_ms:6.1f} {row.p99_ms:8.2f} {row.p99_ms / hello.p99_ms:6.1f} "
@@ -287,10 +354,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=4)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--bare", type=int, help=argparse.SUPPRESS)  # the bare apps' process
+    parser.add_argument("--fastapi", type=int, help=argparse.SUPPRESS)  # the FastAPI process
     parser.add_argument("--redis", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare:
         serve_bare(args.bare, args.redis)
+        return
+    if args.fastapi:
+        serve_fastapi(args.fastapi, args.redis)
         return
     with tempfile.TemporaryDirectory() as tmp:
         run(args, Path(tmp))
