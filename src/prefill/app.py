@@ -32,7 +32,6 @@ from prefill.catalog import CatalogCache
 from prefill.consent import MASK
 from prefill.i18n import install_gettext, long_date, pick
 from prefill.links import LinkBuilder
-from prefill.metrics import HTTP_METRICS
 from prefill.models import SCALES
 from prefill.phones import display_phone
 from prefill.pseudonyms import Pseudonymizer
@@ -52,7 +51,7 @@ from prefill.web.health import health_router
 from prefill.web.metrics import MetricsController
 from prefill.web.openapi_structs import StrictStructSchemaPlugin
 from prefill.web.pages import pages_router
-from prefill.web.requests import RequestLogMiddleware
+from prefill.web.requests import RequestMiddleware
 from prefill.web.submit import event_calendar, submit_form, thanks
 from prefill.web.unsubscribe import unsubscribe, unsubscribe_head, unsubscribe_page
 from prefill.web.widget import widget_router
@@ -217,9 +216,8 @@ def create_app(settings: Settings) -> Litestar:
         # adds no handlers and logs no exceptions (the handlers in web/errors.py log the type).
         logging_config=None,
         middleware=[
-            RequestLogMiddleware(),  # Outermost: its line covers the others' refusals too.
+            RequestMiddleware,  # Outermost: its line and metrics cover the others' refusals.
             *only_admin_on_admin_port(settings.admin_port),
-            HTTP_METRICS.middleware,
         ],
         lifespan=[lifespan],
         plugins=[StrictStructSchemaPlugin()],

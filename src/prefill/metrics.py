@@ -8,8 +8,9 @@ stay few.
 
 from __future__ import annotations
 
-from litestar.plugins.prometheus import PrometheusConfig
-from prometheus_client import Counter
+from typing import NamedTuple
+
+from prometheus_client import Counter, Gauge, Histogram
 
 from prefill.models import Channel
 from prefill.ratelimit import LimitKind
@@ -56,11 +57,53 @@ def count_rate_limited(kind: LimitKind) -> None:
 NOT_MEASURED = "not_measured"
 """A route handler `opt` key: the scrape itself is not a request worth a latency series."""
 
-HTTP_METRICS = PrometheusConfig(
-    app_name="prefill",
-    prefix="prefill",
-    group_path=True,  # The route template, never the raw path: admin paths hold customer ids.
-    exclude_opt_key=NOT_MEASURED,
+APP_NAME = "prefill"
+REQUEST_LABELS = ("method", "path", "status_code", "app_name")
+"""`path` is the route template, never the raw path: admin paths hold customer ids."""
+REQUESTS = Counter("prefill_requests_total", "Total requests", REQUEST_LABELS)
+REQUEST_SECONDS = Histogram(
+    "prefill_request_duration_seconds", "Request duration, in seconds", REQUEST_LABELS
 )
-"""Litestar's request count, latency histogram, in-progress gauge and 5xx count. The middleware
-keeps its metrics per name for the whole process, so every app built in it shares them."""
+IN_PROGRESS = Gauge(
+    "prefill_requests_in_progress",
+    "Total requests currently in progress",
+    REQUEST_LABELS,
+    multiprocess_mode="livesum",
+)
+ERRORS = Counter("prefill_requests_error_total", "Total errors in requests", REQUEST_LABELS)
+"""The series (names, labels, help) of Litestar's Prometheus middleware, which this replaces:
+one layer (web/requests.py) measures a request once, with its label sets looked up once."""
+
+
+class _Series(NamedTuple):
+    requests: Counter
+    seconds: Histogram
+
+
+class RequestMetrics:
+    """The request series of one route, with each label set's children kept after first use
+    (`labels()` takes a lock and builds a key on every call)."""
+
+    def __init__(self) -> None:
+        self._series: dict[tuple[str, str, int], _Series] = {}
+        self._in_progress: dict[tuple[str, str], Gauge] = {}
+
+    def started(self, method: str, route: str) -> None:
+        gauge = self._in_progress.get((method, route))
+        if gauge is None:
+            # Labelled with status 200, as Litestar's middleware labels it.
+            gauge = IN_PROGRESS.labels(method, route, "200", APP_NAME)
+            self._in_progress[method, route] = gauge
+        gauge.inc()
+
+    def finished(self, method: str, route: str, status: int, seconds: float) -> None:
+        self._in_progress[method, route].dec()
+        series = self._series.get((method, route, status))
+        if series is None:
+            labels = (method, route, str(status), APP_NAME)
+            series = _Series(REQUESTS.labels(*labels), REQUEST_SECONDS.labels(*labels))
+            self._series[method, route, status] = series
+        series.requests.inc()
+        series.seconds.observe(seconds)
+        if status >= 500:
+            ERRORS.labels(method, route, str(status), APP_NAME).inc()

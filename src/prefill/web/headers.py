@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from litestar.datastructures import MutableScopeHeaders
 from litestar.types import Message, Scope
 
 CONTENT_SECURITY_POLICY = (
@@ -21,13 +20,18 @@ PRIVACY_HEADERS = {
 }
 
 
+_ENCODED = [(name.lower().encode(), value.encode()) for name, value in PRIVACY_HEADERS.items()]
+_NO_STORE = (b"cache-control", b"no-store")
+
+
 async def add_privacy_headers(message: Message, scope: Scope) -> None:
-    """Add the privacy headers; `no-store` unless a handler chose caching (static assets)."""
+    """Add the privacy headers; `no-store` unless a handler chose caching (static assets).
+    One pass over the raw headers: this runs for every response."""
     if message["type"] != "http.response.start":
         return
-    headers = MutableScopeHeaders.from_message(message)
-    for name, value in PRIVACY_HEADERS.items():
-        if name not in headers:
-            headers[name] = value
-    if "Cache-Control" not in headers:
-        headers["Cache-Control"] = "no-store"
+    headers = list(message.get("headers", ()))
+    present = {name.lower() for name, _ in headers}
+    headers += [header for header in _ENCODED if header[0] not in present]
+    if _NO_STORE[0] not in present:
+        headers.append(_NO_STORE)
+    message["headers"] = headers

@@ -1,11 +1,12 @@
-"""A request id for every request, and one access-log line when it ends.
+"""One pure-ASGI layer around every route: a request id, the access line and the request
+metrics, measured once per request instead of by a stack of separate layers.
 
 The line names the route template, never the raw path (admin paths hold customer ids, links hold
 tokens in the query), and no header value or client address. A caller's `X-Request-ID` is kept
 only in the shape tracing tools give it (hex or a UUID: no name or email can be read from it,
 only smuggled in encoded); otherwise the request gets a fresh one.
-Litestar runs middleware only for requests that match a route: a path or method the router does
-not know (404, 405) is answered before this and gets no line, as it gets no metrics.
+Litestar runs route middleware only for requests that match a route: a path or method the
+router does not know (404, 405) is answered before this and gets no line and no metrics.
 """
 
 from __future__ import annotations
@@ -15,16 +16,16 @@ import re
 import time
 import uuid
 
-from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
-from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.contextvars import bound_contextvars
 
+from prefill.metrics import NOT_MEASURED, RequestMetrics
+
 logger = logging.getLogger("prefill.requests")
 
-REQUEST_ID_HEADER = "X-Request-ID"
+REQUEST_ID_HEADER = b"x-request-id"
 REQUEST_ID_PATTERN = re.compile(
     r"[0-9a-fA-F]{16,64}|[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}"
 )
@@ -34,7 +35,7 @@ REQUEST_ID_PATTERN = re.compile(
 def request_id_of(scope: Scope) -> str:
     """The caller's id when it has a safe shape, else a new one."""
     for name, value in scope["headers"]:
-        if name == b"x-request-id":
+        if name == REQUEST_ID_HEADER:
             supplied = value.decode("latin-1")
             if REQUEST_ID_PATTERN.fullmatch(supplied):
                 return supplied
@@ -42,17 +43,20 @@ def request_id_of(scope: Scope) -> str:
     return uuid.uuid4().hex
 
 
-class RequestLogMiddleware(ASGIMiddleware):
-    """Binds `request_id` to every log line of the request, answers it in `X-Request-ID`,
-    and logs the method, route, status and duration."""
+class RequestMiddleware:
+    """Binds `request_id` to every log line of the request, answers it in `X-Request-ID`, logs
+    the method, route, status and duration, and counts and times the request by route."""
 
-    scopes = (ScopeType.HTTP,)
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+        self._metrics = RequestMetrics()
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        if scope["type"] != ScopeType.HTTP:  # Never, given `scopes`; it narrows the type.
-            await next_app(scope, receive, send)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await self._app(scope, receive, send)
             return
         request_id = request_id_of(scope)
+        header = (REQUEST_ID_HEADER, request_id.encode())
         status = 500  # Until the response starts, or an exception says otherwise.
         started = time.perf_counter()
 
@@ -60,24 +64,32 @@ class RequestLogMiddleware(ASGIMiddleware):
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                MutableScopeHeaders.from_message(message)[REQUEST_ID_HEADER] = request_id
+                message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
+        method: str = scope["method"]
+        route: str = scope["path_template"]
+        measured = not scope["route_handler"].opt.get(NOT_MEASURED)
+        if measured:
+            self._metrics.started(method, route)
         with bound_contextvars(request_id=request_id):
             try:
-                await next_app(scope, receive, send_with_id)
+                await self._app(scope, receive, send_with_id)
             except Exception as exc:
                 # Raised by a middleware inside this one (CSRF, allowed hosts, admin port) and
                 # answered by the app's exception handlers outside it, without this header.
                 status = exc.status_code if isinstance(exc, HTTPException) else 500
                 raise
             finally:
+                seconds = time.perf_counter() - started
+                if measured:
+                    self._metrics.finished(method, route, status, seconds)
                 logger.info(
                     "request",
                     extra={
-                        "method": scope["method"],
-                        "route": scope["path_template"],
+                        "method": method,
+                        "route": route,
                         "status": status,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                        "duration_ms": round(seconds * 1000, 1),
                     },
                 )
