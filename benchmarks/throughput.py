@@ -8,7 +8,9 @@ runs a bare Litestar hello-world, a naive handler (itsdangerous verify + one HGE
 and, when the `bench` extra is installed, a hand-written FastAPI + PyJWT handler doing one Redis
 read. wrk drives each row at fixed concurrency (a small load generator of its own if wrk is
 absent); every figure is printed as a ratio to the hello-world's, which travel across machines
-better than the absolute ones.
+better than the absolute ones. The server's CPU time per request (read from /proc, over all its
+processes) is printed too, with the hello-world's as a ratio to it ("hello/it", comparable to
+"x hello"): on a machine shared with other work it moves far less than req/s does.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import argparse
 import asyncio
 import csv
 import io
+import math
 import os
 import re
 import shutil
@@ -51,6 +54,9 @@ class Row(msgspec.Struct):
     p50_ms: float
     p99_ms: float
     errors: int
+    cpu_ms: float = math.nan
+    """The server's CPU time (all its processes) per answered request: steadier than req/s
+    when other work shares the machine."""
     note: str = ""
     """Why a row was not measured."""
 
@@ -148,6 +154,17 @@ def milliseconds(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process and all its descendants (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return 0.0
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(cpu_seconds(int(child)) for child in children)
+
+
 def wrk(name: str, url: str, seconds: int, connections: int, script: Path | None) -> Row:
     command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
     if script:
@@ -199,9 +216,19 @@ async def own_load(name: str, url: str, seconds: float, connections: int, method
     )
 
 
-def measure(name: str, url: str, args: argparse.Namespace, script: Path | None = None) -> Row:
+def measure(
+    name: str,
+    url: str,
+    args: argparse.Namespace,
+    script: Path | None = None,
+    server: subprocess.Popen[bytes] | None = None,
+) -> Row:
     if shutil.which("wrk"):
-        return wrk(name, url, args.seconds, args.connections, script)
+        before = cpu_seconds(server.pid) if server else math.nan
+        row = wrk(name, url, args.seconds, args.connections, script)
+        used = cpu_seconds(server.pid) - before if server else math.nan
+        answered = row.rps * args.seconds
+        return msgspec.structs.replace(row, cpu_ms=used * 1000 / answered if answered else math.nan)
     method = "HEAD" if script and "HEAD" in script.read_text() else "GET"
     if script and "POST" in script.read_text():
         return Row(name, 0.0, 0.0, 0.0, -1)  # Posting needs wrk's Lua; not worth a rewrite.
@@ -231,7 +258,11 @@ def submit_script(folder: Path, form_url: str) -> Path:
 
 
 def service_rows(
-    args: argparse.Namespace, env: dict[str, str], base: str, links: dict[str, str], folder: Path
+    args: argparse.Namespace,
+    server: subprocess.Popen[bytes],
+    base: str,
+    links: dict[str, str],
+    folder: Path,
 ) -> list[Row]:
     form = links["form_url"]
     token = urllib.parse.parse_qs(urllib.parse.urlsplit(form).query)["t"][0]
@@ -239,13 +270,15 @@ def service_rows(
     forged = form[:-3] + ("xyz" if not form.endswith("xyz") else "abc")
     head = lua(folder, "head", 'wrk.method = "HEAD"\n')
     rows = [
-        measure("widget JSON", f"{base}/api/v1/forms/{form_id}/prefill?t={token}", args),
-        measure("hosted form page", form, args),
-        measure("card page", links["card_url"], args),
-        measure("vCard", links["vcard_url"], args),
-        measure("refused (forged) link", forged, args),
-        measure("scanner's HEAD", form, args, head),
-        measure("/health/live", f"{base}/health/live", args),
+        measure(
+            "widget JSON", f"{base}/api/v1/forms/{form_id}/prefill?t={token}", args, server=server
+        ),
+        measure("hosted form page", form, args, server=server),
+        measure("card page", links["card_url"], args, server=server),
+        measure("vCard", links["vcard_url"], args, server=server),
+        measure("refused (forged) link", forged, args, server=server),
+        measure("scanner's HEAD", form, args, head, server),
+        measure("/health/live", f"{base}/health/live", args, server=server),
     ]
     rows.append(
         measure(
@@ -253,6 +286,7 @@ def service_rows(
             f"{base}{urllib.parse.urlsplit(form).path}/submit",
             args,
             submit_script(folder, form),
+            server,
         )
     )
     return rows
@@ -271,7 +305,7 @@ def fastapi_row(args: argparse.Namespace, env: dict[str, str], redis_url: str) -
     token = jwt.encode({"sub": "cust-1003"}, SECRET, algorithm="HS256")
     process = start(command, env, f"{url}/docs")
     try:
-        return measure(name, f"{url}/prefill?t={token}", args)
+        return measure(name, f"{url}/prefill?t={token}", args, server=process)
     finally:
         stop(process)
 
@@ -300,8 +334,13 @@ def run(args: argparse.Namespace, folder: Path) -> None:
         processes.append(start(command, env, f"{bare}/hello"))
         naive_token = URLSafeSerializer(SECRET, salt="naive").dumps("cust-1003")
         rows = [
-            measure("bare hello-world", f"{bare}/hello", args),
-            measure("naive verify+HGETALL+msgspec", f"{bare}/naive?t={naive_token}", args),
+            measure("bare hello-world", f"{bare}/hello", args, server=processes[-1]),
+            measure(
+                "naive verify+HGETALL+msgspec",
+                f"{bare}/naive?t={naive_token}",
+                args,
+                server=processes[-1],
+            ),
         ]
         stop(processes.pop())
         rows.append(fastapi_row(args, env, server.url))
@@ -319,9 +358,9 @@ def run(args: argparse.Namespace, folder: Path) -> None:
             serve = [*PREFILL, "serve", "--port", str(port), "--workers", str(workers)]
             processes.append(start(serve, serve_env, f"{base}/health/ready"))
             if name:
-                rows.append(measure(name, widget, args))
+                rows.append(measure(name, widget, args, server=processes[-1]))
             else:
-                rows += service_rows(args, env, base, links, folder)
+                rows += service_rows(args, processes[-1], base, links, folder)
             stop(processes.pop())
     finally:
         for process in processes:
@@ -336,7 +375,7 @@ def report(rows: list[Row], args: argparse.Namespace) -> None:
     print(f"{tool}, 1 thread, {args.connections} connections, {args.seconds}s per row, loopback")
     print(
         f"{'row':32} {'req/s':>9} {'x hello':>8} {'p50 ms':>8} {'x':>6} {'p99 ms':>8} "
-        f"{'x':>6} {'non-2/3xx':>9}"
+        f"{'x':>6} {'non-2/3xx':>9} {'CPU ms/req':>10} {'hello/it':>8}"
     )
     for row in rows:
         if row.note:
@@ -345,7 +384,7 @@ def report(rows: list[Row], args: argparse.Namespace) -> None:
         print(
             f"{row.name:32} {row.rps:9.0f} {row.rps / hello.rps:8.3f} {row.p50_ms:8.2f} "
             f"{row.p50_ms / hello.p50_ms:6.1f} {row.p99_ms:8.2f} {row.p99_ms / hello.p99_ms:6.1f} "
-            f"{row.errors:9d}"
+            f"{row.errors:9d} {row.cpu_ms:10.3f} {hello.cpu_ms / (row.cpu_ms or math.nan):8.3f}"
         )
 
 
