@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,9 +12,8 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from litestar import Litestar
 from litestar.config.allowed_hosts import AllowedHostsConfig
-from litestar.config.csrf import CSRFConfig
 from litestar.connection import ASGIConnection
-from litestar.datastructures import CacheControlHeader
+from litestar.datastructures import CacheControlHeader, State
 from litestar.exceptions import NotFoundException
 from litestar.handlers import BaseRouteHandler
 from litestar.openapi.config import OpenAPIConfig
@@ -43,6 +40,7 @@ from prefill.storage import EmbeddedRedis, connect, start_supervised
 from prefill.tokens import LinkSigner
 from prefill.web.admin import admin_router, only_admin_on_admin_port
 from prefill.web.api import api_router
+from prefill.web.csrf import csrf_config
 from prefill.web.dashboard import dashboard_router
 from prefill.web.deps import DEPENDENCIES
 from prefill.web.errors import EXCEPTION_HANDLERS
@@ -97,28 +95,6 @@ def template_engine(organization: str) -> JinjaTemplateEngine:
     for name in environment.list_templates(extensions=["html"]):
         environment.get_template(name)  # Compile now, not on the first customer's request.
     return JinjaTemplateEngine.from_environment(environment)
-
-
-CSRF_EXEMPT = [
-    # Only the hosted form's pages take part: no cookie for the widget, its API, the admin API
-    # (bearer keys) or one-click unsubscribe (mail providers post it from their servers). The
-    # home page "/" opts out in its handler, since a pattern matching "/" would match all.
-    r"^/(?!f/).+",
-    r"^/f/[^/]+/not-you$",  # Carries the link token as proof, and is Origin-checked.
-]
-
-
-def csrf_config(settings: Settings) -> CSRFConfig:
-    """Litestar's CSRF protection (a cookie and a hidden field) for the hosted form's submit."""
-    secret = hmac.new(settings.secret_keys[-1].encode(), b"prefill.csrf", hashlib.sha256)
-    return CSRFConfig(
-        secret=secret.hexdigest(),
-        cookie_name="prefill_csrf",
-        cookie_httponly=True,
-        cookie_samesite="strict",
-        cookie_secure=settings.public_url.startswith("https://"),
-        exclude=CSRF_EXEMPT,
-    )
 
 
 NAME_MAX = 255
@@ -209,7 +185,7 @@ def create_app(settings: Settings) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,
         before_send=[add_privacy_headers],
         template_config=TemplateConfig(instance=template_engine(settings.organization)),
-        csrf_config=csrf_config(settings),
+        state=State({"csrf_config": csrf_config(settings)}),  # For FormCSRF (web/csrf.py).
         allowed_hosts=AllowedHostsConfig(allowed_hosts=settings.allowed_hosts),
         request_max_body_size=MAX_REQUEST_BODY_BYTES,
         # Logging is the process's to configure (prefill.logs, from `prefill serve`); Litestar

@@ -98,6 +98,21 @@ async def test_personal_pages_carry_the_privacy_headers(
         assert marker not in response.text
 
 
+async def test_only_the_form_page_sets_the_csrf_cookie(
+    client: Client, repository: Repository, links: LinkBuilder
+) -> None:
+    """CSRF protection runs on the form's page and submit only: no other page, not the form
+    link's HEAD, hands out a cookie."""
+    form = await form_link(repository, links, "cust-1001")
+    card = await card_link(repository, links, "cust-1001")
+    for path in ("/", card, f"{FORM_PATH}/thanks?lang=fi", "/health/live"):
+        response = await client.get(path)
+        assert response.status_code == 200, path
+        assert "set-cookie" not in response.headers, path
+    assert "set-cookie" not in (await client.head(form)).headers
+    assert "prefill_csrf=" in (await client.get(form)).headers["set-cookie"]
+
+
 async def test_masked_fields_never_show_the_full_value(
     client: Client, repository: Repository, links: LinkBuilder
 ) -> None:

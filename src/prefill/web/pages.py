@@ -25,6 +25,7 @@ from prefill.models import Channel
 from prefill.repository import StoreUnavailable
 from prefill.services import CardView, ConsentNotAsked, FormView, UnknownForm
 from prefill.tokens import TokenPurpose
+from prefill.web.csrf import FormCSRF
 from prefill.web.deps import LinksDep, ServiceDep, VisitorDep
 from prefill.web.errors import RETRY_AFTER_SECONDS, message_page
 
@@ -83,7 +84,7 @@ def _form_page(view: FormView, links: LinkBuilder, status_code: int = 200) -> Te
     )
 
 
-@get("/f/{form_id:str}", name="form_page")
+@get("/f/{form_id:str}", name="form_page", middleware=[FormCSRF])
 async def form_page(
     form_id: FromPath[str],
     service: ServiceDep,
@@ -240,7 +241,7 @@ async def page_seen(
     await service.page_seen(TokenPurpose(data.purpose), data.t or None, visitor)
 
 
-@get("/", name="home", opt={"exclude_from_csrf": True})
+@get("/", name="home")
 async def home(request: Request[object, object, State]) -> Template:
     return message_page(request, 200, "home")
 

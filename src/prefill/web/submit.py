@@ -22,6 +22,7 @@ from prefill.i18n import negotiate_locale
 from prefill.links import LinkBuilder
 from prefill.models import SUPPORTED_LOCALES, Locale
 from prefill.tokens import SHORT_LIVED_SECONDS, TokenPurpose
+from prefill.web.csrf import FormCSRF
 from prefill.web.deps import LinksDep, ServiceDep, VisitorDep
 from prefill.web.pages import require_form_post, require_same_origin
 
@@ -57,6 +58,7 @@ def _locale(request: Request[object, object, State], chosen: str | None) -> Loca
     name="submit_form",
     status_code=HTTP_303_SEE_OTHER,
     include_in_schema=False,  # A page for people, like the form itself.
+    middleware=[FormCSRF],
 )
 async def submit_form(
     form_id: FromPath[str],

@@ -1,0 +1,46 @@
+"""CSRF protection (Litestar's: a cookie and a hidden field) on the hosted form's page, which
+hands them out, and its submit, which checks them; on no other route.
+
+The widget, its API, the admin API (bearer keys), "Not you?" (the link token is its proof, and
+it is Origin-checked) and one-click unsubscribe (mail providers post it from their servers) take
+no cookie, so they do not pay for the middleware on every request either.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from litestar.config.csrf import CSRFConfig
+from litestar.middleware.csrf import CSRFMiddleware
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from prefill.settings import Settings
+
+
+def csrf_config(settings: Settings) -> CSRFConfig:
+    """The cookie and its secret, derived from the newest signing key; kept in the app's state
+    for `FormCSRF`."""
+    secret = hmac.new(settings.secret_keys[-1].encode(), b"prefill.csrf", hashlib.sha256)
+    return CSRFConfig(
+        secret=secret.hexdigest(),
+        cookie_name="prefill_csrf",
+        cookie_httponly=True,
+        cookie_samesite="strict",
+        cookie_secure=settings.public_url.startswith("https://"),
+    )
+
+
+class FormCSRF:
+    """Litestar's CSRFMiddleware as one route handler's middleware. Handlers are declared before
+    any app exists, and the secret is each app's: the config is read from the app's state on
+    the first request the route gets."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+        self._csrf: CSRFMiddleware | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._csrf is None:
+            self._csrf = CSRFMiddleware(self._app, scope["litestar_app"].state.csrf_config)
+        await self._csrf(scope, receive, send)
