@@ -78,6 +78,7 @@ from redis.commands.core import AsyncScript
 from redis.typing import EncodableT, FieldT
 
 from prefill.apikeys import ApiKey
+from prefill.coalesce import Coalescer, Command
 from prefill.funnel import PEOPLE_STAGES, FunnelUpdate
 from prefill.models import (
     AuditEntry,
@@ -540,6 +541,7 @@ class Repository:
         self._first_seen = client.register_script(FIRST_SEEN_SCRIPT)
         self._count_funnel = client.register_script(COUNT_FUNNEL_SCRIPT)
         self._rate_count = client.register_script(RATE_COUNT_SCRIPT)
+        self._writes = Coalescer(client)
 
     # -- health -----------------------------------------------------------------------------
 
@@ -908,10 +910,7 @@ class Repository:
             else (refusal_counts_key(day), f"{channel}:{cause}")
         )
 
-        def count(pipe: Pipeline) -> None:
-            pipe.hincrby(key, field, 1)
-            pipe.expire(key, self._audit_retention_seconds)
-
+        count = [("HINCRBY", key, field, 1), ("EXPIRE", key, self._audit_retention_seconds)]
         await self._in_one_trip([], count, funnel)
 
     async def count_unsigned_refusal(
@@ -983,10 +982,11 @@ class Repository:
     async def _in_one_trip(
         self,
         scripts: list[_ScriptCall],
-        commands: Callable[[Pipeline], None] = lambda _: None,
+        commands: list[Command] | None = None,
         funnel: FunnelUpdate | None = None,
     ) -> list[Any]:
-        """Writes in one round trip, so under one fsync (each acknowledged write costs one).
+        """Writes in one round trip, so under one fsync (each acknowledged write costs one),
+        shared with the writes of concurrent requests (a group commit: coalesce.py).
 
         Scripts go by their SHA: given to a pipeline as scripts, redis-py would first ask the
         server whether it has them, every time, a round trip more. A server that lost one (a
@@ -996,12 +996,11 @@ class Repository:
         `scripts`."""
         calls = [*scripts, *([self._funnel_call(funnel)] if funnel else [])]
         results: list[Any] = []
+        sent: list[Command] = [
+            ("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args) for call in calls
+        ]
         async with _unavailable_on_error():
-            pipe = self._redis.pipeline(transaction=False)
-            for call in calls:
-                pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
-            commands(pipe)
-            replies = await pipe.execute(raise_on_error=False)
+            replies = await self._writes.execute([*sent, *(commands or [])])
             for call, reply in zip(calls, replies, strict=False):
                 try:
                     results.append(await _script_reply(call, reply))

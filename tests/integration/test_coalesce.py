@@ -1,0 +1,88 @@
+"""Group commit against a real Redis: concurrent callers share round trips, and each still gets
+exactly its own replies, its own errors, and a failure within the timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+
+import pytest
+import redis.exceptions
+from redis.asyncio import Redis
+
+from prefill.coalesce import Coalescer
+from prefill.storage import EmbeddedRedis, connect
+
+
+async def test_concurrent_callers_share_round_trips_and_get_their_own_replies(
+    redis_url: str,
+) -> None:
+    client = connect(redis_url, timeout_seconds=2, retries=0)
+    coalescer = Coalescer(client)
+    try:
+        replies = await asyncio.gather(
+            *(
+                coalescer.execute([("INCRBY", f"k{i}", i), ("INCRBY", f"k{i}", 1)])
+                for i in range(50)
+            )
+        )
+        assert replies == [[i, i + 1] for i in range(50)]
+        assert coalescer.round_trips < 50
+        # Nothing waiting: the next caller's batch leaves at once, alone.
+        assert await coalescer.execute([("GET", "k3")]) == [b"4"]
+    finally:
+        await client.aclose()
+
+
+async def test_a_refused_command_is_only_its_callers_error(redis_url: str) -> None:
+    client = connect(redis_url, timeout_seconds=2, retries=0)
+    coalescer = Coalescer(client)
+    try:
+        await client.set("text", "not a hash")
+        wrong, right = await asyncio.gather(
+            coalescer.execute([("HINCRBY", "text", "f", 1)]),
+            coalescer.execute([("HINCRBY", "hash", "f", 1)]),
+        )
+        assert isinstance(wrong[0], redis.exceptions.ResponseError)
+        assert right == [1]
+    finally:
+        await client.aclose()
+
+
+async def test_every_waiting_caller_fails_within_the_timeout_when_redis_freezes(
+    own_redis: EmbeddedRedis,
+) -> None:
+    client: Redis = connect(own_redis.url, timeout_seconds=0.5, retries=0)
+    coalescer = Coalescer(client)
+    await coalescer.execute([("PING",)])  # Connected before the freeze.
+    assert own_redis.pid is not None
+    os.kill(own_redis.pid, signal.SIGSTOP)
+    try:
+        began = time.monotonic()
+        outcomes = await asyncio.gather(
+            *(coalescer.execute([("SET", f"k{i}", 1)]) for i in range(10)),
+            return_exceptions=True,
+        )
+        assert time.monotonic() - began < 2.0  # The README's bound: the Redis timeout, then 503.
+        assert all(isinstance(o, redis.exceptions.RedisError) for o in outcomes), outcomes
+        assert len({id(o) for o in outcomes}) == len(outcomes)  # Each caller its own error.
+    finally:
+        os.kill(own_redis.pid, signal.SIGCONT)
+        await client.aclose()
+
+
+@pytest.mark.parametrize("callers", [1, 3])
+async def test_a_caller_that_gives_up_does_not_stop_the_others(
+    redis_url: str, callers: int
+) -> None:
+    client = connect(redis_url, timeout_seconds=2, retries=0)
+    coalescer = Coalescer(client)
+    try:
+        quitter = asyncio.ensure_future(coalescer.execute([("INCR", "quit")]))
+        others = [coalescer.execute([("INCR", f"stay{i}")]) for i in range(callers)]
+        quitter.cancel()
+        assert await asyncio.gather(*others) == [[1]] * callers
+    finally:
+        await client.aclose()
