@@ -395,7 +395,6 @@ class PrefillService:
         )
         shown = sorted(values) + [f"consent:{purpose}" for purpose in sorted(consents)]
         await self._record_disclosure(admitted, channel, shown)
-        claims = admitted.link.claims
         return FormView(
             form=admitted.form,
             locale=admitted.customer.locale,
@@ -404,9 +403,7 @@ class PrefillService:
             greeting_name=greeting_name(admitted.form, values),
             form_token=token,
             # The card link inherits the form link's age, so it cannot outlive it.
-            card_token=self._signer.sign(
-                TokenPurpose.CARD, claims, signed_at=admitted.link.signed_at
-            ),
+            card_token=self._signer.sign_as(TokenPurpose.CARD, admitted.link),
             consents=consents,
             home_country=home_country(admitted.customer),
         )
@@ -439,9 +436,7 @@ class PrefillService:
             contact=admitted.contact,
             greeting_name=greeting_name(outcome.form, typed),
             form_token=token,
-            card_token=self._signer.sign(
-                TokenPurpose.CARD, admitted.link.claims, signed_at=admitted.link.signed_at
-            ),
+            card_token=self._signer.sign_as(TokenPurpose.CARD, admitted.link),
             # Shown again as they were: the page disclosed them already, and must keep saying
             # which consents are in force.
             consents=consent_states(outcome.form, admitted.consents),

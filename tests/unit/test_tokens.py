@@ -201,3 +201,15 @@ def test_a_derived_link_can_inherit_the_signing_time() -> None:
     # The override does not leak into the next token.
     fresh = signer().verify(TokenPurpose.CARD, signer().sign(TokenPurpose.CARD, CLAIMS))
     assert abs(fresh.signed_at - time.time()) < 5
+
+
+def test_a_card_link_signed_from_a_verified_form_link_is_the_one_signing_makes() -> None:
+    """Reusing the form token's signed payload and time gives, byte for byte, the token that
+    serialising the claims again would give, with its signing time."""
+    keys = signer(OLD_KEY, NEW_KEY)
+    past = int(time.time()) - 10 * DAY
+    form = keys.verify(TokenPurpose.FORM, keys.sign(TokenPurpose.FORM, CLAIMS, signed_at=past))
+    card = keys.sign_as(TokenPurpose.CARD, form)
+    assert card == keys.sign(TokenPurpose.CARD, CLAIMS, signed_at=past)
+    assert keys.verify(TokenPurpose.CARD, card).claims == CLAIMS
+    assert refusal(lambda: keys.verify(TokenPurpose.FORM, card)) is RefusalCause.FORGED
