@@ -541,6 +541,7 @@ class Repository:
         self._first_seen = client.register_script(FIRST_SEEN_SCRIPT)
         self._count_funnel = client.register_script(COUNT_FUNNEL_SCRIPT)
         self._rate_count = client.register_script(RATE_COUNT_SCRIPT)
+        self._reads = Coalescer(client)
         self._writes = Coalescer(client)
 
     # -- health -----------------------------------------------------------------------------
@@ -566,21 +567,25 @@ class Repository:
     # -- the hot path -----------------------------------------------------------------------
 
     async def read_link_state(self, customer_id: str, rate: RateCount | None = None) -> LinkState:
-        """Customer, consent and catalog version in one round trip; with `rate`, the link's
-        request is counted in it too (ratelimit.py).
+        """Customer, consent and catalog version in one round trip, shared with concurrent
+        requests' reads (not with writes: a read need not wait for an fsync); with `rate`, the
+        link's request is counted in it too (ratelimit.py; its counters cost no fsync either).
 
         A problem with this customer's keys (wrong type, undecodable) is CorruptRecord, which
         callers treat as one more refusal; only a problem shared by everyone is StoreUnavailable.
         """
         call = self._rate_call(rate) if rate else None
         async with _unavailable_on_error():
-            pipe = self._redis.pipeline(transaction=False)
-            pipe.get(CATALOG_VERSION)
-            pipe.hgetall(customer_key(customer_id))
-            pipe.hgetall(consent_key(customer_id))
+            commands: list[Command] = [
+                ("GET", CATALOG_VERSION),
+                ("HGETALL", customer_key(customer_id)),
+                ("HGETALL", consent_key(customer_id)),
+            ]
             if call:
-                pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
-            replies = await pipe.execute(raise_on_error=False)
+                commands.append(
+                    ("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args)
+                )
+            replies = await self._reads.execute(commands)
             version, customer_fields, consent_fields = replies[:3]
             requests = Window(*await _script_reply(call, replies[3])) if call else None
         catalog_version = _parse_version(version)
