@@ -603,7 +603,8 @@ class Repository:
 
     async def catalog_version(self) -> int:
         async with _unavailable_on_error():
-            return _parse_version(await self._redis.get(CATALOG_VERSION))
+            (version,) = await self._reads.execute([("GET", CATALOG_VERSION)])
+        return _parse_version(version)
 
     # -- catalog ----------------------------------------------------------------------------
 
