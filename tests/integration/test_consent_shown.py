@@ -124,6 +124,19 @@ async def test_withdrawing_on_the_page_records_it_and_shows_the_page_again(
     assert len(await feed(redis_client)) == 1
 
 
+async def test_a_withdrawal_without_the_pages_csrf_token_is_refused(
+    client: Client, repository: Repository, links: LinkBuilder
+) -> None:
+    url = await form_link(repository, links, "cust-1003")
+    hidden = await open_form(client, url)
+    before = await history_length(repository, "cust-1003")
+    for token in ("", "0" * len(hidden["_csrf_token"])):
+        posted = {"_csrf_token": token, "t": hidden["t"], "purpose": "email_marketing"}
+        answer = await client.post(WITHDRAW, data=posted, headers=SAME_ORIGIN)
+        assert answer.status_code == 403
+    assert await history_length(repository, "cust-1003") == before
+
+
 async def test_withdrawing_the_consent_to_prefill_empties_the_form_at_once(
     client: Client, repository: Repository, links: LinkBuilder
 ) -> None:

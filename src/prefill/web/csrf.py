@@ -1,5 +1,5 @@
 """CSRF protection (Litestar's: a cookie and a hidden field) on the hosted form's page, which
-hands them out, and its submit, which checks them; on no other route.
+hands them out, and its submit and consent withdrawal, which check them; on no other route.
 
 The widget, its API, the admin API (bearer keys), "Not you?" (the link token is its proof, and
 it is Origin-checked) and one-click unsubscribe (mail providers post it from their servers) take

@@ -131,7 +131,12 @@ class WithdrawForm(msgspec.Struct):
     purpose: str = ""
 
 
-@post("/f/{form_id:str}/withdraw", name="withdraw_consent", status_code=HTTP_303_SEE_OTHER)
+@post(
+    "/f/{form_id:str}/withdraw",
+    name="withdraw_consent",
+    status_code=HTTP_303_SEE_OTHER,
+    middleware=[FormCSRF],
+)
 async def withdraw_consent(
     form_id: FromPath[str],
     data: URLEncodedBody[WithdrawForm],
