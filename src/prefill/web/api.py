@@ -14,7 +14,7 @@ from litestar.params import FromPath, FromQuery
 from prefill.i18n import pick
 from prefill.links import LinkBuilder
 from prefill.models import Channel, ContactPerson, Locale
-from prefill.web.deps import LinksDep, ServiceDep, VisitorDep
+from prefill.web.deps import PublicDep
 from prefill.web.openapi import PUBLIC_API_ERRORS
 
 
@@ -61,12 +61,11 @@ def _contact_out(
 async def prefill(
     form_id: FromPath[str],
     request: Request[object, object, State],
-    service: ServiceDep,
-    links: LinksDep,
-    visitor: VisitorDep,
+    public: PublicDep,
     t: FromQuery[str | None] = None,
 ) -> Response[PrefillOut]:
     """The values to fill into the form's fields for the link token `t`, and the contact."""
+    service, links, visitor = public
     origin = request.headers.get("origin")
     view = await service.widget_view(form_id, t, origin, visitor)
     contact = (
@@ -88,10 +87,9 @@ async def prefill(
 
 
 @get("/card", name="api_card", responses=PUBLIC_API_ERRORS)
-async def card(
-    service: ServiceDep, links: LinksDep, visitor: VisitorDep, t: FromQuery[str | None] = None
-) -> CardOut:
+async def card(public: PublicDep, t: FromQuery[str | None] = None) -> CardOut:
     """The contact person for a card link token `t`, as JSON."""
+    service, links, visitor = public
     view = await service.card_view(t, Channel.CARD, visitor)
     contact = (
         _contact_out(view.contact, view.locale, view.card_token, links)

@@ -26,7 +26,7 @@ from prefill.repository import StoreUnavailable
 from prefill.services import CardView, ConsentNotAsked, FormView, UnknownForm
 from prefill.tokens import TokenPurpose
 from prefill.web.csrf import FormCSRF
-from prefill.web.deps import LinksDep, ServiceDep, VisitorDep
+from prefill.web.deps import PublicDep, ServiceDep
 from prefill.web.errors import RETRY_AFTER_SECONDS, message_page
 
 PHOTO_CACHE_SECONDS = 3600
@@ -87,12 +87,11 @@ def _form_page(view: FormView, links: LinkBuilder, status_code: int = 200) -> Te
 @get("/f/{form_id:str}", name="form_page", middleware=[FormCSRF])
 async def form_page(
     form_id: FromPath[str],
-    service: ServiceDep,
-    links: LinksDep,
-    visitor: VisitorDep,
+    public: PublicDep,
     t: FromQuery[str | None] = None,
 ) -> Template:
     """The hosted form: prefilled for an admitted link, the same empty form for any other."""
+    service, links, visitor = public
     try:
         view = await service.form_view(form_id, t, Channel.PAGE, visitor)
     except StoreUnavailable:
@@ -112,12 +111,11 @@ async def not_you(
     form_id: FromPath[str],
     data: URLEncodedBody[TokenForm],
     request: Request[object, object, State],
-    service: ServiceDep,
-    links: LinksDep,
-    visitor: VisitorDep,
+    public: PublicDep,
 ) -> Redirect:
     """Kill the customer's links and show the empty form. The token in the body is the proof
     of possession; a cross-site attacker does not have it, so no CSRF cookie is needed."""
+    service, links, visitor = public
     require_form_post(request)
     require_same_origin(request, links)
     await service.not_you(form_id, data.t or None, visitor)
@@ -141,12 +139,11 @@ async def withdraw_consent(
     form_id: FromPath[str],
     data: URLEncodedBody[WithdrawForm],
     request: Request[object, object, State],
-    service: ServiceDep,
-    links: LinksDep,
-    visitor: VisitorDep,
+    public: PublicDep,
 ) -> Redirect:
     """Withdraw a consent shown in force on the page, then show the page again with what is
     in force now. A link that is not admitted gets the empty form, like any refused link."""
+    service, links, visitor = public
     require_form_post(request)
     require_same_origin(request, links)
     client = request.client.host if request.client else ""
@@ -174,18 +171,16 @@ def _card_page(view: CardView, links: LinkBuilder, organization: str) -> Templat
 
 
 @get("/card", name="card_page")
-async def card_page(
-    service: ServiceDep, links: LinksDep, visitor: VisitorDep, t: FromQuery[str | None] = None
-) -> Template:
+async def card_page(public: PublicDep, t: FromQuery[str | None] = None) -> Template:
+    service, links, visitor = public
     view = await service.card_view(t, Channel.CARD, visitor)
     return _card_page(view, links, service.organization)
 
 
 @get("/card/vcard", name="card_vcard")
-async def card_vcard(
-    service: ServiceDep, visitor: VisitorDep, t: FromQuery[str | None] = None
-) -> Response[str]:
+async def card_vcard(public: PublicDep, t: FromQuery[str | None] = None) -> Response[str]:
     """The contact person as a vCard download; the same 404 for every link that is refused."""
+    service, _, visitor = public
     card = await service.vcard(t, visitor)
     if card is None:
         return Response(
@@ -235,12 +230,11 @@ class SeenForm(msgspec.Struct):
 async def page_seen(
     data: URLEncodedBody[SeenForm],
     request: Request[object, object, State],
-    service: ServiceDep,
-    links: LinksDep,
-    visitor: VisitorDep,
+    public: PublicDep,
 ) -> None:
     """A person has a form or card page open: an open in the campaign's funnel. The same empty
     answer for any token, so it tells nothing about one."""
+    service, links, visitor = public
     require_form_post(request)
     require_same_origin(request, links)
     await service.page_seen(TokenPurpose(data.purpose), data.t or None, visitor)

@@ -23,7 +23,7 @@ from prefill.links import LinkBuilder
 from prefill.models import SUPPORTED_LOCALES, Locale
 from prefill.tokens import SHORT_LIVED_SECONDS, TokenPurpose
 from prefill.web.csrf import FormCSRF
-from prefill.web.deps import LinksDep, ServiceDep, VisitorDep
+from prefill.web.deps import PublicDep
 from prefill.web.pages import require_form_post, require_same_origin
 
 MAX_FIELDS = 100
@@ -63,10 +63,9 @@ def _locale(request: Request[object, object, State], chosen: str | None) -> Loca
 async def submit_form(
     form_id: FromPath[str],
     request: Request[object, object, State],
-    service: ServiceDep,
-    links: LinksDep,
-    visitor: VisitorDep,
+    public: PublicDep,
 ) -> Redirect | Template:
+    service, links, visitor = public
     require_form_post(request)
     require_same_origin(request, links)
     form_data = await request.form()
@@ -104,12 +103,12 @@ async def submit_form(
 async def thanks(
     form_id: FromPath[str],
     request: Request[object, object, State],
-    service: ServiceDep,
-    links: LinksDep,
+    public: PublicDep,
     lang: FromQuery[str | None] = None,
 ) -> Template:
     """The thank-you page: the contact person again for the person who just submitted, and
     the form's event with a calendar file."""
+    service, links, _ = public
     view = await service.thanks_view(
         form_id, request.cookies.get(THANKS_COOKIE), _locale(request, lang)
     )
@@ -135,11 +134,11 @@ async def thanks(
 async def event_calendar(
     form_id: FromPath[str],
     request: Request[object, object, State],
-    service: ServiceDep,
-    links: LinksDep,
+    public: PublicDep,
     lang: FromQuery[str | None] = None,
 ) -> Response[bytes]:
     """The form's event as an iCalendar file to add to a calendar (RFC 5545)."""
+    service, links, _ = public
     calendar = await service.event_file(
         form_id,
         request.cookies.get(THANKS_COOKIE),
