@@ -80,6 +80,9 @@ def template_engine(organization: str) -> JinjaTemplateEngine:
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        # The templates ship with the package: compiled once below, never looked at again (Jinja
+        # would otherwise stat every template and its parents on every render).
+        auto_reload=False,
     )
     install_gettext(environment)
     environment.globals.update(
