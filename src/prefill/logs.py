@@ -12,8 +12,10 @@ from __future__ import annotations
 import logging
 import sys
 import traceback
-from typing import TextIO
+from collections.abc import Callable
+from typing import Any, TextIO
 
+import msgspec
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
@@ -46,6 +48,12 @@ SHARED: list[Processor] = [
 """For structlog's loggers and the standard library's records alike."""
 
 
+def _json_line(event: EventDict, default: Callable[[Any], Any]) -> str:
+    """structlog's JSONRenderer with msgspec instead of the json module: the same object, in a
+    few times less time (every request writes a line)."""
+    return msgspec.json.encode(event, enc_hook=default).decode()
+
+
 def configure_logging(level: int = logging.INFO, stream: TextIO | None = None) -> None:
     """JSON lines on `stream` (stderr) for every logger in the process. Call once, at start-up;
     it replaces the root logger's handlers, so uvicorn must get `log_config=None`."""
@@ -63,7 +71,7 @@ def configure_logging(level: int = logging.INFO, stream: TextIO | None = None) -
         foreign_pre_chain=[structlog.stdlib.ExtraAdder(allow=STRUCTURED_FIELDS), *SHARED],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.JSONRenderer(),
+            structlog.processors.JSONRenderer(serializer=_json_line),
         ],
     )
     handler = logging.StreamHandler(stream or sys.stderr)

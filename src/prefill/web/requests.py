@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import time
-import uuid
 
 from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
@@ -40,7 +40,7 @@ def request_id_of(scope: Scope) -> str:
             if REQUEST_ID_PATTERN.fullmatch(supplied):
                 return supplied
             break
-    return uuid.uuid4().hex
+    return secrets.token_hex(16)  # As random as a UUID4's hex, without building a UUID.
 
 
 class RequestMiddleware:
