@@ -1,0 +1,129 @@
+"""The server's CPU time per request at several commits, measured interleaved: one step's gain.
+
+Run:  .venv/bin/python benchmarks/compare.py main HEAD [--rounds 3] [--rows widget form]
+
+On a machine shared with other work, req/s moves with everyone else's load, and two runs of
+throughput.py minutes apart cannot tell a 10% step from noise. This serves each commit in turn
+(a `git archive` of it, on one Redis with the examples loaded, as throughput.py sets it up),
+drives each row with wrk for a few seconds, and reads the server's CPU time from /proc; the
+rounds alternate the commits, and the median per commit and row is printed with its gain over
+the commit before it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import urllib.parse
+from pathlib import Path
+
+from throughput import CAMPAIGN, EXAMPLES, SECRET, cli, cpu_seconds, start, stop, wrk
+
+from prefill.storage import EmbeddedRedis, free_tcp_port
+
+REPO = Path(__file__).resolve().parents[1]
+Samples = dict[tuple[str, str], list[float]]
+"""CPU ms per request, per (commit, row), one per round."""
+
+
+def snapshot(commit: str, folder: Path) -> Path:
+    """The commit's source tree, for PYTHONPATH (ahead of the editable install)."""
+    tree = folder / commit.replace("/", "_")
+    tree.mkdir()
+    git = shutil.which("git") or "git"
+    archive = subprocess.run([git, "-C", str(REPO), "archive", commit], capture_output=True)
+    if archive.returncode:
+        raise SystemExit(f"git archive {commit}: {archive.stderr.decode().strip()}")
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(tree, filter="data")
+    return tree / "src"
+
+
+def row_urls(base: str, links: dict[str, str]) -> dict[str, str]:
+    form = links["form_url"]
+    token = urllib.parse.parse_qs(urllib.parse.urlsplit(form).query)["t"][0]
+    form_id = urllib.parse.urlsplit(form).path.rsplit("/", 1)[1]
+    return {
+        "widget": f"{base}/api/v1/forms/{form_id}/prefill?t={token}",
+        "form": form,
+        "card": links["card_url"],
+        "forged": form[:-3] + ("xyz" if not form.endswith("xyz") else "abc"),
+        "health": f"{base}/health/live",
+    }
+
+
+def cpu_ms_per_request(url: str, seconds: int, server: subprocess.Popen[bytes]) -> float:
+    wrk("warm-up", url, 1, 32, None)
+    before = cpu_seconds(server.pid)
+    row = wrk("measured", url, seconds, 32, None)
+    return (cpu_seconds(server.pid) - before) * 1000 / max(row.rps * seconds, 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("commits", nargs="+")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=3)
+    parser.add_argument("--rows", nargs="+", default=["widget", "form", "forged", "health"])
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        sources = {commit: snapshot(commit, folder) for commit in args.commits}
+        server = EmbeddedRedis(folder / "redis", port=free_tcp_port())
+        server.start()
+        try:
+            port = free_tcp_port()
+            base = f"http://127.0.0.1:{port}"
+            env = {k: v for k, v in os.environ.items() if not k.startswith("PREFILL_")} | {
+                "PREFILL_REDIS_URL": server.url,
+                "PREFILL_SECRET_KEYS": SECRET,
+                "PREFILL_PUBLIC_URL": base,
+                "PREFILL_DATA_DIR": str(folder / "data"),
+                "PREFILL_RATE_LIMITS": "off",
+            }
+            cli(env, "import", "examples", str(EXAMPLES))
+            minted = cli(env, "mint", "--campaign", CAMPAIGN, stdin="customer_id\ncust-1003\n")
+            urls = row_urls(base, next(csv.DictReader(io.StringIO(minted))))
+            samples: Samples = {}
+            for _ in range(args.rounds):
+                for commit in args.commits:
+                    serve = [sys.executable, "-m", "prefill.cli", "serve", "--port", str(port)]
+                    commit_env = env | {"PYTHONPATH": str(sources[commit])}
+                    process = start(serve, commit_env, f"{base}/health/ready")
+                    try:
+                        for row in args.rows:
+                            cost = cpu_ms_per_request(urls[row], args.seconds, process)
+                            samples.setdefault((commit, row), []).append(cost)
+                    finally:
+                        stop(process)
+        finally:
+            server.stop()
+    report(args.commits, args.rows, samples)
+
+
+def report(
+    commits: list[str], rows: list[str], samples: dict[tuple[str, str], list[float]]
+) -> None:
+    print("CPU ms per request, median of the rounds (gain over the commit above it)")
+    print(f"{'commit':12} " + " ".join(f"{row:>16}" for row in rows))
+    previous = None
+    for commit in commits:
+        cells = []
+        for row in rows:
+            median = statistics.median(samples[commit, row])
+            gain = statistics.median(samples[previous, row]) / median if previous else None
+            cells.append(f"{median:8.3f} {f'x{gain:.2f}' if gain else '':>7}")
+        print(f"{commit:12} " + " ".join(cells))
+        previous = commit
+
+
+if __name__ == "__main__":
+    main()
