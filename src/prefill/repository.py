@@ -690,8 +690,11 @@ class Repository:
         return found
 
     async def contact_photo(self, contact_id: str) -> bytes | None:
+        """The photo, read in the round trip shared by concurrent requests (the vCard's)."""
         async with _unavailable_on_error():
-            photo = await self._redis.get(photo_key(contact_id))
+            (photo,) = await self._reads.execute([("GET", photo_key(contact_id))])
+            if isinstance(photo, redis.exceptions.RedisError):
+                raise photo
         return photo if isinstance(photo, bytes) else None
 
     # -- customers --------------------------------------------------------------------------
