@@ -44,6 +44,7 @@ from prefill.web.csrf import csrf_config
 from prefill.web.dashboard import dashboard_router
 from prefill.web.deps import DEPENDENCIES
 from prefill.web.errors import EXCEPTION_HANDLERS
+from prefill.web.generic_page import GenericPages
 from prefill.web.headers import add_privacy_headers
 from prefill.web.health import health_router
 from prefill.web.metrics import MetricsController
@@ -188,7 +189,8 @@ def create_app(settings: Settings) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,
         before_send=[add_privacy_headers],
         template_config=TemplateConfig(instance=template_engine(settings.organization)),
-        state=State({"csrf_config": csrf_config(settings)}),  # For FormCSRF (web/csrf.py).
+        # For FormCSRF (web/csrf.py) and the empty form page rendered once (web/generic_page.py).
+        state=State({"csrf_config": csrf_config(settings), "generic_pages": GenericPages()}),
         allowed_hosts=AllowedHostsConfig(allowed_hosts=settings.allowed_hosts),
         request_max_body_size=MAX_REQUEST_BODY_BYTES,
         # Logging is the process's to configure (prefill.logs, from `prefill serve`); Litestar

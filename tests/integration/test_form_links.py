@@ -554,3 +554,36 @@ async def test_a_withdrawal_racing_an_import_is_not_overwritten(
     assert saved.consent_events == 0
     state = (await repository.current_consents(["cust-1001"]))["cust-1001"]["personalization"]
     assert state.action is ConsentAction.WITHDRAWN
+
+
+async def test_the_empty_form_is_one_page_for_everyone_with_each_visitors_own_csrf_token(
+    app: Litestar, examples: None, repository: Repository, links: LinkBuilder
+) -> None:
+    """The refused link's page is rendered once: two visitors (two cookie jars) get the same
+    bytes apart from the CSRF token, and each token is the one their own cookie checks."""
+    forged = (await form_link(repository, links, "cust-1001"))[:-3] + "xyz"
+    pages, tokens = [], []
+    for _ in range(2):
+        async with AsyncTestClient(app=app, base_url=PUBLIC_URL) as visitor:
+            response = await visitor.get(forged)
+            assert response.status_code == 200
+            token = re.search(r'name="_csrf_token" value="([^"]+)"', response.text)
+            assert token is not None
+            assert visitor.cookies["prefill_csrf"] == token[1]
+            pages.append(response.text.replace(token[1], "TOKEN"))
+            tokens.append(token[1])
+    assert tokens[0] != tokens[1]
+    assert pages[0] == pages[1]
+    assert "\x00" not in pages[0]
+
+
+async def test_a_changed_form_shows_on_the_empty_form_page_at_once(
+    client: Client, repository: Repository
+) -> None:
+    before = await client.get(FORM_PATH, headers={"Accept-Language": "en"})
+    (form,) = [f for f in (await repository.load_catalog()).forms.values() if f.id == FORM_ID]
+    renamed = msgspec.structs.replace(form, title={**form.title, "en": "Autumn summit"})
+    await repository.save_catalog(forms=[renamed])
+    after = await client.get(FORM_PATH, headers={"Accept-Language": "en"})
+    assert "Autumn summit" not in before.text
+    assert "Autumn summit" in after.text

@@ -12,6 +12,7 @@ from litestar.exceptions import ClientException, HTTPException, NotFoundExceptio
 from litestar.params import FromPath, FromQuery, URLEncodedBody
 from litestar.response import Redirect, Template
 from litestar.status_codes import (
+    HTTP_200_OK,
     HTTP_204_NO_CONTENT,
     HTTP_303_SEE_OTHER,
     HTTP_403_FORBIDDEN,
@@ -28,6 +29,7 @@ from prefill.tokens import TokenPurpose
 from prefill.web.csrf import FormCSRF
 from prefill.web.deps import PublicDep, ServiceDep
 from prefill.web.errors import RETRY_AFTER_SECONDS, message_page
+from prefill.web.generic_page import GenericPages
 
 PHOTO_CACHE_SECONDS = 3600
 
@@ -88,10 +90,12 @@ def _form_page(view: FormView, links: LinkBuilder, status_code: int = 200) -> Te
 async def form_page(
     form_id: FromPath[str],
     public: PublicDep,
+    request: Request[object, object, State],
     t: FromQuery[str | None] = None,
-) -> Template:
+) -> Template | Response[str]:
     """The hosted form: prefilled for an admitted link, the same empty form for any other."""
     service, links, visitor = public
+    generic_pages: GenericPages = request.app.state.generic_pages
     try:
         view = await service.form_view(form_id, t, Channel.PAGE, visitor)
     except StoreUnavailable:
@@ -100,10 +104,12 @@ async def form_page(
             generic = service.generic_form_view(form_id, visitor)
         except UnknownForm:
             raise StoreUnavailable("no cached form") from None
-        page = _form_page(generic, links, HTTP_503_SERVICE_UNAVAILABLE)
+        page = generic_pages.response(request, generic, HTTP_503_SERVICE_UNAVAILABLE)
         page.headers["Retry-After"] = RETRY_AFTER_SECONDS
         return page
-    return _form_page(view, links)
+    if view.personal:
+        return _form_page(view, links)
+    return generic_pages.response(request, view, HTTP_200_OK)
 
 
 @post("/f/{form_id:str}/not-you", name="not_you", status_code=HTTP_303_SEE_OTHER)
