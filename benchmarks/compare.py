@@ -13,9 +13,7 @@ the commit before it.
 from __future__ import annotations
 
 import argparse
-import csv
 import io
-import os
 import shutil
 import statistics
 import subprocess
@@ -25,7 +23,7 @@ import tempfile
 import urllib.parse
 from pathlib import Path
 
-from throughput import CAMPAIGN, EXAMPLES, SECRET, cli, cpu_seconds, start, stop, wrk
+from throughput import cpu_seconds, load_examples, service_env, start, stop, wrk
 
 from prefill.storage import EmbeddedRedis, free_tcp_port
 
@@ -82,16 +80,8 @@ def main() -> None:
         try:
             port = free_tcp_port()
             base = f"http://127.0.0.1:{port}"
-            env = {k: v for k, v in os.environ.items() if not k.startswith("PREFILL_")} | {
-                "PREFILL_REDIS_URL": server.url,
-                "PREFILL_SECRET_KEYS": SECRET,
-                "PREFILL_PUBLIC_URL": base,
-                "PREFILL_DATA_DIR": str(folder / "data"),
-                "PREFILL_RATE_LIMITS": "off",
-            }
-            cli(env, "import", "examples", str(EXAMPLES))
-            minted = cli(env, "mint", "--campaign", CAMPAIGN, stdin="customer_id\ncust-1003\n")
-            urls = row_urls(base, next(csv.DictReader(io.StringIO(minted))))
+            env = service_env(server.url, base, folder)
+            urls = row_urls(base, load_examples(env))
             samples: Samples = {}
             for _ in range(args.rounds):
                 for commit in args.commits:

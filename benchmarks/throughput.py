@@ -310,6 +310,24 @@ def fastapi_row(args: argparse.Namespace, env: dict[str, str], redis_url: str) -
         stop(process)
 
 
+def service_env(redis_url: str, base: str, folder: Path) -> dict[str, str]:
+    """The environment `prefill serve` and the CLI run with: this Redis, no PREFILL_* of ours."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PREFILL_")} | {
+        "PREFILL_REDIS_URL": redis_url,
+        "PREFILL_SECRET_KEYS": SECRET,
+        "PREFILL_PUBLIC_URL": base,
+        "PREFILL_DATA_DIR": str(folder / "data"),
+        "PREFILL_RATE_LIMITS": "off",  # The rows measure the path, not a limiter's refusals.
+    }
+
+
+def load_examples(env: dict[str, str]) -> dict[str, str]:
+    """Imports the examples with the CLI and mints one customer's links (a row of mint's CSV)."""
+    cli(env, "import", "examples", str(EXAMPLES))
+    minted = cli(env, "mint", "--campaign", CAMPAIGN, stdin="customer_id\ncust-1003\n")
+    return next(csv.DictReader(io.StringIO(minted)))
+
+
 def run(args: argparse.Namespace, folder: Path) -> None:
     server = EmbeddedRedis(folder / "redis", port=free_tcp_port())
     server.start()
@@ -317,16 +335,8 @@ def run(args: argparse.Namespace, folder: Path) -> None:
     try:
         port = free_tcp_port()
         base = f"http://127.0.0.1:{port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFILL_")} | {
-            "PREFILL_REDIS_URL": server.url,
-            "PREFILL_SECRET_KEYS": SECRET,
-            "PREFILL_PUBLIC_URL": base,
-            "PREFILL_DATA_DIR": str(folder / "data"),
-            "PREFILL_RATE_LIMITS": "off",  # The rows measure the path, not a limiter's refusals.
-        }
-        cli(env, "import", "examples", str(EXAMPLES))
-        minted = cli(env, "mint", "--campaign", CAMPAIGN, stdin="customer_id\ncust-1003\n")
-        links = next(csv.DictReader(io.StringIO(minted)))
+        env = service_env(server.url, base, folder)
+        links = load_examples(env)
 
         bare_port = free_tcp_port()
         bare = f"http://127.0.0.1:{bare_port}"
