@@ -126,3 +126,19 @@ def _is_trusted(address: str, trusted: Sequence[IPNetwork]) -> bool:
     if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
         parsed = parsed.ipv4_mapped  # A dual-stack socket's view of an IPv4 peer.
     return any(parsed in network for network in trusted)
+
+
+IPV6_SUBJECT_PREFIX = 64
+"""One IPv6 /64 is one subscriber's network: counting each of its 2**64 addresses on its own
+would let one guesser walk around the per-address limit."""
+
+
+def address_subject(address: str) -> str:
+    """What a per-address limit counts: an IPv4 address as it is, an IPv6 address by its /64."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if ip.version == 4:
+        return address
+    return str(ipaddress.ip_network(f"{ip}/{IPV6_SUBJECT_PREFIX}", strict=False))

@@ -17,6 +17,7 @@ from prefill.apikeys import Scope
 from prefill.app import create_app
 from prefill.imports import import_directory
 from prefill.links import LinkBuilder
+from prefill.models import ConsentSource
 from prefill.repository import Repository
 from prefill.settings import Settings
 from prefill.storage import EmbeddedRedis, connect
@@ -24,9 +25,11 @@ from tests.conftest import EXAMPLES, PSEUDONYMS, PUBLIC_URL, make_settings, serv
 from tests.helpers import (
     API_PATH,
     FORM_PATH,
+    claims_for,
     form_link,
     key_headers,
     refusals_today,
+    relative,
     token_of,
 )
 
@@ -297,3 +300,43 @@ async def test_a_redis_that_lost_the_script_still_counts(
         assert "Matti" not in (await client.get(FORM_PATH, params={"t": FORGED})).text
         assert len(admin.keys("pf:{rl:*")) == 1
         assert len(admin.keys("pf:{audit}:rate:*")) == 1
+
+
+async def test_an_ipv6_network_counts_as_one_address(redis_url: str, examples: None) -> None:
+    """A guesser holds a whole /64: walking its addresses does not walk around the limit."""
+    settings = limiting_settings(
+        redis_url, refused_links_per_address=3, trusted_proxies=["127.0.0.8/32"]
+    )
+    forged = {"t": FORGED}
+    with serving(settings) as url:
+        async with from_address(url, "127.0.0.8") as proxy:
+
+            async def guess_from(address: str) -> int:
+                headers = {"X-Forwarded-For": address}
+                return (await proxy.get(FORM_PATH, params=forged, headers=headers)).status_code
+
+            statuses = [await guess_from(f"2001:db8:0:7::{n:x}") for n in range(1, 6)]
+            assert statuses == [200, 200, 200, 429, 429]
+            assert await guess_from("2001:db8:0:8::1") == 200  # the next /64 is someone else
+
+
+async def test_consent_evidence_names_the_client_behind_a_trusted_proxy(
+    redis_url: str, examples: None, repository: Repository, links: LinkBuilder
+) -> None:
+    settings = limiting_settings(redis_url, trusted_proxies=["127.0.0.8/32"])
+    claims = await claims_for(repository, "cust-1001")
+    path = relative(links.unsubscribe_url(claims))
+    with serving(settings) as url:
+        async with from_address(url, "127.0.0.8") as proxy:
+            answer = await proxy.post(
+                path,
+                data={"List-Unsubscribe": "One-Click"},
+                headers={"X-Forwarded-For": "198.51.100.77"},
+            )
+    assert answer.status_code == 200
+    (event,) = [
+        e
+        for e in await repository.consent_history("cust-1001")
+        if e.source == ConsentSource.UNSUBSCRIBE
+    ]
+    assert event.ip_prefix == "198.51.100.0/24"  # the client's, not the proxy's

@@ -9,6 +9,7 @@ from prefill.ratelimit import (
     LimitKind,
     RateLimited,
     Window,
+    address_subject,
     check,
     client_address,
     parse_proxies,
@@ -91,3 +92,17 @@ def test_settings_read_the_switch_and_the_proxies() -> None:
         Settings.from_env({**env, "PREFILL_TRUSTED_PROXIES": "proxy.example"})
     with pytest.raises(SettingsError):
         Settings.from_env({**env, "PREFILL_REQUESTS_PER_LINK": "0"})
+
+
+@pytest.mark.parametrize(
+    ("address", "subject"),
+    [
+        ("192.0.2.7", "192.0.2.7"),
+        ("2001:db8:0:7::1", "2001:db8:0:7::/64"),
+        ("2001:db8:0:7:ffff:ffff:ffff:ffff", "2001:db8:0:7::/64"),
+        ("", ""),
+        ("testclient", "testclient"),
+    ],
+)
+def test_an_ipv6_address_is_limited_by_its_network(address: str, subject: str) -> None:
+    assert address_subject(address) == subject

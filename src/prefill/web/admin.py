@@ -50,7 +50,6 @@ from prefill.admin import (
     MintResult,
 )
 from prefill.apikeys import ApiKey, Scope
-from prefill.consent import truncate_ip
 from prefill.csv_safe import SafeWriter
 from prefill.funnel import CampaignFunnel
 from prefill.funnel import table as funnel_table
@@ -66,8 +65,9 @@ from prefill.models import (
     ShortText,
 )
 from prefill.purposes import ConsentPurpose
+from prefill.ratelimit import address_subject
 from prefill.repository import CustomerPage
-from prefill.web.deps import client_address
+from prefill.web.deps import client_address, evidence_ip
 from prefill.web.openapi import ADMIN_ERRORS, JSON_BODY_ERRORS
 
 AdminDep = NamedDependency[AdminService]
@@ -125,7 +125,7 @@ async def require_scope(
             headers={"WWW-Authenticate": challenge},
         )
     admin: AdminService = connection.app.state.admin
-    key = await admin.authenticate(presented, client_address(connection))
+    key = await admin.authenticate(presented, address_subject(client_address(connection)))
     if key is None:
         if not browser:
             challenge += ', error="invalid_token"'
@@ -158,7 +158,7 @@ def actor_of(request: Request[Any, Any, Any]) -> Actor:
     key: ApiKey = request.state.admin_key
     return Actor(
         name=f"key:{key.id} ({key.name})",
-        ip_prefix=truncate_ip(request.client.host if request.client else ""),
+        ip_prefix=evidence_ip(request),
         user_agent=request.headers.get("user-agent", "")[:200],
     )
 

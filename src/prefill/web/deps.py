@@ -10,6 +10,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 
 from prefill import ratelimit
+from prefill.consent import truncate_ip
 from prefill.links import LinkBuilder
 from prefill.ratelimit import RateLimits
 from prefill.scanners import request_automation
@@ -41,20 +42,24 @@ def provide_public(request: Request[object, object, State]) -> Public:
     visitor = Visitor(
         accept_language=request.headers.get("accept-language"),
         automation=request_automation(request.method, request.headers.get("user-agent")),
-        address=client_address(request),
+        address=ratelimit.address_subject(client_address(request)),
     )
     return Public(state.service, state.links, visitor)
 
 
 def client_address(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
-    """The client's address for rate limits: `X-Forwarded-For` is believed only from the
-    trusted proxies (ratelimit.client_address)."""
+    """The client's address: `X-Forwarded-For` is believed only from the trusted proxies
+    (ratelimit.client_address), so that neither a proxy's address nor a forged header stands
+    in for the client's, in a rate limit or in consent evidence."""
     policy: RateLimits = connection.app.state.rate_policy
     peer = connection.client.host if connection.client else ""
-    if not policy.enabled:
-        return peer
     forwarded = connection.headers.getall("x-forwarded-for", [])
     return ratelimit.client_address(peer, forwarded, policy.trusted_proxies)
+
+
+def evidence_ip(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    """The client's address truncated for evidence (consent.truncate_ip)."""
+    return truncate_ip(client_address(connection))
 
 
 DEPENDENCIES = {

@@ -20,14 +20,13 @@ from litestar.status_codes import (
     HTTP_503_SERVICE_UNAVAILABLE,
 )
 
-from prefill.consent import truncate_ip
 from prefill.links import LinkBuilder
 from prefill.models import Channel
 from prefill.repository import StoreUnavailable
 from prefill.services import CardView, ConsentNotAsked, FormView, UnknownForm
 from prefill.tokens import TokenPurpose
 from prefill.web.csrf import FormCSRF
-from prefill.web.deps import PublicDep, ServiceDep
+from prefill.web.deps import PublicDep, ServiceDep, evidence_ip
 from prefill.web.errors import RETRY_AFTER_SECONDS, message_page
 from prefill.web.generic_page import GenericPages
 
@@ -152,11 +151,10 @@ async def withdraw_consent(
     service, links, visitor = public
     require_form_post(request)
     require_same_origin(request, links)
-    client = request.client.host if request.client else ""
     user_agent = request.headers.get("user-agent", "")
     try:
         done = await service.withdraw_consent(
-            form_id, data.t or None, data.purpose, truncate_ip(client), user_agent, visitor
+            form_id, data.t or None, data.purpose, evidence_ip(request), user_agent, visitor
         )
     except ConsentNotAsked:
         raise ClientException(detail="This form asks for no such consent.") from None

@@ -16,14 +16,13 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER, HTTP_422_UNPROCESSABLE_ENTITY
 
-from prefill.consent import truncate_ip
 from prefill.events import event_name, when_text, where_text
 from prefill.i18n import negotiate_locale
 from prefill.links import LinkBuilder
 from prefill.models import SUPPORTED_LOCALES, Locale
 from prefill.tokens import SHORT_LIVED_SECONDS, TokenPurpose
 from prefill.web.csrf import FormCSRF
-from prefill.web.deps import PublicDep
+from prefill.web.deps import PublicDep, evidence_ip
 from prefill.web.pages import require_form_post, require_same_origin
 
 MAX_FIELDS = 100
@@ -71,9 +70,8 @@ async def submit_form(
     form_data = await request.form()
     posted = {key: str(value) for key, value in list(form_data.items())[:MAX_FIELDS]}
     locale = _locale(request, posted.get("lang"))
-    client = request.client.host if request.client else ""
     outcome = await service.submit(
-        form_id, posted, locale, truncate_ip(client), request.headers.get("user-agent", "")
+        form_id, posted, locale, evidence_ip(request), request.headers.get("user-agent", "")
     )
     if outcome.rejected is None:
         return Redirect(

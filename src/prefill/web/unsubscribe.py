@@ -16,10 +16,9 @@ from litestar.params import FromQuery
 from litestar.response import Template
 from litestar.status_codes import HTTP_200_OK, HTTP_400_BAD_REQUEST
 
-from prefill.consent import truncate_ip
 from prefill.i18n import negotiate_locale
 from prefill.models import Locale
-from prefill.web.deps import ServiceDep
+from prefill.web.deps import ServiceDep, evidence_ip
 
 ONE_CLICK = ("List-Unsubscribe", "One-Click")
 
@@ -65,8 +64,7 @@ async def unsubscribe(
     form = await request.form()  # URL-encoded or multipart: RFC 8058 allows both.
     if (ONE_CLICK[0], ONE_CLICK[1]) not in form.items():
         raise ClientException(detail="Expected the body List-Unsubscribe=One-Click (RFC 8058).")
-    client = request.client.host if request.client else ""
     user_agent = request.headers.get("user-agent", "")
     locale = await service.unsubscribe_locale(t)  # Read before: an erasure may follow.
-    done = await service.unsubscribe(t, truncate_ip(client), user_agent)
+    done = await service.unsubscribe(t, evidence_ip(request), user_agent)
     return _page(request, "done" if done else "invalid", None, locale)
