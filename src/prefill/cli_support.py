@@ -61,7 +61,11 @@ def redis_url_for(settings: Settings) -> Iterator[str]:
         server.start()
     except DataDirInUse as exc:
         if exc.url is None:
-            raise click.ClickException(f"cannot reach the embedded Redis: {exc}") from exc
+            # The owner's server is there but does not answer: frozen, loading or stopping.
+            raise click.ClickException(
+                f"cannot reach the embedded Redis: {exc}, and its Redis does not answer "
+                "(stopped, frozen or still loading); try again once it answers"
+            ) from exc
         yield exc.url  # A running demo or serve owns it: share its server.
         return
     except EmbeddedRedisError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from prefill.storage import free_tcp_port
+from prefill.storage import EmbeddedRedis, free_tcp_port
 from tests.conftest import EXAMPLES, SECRET
 from tests.helpers import run
 from tests.integration.test_demo import answers, wait_for
@@ -150,3 +151,20 @@ def test_an_examples_folder_without_its_files_names_each_missing_one(
     assert f"{folder}: forms.json: no such file\n" in err
     assert f"{folder}: customers.csv: no such file\n" in err
     assert "Traceback" not in err
+
+
+def test_a_command_beside_a_service_whose_redis_is_frozen_says_that_redis_does_not_answer(
+    tmp_path: Path,
+) -> None:
+    """The demo's "Try failing closed" step: a command run meanwhile names the cause."""
+    owner = EmbeddedRedis(tmp_path / "data" / "redis")  # what a running demo holds
+    owner.start()
+    try:
+        assert owner.pid is not None
+        os.kill(owner.pid, signal.SIGSTOP)
+        done = prefill("keys", "list", "--data-dir", "data", env={}, cwd=tmp_path)
+        os.kill(owner.pid, signal.SIGCONT)
+    finally:
+        owner.stop()
+    assert done.returncode == 1
+    assert "is in use by another prefill process, and its Redis does not answer" in done.stderr
