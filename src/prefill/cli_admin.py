@@ -199,6 +199,8 @@ def export(customer_id: str, output: TextIO, data_dir: Path | None) -> None:
     require_id(customer_id)
     result = run_admin(data_dir, lambda admin: admin.export(customer_id, cli_actor()))
     output.write(_json(result) + "\n")
+    if output.name != "<stdout>":  # Said where the person looks, not in the file.
+        click.echo(f"wrote the export of {customer_id} to {output.name}", err=True)
 
 
 @click.command(name="erase")

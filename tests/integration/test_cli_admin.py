@@ -72,6 +72,7 @@ def test_export_then_erase(env: dict[str, str], redis_url: str, tmp_path: Path) 
     target = tmp_path / "export.json"
     code, _, err = run(env, "export", "cust-1003", "--output", str(target))
     assert code == 0, err
+    assert err == f"wrote the export of cust-1003 to {target}\n"
     export = json.loads(target.read_text())
     assert export["customer"]["first_name"] == "Björn"
     assert "cust-1001" not in target.read_text()
