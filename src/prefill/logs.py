@@ -81,6 +81,13 @@ def configure_logging(level: int = logging.INFO, stream: TextIO | None = None) -
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    # No line renders a record's thread, process or calling function, and each record
+    # would look them up, twice (ProcessorFormatter copies it): the logging HOWTO's
+    # "Optimization" switches. Every request writes a line.
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    logging._srcfile = None
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "litestar"):
         logging.getLogger(name).handlers.clear()  # Propagate to the root's JSON handler.
         logging.getLogger(name).propagate = True
