@@ -1,0 +1,128 @@
+"""The audit: disclosures and changes in a stream, and refused links counted per day.
+
+Refused links are counted per UTC day instead of streamed (under their customer when validly
+signed, anonymously otherwise): anyone can send any number of them, and they must cost constant
+space. Stream entries and counts are kept for the audit retention and trimmed by age, never by
+count, so no amount of new entries can push a recent one out.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import cast
+
+import msgspec
+from redis.asyncio.client import Pipeline
+from redis.typing import EncodableT
+
+from prefill.funnel import FunnelUpdate
+from prefill.models import AuditEntry
+from prefill.ratelimit import Window
+from prefill.store.base import RateCount, StoreBase, stream_ms
+from prefill.store.errors import unavailable_on_error
+from prefill.store.feed import FEED_RETENTION_SECONDS
+from prefill.store.keys import (
+    AUDIT_STREAM,
+    FEED_STREAM,
+    customer_audit_key,
+    customer_refusals_key,
+    refusal_counts_key,
+)
+from prefill.store.scripts import ScriptCall
+
+_encoder = msgspec.json.Encoder()
+_audit_decoder = msgspec.json.Decoder(AuditEntry)
+
+
+class AuditStore(StoreBase):
+    async def record_audit(self, entry: AuditEntry, funnel: FunnelUpdate | None = None) -> None:
+        """Append to the audit stream and to the customer's own index of it, dropping entries
+        older than the retention: by age, so no amount of new entries can push a recent one
+        out. Exact trimming: cheap (only what expired is removed), and testable. The `funnel`
+        counters are written in the same round trip, best effort."""
+        keys = [AUDIT_STREAM]
+        if entry.customer_id:
+            keys.append(customer_audit_key(entry.customer_id))
+        args: list[EncodableT] = [
+            _encoder.encode(entry),
+            self._oldest_kept_id(),
+            self._audit_retention_seconds,
+        ]
+        await self._in_one_trip([ScriptCall(self._scripts.record_audit, keys, args)], funnel=funnel)
+
+    async def count_refusal(
+        self,
+        day: str,
+        channel: str,
+        cause: str,
+        customer_id: str | None = None,
+        funnel: FunnelUpdate | None = None,
+    ) -> None:
+        """Count a refused link per day: under its customer when the link was validly signed
+        (so the count goes with the customer's data), else in the day's anonymous counts.
+        The `funnel` counters are written in the same round trip, best effort."""
+        key, field = (
+            (customer_refusals_key(customer_id), f"{day}:{channel}:{cause}")
+            if customer_id is not None
+            else (refusal_counts_key(day), f"{channel}:{cause}")
+        )
+
+        def count(pipe: Pipeline) -> None:
+            pipe.hincrby(key, field, 1)
+            pipe.expire(key, self._audit_retention_seconds)
+
+        await self._in_one_trip([], count, funnel)
+
+    async def count_unsigned_refusal(
+        self, day: str, channel: str, cause: str, rate: RateCount
+    ) -> Window:
+        """`count_refusal` for a link without a valid signature, counted against its client
+        address's limit in the same command; over the limit, the refusal is not counted."""
+        call = self._rate_call(
+            rate,
+            refusal_counts_key(day),
+            [f"{channel}:{cause}", self._audit_retention_seconds],
+        )
+        (reply,) = await self._in_one_trip([call])
+        return Window(*reply)
+
+    async def customer_refusals(self, customer_id: str) -> dict[str, int]:
+        """`<day>:<channel>:<cause>` -> count, for one customer's refused links."""
+        return await self._counts(customer_refusals_key(customer_id))
+
+    async def refusal_counts(self, day: str) -> dict[str, int]:
+        """`<channel>:<cause>` -> count, for one day's unsigned refused links."""
+        return await self._counts(refusal_counts_key(day))
+
+    async def _counts(self, key: str) -> dict[str, int]:
+        async with unavailable_on_error():
+            raw = cast("dict[bytes, bytes]", await self._redis.hgetall(key))
+        return {field.decode(): int(value) for field, value in raw.items()}
+
+    async def audit_entries(
+        self,
+        count: int = 1000,
+        customer_id: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> list[AuditEntry]:
+        """Audit entries between `since` and `until` (Unix seconds), newest first: everyone's,
+        or one customer's from their own index."""
+        key = AUDIT_STREAM if customer_id is None else customer_audit_key(customer_id)
+        newest = "+" if until is None else stream_ms(until)
+        oldest = "-" if since is None else stream_ms(since)
+        async with unavailable_on_error():
+            raw = cast(
+                "list[tuple[bytes, dict[bytes, bytes]]]",
+                await self._redis.xrevrange(key, max=newest, min=oldest, count=count),
+            )
+        return [_audit_decoder.decode(fields[b"e"]) for _, fields in raw]
+
+    async def trim_streams(self) -> None:
+        """Apply the age limits to the shared streams even when nothing new is written."""
+        feed_oldest = f"{int((time.time() - FEED_RETENTION_SECONDS) * 1000)}-0"
+        async with unavailable_on_error():
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.xtrim(AUDIT_STREAM, minid=self._oldest_kept_id(), approximate=False)
+            pipe.xtrim(FEED_STREAM, minid=feed_oldest, approximate=False)
+            await pipe.execute()

@@ -1,0 +1,143 @@
+"""What every aggregate of the store shares: the client, its scripts, and writes in one trip.
+
+A write's round trip costs an fsync (`appendfsync always`), so the writes a request makes go
+together: its audit entry, its refusal count and its funnel counters in one pipeline.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple
+
+import redis.exceptions
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.typing import EncodableT
+
+from prefill.funnel import FunnelUpdate
+from prefill.pseudonyms import Pseudonymizer
+from prefill.ratelimit import Limit, LimitKind
+from prefill.store.errors import unavailable_on_error
+from prefill.store.keys import (
+    funnel_counts_key,
+    funnel_people_key,
+    funnel_salt_key,
+    rate_key,
+    refused_rate_key,
+)
+from prefill.store.scripts import ScriptCall, Scripts, script_reply
+
+logger = logging.getLogger("prefill.store")
+
+
+class RateCount(NamedTuple):
+    """One request to count against a limit: whose (an address, or a link's identity)."""
+
+    kind: LimitKind
+    subject: str
+    limit: Limit
+
+
+class StoreBase:
+    """The state the aggregates share; one instance per Redis client."""
+
+    def __init__(
+        self, client: Redis, pseudonymizer: Pseudonymizer, audit_retention_days: int = 400
+    ) -> None:
+        self._redis = client
+        self._pseudonyms = pseudonymizer
+        self._audit_retention_seconds = audit_retention_days * 86_400
+        self._scripts = Scripts(client)
+
+    async def _hgetall_each(
+        self, customer_ids: Iterable[str], key_of: Callable[[str], str]
+    ) -> dict[str, dict[bytes, bytes]]:
+        """One hash per customer id (deduplicated), in one pipelined round trip."""
+        ids = list(dict.fromkeys(customer_ids))
+        async with unavailable_on_error():
+            pipe = self._redis.pipeline(transaction=False)
+            for customer_id in ids:
+                pipe.hgetall(key_of(customer_id))
+            results = await pipe.execute()
+        return dict(zip(ids, results, strict=True))
+
+    def _oldest_kept_id(self) -> str:
+        return f"{int((time.time() - self._audit_retention_seconds) * 1000)}-0"
+
+    def _rate_call(
+        self,
+        rate: RateCount,
+        counts_key: str | None = None,
+        counts_args: Iterable[EncodableT] = (),
+    ) -> ScriptCall:
+        """The rate script for `rate`, keyed by a keyed pseudonym of its subject (an address or
+        a link's identity): the key says nothing about whom it counts."""
+        pseudonym = self._pseudonyms.of(f"rate:{rate.kind.value}:{rate.subject}")
+        if counts_key is None:
+            keys = [rate_key(rate.kind, pseudonym)]
+        else:
+            keys = [refused_rate_key(pseudonym), counts_key]
+        args: list[EncodableT] = [rate.limit.window_seconds * 1000, rate.limit.count]
+        return ScriptCall(self._scripts.rate_count, keys, [*args, *counts_args])
+
+    def _funnel_call(self, update: FunnelUpdate) -> ScriptCall:
+        """The counters, and each person as a keyed pseudonym salted with the campaign's own
+        salt in the stage's HyperLogLog (see COUNT_FUNNEL_SCRIPT)."""
+        people = update.people if update.link_lifetime > 0 else {}
+        keys = [funnel_counts_key(update.campaign_id), funnel_salt_key(update.campaign_id)]
+        keys += [funnel_people_key(update.campaign_id, stage) for stage in people]
+        args: list[EncodableT] = [
+            self._audit_retention_seconds,
+            update.link_lifetime,
+            secrets.token_hex(16) if update.link_lifetime else "",  # a salt, if one is needed
+            len(update.counts),
+        ]
+        for field, amount in update.counts.items():
+            args += [field, amount]
+        args += [self._pseudonyms.of(customer_id) for customer_id in people.values()]
+        return ScriptCall(self._scripts.count_funnel, keys, args)
+
+    async def _in_one_trip(
+        self,
+        scripts: list[ScriptCall],
+        commands: Callable[[Pipeline], None] = lambda _: None,
+        funnel: FunnelUpdate | None = None,
+    ) -> list[Any]:
+        """Writes in one round trip, so under one fsync (each acknowledged write costs one).
+
+        Scripts go by their SHA: given to a pipeline as scripts, redis-py would first ask the
+        server whether it has them, every time, a round trip more. A server that lost one (a
+        restart) answers NOSCRIPT without running it: it is loaded and called again. `funnel`
+        counters are best effort: a failure there is logged and the rest stands (and they are
+        not undone if the rest fails: a count more, never a disclosure). Returns the replies of
+        `scripts`."""
+        calls = [*scripts, *([self._funnel_call(funnel)] if funnel else [])]
+        results: list[Any] = []
+        async with unavailable_on_error():
+            pipe = self._redis.pipeline(transaction=False)
+            for call in calls:
+                pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
+            commands(pipe)
+            replies = await pipe.execute(raise_on_error=False)
+            for call, reply in zip(calls, replies, strict=False):
+                try:
+                    results.append(await script_reply(call, reply))
+                except redis.exceptions.RedisError as exc:
+                    if funnel is None or call is not calls[-1]:
+                        raise
+                    logger.warning("funnel not counted: %s", type(exc).__name__)
+            for reply in replies[len(calls) :]:
+                if isinstance(reply, redis.exceptions.RedisError):
+                    raise reply
+        return results[: len(scripts)]
+
+
+def stream_ms(seconds: float) -> str:
+    """A stream id bound for a time: clamped to what Redis accepts (0 to 2**63 ms)."""
+    if math.isnan(seconds):
+        return "0"
+    return str(int(min(max(seconds * 1000, 0), 2**63)))

@@ -1,0 +1,149 @@
+"""The catalog: forms, campaigns and contact persons, shared by every link, and its version.
+
+Every catalog change bumps the version, so each instance knows when to reload its copy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Mapping
+from typing import cast
+
+import msgspec
+import redis.exceptions
+from redis.typing import EncodableT, FieldT
+
+from prefill.models import Campaign, CampaignState, Catalog, ContactPerson, Form
+from prefill.store.base import StoreBase
+from prefill.store.errors import StoreUnavailable, unavailable_on_error
+from prefill.store.keys import (
+    CATALOG_CAMPAIGNS,
+    CATALOG_CONTACTS,
+    CATALOG_FORMS,
+    CATALOG_VERSION,
+    photo_key,
+)
+
+_encoder = msgspec.json.Encoder()
+_form_decoder = msgspec.json.Decoder(Form)
+_campaign_decoder = msgspec.json.Decoder(Campaign)
+_contact_decoder = msgspec.json.Decoder(ContactPerson)
+
+
+def parse_version(raw: object) -> int:
+    """The catalog version; anything unreadable there makes every check impossible."""
+    if raw is None:
+        return 0
+    if isinstance(raw, bytes | str | int):
+        with contextlib.suppress(ValueError):
+            return int(raw)
+    raise StoreUnavailable("catalog version unreadable")
+
+
+class CatalogStore(StoreBase):
+    async def catalog_version(self) -> int:
+        async with unavailable_on_error():
+            return parse_version(await self._redis.get(CATALOG_VERSION))
+
+
+    async def load_catalog(self) -> Catalog:
+        async with unavailable_on_error():
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.get(CATALOG_VERSION)
+            pipe.hgetall(CATALOG_FORMS)
+            pipe.hgetall(CATALOG_CAMPAIGNS)
+            pipe.hgetall(CATALOG_CONTACTS)
+            version, forms, campaigns, contacts = await pipe.execute()
+        try:
+            return Catalog(
+                version=parse_version(version),
+                forms={k.decode(): _form_decoder.decode(v) for k, v in forms.items()},
+                campaigns={k.decode(): _campaign_decoder.decode(v) for k, v in campaigns.items()},
+                contacts={k.decode(): _contact_decoder.decode(v) for k, v in contacts.items()},
+            )
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+            # Forms and campaigns are everyone's: without them nothing can be checked.
+            raise StoreUnavailable("catalog does not decode") from exc
+
+    async def save_catalog(
+        self,
+        *,
+        forms: Iterable[Form] = (),
+        campaigns: Iterable[Campaign] = (),
+        contacts: Iterable[ContactPerson] = (),
+        photos: Mapping[str, bytes] | None = None,
+    ) -> None:
+        """Upsert catalog records atomically and bump the version so every instance reloads."""
+        async with unavailable_on_error():
+            pipe = self._redis.pipeline(transaction=True)
+            encoded: list[tuple[str, dict[FieldT, EncodableT]]] = [
+                (CATALOG_FORMS, {f.id: _encoder.encode(f) for f in forms}),
+                (CATALOG_CAMPAIGNS, {c.id: _encoder.encode(c) for c in campaigns}),
+                (CATALOG_CONTACTS, {p.id: _encoder.encode(p) for p in contacts}),
+            ]
+            for key, mapping in encoded:
+                if mapping:
+                    pipe.hset(key, mapping=mapping)
+            for contact_id, photo in (photos or {}).items():
+                pipe.set(photo_key(contact_id), photo)
+            pipe.incr(CATALOG_VERSION)
+            await pipe.execute()
+
+    async def upsert_campaigns(
+        self,
+        campaigns: list[Campaign],
+        reconcile: Callable[[list[Campaign], dict[str, Campaign]], list[Campaign]],
+    ) -> None:
+        """Write `reconcile(campaigns, stored)` under WATCH: a revocation that lands meanwhile
+        is read again and reconciled, never overwritten."""
+        async with unavailable_on_error(), self._redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(CATALOG_CAMPAIGNS)
+                    raw = cast("dict[bytes, bytes]", await pipe.hgetall(CATALOG_CAMPAIGNS))
+                    stored = {k.decode(): _campaign_decoder.decode(v) for k, v in raw.items()}
+                    final = reconcile(campaigns, stored)
+                    if not final:
+                        return  # Nothing to write: leave the catalog version alone.
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    encoded: dict[FieldT, EncodableT] = {c.id: _encoder.encode(c) for c in final}
+                    pipe.hset(CATALOG_CAMPAIGNS, mapping=encoded)
+                    pipe.incr(CATALOG_VERSION)
+                    await pipe.execute()
+                    return
+                except redis.exceptions.WatchError:
+                    continue
+
+    async def set_campaign_state(self, campaign_id: str, state: CampaignState) -> bool:
+        """Revoke (or reactivate) a campaign; False if there is no such campaign."""
+        found = False
+
+        def change_state(_: list[Campaign], stored: dict[str, Campaign]) -> list[Campaign]:
+            nonlocal found
+            campaign = stored.get(campaign_id)
+            found = campaign is not None
+            return [msgspec.structs.replace(campaign, state=state)] if campaign else []
+
+        await self.upsert_campaigns([], change_state)
+        return found
+
+    async def contact_photo(self, contact_id: str) -> bytes | None:
+        async with unavailable_on_error():
+            photo = await self._redis.get(photo_key(contact_id))
+        return photo if isinstance(photo, bytes) else None
+
+    async def delete_catalog_entry(self, kind: str, entry_id: str) -> bool:
+        """Remove a form, campaign or contact person (`kind`); False if there was none."""
+        key = {
+            "forms": CATALOG_FORMS,
+            "campaigns": CATALOG_CAMPAIGNS,
+            "contacts": CATALOG_CONTACTS,
+        }[kind]
+        async with unavailable_on_error():
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.hdel(key, entry_id)
+            if kind == "contacts":
+                pipe.delete(photo_key(entry_id))
+            pipe.incr(CATALOG_VERSION)
+            removed, *_ = await pipe.execute()
+        return bool(removed)

@@ -1,0 +1,134 @@
+"""Erasure (Art. 17): every key of a customer deleted, and a pseudonymous tombstone left.
+
+An erasure tombstone is keyed by a keyed HMAC of the customer id (pseudonyms.py): it outlives the
+customer so that a re-import neither revives the erased customer's links nor re-grants consent
+they had withdrawn, and it cannot be linked to the id without the service's secret keys.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import cast
+
+import msgspec
+import redis.exceptions
+
+from prefill.models import ChangeEvent, ConsentAction, ConsentEvent, ConsentSource
+from prefill.store.base import StoreBase
+from prefill.store.errors import unavailable_on_error
+from prefill.store.keys import (
+    AUDIT_STREAM,
+    FEED_STREAM,
+    consent_key,
+    customer_audit_key,
+    customer_key,
+    customer_keys,
+    tombstone_key,
+)
+
+_encoder = msgspec.json.Encoder()
+_change_decoder = msgspec.json.Decoder(ChangeEvent)
+
+
+class Tombstone(msgspec.Struct, frozen=True):
+    """What survives an erasure, under a pseudonym: no name, no email, no id."""
+
+    erased_at: float
+    generation_floor: int
+    withdrawn: list[str]
+    pseudonym: str
+    """Keyed HMAC of the customer id: how the audit names the erasure."""
+
+    def as_consent_state(self) -> dict[str, ConsentEvent]:
+        """The withdrawals as a consent state, so an import cannot grant them again."""
+        return {
+            purpose: ConsentEvent(
+                purpose=purpose,
+                action=ConsentAction.WITHDRAWN,
+                at=self.erased_at,
+                source=ConsentSource.ADMIN,
+                actor="erasure",
+            )
+            for purpose in self.withdrawn
+        }
+
+
+tombstone_decoder = msgspec.json.Decoder(Tombstone)
+
+
+class ErasureStore(StoreBase):
+    async def tombstones(self, customer_ids: Iterable[str]) -> dict[str, Tombstone]:
+        """The erasure tombstones of those customer ids that have one."""
+        ids = list(dict.fromkeys(customer_ids))
+        candidates = [(cid, p) for cid in ids for p in self._pseudonyms.candidates(cid)]
+        async with unavailable_on_error():
+            pipe = self._redis.pipeline(transaction=False)
+            for _, pseudonym in candidates:
+                pipe.get(tombstone_key(pseudonym))
+            found = await pipe.execute()
+        tombstones: dict[str, Tombstone] = {}
+        for (customer_id, _), raw in zip(candidates, found, strict=True):
+            if raw is not None and customer_id not in tombstones:
+                tombstones[customer_id] = tombstone_decoder.decode(raw)
+        return tombstones
+
+    async def erase_customer(self, customer_id: str) -> Tombstone | None:
+        """Delete every key of the customer, and their entries in the shared audit stream and
+        the change feed; leave a pseudonymous tombstone. None if there was no such customer."""
+        watched = [customer_key(customer_id), consent_key(customer_id)]
+        watched.append(customer_audit_key(customer_id))
+        async with unavailable_on_error(), self._redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(*watched)
+                    generation = await pipe.hget(customer_key(customer_id), "generation")
+                    if generation is None:
+                        return None
+                    consents = cast(
+                        "dict[bytes, bytes]", await pipe.hgetall(consent_key(customer_id))
+                    )
+                    indexed = cast(
+                        "list[tuple[bytes, object]]",
+                        await pipe.xrange(customer_audit_key(customer_id)),
+                    )
+                    pseudonym = self._pseudonyms.of(customer_id)
+                    tombstone = Tombstone(
+                        erased_at=time.time(),
+                        generation_floor=int(generation) + 1,
+                        withdrawn=sorted(p.decode() for p in consents),
+                        pseudonym=pseudonym,
+                    )
+                    # First, in a step of its own (another hash slot): an import racing this
+                    # erasure is retried by the DEL below, and then finds the tombstone.
+                    await self._redis.set(
+                        tombstone_key(pseudonym),
+                        _encoder.encode(tombstone),
+                        ex=self._audit_retention_seconds,
+                    )
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    pipe.delete(*customer_keys(customer_id))
+                    await pipe.execute()
+                    break
+                except redis.exceptions.WatchError:
+                    continue
+            # The index shares the shared stream's ids (RECORD_AUDIT_SCRIPT).
+            if indexed:
+                await self._redis.xdel(AUDIT_STREAM, *(entry_id for entry_id, _ in indexed))
+        await self._remove_from_feed(customer_id)
+        return tombstone
+
+    async def _remove_from_feed(self, customer_id: str) -> None:
+        # The feed is short (a week); an erasure is rare: a scan of it is the simple, exact way.
+        # The erasure's own feed entry comes after this: consumers need the id to erase too.
+        async with unavailable_on_error():
+            entries = cast(
+                "list[tuple[bytes, dict[bytes, bytes]]]", await self._redis.xrange(FEED_STREAM)
+            )
+            doomed = [
+                entry_id
+                for entry_id, fields in entries
+                if _change_decoder.decode(fields[b"e"]).customer_id == customer_id
+            ]
+            if doomed:
+                await self._redis.xdel(FEED_STREAM, *doomed)

@@ -1,0 +1,165 @@
+"""The Lua scripts: each one a step that must happen atomically, with the reason beside it."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import redis.exceptions
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+from redis.typing import EncodableT
+
+BUMP_GENERATION_SCRIPT = """
+if redis.call('HEXISTS', KEYS[1], 'record') == 1 then
+  return redis.call('HINCRBY', KEYS[1], 'generation', 1)
+end
+return false
+"""
+
+
+RECORD_AUDIT_SCRIPT = """
+-- KEYS: the shared stream, and optionally the customer's index of it
+-- ARGV: entry JSON, oldest id kept, index TTL (seconds)
+local id = redis.call('XADD', KEYS[1], 'MINID', ARGV[2], '*', 'e', ARGV[1])
+if KEYS[2] then
+  redis.call('XADD', KEYS[2], 'MINID', ARGV[2], id, 'e', ARGV[1])
+  redis.call('EXPIRE', KEYS[2], ARGV[3])
+end
+return id
+"""
+"""One entry in the shared audit stream and the same id in the customer's index: an erasure
+can then delete exactly that customer's entries from the shared stream."""
+
+
+RECORD_CONSENT_SCRIPT = """
+-- KEYS: customer, consent state, consent log, request outcomes
+-- ARGV: event JSON, purpose, action, notice version, request id ('' for none), fingerprint, TTL,
+--       event time
+if ARGV[5] ~= '' then
+  local stored = redis.call('HGET', KEYS[4], ARGV[5])
+  if stored then
+    return {'replayed', stored, redis.call('HEXISTS', KEYS[4], ARGV[5] .. '#published')}
+  end
+end
+if redis.call('HEXISTS', KEYS[1], 'record') == 0 then return {'unknown_customer', ''} end
+local outcome, event = 'recorded', ARGV[1]
+local current = redis.call('HGET', KEYS[2], ARGV[2])
+if current then
+  local state = cjson.decode(current)
+  if state['action'] == ARGV[3] and state['notice_version'] == ARGV[4] then
+    outcome, event = 'unchanged', current
+  end
+end
+if outcome == 'recorded' then
+  redis.call('RPUSH', KEYS[3], event)
+  redis.call('HSET', KEYS[2], ARGV[2], event)
+  redis.call('HSET', KEYS[1], 'updated_at', ARGV[8])
+end
+if ARGV[5] ~= '' then
+  redis.call('HSET', KEYS[4], ARGV[5], ARGV[6] .. '|' .. outcome .. '|' .. event)
+  redis.call('EXPIRE', KEYS[4], ARGV[7])
+end
+return {outcome, event}
+"""
+"""Check the request id, the customer and the current state, and append: one atomic step, so
+two retries of one request cannot both record, and nothing is recorded for an erased customer."""
+
+
+COUNT_FUNNEL_SCRIPT = """
+-- KEYS: a campaign's counters, its salt, then a HyperLogLog per stage a person is counted in
+-- ARGV: retention (s), the campaign's link lifetime (s; 0 leaves the salt alone), a new salt
+--       for when there is none, the number N of counters, N field/amount pairs, then one
+--       keyed pseudonym per HyperLogLog
+local n = tonumber(ARGV[4])
+for i = 0, n - 1 do
+  redis.call('HINCRBY', KEYS[1], ARGV[5 + 2 * i], ARGV[6 + 2 * i])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+local lifetime = tonumber(ARGV[2])
+if lifetime > 0 then
+  redis.call('SET', KEYS[2], ARGV[3], 'NX')
+  if redis.call('TTL', KEYS[2]) < lifetime then redis.call('EXPIRE', KEYS[2], lifetime) end
+  local salt = redis.call('GET', KEYS[2])
+  for k = 3, #KEYS do
+    redis.call('PFADD', KEYS[k], redis.sha1hex(salt .. ARGV[2 + 2 * n + k]))
+    redis.call('EXPIRE', KEYS[k], ARGV[1])
+  end
+end
+"""
+"""A funnel update in one command (its keys share the campaign's hash tag). People go into the
+HyperLogLogs salted: the salt outlives the campaign's links only as long as their lifetime, and
+without it, nobody can tell whether a given person was counted, keys or not."""
+
+
+RATE_COUNT_SCRIPT = """
+-- KEYS: a rate counter, optionally the day's anonymous refusal counts. ARGV: the window in ms,
+-- the limit, and with KEYS[2] the refusal's field and the counts' TTL. Counts one request; the
+-- first one starts the window. The refusal is counted only within the limit: a limited
+-- request writes nothing to the audit. Returns the count and the window's remaining ms.
+-- The counter stays out of the append-only file and the replicas: a count that a restart or a
+-- failover forgets costs nothing, while a write to the file would cost every link request an
+-- fsync. (replicate_commands is needed on Redis 6 for set_repl, and a no-op from Redis 7 on.)
+redis.replicate_commands()
+redis.set_repl(redis.REPL_NONE)
+local n = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+if KEYS[2] and n <= tonumber(ARGV[2]) then
+  redis.set_repl(redis.REPL_ALL)  -- The refusal count is audit: durable like the rest.
+  redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
+  redis.call('EXPIRE', KEYS[2], ARGV[4])
+end
+return {n, ttl}
+"""
+"""Rate limits (ratelimit.py): counting and starting the window in one step, so no instance
+can leave a counter without its expiry."""
+
+
+FIRST_SEEN_SCRIPT = """
+-- KEYS: a run's seen hash. ARGV: TTL, then id, line pairs. Returns line, first line pairs of
+-- the ids seen before.
+local repeated = {}
+for i = 2, #ARGV, 2 do
+  local first = redis.call('HGET', KEYS[1], ARGV[i])
+  if first then
+    repeated[#repeated + 1] = ARGV[i + 1]
+    repeated[#repeated + 1] = first
+  else
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  end
+end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return repeated
+"""
+"""A batch of a bulk run checks its ids in one command, not one per row."""
+
+
+class ScriptCall(NamedTuple):
+    script: AsyncScript
+    keys: list[str]
+    args: list[EncodableT]
+
+
+async def script_reply(call: ScriptCall, reply: Any) -> Any:
+    """A script's reply from a pipeline: a server that lost the script (a restart) answered
+    NOSCRIPT without running it, so it is loaded and run now."""
+    if isinstance(reply, redis.exceptions.NoScriptError):
+        return await call.script(keys=call.keys, args=call.args)
+    if isinstance(reply, redis.exceptions.RedisError):
+        raise reply
+    return reply
+
+
+class Scripts:
+    """The scripts registered with one client."""
+
+    def __init__(self, client: Redis) -> None:
+        self.bump_generation = client.register_script(BUMP_GENERATION_SCRIPT)
+        self.record_consent = client.register_script(RECORD_CONSENT_SCRIPT)
+        self.record_audit = client.register_script(RECORD_AUDIT_SCRIPT)
+        self.first_seen = client.register_script(FIRST_SEEN_SCRIPT)
+        self.count_funnel = client.register_script(COUNT_FUNNEL_SCRIPT)
+        self.rate_count = client.register_script(RATE_COUNT_SCRIPT)
