@@ -27,10 +27,11 @@ from prefill.imports import import_directory
 from prefill.links import LinkBuilder
 from prefill.models import AuditEntry, AuditKind, Channel
 from prefill.pseudonyms import Pseudonymizer
-from prefill.repository import Repository, consent_key, customer_key
 from prefill.services import PrefillService, Visitor
 from prefill.settings import Settings
 from prefill.storage import EmbeddedRedis, connect, free_tcp_port
+from prefill.store import Repository
+from prefill.store.keys import consent_key, customer_key
 from prefill.tokens import LinkClaims, LinkSigner, TokenPurpose
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

@@ -39,8 +39,8 @@ import uvicorn
 from itsdangerous import BadSignature, URLSafeSerializer
 from litestar import Litestar, Response, get
 
-from prefill.repository import customer_key
 from prefill.storage import EmbeddedRedis, free_tcp_port
+from prefill.store.keys import customer_key
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SECRET = "benchmark-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"

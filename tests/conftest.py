@@ -23,9 +23,9 @@ from prefill.app import create_app
 from prefill.imports import import_directory
 from prefill.links import LinkBuilder
 from prefill.pseudonyms import Pseudonymizer
-from prefill.repository import Repository
 from prefill.settings import Settings
 from prefill.storage import EmbeddedRedis, connect, free_tcp_port
+from prefill.store import Repository
 from prefill.tokens import LinkSigner
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

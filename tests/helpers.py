@@ -13,7 +13,7 @@ from prefill.apikeys import Scope, create_key
 from prefill.cli import main
 from prefill.links import LinkBuilder
 from prefill.models import ConsentAction, ConsentEvent, ConsentSource
-from prefill.repository import Repository
+from prefill.store import Repository
 from prefill.tokens import LinkClaims
 
 FORM_ID = "spring-summit-2027"

@@ -38,13 +38,7 @@ from prefill.models import (
 )
 from prefill.purposes import consent_purposes
 from prefill.ratelimit import LimitKind, RateLimits
-from prefill.repository import (
-    ConsentOutcome,
-    CustomerPage,
-    RateCount,
-    Repository,
-    Tombstone,
-)
+from prefill.store import ConsentOutcome, CustomerPage, RateCount, Repository, Tombstone
 
 CatalogEntry = Form | Campaign | ContactPerson
 Entry = TypeVar("Entry", Form, Campaign, ContactPerson)

@@ -33,10 +33,10 @@ from prefill.models import SCALES
 from prefill.phones import display_phone
 from prefill.pseudonyms import Pseudonymizer
 from prefill.qr import vcard_qr
-from prefill.repository import Repository, StoreUnavailable
 from prefill.services import PrefillService
 from prefill.settings import Settings
 from prefill.storage import EmbeddedRedis, connect, start_supervised
+from prefill.store import Repository, StoreUnavailable
 from prefill.tokens import LinkSigner
 from prefill.web.admin import admin_router, only_admin_on_admin_port
 from prefill.web.api import api_router

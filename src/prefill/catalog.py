@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from prefill.models import Catalog
-from prefill.repository import Repository
+from prefill.store import Repository
 
 
 class CatalogCache:

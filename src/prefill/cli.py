@@ -48,9 +48,9 @@ from prefill.imports import (
 from prefill.links import LinkBuilder
 from prefill.logs import configure_logging
 from prefill.models import CampaignState, Catalog, Customer
-from prefill.repository import Repository
 from prefill.settings import Settings, load_or_create_secret
 from prefill.storage import DataDirInUse, EmbeddedRedis, EmbeddedRedisError
+from prefill.store import Repository
 from prefill.tokens import LinkClaims, LinkSigner
 
 DEMO_ORGANIZATION = "Kaamos Instruments Oy"

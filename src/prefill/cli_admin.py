@@ -27,7 +27,7 @@ from prefill.cli_support import (
 from prefill.links import LinkBuilder
 from prefill.models import ConsentAction, ConsentEvent, ConsentSource
 from prefill.purposes import consent_purposes, record_of_processing
-from prefill.repository import Repository
+from prefill.store import Repository
 from prefill.tokens import LinkSigner
 
 

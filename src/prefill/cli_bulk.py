@@ -50,7 +50,7 @@ from prefill.minting import (
 )
 from prefill.progress import Progress
 from prefill.purposes import EMAIL_MARKETING, consent_purposes
-from prefill.repository import CustomerChange, Repository
+from prefill.store import CustomerChange, Repository
 from prefill.submissions import PHONE_REGION
 from prefill.tokens import LinkSigner
 

@@ -19,9 +19,9 @@ from prefill.admin import Actor
 from prefill.import_rows import ImportRejected
 from prefill.models import ID_PATTERN
 from prefill.pseudonyms import Pseudonymizer
-from prefill.repository import Repository, StoreUnavailable
 from prefill.settings import FILE_SUFFIX, Settings, SettingsError, load_or_create_secret
 from prefill.storage import DataDirInUse, EmbeddedRedis, EmbeddedRedisError, connect
+from prefill.store import Repository, StoreUnavailable
 
 T = TypeVar("T")
 CLI_REDIS_TIMEOUT_SECONDS = 60.0

@@ -11,7 +11,7 @@ import hashlib
 import msgspec
 
 from prefill.models import AuditEntry, AuditKind, ChangeEvent, ChangeKind, ConsentEvent
-from prefill.repository import ConsentOutcome, Repository
+from prefill.store import ConsentOutcome, Repository
 
 
 class UnknownCustomer(LookupError):

@@ -46,7 +46,7 @@ from prefill.models import (
     Customer,
 )
 from prefill.purposes import consent_purposes
-from prefill.repository import BATCH_SIZE, CustomerChange, Repository
+from prefill.store import BATCH_SIZE, CustomerChange, Repository
 from prefill.submissions import PHONE_REGION, normalise_phone
 
 RECORD_COLUMNS = (

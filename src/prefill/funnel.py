@@ -4,7 +4,7 @@ Links issued -> opened by a person -> shown prefilled -> submitted -> unsubscrib
 prefilled fields people corrected and the hits of automated scanners, which are never opens.
 
 Everything is a counter per campaign; no id is stored. People are counted once per stage with a
-HyperLogLog (repository.py) of keyed pseudonyms mixed with a salt of the campaign's own: it says
+HyperLogLog (store/funnel.py) of keyed pseudonyms mixed with a salt of the campaign's own: it says
 "how many" (exactly for small numbers in practice, within about 1% at a million), never "who".
 While the salt lives, someone holding the service's keys and the data could still test whether
 one given person is among them; the salt expires once the campaign's links have (at most twice

@@ -41,7 +41,7 @@ from prefill.models import (
     Customer,
     Form,
 )
-from prefill.repository import Repository
+from prefill.store import Repository
 
 T = TypeVar("T")
 MAX_PHOTO_BYTES = 512 * 1024

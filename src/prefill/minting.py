@@ -35,7 +35,7 @@ from prefill.models import (
     Customer,
 )
 from prefill.purposes import EMAIL_MARKETING
-from prefill.repository import BATCH_SIZE, CustomerState, Repository
+from prefill.store import BATCH_SIZE, CustomerState, Repository
 from prefill.tokens import LinkClaims
 
 ID_RE = re.compile(ID_PATTERN)

@@ -315,7 +315,7 @@ class AuditKind(enum.StrEnum):
 
 class AuditEntry(msgspec.Struct, frozen=True, omit_defaults=True):
     """A provable record of a disclosure or a change. Never holds a raw token. (Refused links
-    are counted, not recorded one by one: see repository.py.)"""
+    are counted, not recorded one by one: see store/audit.py.)"""
 
     kind: AuditKind
     at: float

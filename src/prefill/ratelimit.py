@@ -2,7 +2,7 @@
 
 Counted in Redis, so every instance and worker shares one count, by a script that counts and
 starts the window in one atomic step (Litestar's RateLimitMiddleware counts per process). This
-module is the policy: which limit, whose address, when a count is over. repository.py counts.
+module is the policy: which limit, whose address, when a count is over. store/limits.py counts.
 
 Each limit is a fixed window started by its first request: `count` requests pass, the rest are
 answered 429 until the window ends (`Retry-After`). Per address, only links refused without a

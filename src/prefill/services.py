@@ -46,8 +46,8 @@ from prefill.models import (
 from prefill.phones import home_country
 from prefill.purposes import EMAIL_MARKETING
 from prefill.ratelimit import LimitKind, RateLimited, RateLimits
-from prefill.repository import CorruptRecord, RateCount, Repository, StoreUnavailable
 from prefill.scanners import Automation, link_automation
+from prefill.store import CorruptRecord, RateCount, Repository, StoreUnavailable
 from prefill.submissions import Rejected, changed_fields, new_lead, updated_record, validate
 from prefill.tokens import (
     LinkClaims,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from playwright.sync_api import Page, expect
 
 from prefill.models import ConsentAction, ConsentSource
-from prefill.repository import Repository
+from prefill.store import Repository
 from tests.browser.conftest import AXE_SCRIPT
 from tests.browser.harness import ExampleSite, csp_violations, screenshot, with_repository
 from tests.browser.test_accessibility import BLOCKING_IMPACTS, RUN_AXE

@@ -11,7 +11,7 @@ import redis
 from playwright.sync_api import Page, expect
 
 from prefill.models import ChangeEvent
-from prefill.repository import FEED_STREAM
+from prefill.store.keys import FEED_STREAM
 from tests.browser.harness import ExampleSite, csp_violations, screenshot
 from tests.browser.test_hosted_pages import PHONE
 

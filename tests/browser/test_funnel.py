@@ -8,7 +8,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from prefill.apikeys import Scope
 from prefill.imports import parse_forms
-from prefill.repository import Repository
+from prefill.store import Repository
 from tests.browser.conftest import AXE_SCRIPT, unavailable
 from tests.browser.harness import (
     ExampleSite,

@@ -8,7 +8,7 @@ import redis
 from playwright.sync_api import Page, expect
 
 from prefill.models import ChangeEvent
-from prefill.repository import FEED_STREAM, customer_key
+from prefill.store.keys import FEED_STREAM, customer_key
 from tests.browser.harness import ExampleSite, csp_violations, screenshot
 
 

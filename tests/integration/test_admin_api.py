@@ -17,9 +17,10 @@ from redis.asyncio import Redis
 from prefill.apikeys import Scope
 from prefill.imports import import_directory
 from prefill.links import LinkBuilder
-from prefill.repository import FEED_STREAM, Repository
 from prefill.settings import Settings
 from prefill.storage import EmbeddedRedis
+from prefill.store import Repository
+from prefill.store.keys import FEED_STREAM
 from prefill.web.admin import ADMIN_PATH
 from tests.conftest import EXAMPLES, PUBLIC_URL, make_settings
 from tests.helpers import FORM_PATH, Headers, form_link, key_headers

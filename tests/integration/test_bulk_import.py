@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from prefill.repository import consent_log_key, customer_key
+from prefill.store.keys import consent_log_key, customer_key
 from tests.helpers import run
 
 VERSIONS = (

@@ -15,7 +15,7 @@ from prefill.catalog import CatalogCache
 from prefill.links import LinkBuilder
 from prefill.minting import Minter, MintError, Wanted
 from prefill.models import CampaignState
-from prefill.repository import Repository
+from prefill.store import Repository
 from tests.helpers import CAMPAIGN_ID, run
 
 EMAIL_CONSENTING = {"cust-1001", "cust-1003", "cust-1005", "cust-1007"}

@@ -13,7 +13,7 @@ import redis
 from litestar.testing import TestClient
 
 from prefill.app import create_app
-from prefill.repository import customer_key
+from prefill.store.keys import customer_key
 from tests.conftest import EXAMPLES, PUBLIC_URL, SECRET, make_settings
 from tests.helpers import relative, run
 

@@ -11,7 +11,7 @@ from litestar.testing import TestClient
 
 from prefill.app import create_app
 from prefill.purposes import record_of_processing
-from prefill.repository import customer_key
+from prefill.store.keys import customer_key
 from tests.conftest import EXAMPLES, PUBLIC_URL, make_settings
 from tests.helpers import run
 

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from prefill.i18n import long_date
 from prefill.links import LinkBuilder
 from prefill.models import AuditKind, Channel, ConsentAction, ConsentSource
-from prefill.repository import Repository
+from prefill.store import Repository
 from tests.helpers import (
     API_PATH,
     FORM_PATH,

@@ -15,7 +15,7 @@ import redis
 from click.testing import CliRunner
 
 from prefill.cli import main
-from prefill.repository import consent_log_key, customer_key
+from prefill.store.keys import consent_log_key, customer_key
 from tests.helpers import run
 from tests.integration.test_bulk_import import snapshot
 

@@ -13,7 +13,7 @@ from litestar.testing import AsyncTestClient
 
 from prefill.apikeys import Scope
 from prefill.links import LinkBuilder
-from prefill.repository import Repository
+from prefill.store import Repository
 from prefill.web.dashboard import text_width
 from tests.helpers import (
     API_PATH,

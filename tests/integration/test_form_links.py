@@ -17,7 +17,8 @@ from redis.asyncio import Redis
 from prefill.app import create_app
 from prefill.links import LinkBuilder
 from prefill.models import CampaignState, ConsentAction
-from prefill.repository import Repository, customer_key
+from prefill.store import Repository
+from prefill.store.keys import customer_key
 from prefill.tokens import LinkClaims, LinkSigner, TokenPurpose
 from tests.conftest import PSEUDONYMS, PUBLIC_URL, make_settings
 from tests.helpers import (

@@ -19,7 +19,7 @@ from prefill.catalog import CatalogCache
 from prefill.funnel import CampaignFunnel
 from prefill.links import LinkBuilder
 from prefill.models import AuditEntry, AuditKind
-from prefill.repository import Repository
+from prefill.store import Repository
 from prefill.tokens import LinkSigner, TokenPurpose
 from tests.conftest import PSEUDONYMS, PUBLIC_URL, make_settings
 from tests.helpers import (

@@ -8,8 +8,8 @@ from litestar.testing import AsyncTestClient
 
 from prefill.app import create_app
 from prefill.links import LinkBuilder
-from prefill.repository import Repository
 from prefill.storage import EmbeddedRedis
+from prefill.store import Repository
 from tests.conftest import PUBLIC_URL, make_settings
 from tests.helpers import FORM_PATH, card_link, claims_for, form_link, refusals_of, relative
 

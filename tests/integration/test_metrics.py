@@ -15,8 +15,8 @@ from prefill.apikeys import Scope
 from prefill.app import create_app
 from prefill.imports import import_directory
 from prefill.links import LinkBuilder
-from prefill.repository import Repository
 from prefill.storage import EmbeddedRedis, connect
+from prefill.store import Repository
 from prefill.tokens import LinkSigner
 from tests.conftest import EXAMPLES, PSEUDONYMS, PUBLIC_URL, make_settings
 from tests.helpers import (

@@ -19,8 +19,8 @@ from schemathesis.schemas import APIOperation
 
 from prefill.apikeys import Scope, create_key
 from prefill.imports import import_directory
-from prefill.repository import Repository
 from prefill.settings import Settings
+from prefill.store import Repository
 from tests.conftest import EXAMPLES, make_settings
 
 EXAMPLES_PER_OPERATION = int(os.environ.get("PREFILL_FUZZ_EXAMPLES", "40"))

@@ -7,7 +7,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from prefill.links import LinkBuilder
-from prefill.repository import Repository
+from prefill.store import Repository
 from tests.helpers import FORM_PATH, card_link, form_link
 
 Client = AsyncTestClient[Litestar]

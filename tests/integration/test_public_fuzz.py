@@ -24,8 +24,8 @@ import pytest
 
 from prefill.app import MAX_REQUEST_BODY_BYTES
 from prefill.links import LinkBuilder
-from prefill.repository import Repository
 from prefill.settings import Settings
+from prefill.store import Repository
 from prefill.web.widget import widget_script
 from tests.conftest import make_settings, serving
 from tests.helpers import FORM_ID, card_link, claims_for, form_link, relative

@@ -18,9 +18,9 @@ from prefill.app import create_app
 from prefill.imports import import_directory
 from prefill.links import LinkBuilder
 from prefill.models import ConsentSource
-from prefill.repository import Repository
 from prefill.settings import Settings
 from prefill.storage import EmbeddedRedis, connect
+from prefill.store import Repository
 from tests.conftest import EXAMPLES, PSEUDONYMS, PUBLIC_URL, make_settings, serving
 from tests.helpers import (
     API_PATH,

@@ -22,9 +22,9 @@ from prefill.app import create_app
 from prefill.imports import import_directory
 from prefill.links import LinkBuilder
 from prefill.models import ConsentAction
-from prefill.repository import Repository
 from prefill.settings import Settings
 from prefill.storage import EmbeddedRedis, connect, free_tcp_port
+from prefill.store import Repository
 from prefill.tokens import LinkClaims, LinkSigner, TokenPurpose
 from prefill.web.submit import THANKS_COOKIE
 from tests.conftest import EXAMPLES, PSEUDONYMS, PUBLIC_URL, SECRET, make_settings

@@ -12,7 +12,8 @@ from redis.asyncio import Redis
 
 from prefill.links import LinkBuilder
 from prefill.models import AuditKind, ChangeEvent, Channel, ConsentAction, ConsentSource
-from prefill.repository import FEED_STREAM, Repository
+from prefill.store import Repository
+from prefill.store.keys import FEED_STREAM
 from tests.helpers import FORM_ID, FORM_PATH, form_link, set_consent
 
 SUBMIT = f"{FORM_PATH}/submit"

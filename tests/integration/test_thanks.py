@@ -20,7 +20,7 @@ from prefill.admin import AdminService
 from prefill.catalog import CatalogCache
 from prefill.links import LinkBuilder
 from prefill.models import ConsentAction
-from prefill.repository import Repository
+from prefill.store import Repository
 from prefill.tokens import LinkClaims, LinkSigner, TokenPurpose
 from prefill.web.submit import THANKS_COOKIE
 from tests.helpers import (

@@ -7,7 +7,7 @@ from litestar.testing import AsyncTestClient
 
 from prefill.links import LinkBuilder
 from prefill.models import ConsentAction, ConsentSource
-from prefill.repository import Repository
+from prefill.store import Repository
 from tests.helpers import claims_for, relative
 
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}

@@ -9,7 +9,7 @@ from litestar.testing import AsyncTestClient
 
 from prefill.links import LinkBuilder
 from prefill.models import ConsentAction
-from prefill.repository import Repository
+from prefill.store import Repository
 from tests.helpers import (
     API_PATH,
     card_link,

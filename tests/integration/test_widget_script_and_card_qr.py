@@ -10,7 +10,7 @@ from litestar.testing import AsyncTestClient
 
 from prefill.i18n import translate
 from prefill.links import LinkBuilder
-from prefill.repository import Repository
+from prefill.store import Repository
 from prefill.web.widget import widget_script
 from tests.helpers import card_link
 

@@ -19,7 +19,7 @@ from prefill.models import (
     Form,
 )
 from prefill.progress import Progress, status_line
-from prefill.repository import CustomerState, Tombstone
+from prefill.store import CustomerState, Tombstone
 
 
 def test_rows_are_read_one_at_a_time() -> None:

@@ -12,7 +12,6 @@ import time
 from typing import cast
 
 import msgspec
-from redis.asyncio.client import Pipeline
 from redis.typing import EncodableT
 
 from prefill.funnel import FunnelUpdate
@@ -67,10 +66,7 @@ class AuditStore(StoreBase):
             else (refusal_counts_key(day), f"{channel}:{cause}")
         )
 
-        def count(pipe: Pipeline) -> None:
-            pipe.hincrby(key, field, 1)
-            pipe.expire(key, self._audit_retention_seconds)
-
+        count = [("HINCRBY", key, field, 1), ("EXPIRE", key, self._audit_retention_seconds)]
         await self._in_one_trip([], count, funnel)
 
     async def count_unsigned_refusal(

@@ -15,9 +15,9 @@ from typing import Any, NamedTuple
 
 import redis.exceptions
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 from redis.typing import EncodableT
 
+from prefill.coalesce import Coalescer, Command
 from prefill.funnel import FunnelUpdate
 from prefill.pseudonyms import Pseudonymizer
 from prefill.ratelimit import Limit, LimitKind
@@ -52,6 +52,8 @@ class StoreBase:
         self._pseudonyms = pseudonymizer
         self._audit_retention_seconds = audit_retention_days * 86_400
         self._scripts = Scripts(client)
+        self._reads = Coalescer(client)
+        self._writes = Coalescer(client)
 
     async def _hgetall_each(
         self, customer_ids: Iterable[str], key_of: Callable[[str], str]
@@ -104,10 +106,11 @@ class StoreBase:
     async def _in_one_trip(
         self,
         scripts: list[ScriptCall],
-        commands: Callable[[Pipeline], None] = lambda _: None,
+        commands: list[Command] | None = None,
         funnel: FunnelUpdate | None = None,
     ) -> list[Any]:
-        """Writes in one round trip, so under one fsync (each acknowledged write costs one).
+        """Writes in one round trip, so under one fsync (each acknowledged write costs one),
+        shared with the writes of concurrent requests (a group commit: coalesce.py).
 
         Scripts go by their SHA: given to a pipeline as scripts, redis-py would first ask the
         server whether it has them, every time, a round trip more. A server that lost one (a
@@ -117,12 +120,11 @@ class StoreBase:
         `scripts`."""
         calls = [*scripts, *([self._funnel_call(funnel)] if funnel else [])]
         results: list[Any] = []
+        sent: list[Command] = [
+            ("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args) for call in calls
+        ]
         async with unavailable_on_error():
-            pipe = self._redis.pipeline(transaction=False)
-            for call in calls:
-                pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
-            commands(pipe)
-            replies = await pipe.execute(raise_on_error=False)
+            replies = await self._writes.execute([*sent, *(commands or [])])
             for call, reply in zip(calls, replies, strict=False):
                 try:
                     results.append(await script_reply(call, reply))

@@ -43,8 +43,8 @@ def parse_version(raw: object) -> int:
 class CatalogStore(StoreBase):
     async def catalog_version(self) -> int:
         async with unavailable_on_error():
-            return parse_version(await self._redis.get(CATALOG_VERSION))
-
+            (version,) = await self._reads.execute([("GET", CATALOG_VERSION)])
+        return parse_version(version)
 
     async def load_catalog(self) -> Catalog:
         async with unavailable_on_error():
@@ -128,8 +128,11 @@ class CatalogStore(StoreBase):
         return found
 
     async def contact_photo(self, contact_id: str) -> bytes | None:
+        """The photo, read in the round trip shared by concurrent requests (the vCard's)."""
         async with unavailable_on_error():
-            photo = await self._redis.get(photo_key(contact_id))
+            (photo,) = await self._reads.execute([("GET", photo_key(contact_id))])
+            if isinstance(photo, redis.exceptions.RedisError):
+                raise photo
         return photo if isinstance(photo, bytes) else None
 
     async def delete_catalog_entry(self, kind: str, entry_id: str) -> bool:

@@ -16,6 +16,7 @@ import redis.exceptions
 from redis.asyncio.client import Pipeline
 from redis.typing import EncodableT, FieldT
 
+from prefill.coalesce import Command
 from prefill.models import ConsentEvent, Customer
 from prefill.ratelimit import Window
 from prefill.store.base import RateCount, StoreBase
@@ -129,21 +130,25 @@ def _decide_batch(
 
 class CustomerStore(StoreBase):
     async def read_link_state(self, customer_id: str, rate: RateCount | None = None) -> LinkState:
-        """Customer, consent and catalog version in one round trip; with `rate`, the link's
-        request is counted in it too (ratelimit.py).
+        """Customer, consent and catalog version in one round trip, shared with concurrent
+        requests' reads (not with writes: a read need not wait for an fsync); with `rate`, the
+        link's request is counted in it too (ratelimit.py; its counters cost no fsync either).
 
         A problem with this customer's keys (wrong type, undecodable) is CorruptRecord, which
         callers treat as one more refusal; only a problem shared by everyone is StoreUnavailable.
         """
         call = self._rate_call(rate) if rate else None
         async with unavailable_on_error():
-            pipe = self._redis.pipeline(transaction=False)
-            pipe.get(CATALOG_VERSION)
-            pipe.hgetall(customer_key(customer_id))
-            pipe.hgetall(consent_key(customer_id))
+            commands: list[Command] = [
+                ("GET", CATALOG_VERSION),
+                ("HGETALL", customer_key(customer_id)),
+                ("HGETALL", consent_key(customer_id)),
+            ]
             if call:
-                pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
-            replies = await pipe.execute(raise_on_error=False)
+                commands.append(
+                    ("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args)
+                )
+            replies = await self._reads.execute(commands)
             version, customer_fields, consent_fields = replies[:3]
             requests = Window(*await script_reply(call, replies[3])) if call else None
         catalog_version = parse_version(version)

@@ -66,7 +66,7 @@ from prefill.models import (
 )
 from prefill.purposes import ConsentPurpose
 from prefill.ratelimit import address_subject
-from prefill.repository import CustomerPage
+from prefill.store import CustomerPage
 from prefill.web.deps import client_address, evidence_ip
 from prefill.web.openapi import ADMIN_ERRORS, JSON_BODY_ERRORS
 

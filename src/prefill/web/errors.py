@@ -29,8 +29,8 @@ from prefill import metrics
 from prefill.admin import Conflict, Forbidden, InvalidReference, NotFound
 from prefill.i18n import negotiate_locale
 from prefill.ratelimit import RateLimited
-from prefill.repository import RequestConflict, StoreUnavailable
 from prefill.services import UnknownForm
+from prefill.store import RequestConflict, StoreUnavailable
 
 logger = logging.getLogger("prefill.errors")
 

@@ -8,7 +8,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.response.base import ASGIResponse
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
-from prefill.repository import StoreUnavailable
+from prefill.store import StoreUnavailable
 from prefill.web.deps import ServiceDep
 
 

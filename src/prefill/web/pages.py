@@ -22,8 +22,8 @@ from litestar.status_codes import (
 
 from prefill.links import LinkBuilder
 from prefill.models import Channel
-from prefill.repository import StoreUnavailable
 from prefill.services import CardView, ConsentNotAsked, FormView, UnknownForm
+from prefill.store import StoreUnavailable
 from prefill.tokens import TokenPurpose
 from prefill.web.csrf import FormCSRF
 from prefill.web.deps import PublicDep, ServiceDep, evidence_ip
