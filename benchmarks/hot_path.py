@@ -31,7 +31,7 @@ from prefill.services import PrefillService, Visitor
 from prefill.settings import Settings
 from prefill.storage import EmbeddedRedis, connect, free_tcp_port
 from prefill.store import Repository
-from prefill.store.keys import consent_key, customer_key
+from prefill.store.keys import bucket_of, catalog_version_copy_key, consent_key, customer_key
 from prefill.tokens import LinkClaims, LinkSigner, TokenPurpose
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -74,7 +74,7 @@ async def run(iterations: int, data_dir: Path) -> None:
 
         async def sequential_reads() -> object:
             # The same three reads without a pipeline: what the hot path avoids.
-            await client.get("pf:{catalog}:version")
+            await client.get(catalog_version_copy_key(bucket_of("cust-1001")))
             await client.hgetall(customer_key("cust-1001"))
             return await client.hgetall(consent_key("cust-1001"))
 

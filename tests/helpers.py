@@ -5,8 +5,10 @@ from __future__ import annotations
 import html
 import re
 import time
+from typing import cast
 from urllib.parse import urlsplit
 
+import redis
 from click.testing import CliRunner
 
 from prefill.apikeys import Scope, create_key
@@ -14,6 +16,7 @@ from prefill.cli import main
 from prefill.links import LinkBuilder
 from prefill.models import ConsentAction, ConsentEvent, ConsentSource
 from prefill.store import Repository
+from prefill.store.keys import BUCKETS, audit_shard_key
 from prefill.tokens import LinkClaims
 
 FORM_ID = "spring-summit-2027"
@@ -22,6 +25,20 @@ FORM_PATH = f"/f/{FORM_ID}"
 FEEDBACK_FORM_ID = "summit-feedback-2027"
 FEEDBACK_CAMPAIGN_ID = "summit-feedback-2027"
 API_PATH = f"/api/v1/forms/{FORM_ID}/prefill"
+
+
+AUDIT_SHARD = re.compile(rb"pf:\{b:\d+\}:audit")
+"""The name of an audit shard (store/keys.py)."""
+
+
+def audit_shard_entries(client: redis.Redis) -> list[bytes]:
+    """Every audit entry's JSON, from all the shards, oldest first."""
+    with client.pipeline(transaction=False) as pipe:
+        for bucket in range(BUCKETS):
+            pipe.xrange(audit_shard_key(bucket))
+        shards = cast("list[list[tuple[bytes, dict[bytes, bytes]]]]", pipe.execute())
+    entries = sorted((tuple(map(int, i.split(b"-"))), f[b"e"]) for s in shards for i, f in s)
+    return [raw for _, raw in entries]
 
 
 def relative(url: str) -> str:

@@ -128,38 +128,44 @@ PURPOSES: list[Purpose] = [
 
 STORED: list[StoredData] = [
     StoredData(
-        keys="pf:{c:<id>}:customer",
+        keys="pf:{b:<n>}:c:<id>:customer",
         holds="the customer record, link generation, last update time",
         personal=True,
         retention="erased on request (Art. 17) or by `prefill retention` after the customer "
         "retention",
     ),
     StoredData(
-        keys="pf:{c:<id>}:consent, pf:{c:<id>}:consent:log",
+        keys="pf:{b:<n>}:customers",
+        holds="the ids of the customers in one of the 1024 buckets, to list them",
+        personal=True,
+        retention="an id is removed with its customer (erasure, retention)",
+    ),
+    StoredData(
+        keys="pf:{b:<n>}:c:<id>:consent, pf:{b:<n>}:c:<id>:consent:log",
         holds="current consent per purpose and its append-only history",
         personal=True,
         retention="with the customer record",
     ),
     StoredData(
-        keys="pf:{c:<id>}:audit",
+        keys="pf:{b:<n>}:c:<id>:audit",
         holds="the customer's own index of audit entries",
         personal=True,
         retention="trimmed by age on every write; the key expires after the audit retention",
     ),
     StoredData(
-        keys="pf:{c:<id>}:refused",
+        keys="pf:{b:<n>}:c:<id>:refused",
         holds="counts of refused uses of the customer's links per day, channel and cause",
         personal=True,
         retention="expires after the audit retention",
     ),
     StoredData(
-        keys="pf:{c:<id>}:requests",
+        keys="pf:{b:<n>}:c:<id>:requests",
         holds="outcomes of idempotent consent writes, by request id",
         personal=True,
         retention="expires 24 hours after the last write",
     ),
     StoredData(
-        keys="pf:{erased}:<pseudonym>",
+        keys="pf:{b:<p>}:erased:<pseudonym>",
         holds="after an erasure: the time, the link generation floor and the purposes "
         "withdrawn, under a keyed HMAC of the customer id (no id, name or email). Kept so that "
         "a re-import from the CRM neither revives the erased customer's links nor re-grants "
@@ -168,7 +174,7 @@ STORED: list[StoredData] = [
         retention="expires after the audit retention",
     ),
     StoredData(
-        keys="pf:{audit}:events",
+        keys="pf:{b:<n>}:audit",
         holds="audit entries: disclosures (field names, never values), consent changes, "
         "submissions (field names) and admin actions, with customer ids",
         personal=True,
@@ -177,7 +183,7 @@ STORED: list[StoredData] = [
         "pseudonym",
     ),
     StoredData(
-        keys="pf:{audit}:refused:<day>",
+        keys="pf:{b:<p>}:refused:<day>",
         holds="counts of refused links that named no one (forged, garbled)",
         personal=False,
         retention="expires after the audit retention",
@@ -220,7 +226,7 @@ STORED: list[StoredData] = [
         retention="deleted when the run ends; expires after 24 hours if it is cut off",
     ),
     StoredData(
-        keys="pf:{audit}:rate:<pseudonym>, pf:{rl:<pseudonym>}:link_requests, "
+        keys="pf:{b:<p>}:rate:<pseudonym>, pf:{rl:<pseudonym>}:link_requests, "
         "pf:{rl:<pseudonym>}:admin_failures",
         holds="rate limit counters: how many unsigned links one client address sent, how often "
         "one link was requested, how many wrong admin keys one address presented, under a "
@@ -283,7 +289,7 @@ def record_of_processing(organization: str = "the company") -> str:
         "## Erasure (GDPR Art. 17)",
         "",
         "`DELETE /admin/api/v1/customers/{id}` or `prefill erase <id>` deletes every "
-        "`pf:{c:<id>}:*` key, the customer's entries in the shared audit stream and in the "
+        "`pf:{b:<n>}:c:<id>:*` key, the customer's entries in the shared audit stream and in the "
         "change feed, and kills all their links. What is kept is pseudonymous: the tombstone "
         "listed above under `pf:{erased}:<pseudonym>`, and the audit entry of the erasure "
         "itself, which names the pseudonym and the actor. The change feed carries one last "

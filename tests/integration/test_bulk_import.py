@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from prefill.store.keys import consent_log_key, customer_key
-from tests.helpers import run
+from tests.helpers import AUDIT_SHARD, audit_shard_entries, run
 
 VERSIONS = (
     "--notice-version",
@@ -66,7 +66,7 @@ def snapshot(redis_url: str) -> dict[bytes, bytes | None]:
     """Every key's serialized value but the audit's (an import run is audited): equal snapshots
     mean no data was written."""
     with redis.Redis.from_url(redis_url) as client:
-        keys = sorted(k for k in client.scan_iter(count=1000) if not k.startswith(b"pf:{audit}"))
+        keys = sorted(k for k in client.scan_iter(count=1000) if not AUDIT_SHARD.fullmatch(k))
         return {key: client.dump(key) for key in keys}
 
 
@@ -108,7 +108,7 @@ def test_a_crm_export_keeps_its_good_rows_lists_its_bad_ones_and_imports_once(
     assert "1,207 rows: 0 created, 0 updated, 1,200 unchanged, 7 bad; 0 consent changes" in out
     assert snapshot(redis_url) == before
     with redis.Redis.from_url(redis_url) as client:
-        audited = [fields[b"e"] for _, fields in client.xrange("pf:{audit}:events")]
+        audited = audit_shard_entries(client)
     imports = [e for e in audited if b'"target":"file:crm.csv"' in e]
     assert len(imports) == 2
     assert all(b'"action":"customers.import","actor":"cli:' in e for e in imports)

@@ -13,7 +13,7 @@ import redis
 from litestar.testing import TestClient
 
 from prefill.app import create_app
-from prefill.store.keys import customer_key
+from prefill.store.keys import consent_key, consent_log_key, customer_key
 from tests.conftest import EXAMPLES, PUBLIC_URL, SECRET, make_settings
 from tests.helpers import relative, run
 
@@ -56,12 +56,12 @@ def test_importing_the_same_customers_twice_changes_nothing(
 ) -> None:
     assert run(env, "import", "examples")[0] == 0
     with redis.Redis.from_url(redis_url) as client:
-        before = client.llen("pf:{c:cust-1001}:consent:log")
+        before = client.llen(consent_log_key("cust-1001"))
         assert before == 2
         code, out, err = run(env, "import", "customers", CUSTOMERS, *VERSIONS)
         assert code == 0, err
         assert "7 rows: 0 created, 0 updated, 7 unchanged, 0 bad; 0 consent changes" in out
-        assert client.llen("pf:{c:cust-1001}:consent:log") == before
+        assert client.llen(consent_log_key("cust-1001")) == before
 
 
 def test_reimport_keeps_revoked_links_dead(env: dict[str, str], redis_url: str) -> None:
@@ -166,12 +166,12 @@ def test_a_reimport_does_not_undo_a_withdrawal(env: dict[str, str], redis_url: s
     with redis.Redis.from_url(redis_url) as client:
         # The customer withdrew (here written as the admin API will write it).
         event = b'{"purpose":"personalization","action":"withdrawn","at":9e9,"source":"admin"}'
-        client.rpush("pf:{c:cust-1001}:consent:log", event)
-        client.hset("pf:{c:cust-1001}:consent", "personalization", event)
+        client.rpush(consent_log_key("cust-1001"), event)
+        client.hset(consent_key("cust-1001"), "personalization", event)
         code, out, _ = run(env, "import", "customers", CUSTOMERS, *VERSIONS)
         assert code == 0
         assert "0 consent changes recorded" in out
-        state = client.hget("pf:{c:cust-1001}:consent", "personalization")
+        state = client.hget(consent_key("cust-1001"), "personalization")
         assert state is not None
         assert b'"withdrawn"' in state
 

@@ -18,7 +18,7 @@ from prefill.app import create_app
 from prefill.links import LinkBuilder
 from prefill.models import CampaignState, ConsentAction
 from prefill.store import Repository
-from prefill.store.keys import customer_key
+from prefill.store.keys import audit_shard_key, bucket_of, consent_key, customer_key
 from prefill.tokens import LinkClaims, LinkSigner, TokenPurpose
 from tests.conftest import PSEUDONYMS, PUBLIC_URL, make_settings
 from tests.helpers import (
@@ -473,12 +473,13 @@ async def test_the_audit_stream_is_trimmed_by_age_not_by_count(
     from prefill.models import AuditEntry, AuditKind
 
     repository = Repository(redis_client, PSEUDONYMS, audit_retention_days=30)
-    await redis_client.delete("pf:{audit}:events")  # the examples' import is audited
-    await redis_client.xadd("pf:{audit}:events", {"e": b"{}"}, id="1000-0")  # from 1970
+    shard = audit_shard_key(bucket_of("cust-1001"))
+    await redis_client.delete(shard)
+    await redis_client.xadd(shard, {"e": b"{}"}, id="1000-0")  # from 1970
     recent = AuditEntry(kind=AuditKind.DISCLOSURE, at=time.time(), customer_id="cust-1001")
     for _ in range(3):
         await repository.record_audit(recent)
-    entries = cast("list[tuple[bytes, object]]", await redis_client.xrange("pf:{audit}:events"))
+    entries = cast("list[tuple[bytes, object]]", await redis_client.xrange(shard))
     assert len(entries) == 3
     assert all(entry_id != b"1000-0" for entry_id, _ in entries)
 
@@ -537,7 +538,7 @@ async def test_a_withdrawal_racing_an_import_is_not_overwritten(
             )
             with sync_redis.Redis.from_url(redis_url) as other:
                 other.hset(
-                    "pf:{c:cust-1001}:consent", "personalization", msgspec.json.encode(withdrawal)
+                    consent_key("cust-1001"), "personalization", msgspec.json.encode(withdrawal)
                 )
         state = current["cust-1001"].get("personalization")
         grant = ConsentEvent(

@@ -20,6 +20,7 @@ from prefill.funnel import CampaignFunnel
 from prefill.links import LinkBuilder
 from prefill.models import AuditEntry, AuditKind
 from prefill.store import Repository
+from prefill.store.keys import audit_shard_key, bucket_of
 from prefill.tokens import LinkSigner, TokenPurpose
 from tests.conftest import PSEUDONYMS, PUBLIC_URL, make_settings
 from tests.helpers import (
@@ -245,13 +246,14 @@ async def test_a_server_that_lost_its_scripts_records_the_disclosure_once(
 ) -> None:
     """The audit script and the funnel's counters share a round trip; a server restarted
     without the script gets it loaded, and neither write happens twice."""
-    before = await redis_client.xlen("pf:{audit}:events")
+    shard = audit_shard_key(bucket_of("cust-1001"))
+    before = await redis_client.xlen(shard)
     await redis_client.script_flush()
     entry = AuditEntry(kind=AuditKind.DISCLOSURE, at=time.time(), customer_id="cust-1001")
     person = funnel.Person("cust-1001", 45 * 86_400)
     hit = funnel.hit(CAMPAIGN_ID, person, None, script_ran=True, prefilled=True)
     await repository.record_audit(entry, funnel=hit)
-    assert await redis_client.xlen("pf:{audit}:events") == before + 1
+    assert await redis_client.xlen(shard) == before + 1
     figures = await funnel_now(repository, links)
     assert (figures.opens, figures.prefilled) == (1, 1)
 

@@ -25,6 +25,7 @@ from prefill.models import ConsentAction
 from prefill.settings import Settings
 from prefill.storage import EmbeddedRedis, connect, free_tcp_port
 from prefill.store import Repository
+from prefill.store.keys import BUCKETS, catalog_version_copy_key, consent_key
 from prefill.tokens import LinkClaims, LinkSigner, TokenPurpose
 from prefill.web.submit import THANKS_COOKIE
 from tests.conftest import EXAMPLES, PSEUDONYMS, PUBLIC_URL, SECRET, make_settings
@@ -227,7 +228,7 @@ async def test_an_unreadable_customer_record_is_refused_like_any_other(
 ) -> None:
     client, repository, url = outage_client
     generic = await client.get(FORM_PATH)
-    admin.hset("pf:{c:cust-1001}:consent", "personalization", b"{not json")
+    admin.hset(consent_key("cust-1001"), "personalization", b"{not json")
     page = await client.get(url)
     assert (page.status_code, page.content) == (generic.status_code, generic.content)
     assert (await refusals_of(repository, "cust-1001"))["page:unreadable_record"] == 1
@@ -237,14 +238,15 @@ async def test_corrupt_shared_state_fails_closed_the_same_for_every_link(
     outage_client: Outage, admin: sync_redis.Redis
 ) -> None:
     client, _, valid = outage_client
-    admin.set("pf:{catalog}:version", "v7")
+    copies = [catalog_version_copy_key(bucket) for bucket in range(BUCKETS)]
+    admin.mset(dict.fromkeys(copies, "v7"))  # every bucket's copy: every link's read
     pages = [
         await client.get(valid),
         await client.get(f"{FORM_PATH}?t=forged"),
         await client.get(FORM_PATH),
     ]
     api = await client.get(API_PATH, params={"t": token_of(valid)})
-    admin.set("pf:{catalog}:version", "1")
+    admin.mset(dict.fromkeys(copies, "1"))
     assert {p.status_code for p in pages} == {503}
     assert len({p.content for p in pages}) == 1
     assert api.status_code == 503
@@ -255,8 +257,8 @@ async def test_a_wrong_key_type_for_one_customer_is_a_refusal(
 ) -> None:
     client, _, url = outage_client
     generic = await client.get(FORM_PATH)
-    admin.delete("pf:{c:cust-1001}:consent")
-    admin.set("pf:{c:cust-1001}:consent", "not a hash")
+    admin.delete(consent_key("cust-1001"))
+    admin.set(consent_key("cust-1001"), "not a hash")
     page = await client.get(url)
     assert (page.status_code, page.content) == (generic.status_code, generic.content)
 

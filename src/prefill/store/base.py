@@ -23,10 +23,12 @@ from prefill.pseudonyms import Pseudonymizer
 from prefill.ratelimit import Limit, LimitKind
 from prefill.store.errors import unavailable_on_error
 from prefill.store.keys import (
+    bucket_of,
     funnel_counts_key,
     funnel_people_key,
     funnel_salt_key,
     rate_key,
+    refusal_counts_key,
     refused_rate_key,
 )
 from prefill.store.scripts import ScriptCall, Scripts, script_reply
@@ -67,24 +69,35 @@ class StoreBase:
             results = await pipe.execute()
         return dict(zip(ids, results, strict=True))
 
+    async def _run_scripts(self, calls: list[ScriptCall]) -> list[Any]:
+        """Script calls pipelined in one round trip (no MULTI), each by its SHA (see
+        `_in_one_trip`); their replies, in order."""
+        async with unavailable_on_error():
+            pipe = self._redis.pipeline(transaction=False)
+            for call in calls:
+                pipe.execute_command(
+                    "EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args
+                )
+            replies = await pipe.execute(raise_on_error=False)
+            return [
+                await script_reply(call, reply) for call, reply in zip(calls, replies, strict=True)
+            ]
+
     def _oldest_kept_id(self) -> str:
         return f"{int((time.time() - self._audit_retention_seconds) * 1000)}-0"
 
-    def _rate_call(
-        self,
-        rate: RateCount,
-        counts_key: str | None = None,
-        counts_args: Iterable[EncodableT] = (),
-    ) -> ScriptCall:
+    def _rate_call(self, rate: RateCount, refusal: tuple[str, str] | None = None) -> ScriptCall:
         """The rate script for `rate`, keyed by a keyed pseudonym of its subject (an address or
-        a link's identity): the key says nothing about whom it counts."""
+        a link's identity): the key says nothing about whom it counts. With a `refusal` (day,
+        field), the refusal is counted too, in the day's counts of the pseudonym's bucket."""
         pseudonym = self._pseudonyms.of(f"rate:{rate.kind.value}:{rate.subject}")
-        if counts_key is None:
-            keys = [rate_key(rate.kind, pseudonym)]
-        else:
-            keys = [refused_rate_key(pseudonym), counts_key]
         args: list[EncodableT] = [rate.limit.window_seconds * 1000, rate.limit.count]
-        return ScriptCall(self._scripts.rate_count, keys, [*args, *counts_args])
+        if refusal is None:
+            return ScriptCall(self._scripts.rate_count, [rate_key(rate.kind, pseudonym)], args)
+        day, field = refusal
+        keys = [refused_rate_key(pseudonym), refusal_counts_key(day, bucket_of(pseudonym))]
+        args += [field, self._audit_retention_seconds]
+        return ScriptCall(self._scripts.rate_count, keys, args)
 
     def _funnel_call(self, update: FunnelUpdate) -> ScriptCall:
         """The counters, and each person as a keyed pseudonym salted with the campaign's own

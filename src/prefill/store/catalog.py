@@ -1,11 +1,14 @@
 """The catalog: forms, campaigns and contact persons, shared by every link, and its version.
 
-Every catalog change bumps the version, so each instance knows when to reload its copy.
+Every catalog change bumps the version, so each instance knows when to reload its copy. Every
+link reads the version, so it is copied into each bucket, where a link reads it together with
+its customer: one slot of a cluster would otherwise take every request.
 """
 
 from __future__ import annotations
 
 import contextlib
+import secrets
 from collections.abc import Callable, Iterable, Mapping
 from typing import cast
 
@@ -17,12 +20,15 @@ from prefill.models import Campaign, CampaignState, Catalog, ContactPerson, Form
 from prefill.store.base import StoreBase
 from prefill.store.errors import StoreUnavailable, unavailable_on_error
 from prefill.store.keys import (
+    BUCKETS,
     CATALOG_CAMPAIGNS,
     CATALOG_CONTACTS,
     CATALOG_FORMS,
     CATALOG_VERSION,
+    catalog_version_copy_key,
     photo_key,
 )
+from prefill.store.scripts import ScriptCall
 
 _encoder = msgspec.json.Encoder()
 _form_decoder = msgspec.json.Decoder(Form)
@@ -41,10 +47,24 @@ def parse_version(raw: object) -> int:
 
 
 class CatalogStore(StoreBase):
+    """The catalog's records in one slot, and its version copied into every bucket."""
+
     async def catalog_version(self) -> int:
+        """The version, as one bucket's copy has it (any will do: a change is answered only
+        once every copy has it)."""
+        copy = catalog_version_copy_key(secrets.randbelow(BUCKETS))
         async with unavailable_on_error():
-            (version,) = await self._reads.execute([("GET", CATALOG_VERSION)])
+            (version,) = await self._reads.execute([("GET", copy)])
         return parse_version(version)
+
+    async def _spread_version(self, version: int) -> None:
+        """Raise every bucket's copy of the version to `version` (never lower: two changes
+        may spread theirs in either order). Then the change is in force on every link."""
+        calls = [
+            ScriptCall(self._scripts.raise_version, [catalog_version_copy_key(bucket)], [version])
+            for bucket in range(BUCKETS)
+        ]
+        await self._run_scripts(calls)
 
     async def load_catalog(self) -> Catalog:
         async with unavailable_on_error():
@@ -87,7 +107,8 @@ class CatalogStore(StoreBase):
             for contact_id, photo in (photos or {}).items():
                 pipe.set(photo_key(contact_id), photo)
             pipe.incr(CATALOG_VERSION)
-            await pipe.execute()
+            *_, version = await pipe.execute()
+        await self._spread_version(version)
 
     async def upsert_campaigns(
         self,
@@ -109,10 +130,11 @@ class CatalogStore(StoreBase):
                     encoded: dict[FieldT, EncodableT] = {c.id: _encoder.encode(c) for c in final}
                     pipe.hset(CATALOG_CAMPAIGNS, mapping=encoded)
                     pipe.incr(CATALOG_VERSION)
-                    await pipe.execute()
-                    return
+                    *_, version = await pipe.execute()
+                    break
                 except redis.exceptions.WatchError:
                     continue
+        await self._spread_version(version)
 
     async def set_campaign_state(self, campaign_id: str, state: CampaignState) -> bool:
         """Revoke (or reactivate) a campaign; False if there is no such campaign."""
@@ -148,5 +170,6 @@ class CatalogStore(StoreBase):
             if kind == "contacts":
                 pipe.delete(photo_key(entry_id))
             pipe.incr(CATALOG_VERSION)
-            removed, *_ = await pipe.execute()
+            removed, *_, version = await pipe.execute()
+        await self._spread_version(version)
         return bool(removed)

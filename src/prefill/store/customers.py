@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import cast
+from typing import NamedTuple, cast
 
 import msgspec
-import redis.exceptions
-from redis.asyncio.client import Pipeline
-from redis.typing import EncodableT, FieldT
+from redis.typing import EncodableT
 
 from prefill.coalesce import Command
 from prefill.models import ConsentEvent, Customer
@@ -25,19 +23,33 @@ from prefill.store.consent import decode_consents
 from prefill.store.erasure import Tombstone, tombstone_decoder
 from prefill.store.errors import CorruptRecord, unavailable_on_error
 from prefill.store.keys import (
-    CATALOG_VERSION,
+    BUCKETS,
+    bucket_of,
+    catalog_version_copy_key,
     consent_key,
     consent_log_key,
+    customer_index_key,
     customer_key,
     tombstone_key,
 )
-from prefill.store.scripts import script_reply
+from prefill.store.scripts import ScriptCall, script_reply
 
 BATCH_SIZE = 500
 """Customers per pipelined transaction of a bulk write: the round trip is paid once per batch,
 and a WATCH conflict redoes little."""
 ConsentDecision = Callable[[dict[str, dict[str, ConsentEvent]]], dict[str, list[ConsentEvent]]]
 """Current consent state per customer -> the consent events to record per customer."""
+
+
+class _Stored(NamedTuple):
+    """A customer's record and consent state as stored when read: what a write compares."""
+
+    record: bytes
+    consents: dict[bytes, bytes]
+
+
+LISTING_STRIDE = 64
+"""Buckets whose index sets one round trip of a listing reads."""
 
 _encoder = msgspec.json.Encoder()
 _customer_decoder = msgspec.json.Decoder(Customer)
@@ -140,7 +152,7 @@ class CustomerStore(StoreBase):
         call = self._rate_call(rate) if rate else None
         async with unavailable_on_error():
             commands: list[Command] = [
-                ("GET", CATALOG_VERSION),
+                ("GET", catalog_version_copy_key(bucket_of(customer_id))),
                 ("HGETALL", customer_key(customer_id)),
                 ("HGETALL", consent_key(customer_id)),
             ]
@@ -174,25 +186,34 @@ class CustomerStore(StoreBase):
     async def customer_states(self, customer_ids: Iterable[str]) -> dict[str, CustomerState]:
         """Record, consent state and tombstone of each customer, in one pipelined round trip.
         A record that no longer decodes is said so (`unreadable`), for the caller to skip."""
-        ids = list(dict.fromkeys(customer_ids))
+        states, _ = await self._read_states(list(dict.fromkeys(customer_ids)))
+        return states
+
+    async def _read_states(
+        self, ids: list[str]
+    ) -> tuple[dict[str, CustomerState], dict[str, _Stored]]:
+        """`customer_states`, and what was stored as it was read (for a compare-and-set)."""
         if not ids:
-            return {}
+            return {}, {}
         candidates = [(cid, p) for cid in ids for p in self._pseudonyms.candidates(cid)]
         async with unavailable_on_error():
             pipe = self._redis.pipeline(transaction=False)
             for customer_id in ids:
                 pipe.hgetall(customer_key(customer_id))
                 pipe.hgetall(consent_key(customer_id))
-            # Tombstones share one hash tag: one MGET for the whole batch.
-            pipe.mget([tombstone_key(pseudonym) for _, pseudonym in candidates])
-            *replies, found = await pipe.execute(raise_on_error=False)
-        if isinstance(found, Exception):
-            raise found  # Tombstones are everyone's: without them nothing can be decided.
+            for _, pseudonym in candidates:
+                pipe.get(tombstone_key(pseudonym))  # Each in its own bucket: no MGET.
+            everything = await pipe.execute(raise_on_error=False)
+        replies, found = everything[: 2 * len(ids)], everything[2 * len(ids) :]
+        for raw in found:
+            if isinstance(raw, Exception):
+                raise raw  # Without the tombstones nothing can be decided.
         tombstones: dict[str, bytes] = {}
         for (customer_id, _), raw in zip(candidates, found, strict=True):
             if raw is not None:
                 tombstones.setdefault(customer_id, raw)
         states: dict[str, CustomerState] = {}
+        stored: dict[str, _Stored] = {}
         for index, customer_id in enumerate(ids):
             raw = tombstones.get(customer_id)
             tombstone = tombstone_decoder.decode(raw) if raw else None
@@ -205,9 +226,10 @@ class CustomerStore(StoreBase):
                     consents=decode_consents(consent_fields),
                     tombstone=tombstone,
                 )
+                stored[customer_id] = _Stored(customer_fields.get(b"record", b""), consent_fields)
             except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
                 states[customer_id] = CustomerState(None, {}, tombstone, unreadable=True)
-        return states
+        return states, stored
 
     async def save_customers(
         self,
@@ -248,72 +270,71 @@ class CustomerStore(StoreBase):
         A new customer starts at generation 0 (or above an erased namesake's), an existing one
         keeps its counter (re-importing must not revive revoked links). A record equal to the
         stored one is not written unless `write_unchanged`: re-running an import changes
-        nothing. The batch is one transaction under WATCH of its customers' records and consent
-        state: an erasure or a withdrawal that lands while the batch is being decided makes the
-        batch decide again, so it can never be written over. `dry_run` decides and writes
-        nothing.
+        nothing. Each customer is written by a compare-and-set script, all of them pipelined:
+        a customer whose record or consent changed while the batch was being decided (an
+        erasure, a withdrawal) is read and decided again, so it can never be written over.
+        `dry_run` decides and writes nothing.
         """
-        if not customers:
-            return []  # (WATCH without keys is an error.)
-        ids = [c.id for c in customers]
-        async with unavailable_on_error(), self._redis.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    if not dry_run:
-                        await pipe.watch(
-                            *(customer_key(i) for i in ids), *(consent_key(i) for i in ids)
-                        )
-                    # Read on another connection: WATCH still sees any write made after it. An
-                    # erasure writes its tombstone before it deletes, so a retry sees it.
-                    states = await self.customer_states(ids)
-                    changes = _decide_batch(customers, states, consent_events, only_existing)
-                    if dry_run:
-                        return changes
-                    pipe.multi()  # type: ignore[no-untyped-call]
-                    # Nothing to write, nothing sent: no transaction and no fsync (leaving the
-                    # block discards the empty MULTI and the WATCH).
-                    if self._queue_batch(pipe, customers, states, changes, write_unchanged):
-                        await pipe.execute()
-                    return changes
-                except redis.exceptions.WatchError:
-                    continue
-
-    def _queue_batch(
-        self,
-        pipe: Pipeline,
-        customers: list[Customer],
-        states: Mapping[str, CustomerState],
-        changes: list[CustomerChange],
-        write_unchanged: bool,
-    ) -> bool:
-        """Queue the writes `changes` call for (a few commands per customer: bulk imports are
-        bound by them); False if there are none."""
-        now = time.time()
-        queued = False
-        for customer, change in zip(customers, changes, strict=True):
-            fields: dict[FieldT, EncodableT] = {}
-            if change.status == "created":
-                # An erased customer's old links must stay dead if the id comes back. (WATCH
-                # guarantees the record is still absent when this runs.)
-                floor = states[customer.id].tombstone
-                fields["generation"] = floor.generation_floor if floor else 0
-            if change.status in ("created", "updated") or (
-                change.status == "unchanged" and write_unchanged
-            ):
-                fields["record"] = _encoder.encode(customer)
-            if change.consents:
-                encoded = [_encoder.encode(event) for event in change.consents]
-                pipe.rpush(consent_log_key(customer.id), *encoded)
-                pipe.hset(
-                    consent_key(customer.id),
-                    mapping={
-                        e.purpose: raw for e, raw in zip(change.consents, encoded, strict=True)
-                    },
+        decided: dict[str, CustomerChange] = {}
+        pending = customers
+        while pending:
+            # An erasure writes its tombstone before it deletes, so a retry sees it.
+            states, stored = await self._read_states([c.id for c in pending])
+            changes = _decide_batch(pending, states, consent_events, only_existing)
+            if dry_run:
+                return changes
+            now = time.time()
+            writes = [
+                (customer, change, call)
+                for customer, change in zip(pending, changes, strict=True)
+                if (
+                    call := self._write_call(customer, change, states, stored, now, write_unchanged)
                 )
-            if fields or change.consents:
-                pipe.hset(customer_key(customer.id), mapping=fields | {"updated_at": now})
-                queued = True
-        return queued
+            ]
+            decided |= {change.customer_id: change for change in changes}
+            # Nothing to write, nothing sent: no round trip and no fsync.
+            written = await self._run_scripts([call for *_, call in writes]) if writes else []
+            pending = [
+                customer for (customer, *_), ok in zip(writes, written, strict=True) if not ok
+            ]
+        return [decided[customer.id] for customer in customers]
+
+    def _write_call(
+        self,
+        customer: Customer,
+        change: CustomerChange,
+        states: Mapping[str, CustomerState],
+        stored: Mapping[str, _Stored],
+        now: float,
+        write_unchanged: bool,
+    ) -> ScriptCall | None:
+        """The compare-and-set write `change` calls for (WRITE_CUSTOMER_SCRIPT), if any."""
+        generation: EncodableT = ""
+        if change.status == "created":
+            # An erased customer's old links must stay dead if the id comes back.
+            floor = states[customer.id].tombstone
+            generation = floor.generation_floor if floor else 0
+        record = b""
+        if change.status in ("created", "updated") or (
+            change.status == "unchanged" and write_unchanged
+        ):
+            record = _encoder.encode(customer)
+        if not record and not change.consents:
+            return None
+        seen = stored[customer.id]
+        args: list[EncodableT] = [seen.record, len(seen.consents)]
+        for purpose, event in seen.consents.items():
+            args += [purpose, event]
+        args += [customer.id, now, generation, record]
+        for consent in change.consents:
+            args += [consent.purpose, _encoder.encode(consent)]
+        keys = [
+            customer_key(customer.id),
+            consent_key(customer.id),
+            consent_log_key(customer.id),
+            customer_index_key(bucket_of(customer.id)),
+        ]
+        return ScriptCall(self._scripts.write_customer, keys, args)
 
     async def bump_generation(self, customer_id: str) -> int | None:
         """Invalidate every link issued to the customer so far; None if unknown. One script,
@@ -323,13 +344,29 @@ class CustomerStore(StoreBase):
         return None if generation is None else int(generation)
 
     async def list_customer_ids(self, cursor: int = 0, count: int = 100) -> CustomerPage:
-        """One step of a SCAN over customer records (no index to keep consistent)."""
-        pattern = customer_key("*")
+        """About `count` customer ids from the buckets' index sets, bucket after bucket. The
+        cursor is opaque to callers: it encodes the bucket and the position within its set."""
+        bucket, position = cursor % BUCKETS, cursor // BUCKETS
+        ids: list[str] = []
         async with unavailable_on_error():
-            next_cursor, keys = await self._redis.scan(cursor, match=pattern, count=count)
-        prefix, suffix = customer_key("").encode().split(b"}")
-        ids = sorted(k[len(prefix) : -len(suffix) - 1].decode() for k in cast("list[bytes]", keys))
-        return CustomerPage(ids=ids, cursor=int(next_cursor))
+            while bucket < BUCKETS and len(ids) < count:
+                # Several buckets a round trip: most hold a few customers, or none yet.
+                buckets = range(bucket, min(bucket + LISTING_STRIDE, BUCKETS))
+                pipe = self._redis.pipeline(transaction=False)
+                for each in buckets:
+                    pipe.sscan(
+                        customer_index_key(each), position if each == bucket else 0, count=count
+                    )
+                replies = cast("list[tuple[int, list[bytes]]]", await pipe.execute())
+                for each, (next_position, members) in zip(buckets, replies, strict=True):
+                    ids += [member.decode() for member in members]
+                    bucket, position = each, int(next_position)
+                    if position == 0:
+                        bucket += 1
+                    if position or len(ids) >= count:
+                        break
+        done = bucket >= BUCKETS
+        return CustomerPage(ids=sorted(ids), cursor=0 if done else position * BUCKETS + bucket)
 
     async def customer_updated_at(self, customer_ids: Iterable[str]) -> dict[str, float | None]:
         ids = list(customer_ids)

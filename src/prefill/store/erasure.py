@@ -18,10 +18,12 @@ from prefill.models import ChangeEvent, ConsentAction, ConsentEvent, ConsentSour
 from prefill.store.base import StoreBase
 from prefill.store.errors import unavailable_on_error
 from prefill.store.keys import (
-    AUDIT_STREAM,
     FEED_STREAM,
+    audit_shard_key,
+    bucket_of,
     consent_key,
     customer_audit_key,
+    customer_index_key,
     customer_key,
     customer_keys,
     tombstone_key,
@@ -76,6 +78,7 @@ class ErasureStore(StoreBase):
     async def erase_customer(self, customer_id: str) -> Tombstone | None:
         """Delete every key of the customer, and their entries in the shared audit stream and
         the change feed; leave a pseudonymous tombstone. None if there was no such customer."""
+        bucket = bucket_of(customer_id)
         watched = [customer_key(customer_id), consent_key(customer_id)]
         watched.append(customer_audit_key(customer_id))
         async with unavailable_on_error(), self._redis.pipeline(transaction=True) as pipe:
@@ -108,13 +111,16 @@ class ErasureStore(StoreBase):
                     )
                     pipe.multi()  # type: ignore[no-untyped-call]
                     pipe.delete(*customer_keys(customer_id))
+                    pipe.srem(customer_index_key(bucket), customer_id)
                     await pipe.execute()
                     break
                 except redis.exceptions.WatchError:
                     continue
-            # The index shares the shared stream's ids (RECORD_AUDIT_SCRIPT).
+            # The index shares its shard's ids (RECORD_AUDIT_SCRIPT).
             if indexed:
-                await self._redis.xdel(AUDIT_STREAM, *(entry_id for entry_id, _ in indexed))
+                await self._redis.xdel(
+                    audit_shard_key(bucket), *(entry_id for entry_id, _ in indexed)
+                )
         await self._remove_from_feed(customer_id)
         return tombstone
 

@@ -3,33 +3,46 @@
 All keys start with `pf:`; the part in braces is the Redis Cluster hash tag, so one customer's
 keys live in one slot and can change together in MULTI or one script:
 
-| key                       | type   | holds                                               |
-|---------------------------|--------|-----------------------------------------------------|
-| `pf:{c:<id>}:customer`    | hash   | `record`: Customer JSON; `generation`: link counter |
-| `pf:{c:<id>}:consent`     | hash   | purpose -> latest ConsentEvent JSON (derived state) |
-| `pf:{c:<id>}:consent:log` | list   | every ConsentEvent JSON, oldest first (append-only) |
-| `pf:{c:<id>}:refused`     | hash   | `<day>:<channel>:<cause>` -> refused-link count     |
-| `pf:{c:<id>}:audit`       | stream | this customer's audit entries (a per-customer index) |
-| `pf:{c:<id>}:requests`    | hash   | request id -> outcome of an idempotent consent write |
-| `pf:{erased}:<pseudonym>` | hash   | erasure tombstone: link generation floor, withdrawals |
-| `pf:{keys}:<key id>`      | string | ApiKey JSON (scopes and the SHA-256 of the secret)  |
-| `pf:{feed}:changes`       | stream | ChangeEvent JSON in field `e`: the change feed      |
-| `pf:{catalog}:version`    | string | counter bumped by every catalog change              |
-| `pf:{catalog}:forms`      | hash   | form id -> Form JSON                                |
-| `pf:{catalog}:campaigns`  | hash   | campaign id -> Campaign JSON                        |
-| `pf:{catalog}:contacts`   | hash   | contact id -> ContactPerson JSON                    |
-| `pf:{catalog}:photo:<id>` | string | a contact person's JPEG photo                       |
-| `pf:{audit}:events`       | stream | AuditEntry JSON in field `e`, trimmed by age        |
-| `pf:{audit}:refused:<day>` | hash  | `<channel>:<cause>` -> count of unsigned refusals   |
-| `pf:{health}:probe`       | string | written by readiness checks, expires after a minute |
-| `pf:{funnel:<cmp>}:counts` | hash  | a campaign's funnel counters (funnel.py)            |
-| `pf:{funnel:<cmp>}:people:<stage>` | HLL | distinct people in a stage, salted pseudonyms   |
-| `pf:{funnel:<cmp>}:salt`  | string | the campaign's salt for them; expires with its links |
-| `pf:{import:<run>}:seen`  | hash   | customer id -> first line, while an import or mint runs |
-| `pf:{audit}:rate:<pseud>` | string | unsigned links refused per client address, this window |
-| `pf:{rl:<pseud>}:<kind>`  | string | a limit's count this window: a link's requests, etc. |
+| key                                | type   | holds                                     |
+|------------------------------------|--------|-------------------------------------------|
+| `pf:{b:<n>}:c:<id>:customer`       | hash   | `record`: Customer JSON; `generation`     |
+| `pf:{b:<n>}:c:<id>:consent`        | hash   | purpose -> latest ConsentEvent JSON       |
+| `pf:{b:<n>}:c:<id>:consent:log`    | list   | every ConsentEvent JSON, oldest first     |
+| `pf:{b:<n>}:c:<id>:refused`        | hash   | `<day>:<channel>:<cause>` -> count        |
+| `pf:{b:<n>}:c:<id>:audit`          | stream | the customer's audit entries (an index)   |
+| `pf:{b:<n>}:c:<id>:requests`       | hash   | request id -> idempotent write's outcome  |
+| `pf:{b:<n>}:customers`             | set    | the bucket's customer ids (listing)       |
+| `pf:{b:<n>}:audit`                 | stream | the bucket's audit shard, AuditEntry JSON |
+| `pf:{b:<n>}:catalog:version`       | string | a copy of the catalog version (below)     |
+| `pf:{b:<p>}:erased:<pseudonym>`    | string | erasure tombstone                         |
+| `pf:{keys}:<key id>`               | string | ApiKey JSON (scopes, SHA-256 of secret)   |
+| `pf:{feed}:changes`                | stream | ChangeEvent JSON in `e`: the change feed  |
+| `pf:{catalog}:version`             | string | bumped by every catalog change            |
+| `pf:{catalog}:forms`               | hash   | form id -> Form JSON                      |
+| `pf:{catalog}:campaigns`           | hash   | campaign id -> Campaign JSON              |
+| `pf:{catalog}:contacts`            | hash   | contact id -> ContactPerson JSON          |
+| `pf:{catalog}:photo:<id>`          | string | a contact person's JPEG photo             |
+| `pf:{b:<p>}:refused:<day>`         | hash   | `<channel>:<cause>` -> unsigned refusals  |
+| `pf:{health}:probe`                | string | readiness checks' write, for a minute     |
+| `pf:{funnel:<cmp>}:counts`         | hash   | a campaign's funnel counters              |
+| `pf:{funnel:<cmp>}:people:<stage>` | HLL    | distinct people, salted pseudonyms        |
+| `pf:{funnel:<cmp>}:salt`           | string | the salt; expires with the links          |
+| `pf:{import:<run>}:seen`           | hash   | id -> first line, while a run runs        |
+| `pf:{b:<p>}:rate:<pseud>`          | string | unsigned links per address, this window   |
+| `pf:{rl:<pseud>}:<kind>`           | string | a limit's count this window               |
 
-The audit stream holds disclosures and changes. Refused links are counted per UTC day instead
+Buckets: a customer's keys live in bucket `<n>` = `bucket_of(<id>)`, one of `BUCKETS` (1024)
+fixed buckets, so that a Redis Cluster spreads customers over all its slots while everything
+one script or MULTI touches stays in one: a customer's keys, the bucket's index of its
+customers, and the bucket's audit shard (an audit entry goes into the shard and the customer's
+own index under one id, in one script). An audit entry that names no customer goes to a random
+shard. Reading everyone's audit merges the shards by stream id. Every link reads the catalog
+version: each bucket holds a copy, which a link reads with its customer (catalog.py). A
+tombstone's bucket `<p>` is that of its pseudonym, not of the id: where it lies says nothing
+about whom it is for. So are the anonymous refusal counts' (the bucket of the client address's
+pseudonym, which the rate counter beside them is keyed by), summed over the buckets to read.
+
+The audit streams hold disclosures and changes. Refused links are counted per UTC day instead
 (under their customer when validly signed, anonymously otherwise): anyone can send any number
 of them, and they must cost constant space. Stream entries and counts are kept for the audit
 retention (`PREFILL_AUDIT_RETENTION_DAYS`) and trimmed by age, never by count.
@@ -62,6 +75,8 @@ derived state never disagrees with the history (imports too: see `write_customer
 
 from __future__ import annotations
 
+import zlib
+
 from prefill.ratelimit import LimitKind
 
 PREFIX = "pf:"
@@ -69,33 +84,45 @@ CATALOG_VERSION = f"{PREFIX}{{catalog}}:version"
 CATALOG_FORMS = f"{PREFIX}{{catalog}}:forms"
 CATALOG_CAMPAIGNS = f"{PREFIX}{{catalog}}:campaigns"
 CATALOG_CONTACTS = f"{PREFIX}{{catalog}}:contacts"
-AUDIT_STREAM = f"{PREFIX}{{audit}}:events"
 FEED_STREAM = f"{PREFIX}{{feed}}:changes"
 HEALTH_PROBE = f"{PREFIX}{{health}}:probe"
+BUCKETS = 1024
+"""Fixed forever: every customer key's name derives from it, so changing it moves every key
+(a migration like `prefill migrate`). 1024 buckets spread evenly over any cluster's nodes."""
+
+
+def bucket_of(value: str) -> int:
+    """The bucket of a customer id (or a pseudonym): CRC-32, the same in every process, on
+    every machine and in every version of Python, unlike `hash()`."""
+    return zlib.crc32(value.encode()) % BUCKETS
+
+
+def _in_bucket(customer_id: str, name: str) -> str:
+    return f"{PREFIX}{{b:{bucket_of(customer_id)}}}:c:{customer_id}:{name}"
 
 
 def customer_key(customer_id: str) -> str:
-    return f"{PREFIX}{{c:{customer_id}}}:customer"
+    return _in_bucket(customer_id, "customer")
 
 
 def consent_key(customer_id: str) -> str:
-    return f"{PREFIX}{{c:{customer_id}}}:consent"
+    return _in_bucket(customer_id, "consent")
 
 
 def consent_log_key(customer_id: str) -> str:
-    return f"{PREFIX}{{c:{customer_id}}}:consent:log"
+    return _in_bucket(customer_id, "consent:log")
 
 
 def customer_refusals_key(customer_id: str) -> str:
-    return f"{PREFIX}{{c:{customer_id}}}:refused"
+    return _in_bucket(customer_id, "refused")
 
 
 def customer_audit_key(customer_id: str) -> str:
-    return f"{PREFIX}{{c:{customer_id}}}:audit"
+    return _in_bucket(customer_id, "audit")
 
 
 def consent_requests_key(customer_id: str) -> str:
-    return f"{PREFIX}{{c:{customer_id}}}:requests"
+    return _in_bucket(customer_id, "requests")
 
 
 def customer_keys(customer_id: str) -> list[str]:
@@ -113,16 +140,28 @@ def customer_keys(customer_id: str) -> list[str]:
     ]
 
 
+def catalog_version_copy_key(bucket: int) -> str:
+    return f"{PREFIX}{{b:{bucket}}}:catalog:version"
+
+
+def customer_index_key(bucket: int) -> str:
+    return f"{PREFIX}{{b:{bucket}}}:customers"
+
+
+def audit_shard_key(bucket: int) -> str:
+    return f"{PREFIX}{{b:{bucket}}}:audit"
+
+
 def tombstone_key(pseudonym: str) -> str:
-    return f"{PREFIX}{{erased}}:{pseudonym}"
+    return f"{PREFIX}{{b:{bucket_of(pseudonym)}}}:erased:{pseudonym}"
 
 
 def api_key_key(key_id: str) -> str:
     return f"{PREFIX}{{keys}}:{key_id}"
 
 
-def refusal_counts_key(day: str) -> str:
-    return f"{PREFIX}{{audit}}:refused:{day}"
+def refusal_counts_key(day: str, bucket: int) -> str:
+    return f"{PREFIX}{{b:{bucket}}}:refused:{day}"
 
 
 def photo_key(contact_id: str) -> str:
@@ -146,8 +185,8 @@ def run_seen_key(run_id: str) -> str:
 
 
 def refused_rate_key(pseudonym: str) -> str:
-    """In the anonymous refusal counts' slot: one script updates both."""
-    return f"{PREFIX}{{audit}}:rate:{pseudonym}"
+    """In the slot of its bucket's anonymous refusal counts: one script updates both."""
+    return f"{PREFIX}{{b:{bucket_of(pseudonym)}}}:rate:{pseudonym}"
 
 
 def rate_key(kind: LimitKind, pseudonym: str) -> str:

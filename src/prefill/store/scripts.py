@@ -137,6 +137,46 @@ return repeated
 """A batch of a bulk run checks its ids in one command, not one per row."""
 
 
+WRITE_CUSTOMER_SCRIPT = """
+-- KEYS: customer, consent state, consent log, the bucket's index of its customers
+-- ARGV: the record the decision read ('' for none), the number N of consent purposes it read,
+--       N purpose/event pairs, then the customer id, updated_at, the generation of a new
+--       customer ('' for an existing one), the record to write ('' to leave it), then the
+--       consent events to record as purpose/event pairs.
+-- Writes only when the record and the consent state are still those the decision was made
+-- on; returns 1 if it wrote, 0 if they changed meanwhile (then the caller decides again).
+local stored = redis.call('HGET', KEYS[1], 'record') or ''
+if stored ~= ARGV[1] then return 0 end
+local n = tonumber(ARGV[2])
+if redis.call('HLEN', KEYS[2]) ~= n then return 0 end
+for i = 0, n - 1 do
+  if redis.call('HGET', KEYS[2], ARGV[3 + 2 * i]) ~= ARGV[4 + 2 * i] then return 0 end
+end
+local at = 3 + 2 * n
+if ARGV[at + 2] ~= '' then
+  redis.call('HSET', KEYS[1], 'generation', ARGV[at + 2])
+  redis.call('SADD', KEYS[4], ARGV[at])
+end
+if ARGV[at + 3] ~= '' then redis.call('HSET', KEYS[1], 'record', ARGV[at + 3]) end
+for j = at + 4, #ARGV, 2 do
+  redis.call('RPUSH', KEYS[3], ARGV[j + 1])
+  redis.call('HSET', KEYS[2], ARGV[j], ARGV[j + 1])
+end
+redis.call('HSET', KEYS[1], 'updated_at', ARGV[at + 1])
+return 1
+"""
+"""A bulk write per customer, compare-and-set: one customer's keys are one slot, where a WATCH
+over a whole batch would span every slot. An erasure or a withdrawal that lands while a batch
+is being decided makes that customer's write refuse, so it can never be written over."""
+
+
+RAISE_VERSION_SCRIPT = """
+-- KEYS: a copy of the catalog version. ARGV: the version. Raises the copy, never lowers it.
+local current = tonumber(redis.call('GET', KEYS[1]) or '') or -1
+if current < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+"""
+
+
 class ScriptCall(NamedTuple):
     script: AsyncScript
     keys: list[str]
@@ -163,3 +203,5 @@ class Scripts:
         self.first_seen = client.register_script(FIRST_SEEN_SCRIPT)
         self.count_funnel = client.register_script(COUNT_FUNNEL_SCRIPT)
         self.rate_count = client.register_script(RATE_COUNT_SCRIPT)
+        self.write_customer = client.register_script(WRITE_CUSTOMER_SCRIPT)
+        self.raise_version = client.register_script(RAISE_VERSION_SCRIPT)
