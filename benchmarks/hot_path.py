@@ -29,8 +29,9 @@ from prefill.models import AuditEntry, AuditKind, Channel
 from prefill.pseudonyms import Pseudonymizer
 from prefill.services import PrefillService, Visitor
 from prefill.settings import Settings
-from prefill.storage import EmbeddedRedis, connect, free_tcp_port
+from prefill.storage import EmbeddedRedis, free_tcp_port
 from prefill.store import Repository
+from prefill.store.client import connect
 from prefill.store.keys import bucket_of, catalog_version_copy_key, consent_key, customer_key
 from prefill.tokens import LinkClaims, LinkSigner, TokenPurpose
 

@@ -24,9 +24,11 @@ from prefill.imports import import_directory
 from prefill.links import LinkBuilder
 from prefill.pseudonyms import Pseudonymizer
 from prefill.settings import Settings
-from prefill.storage import EmbeddedRedis, connect, free_tcp_port
+from prefill.storage import EmbeddedRedis, free_tcp_port
 from prefill.store import Repository
+from prefill.store.client import connect
 from prefill.tokens import LinkSigner
+from tests.redis_cluster import RedisClusterProcesses
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SECRET = "test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
@@ -40,6 +42,16 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedR
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterProcesses]:
+    """A real Redis Cluster (three primaries, three replicas), started once per session:
+    forming one takes seconds. Tests that kill a node start their own."""
+    processes = RedisClusterProcesses(tmp_path_factory.mktemp("cluster"))
+    processes.start()
+    yield processes
+    processes.stop()
 
 
 @pytest.fixture

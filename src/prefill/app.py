@@ -35,8 +35,9 @@ from prefill.pseudonyms import Pseudonymizer
 from prefill.qr import vcard_qr
 from prefill.services import PrefillService
 from prefill.settings import Settings
-from prefill.storage import EmbeddedRedis, connect, start_supervised
+from prefill.storage import EmbeddedRedis, start_supervised
 from prefill.store import Repository, StoreUnavailable
+from prefill.store.client import connect
 from prefill.tokens import LinkSigner
 from prefill.web.admin import admin_router, only_admin_on_admin_port
 from prefill.web.api import api_router
@@ -126,7 +127,9 @@ def create_app(settings: Settings) -> Litestar:
         else:
             embedded = await asyncio.to_thread(start_supervised, settings.data_path / "redis")
             url = embedded.url
-        client = connect(url, settings.redis_timeout_seconds, settings.redis_retries)
+        client = connect(
+            url, settings.redis_timeout_seconds, settings.redis_retries, settings.redis_cluster
+        )
         repository = Repository(
             client, Pseudonymizer(settings.secret_keys), settings.audit_retention_days
         )

@@ -20,8 +20,9 @@ from prefill.import_rows import ImportRejected
 from prefill.models import ID_PATTERN
 from prefill.pseudonyms import Pseudonymizer
 from prefill.settings import FILE_SUFFIX, Settings, SettingsError, load_or_create_secret
-from prefill.storage import DataDirInUse, EmbeddedRedis, EmbeddedRedisError, connect
+from prefill.storage import DataDirInUse, EmbeddedRedis, EmbeddedRedisError
 from prefill.store import Repository, StoreUnavailable
+from prefill.store.client import connect
 
 T = TypeVar("T")
 CLI_REDIS_TIMEOUT_SECONDS = 60.0
@@ -79,7 +80,8 @@ def redis_url_for(settings: Settings) -> Iterator[str]:
 def run_with_repository(settings: Settings, action: Callable[[Repository], Awaitable[T]]) -> T:
     async def run(url: str) -> T:
         # A person at a terminal can wait for a large pipeline; a web request cannot.
-        client = connect(url, max(settings.redis_timeout_seconds, CLI_REDIS_TIMEOUT_SECONDS), 0)
+        timeout = max(settings.redis_timeout_seconds, CLI_REDIS_TIMEOUT_SECONDS)
+        client = connect(url, timeout, 0, settings.redis_cluster)
         try:
             return await action(
                 Repository(

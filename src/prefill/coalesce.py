@@ -15,7 +15,7 @@ import asyncio
 from typing import Any
 
 import redis.exceptions
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
 Command = tuple[Any, ...]
 """A Redis command as redis-py's `execute_command` takes it: ("HINCRBY", key, field, 1)."""
@@ -56,6 +56,13 @@ class Coalescer:
                     future.set_exception(redis.exceptions.ConnectionError("shutting down"))
             self._waiting = []
 
+    async def _after_failure(self, error: Exception) -> None:
+        """A cluster client's pipeline keeps the slot map it has, even when a failover has
+        made it wrong: closing the client makes its next use read the map anew (as redis-py's
+        own commands do after a connection error), so links heal within seconds."""
+        if isinstance(self._client, RedisCluster) and isinstance(error, TOPOLOGY_ERRORS):
+            await self._client.aclose()
+
     async def _send(self, batch: list[tuple[list[Command], asyncio.Future[list[Any]]]]) -> None:
         pipe = self._client.pipeline(transaction=False)
         for commands, _ in batch:
@@ -70,12 +77,28 @@ class Coalescer:
                     future.set_exception(_own_copy(exc))
             if not isinstance(exc, Exception):
                 raise  # Cancelled (shutdown): the callers have their error.
+            await self._after_failure(exc)
             return
+        for reply in replies:
+            if isinstance(reply, TOPOLOGY_ERRORS):
+                await self._after_failure(reply)
+                break
         start = 0
         for commands, future in batch:
             if not future.done():
                 future.set_result(replies[start : start + len(commands)])
             start += len(commands)
+
+
+TOPOLOGY_ERRORS = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.ClusterError,
+    redis.exceptions.AskError,  # MovedError too
+    redis.exceptions.TryAgainError,
+    redis.exceptions.RedisClusterException,
+)
+"""What a cluster answers while a primary fails over: a node gone, slots moved or uncovered."""
 
 
 def _own_copy(exc: BaseException) -> Exception:

@@ -35,6 +35,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Base URL that minted links point to (scheme, host, optional port and path prefix)."""
     redis_url: str | None = None
     """Redis to use; None starts a private embedded redis-server in `data_dir`."""
+    redis_cluster: bool = False
+    """`redis_url` names one node of a Redis Cluster: use the cluster client (store/client.py)."""
     data_dir: str = "prefill-data"
     """Where the embedded Redis keeps its append-only file."""
     max_link_age_days: Annotated[int, msgspec.Meta(ge=1)] = 365
@@ -43,7 +45,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Socket and connect timeout: a slow Redis is treated as down (fail closed), not waited on."""
     redis_retries: Annotated[int, msgspec.Meta(ge=0)] = 1
     """Retries of a Redis call on a connection error that comes at once (a connection that died
-    with a restarted server), never on one that took a timeout (storage.QuickRetry)."""
+    with a restarted server), never on one that took a timeout (store/client.py QuickRetry)."""
     audit_retention_days: Annotated[int, msgspec.Meta(ge=1)] = 400
     """Audit entries and refusal counts older than this are removed (by age, never by count)."""
     customer_retention_days: Annotated[int, msgspec.Meta(ge=1)] = 1095
@@ -127,6 +129,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             if switch.strip().lower() not in ("on", "off"):
                 raise SettingsError(f"PREFILL_RATE_LIMITS: 'on' or 'off', not {switch!r}")
             values["rate_limits"] = switch.strip().lower() == "on"
+        if cluster := env.get("PREFILL_REDIS_CLUSTER"):
+            if cluster.strip().lower() not in ("1", "0", "on", "off"):
+                raise SettingsError(f"PREFILL_REDIS_CLUSTER: '1' or '0', not {cluster!r}")
+            values["redis_cluster"] = cluster.strip().lower() in ("1", "on")
         scalar_names: dict[str, type] = {
             "organization": str,
             "public_url": str,
@@ -154,9 +160,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         values.update({k: v for k, v in overrides.items() if v is not None})
         values.setdefault("secret_keys", [])
         try:
-            return msgspec.convert(values, cls, from_attributes=False, strict=False)
+            settings = msgspec.convert(values, cls, from_attributes=False, strict=False)
         except msgspec.ValidationError as exc:
             raise SettingsError(str(exc)) from exc
+        if settings.redis_cluster and settings.redis_url is None:
+            raise SettingsError(
+                "PREFILL_REDIS_CLUSTER needs PREFILL_REDIS_URL naming one of the cluster's nodes"
+            )
+        return settings
 
 
 def with_secret_files(env: Mapping[str, str]) -> dict[str, str]:

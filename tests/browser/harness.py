@@ -24,8 +24,9 @@ import msgspec
 from prefill.apikeys import Scope, create_key
 from prefill.imports import import_directory, parse_forms
 from prefill.links import LinkBuilder
-from prefill.storage import connect, free_tcp_port
+from prefill.storage import free_tcp_port
 from prefill.store import Repository
+from prefill.store.client import connect
 from prefill.tokens import LinkClaims, LinkSigner, TokenPurpose
 from tests.conftest import EXAMPLES, PSEUDONYMS, SECRET
 from tests.helpers import CAMPAIGN_ID, FEEDBACK_CAMPAIGN_ID, FEEDBACK_FORM_ID, FORM_ID

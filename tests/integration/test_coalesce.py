@@ -13,7 +13,8 @@ import redis.exceptions
 from redis.asyncio import Redis
 
 from prefill.coalesce import Coalescer
-from prefill.storage import EmbeddedRedis, connect
+from prefill.storage import EmbeddedRedis
+from prefill.store.client import connect
 
 
 async def test_concurrent_callers_share_round_trips_and_get_their_own_replies(

@@ -15,8 +15,9 @@ from prefill.apikeys import Scope
 from prefill.app import create_app
 from prefill.imports import import_directory
 from prefill.links import LinkBuilder
-from prefill.storage import EmbeddedRedis, connect
+from prefill.storage import EmbeddedRedis
 from prefill.store import Repository
+from prefill.store.client import connect
 from prefill.tokens import LinkSigner
 from tests.conftest import EXAMPLES, PSEUDONYMS, PUBLIC_URL, make_settings
 from tests.helpers import (

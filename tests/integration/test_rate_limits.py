@@ -19,8 +19,9 @@ from prefill.imports import import_directory
 from prefill.links import LinkBuilder
 from prefill.models import ConsentSource
 from prefill.settings import Settings
-from prefill.storage import EmbeddedRedis, connect
+from prefill.storage import EmbeddedRedis
 from prefill.store import Repository
+from prefill.store.client import connect
 from tests.conftest import EXAMPLES, PSEUDONYMS, PUBLIC_URL, make_settings, serving
 from tests.helpers import (
     API_PATH,

@@ -4,7 +4,6 @@ killed primary with what WAIT confirmed it had."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,14 +11,6 @@ import redis
 from redis.cluster import RedisCluster
 
 from tests.redis_cluster import RedisClusterProcesses
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterProcesses]:
-    processes = RedisClusterProcesses(tmp_path_factory.mktemp("cluster"))
-    processes.start()
-    yield processes
-    processes.stop()
 
 
 def test_keys_spread_over_every_primary(cluster: RedisClusterProcesses) -> None:

@@ -23,8 +23,9 @@ from prefill.imports import import_directory
 from prefill.links import LinkBuilder
 from prefill.models import ConsentAction
 from prefill.settings import Settings
-from prefill.storage import EmbeddedRedis, connect, free_tcp_port
+from prefill.storage import EmbeddedRedis, free_tcp_port
 from prefill.store import Repository
+from prefill.store.client import connect
 from prefill.store.keys import BUCKETS, catalog_version_copy_key, consent_key
 from prefill.tokens import LinkClaims, LinkSigner, TokenPurpose
 from prefill.web.submit import THANKS_COOKIE

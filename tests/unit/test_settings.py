@@ -67,3 +67,14 @@ def test_settings_that_hold_no_secret_take_no_file(tmp_path: Path) -> None:
         {"PREFILL_SECRET_KEYS": KEY, "PREFILL_ORGANIZATION_FILE": str(organization)}
     )
     assert settings.organization == ""
+
+
+def test_cluster_mode_names_one_node_of_the_cluster() -> None:
+    env = {"PREFILL_SECRET_KEYS": KEY, "PREFILL_REDIS_URL": "redis://10.0.0.5:7000/0"}
+    assert Settings.from_env(env | {"PREFILL_REDIS_CLUSTER": "1"}).redis_cluster
+    assert not Settings.from_env(env | {"PREFILL_REDIS_CLUSTER": "0"}).redis_cluster
+    assert not Settings.from_env(env).redis_cluster
+    with pytest.raises(SettingsError, match="PREFILL_REDIS_CLUSTER: '1' or '0', not 'yes'"):
+        Settings.from_env(env | {"PREFILL_REDIS_CLUSTER": "yes"})
+    with pytest.raises(SettingsError, match="needs PREFILL_REDIS_URL"):
+        Settings.from_env({"PREFILL_SECRET_KEYS": KEY, "PREFILL_REDIS_CLUSTER": "1"})

@@ -71,17 +71,25 @@ class StoreBase:
 
     async def _run_scripts(self, calls: list[ScriptCall]) -> list[Any]:
         """Script calls pipelined in one round trip (no MULTI), each by its SHA (see
-        `_in_one_trip`); their replies, in order."""
+        `_in_one_trip`); their replies, in order. A server that lost the scripts (a restart, a
+        new primary) answers NOSCRIPT: they are loaded (on every primary of a cluster) and the
+        calls sent again, once."""
         async with unavailable_on_error():
-            pipe = self._redis.pipeline(transaction=False)
-            for call in calls:
-                pipe.execute_command(
-                    "EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args
-                )
-            replies = await pipe.execute(raise_on_error=False)
-            return [
-                await script_reply(call, reply) for call, reply in zip(calls, replies, strict=True)
-            ]
+            replies = await self._send_scripts(calls)
+            if any(isinstance(reply, redis.exceptions.NoScriptError) for reply in replies):
+                for script in {call.script.sha: call.script for call in calls}.values():
+                    await self._redis.script_load(script.script)
+                replies = await self._send_scripts(calls)
+            for reply in replies:
+                if isinstance(reply, redis.exceptions.RedisError):
+                    raise reply
+            return replies
+
+    async def _send_scripts(self, calls: list[ScriptCall]) -> list[Any]:
+        pipe = self._redis.pipeline(transaction=False)
+        for call in calls:
+            pipe.execute_command("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args)
+        return await pipe.execute(raise_on_error=False)
 
     def _oldest_kept_id(self) -> str:
         return f"{int((time.time() - self._audit_retention_seconds) * 1000)}-0"

@@ -67,8 +67,9 @@ class CatalogStore(StoreBase):
         await self._run_scripts(calls)
 
     async def load_catalog(self) -> Catalog:
-        async with unavailable_on_error():
-            pipe = self._redis.pipeline(transaction=True)
+        # A transaction's pipeline is always reset (the block's exit): a cluster client's
+        # otherwise keeps its connection and cannot close.
+        async with unavailable_on_error(), self._redis.pipeline(transaction=True) as pipe:
             pipe.get(CATALOG_VERSION)
             pipe.hgetall(CATALOG_FORMS)
             pipe.hgetall(CATALOG_CAMPAIGNS)
@@ -94,8 +95,7 @@ class CatalogStore(StoreBase):
         photos: Mapping[str, bytes] | None = None,
     ) -> None:
         """Upsert catalog records atomically and bump the version so every instance reloads."""
-        async with unavailable_on_error():
-            pipe = self._redis.pipeline(transaction=True)
+        async with unavailable_on_error(), self._redis.pipeline(transaction=True) as pipe:
             encoded: list[tuple[str, dict[FieldT, EncodableT]]] = [
                 (CATALOG_FORMS, {f.id: _encoder.encode(f) for f in forms}),
                 (CATALOG_CAMPAIGNS, {c.id: _encoder.encode(c) for c in campaigns}),
@@ -164,8 +164,7 @@ class CatalogStore(StoreBase):
             "campaigns": CATALOG_CAMPAIGNS,
             "contacts": CATALOG_CONTACTS,
         }[kind]
-        async with unavailable_on_error():
-            pipe = self._redis.pipeline(transaction=True)
+        async with unavailable_on_error(), self._redis.pipeline(transaction=True) as pipe:
             pipe.hdel(key, entry_id)
             if kind == "contacts":
                 pipe.delete(photo_key(entry_id))

@@ -26,5 +26,7 @@ async def unavailable_on_error() -> AsyncIterator[None]:
     # key type) means the same to a caller: state cannot be trusted now, so fail closed.
     try:
         yield
-    except redis.exceptions.RedisError as exc:
+    except (redis.exceptions.RedisError, redis.exceptions.RedisClusterException) as exc:
+        # A cluster's own errors (no node for a slot, no nodes reachable at all) are not
+        # RedisErrors; they mean the same.
         raise StoreUnavailable(type(exc).__name__) from exc

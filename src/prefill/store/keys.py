@@ -24,6 +24,7 @@ keys live in one slot and can change together in MULTI or one script:
 | `pf:{catalog}:photo:<id>`          | string | a contact person's JPEG photo             |
 | `pf:{b:<p>}:refused:<day>`         | hash   | `<channel>:<cause>` -> unsigned refusals  |
 | `pf:{health}:probe`                | string | readiness checks' write, for a minute     |
+| `pf:{b:<n>}:health:probe`          | string | the same, on each primary of a cluster    |
 | `pf:{funnel:<cmp>}:counts`         | hash   | a campaign's funnel counters              |
 | `pf:{funnel:<cmp>}:people:<stage>` | HLL    | distinct people, salted pseudonyms        |
 | `pf:{funnel:<cmp>}:salt`           | string | the salt; expires with the links          |
@@ -142,6 +143,11 @@ def customer_keys(customer_id: str) -> list[str]:
 
 def catalog_version_copy_key(bucket: int) -> str:
     return f"{PREFIX}{{b:{bucket}}}:catalog:version"
+
+
+def health_probe_key(bucket: int) -> str:
+    """On a cluster, readiness writes one of these on each primary."""
+    return f"{PREFIX}{{b:{bucket}}}:health:probe"
 
 
 def customer_index_key(bucket: int) -> str:
