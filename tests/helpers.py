@@ -8,14 +8,23 @@ import time
 from typing import cast
 from urllib.parse import urlsplit
 
+import msgspec
 import redis
 from click.testing import CliRunner
 
 from prefill.apikeys import Scope, create_key
 from prefill.cli import main
 from prefill.links import LinkBuilder
-from prefill.models import ConsentAction, ConsentEvent, ConsentSource
-from prefill.store import Repository
+from prefill.models import (
+    AuditEntry,
+    AuditKind,
+    ConsentAction,
+    ConsentEvent,
+    ConsentSource,
+    Customer,
+)
+from prefill.pseudonyms import Pseudonymizer
+from prefill.store import Repository, Tombstone
 from prefill.store.keys import BUCKETS, audit_shard_key
 from prefill.tokens import LinkClaims
 
@@ -129,3 +138,36 @@ async def key_headers(repository: Repository, *scopes: Scope) -> Headers:
     new = create_key("test " + ",".join(scopes), list(scopes))
     await repository.save_api_key(new.key)
     return {"Authorization": f"Bearer {new.secret}"}
+
+
+OLD_SCHEMA_DAY = "2026-12-01"
+
+
+def write_old_schema(client: redis.Redis | redis.RedisCluster, pseudonyms: Pseudonymizer) -> None:
+    """Data as the service wrote it before buckets: two customers, an erasure, the audit."""
+    for n in (1, 2):
+        cid = f"old-{n}"
+        record = Customer(id=cid, email=f"old{n}@example.com", first_name=f"Old{n}")
+        client.hset(
+            f"pf:{{c:{cid}}}:customer",
+            mapping={"record": msgspec.json.encode(record), "generation": 3, "updated_at": 1.0},
+        )
+        event = msgspec.json.encode(
+            ConsentEvent("personalization", ConsentAction.GRANTED, 1.0, ConsentSource.IMPORT)
+        )
+        client.hset(f"pf:{{c:{cid}}}:consent", "personalization", event)
+        client.rpush(f"pf:{{c:{cid}}}:consent:log", event)
+        client.hset(f"pf:{{c:{cid}}}:refused", f"{OLD_SCHEMA_DAY}:page:expired", 2)
+        client.expire(f"pf:{{c:{cid}}}:refused", 3600)
+        entry = msgspec.json.encode(
+            AuditEntry(kind=AuditKind.DISCLOSURE, at=time.time(), customer_id=cid)
+        )
+        entry_id = client.xadd("pf:{audit}:events", {"e": entry})
+        client.xadd(f"pf:{{c:{cid}}}:audit", {"e": entry}, id=entry_id)
+    anonymous = msgspec.json.encode(AuditEntry(kind=AuditKind.ADMIN, at=time.time()))
+    client.xadd("pf:{audit}:events", {"e": anonymous})
+    pseudonym = pseudonyms.of("gone-1")
+    tombstone = Tombstone(erased_at=1.0, generation_floor=5, withdrawn=[], pseudonym=pseudonym)
+    client.set(f"pf:{{erased}}:{pseudonym}", msgspec.json.encode(tombstone), ex=3600)
+    client.hset(f"pf:{{audit}}:refused:{OLD_SCHEMA_DAY}", "page:forged", 4)
+    client.set("pf:{audit}:rate:abc", 1, ex=60)

@@ -227,6 +227,23 @@ def retention(data_dir: Path | None) -> None:
         click.echo(f"  erased {customer_id}")
 
 
+@click.command(name="migrate")
+@data_dir_option
+def migrate(data_dir: Path | None) -> None:
+    """Move data stored before the bucket key layout to it (once, with the service stopped;
+    safe to run again, and to resume after an interruption)."""
+    settings = load_settings(data_dir)
+
+    def progress(line: str) -> None:
+        click.echo(line, err=True)
+
+    report = run_with_repository(settings, lambda repo: repo.migrate_old_schema(progress))
+    click.echo(
+        f"moved {report.customers} customer(s), {report.tombstones} tombstone(s), "
+        f"{report.audit_entries} audit entries, {report.refusal_days} day(s) of refusal counts"
+    )
+
+
 @click.group()
 def docs() -> None:
     """Documents generated from the code."""
@@ -239,4 +256,4 @@ def record_of_processing_command(output: TextIO) -> None:
     output.write(record_of_processing())
 
 
-admin_commands: list[click.Command] = [keys, consent, export, erase, retention, docs]
+admin_commands: list[click.Command] = [keys, consent, export, erase, retention, migrate, docs]

@@ -26,7 +26,7 @@ from prefill.store.keys import customer_key
 from prefill.tokens import LinkSigner
 from prefill.web.admin import ADMIN_PATH
 from tests.conftest import EXAMPLES, PSEUDONYMS, PUBLIC_URL, SECRET, make_settings
-from tests.helpers import form_link, key_headers, run
+from tests.helpers import form_link, key_headers, run, write_old_schema
 from tests.redis_cluster import RedisClusterProcesses
 
 
@@ -109,6 +109,17 @@ async def test_the_service_on_a_cluster_prefills_withdraws_audits_and_erases(
         assert erased.status_code == 200, erased.text
         listed = (await client.get(f"{ADMIN_PATH}/customers", headers=admin)).json()
         assert "cust-1002" not in listed["ids"]
+
+
+def test_migrate_moves_old_data_across_the_nodes(cluster_url: str, tmp_path: Path) -> None:
+    with RedisCluster.from_url(cluster_url) as client:
+        write_old_schema(client, PSEUDONYMS)
+    code, out, err = run(cluster_env(cluster_url, tmp_path), "migrate")
+    assert code == 0, err
+    assert "moved 2 customer(s), 1 tombstone(s), 3 audit entries, 1 day(s)" in out
+    with RedisCluster.from_url(cluster_url) as client:
+        assert client.exists(customer_key("old-1")) == client.exists(customer_key("old-2")) == 1
+        assert not list(client.scan_iter(match="pf:{c:*"))
 
 
 async def test_a_cluster_error_fails_closed() -> None:

@@ -28,10 +28,12 @@ from prefill.store.feed import FeedStore
 from prefill.store.funnel import FunnelStore
 from prefill.store.health import HealthStore
 from prefill.store.limits import RateStore
+from prefill.store.migration import MigrationReport, MigrationStore
 from prefill.store.runs import RunStore
 
 
 class Repository(
+    MigrationStore,
     HealthStore,
     CatalogStore,
     CustomerStore,
@@ -57,6 +59,7 @@ __all__ = [
     "CustomerPage",
     "CustomerState",
     "LinkState",
+    "MigrationReport",
     "RateCount",
     "Repository",
     "RequestConflict",

@@ -1,0 +1,125 @@
+"""`prefill migrate`: data written under the key schema before buckets (`pf:{c:<id>}:…`, one
+shared audit stream, `pf:{erased}:…`, `pf:{audit}:refused:<day>`) moved to the bucket layout of
+keys.py. Idempotent and resumable: each key is moved (DUMP, RESTORE, DEL) only while it is still
+there under its old name, a customer's record last, so a run cut off midway is finished by the
+next. Run it once, with the service stopped, before starting the version that reads buckets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import cast
+
+import msgspec
+import redis.exceptions
+
+from prefill.models import AuditEntry
+from prefill.store.catalog import CatalogStore
+from prefill.store.errors import unavailable_on_error
+from prefill.store.keys import (
+    CATALOG_VERSION,
+    PREFIX,
+    audit_shard_key,
+    bucket_of,
+    consent_key,
+    consent_log_key,
+    consent_requests_key,
+    customer_audit_key,
+    customer_index_key,
+    customer_key,
+    customer_refusals_key,
+    refusal_counts_key,
+    tombstone_key,
+)
+
+OLD_AUDIT_STREAM = f"{PREFIX}{{audit}}:events"
+_OLD_CUSTOMER_KEYS: list[tuple[str, Callable[[str], str]]] = [
+    # The record last: while it is there, the customer is not done.
+    ("consent", consent_key),
+    ("consent:log", consent_log_key),
+    ("refused", customer_refusals_key),
+    ("audit", customer_audit_key),
+    ("requests", consent_requests_key),
+    ("customer", customer_key),
+]
+_audit_decoder = msgspec.json.Decoder(AuditEntry)
+
+
+class MigrationReport(msgspec.Struct, frozen=True):
+    customers: int
+    tombstones: int
+    audit_entries: int
+    refusal_days: int
+
+
+class MigrationStore(CatalogStore):
+    """The one-off move to the bucket layout (it spreads the catalog version as a change does)."""
+
+    async def migrate_old_schema(self, progress: Callable[[str], None]) -> MigrationReport:
+        """Move everything stored under the old schema; `progress` hears about each step."""
+        async with unavailable_on_error():
+            customers = 0
+            old_records = self._redis.scan_iter(match=f"{PREFIX}{{c:*}}:customer", count=500)
+            async for key in old_records:
+                customer_id = cast("bytes", key).decode()[len(PREFIX) + 3 : -len("}:customer")]
+                for suffix, new_key in _OLD_CUSTOMER_KEYS:
+                    await self._move(f"{PREFIX}{{c:{customer_id}}}:{suffix}", new_key(customer_id))
+                await self._redis.sadd(customer_index_key(bucket_of(customer_id)), customer_id)
+                customers += 1
+                if customers % 1000 == 0:
+                    progress(f"{customers:,} customers moved")
+            progress(f"{customers:,} customers moved")
+            tombstones = 0
+            async for key in self._redis.scan_iter(match=f"{PREFIX}{{erased}}:*", count=500):
+                pseudonym = cast("bytes", key).decode().rpartition(":")[2]
+                await self._move(cast("bytes", key).decode(), tombstone_key(pseudonym))
+                tombstones += 1
+            progress(f"{tombstones:,} erasure tombstones moved")
+            entries = await self._move_audit_stream()
+            progress(f"{entries:,} audit entries moved into their shards")
+            days = 0
+            async for key in self._redis.scan_iter(match=f"{PREFIX}{{audit}}:refused:*"):
+                day = cast("bytes", key).decode().rpartition(":")[2]
+                await self._move(cast("bytes", key).decode(), refusal_counts_key(day, 0))
+                days += 1
+            async for key in self._redis.scan_iter(match=f"{PREFIX}{{audit}}:rate:*"):
+                await self._redis.delete(key)  # A rate window's count: minutes, not worth moving.
+            progress(f"{days:,} days of refusal counts moved")
+            version = await self._redis.get(CATALOG_VERSION)
+        if version is not None:
+            await self._spread_version(int(version))
+            progress("catalog version copied into every bucket")
+        return MigrationReport(customers, tombstones, entries, days)
+
+    async def _move(self, old: str, new: str) -> None:
+        """One key to its new name, with its expiry; nothing if it is gone (moved already)."""
+        dump = await self._redis.dump(old)
+        if dump is None:
+            return
+        ttl = max(int(await self._redis.pttl(old)), 0)
+        await self._redis.restore(new, ttl, dump, replace=True)
+        await self._redis.delete(old)
+
+    async def _move_audit_stream(self) -> int:
+        """Each entry into its customer's shard under its own id (the customer's index holds
+        the same id); an entry of no one into a shard of its id's bucket. An id a shard has
+        already is an entry moved before."""
+        moved, start = 0, "-"
+        while True:
+            batch = cast(
+                "list[tuple[bytes, dict[bytes, bytes]]]",
+                await self._redis.xrange(OLD_AUDIT_STREAM, min=start, count=1000),
+            )
+            for entry_id, fields in batch:
+                customer_id = _audit_decoder.decode(fields[b"e"]).customer_id
+                shard = audit_shard_key(bucket_of(customer_id or entry_id.decode()))
+                try:
+                    await self._redis.xadd(shard, {b"e": fields[b"e"]}, id=entry_id)
+                    moved += 1
+                except redis.exceptions.ResponseError as exc:
+                    if "equal or smaller" not in str(exc):
+                        raise
+            if len(batch) < 1000:
+                break
+            start = "(" + batch[-1][0].decode()
+        await self._redis.delete(OLD_AUDIT_STREAM)
+        return moved
