@@ -157,6 +157,10 @@ class RedisClusterProcesses:
             node = cluster.get_node_from_key(key)
             return int(node.port)
 
+    def pid_of(self, port: int) -> int:
+        """The process of the node on `port` (tests pause a replica with SIGSTOP)."""
+        return self._processes[port].pid
+
     def kill(self, port: int) -> None:
         """SIGKILL one node, as a crash would: no shutdown, no final fsync beyond AOF always."""
         process = self._processes[port]

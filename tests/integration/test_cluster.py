@@ -7,17 +7,22 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import os
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import redis
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from redis.cluster import RedisCluster
 
 from prefill.apikeys import Scope
 from prefill.app import create_app
+from prefill.imports import import_directory
 from prefill.links import LinkBuilder
+from prefill.models import ConsentAction
 from prefill.settings import Settings
 from prefill.store import Repository, StoreUnavailable
 from prefill.store.client import connect
@@ -131,32 +136,72 @@ async def test_a_cluster_error_fails_closed() -> None:
                 raise error
 
 
+def replica_pid_of(processes: RedisClusterProcesses, primary_port: int) -> int:
+    """The process of the replica following the primary on `primary_port`."""
+    with redis.Redis(port=primary_port, decode_responses=True) as primary:
+        replica = primary.info("replication")["slave0"]
+    return processes.pid_of(int(replica["port"]))
+
+
+async def test_a_withdrawal_no_replica_confirms_is_a_503_and_its_retry_is_safe(
+    cluster: RedisClusterProcesses, cluster_url: str, cluster_repository: Repository
+) -> None:
+    await import_directory(cluster_repository, EXAMPLES)
+    settings = cluster_settings(cluster_url)
+    admin = await key_headers(cluster_repository, Scope.CONSENT)
+    url = await form_link(cluster_repository, links_for(settings), "cust-1001")
+    headers = admin | {"Idempotency-Key": "withdraw-1001"}
+    withdrawal = {"purpose": "personalization", "action": "withdrawn"}
+    consent_url = f"{ADMIN_PATH}/customers/cust-1001/consent"
+    replica = replica_pid_of(cluster, cluster.primary_port_for(customer_key("cust-1001")))
+    async with AsyncTestClient(app=create_app(settings), base_url=PUBLIC_URL) as client:
+        os.kill(replica, signal.SIGSTOP)  # the replica cannot confirm anything
+        try:
+            refused = await client.post(consent_url, headers=headers, json=withdrawal)
+        finally:
+            os.kill(replica, signal.SIGCONT)
+        assert refused.status_code == 503
+        retried = await client.post(consent_url, headers=headers, json=withdrawal)
+        assert retried.status_code in (200, 201), retried.text
+        history = await cluster_repository.consent_history("cust-1001")
+        assert [e.action for e in history].count(ConsentAction.WITHDRAWN) == 1
+        assert "Matti" not in (await client.get(url)).text
+
+
 async def test_a_failover_is_answered_200_or_503_and_heals_by_itself(tmp_path: Path) -> None:
     # A cluster of its own: this test kills one of its primaries.
     processes = RedisClusterProcesses(tmp_path / "cluster")
     processes.start()
+    client = connect(processes.url, timeout_seconds=2, retries=1, cluster=True)
     try:
         env = cluster_env(processes.url, tmp_path)
         code, _, err = await asyncio.to_thread(run, env, "import", "examples", str(EXAMPLES))
         assert code == 0, err
         settings = cluster_settings(processes.url)
-        client = connect(processes.url, timeout_seconds=2, retries=1, cluster=True)
-        url = await form_link(Repository(client, PSEUDONYMS), links_for(settings), "cust-1001")
-        await client.aclose()
+        repository = Repository(client, PSEUDONYMS)
+        url = await form_link(repository, links_for(settings), "cust-1001")
         app: Litestar = create_app(make_settings(processes.url, redis_cluster=True))
         async with AsyncTestClient(app=app, base_url=PUBLIC_URL) as http:
             assert "Matti" in (await http.get(url)).text
+            admin = await key_headers(repository, Scope.CONSENT)
+            withdrawal = {"purpose": "personalization", "action": "withdrawn"}
+            consent_url = f"{ADMIN_PATH}/customers/cust-1001/consent"
+            answer = await http.post(consent_url, headers=admin, json=withdrawal)
+            assert answer.status_code == 201, answer.text
+            # Right after the 201: the withdrawal must survive its primary.
             processes.kill(processes.primary_port_for(customer_key("cust-1001")))
             statuses = set()
             healed = False
             for _ in range(300):  # at most about a minute
                 page = await http.get(url)
                 statuses.add(page.status_code)
-                if page.status_code == 200 and "Matti" in page.text:
+                if page.status_code == 200:
                     healed = True
                     break
                 await asyncio.sleep(0.2)
             assert statuses <= {200, 503}
             assert healed
+            assert "Matti" not in page.text  # the withdrawal is in force after the failover
     finally:
+        await client.aclose()
         processes.stop()

@@ -14,14 +14,14 @@ from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 import redis.exceptions
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.typing import EncodableT
 
 from prefill.coalesce import Coalescer, Command
 from prefill.funnel import FunnelUpdate
 from prefill.pseudonyms import Pseudonymizer
 from prefill.ratelimit import Limit, LimitKind
-from prefill.store.errors import unavailable_on_error
+from prefill.store.errors import StoreUnavailable, unavailable_on_error
 from prefill.store.keys import (
     bucket_of,
     funnel_counts_key,
@@ -34,6 +34,10 @@ from prefill.store.keys import (
 from prefill.store.scripts import ScriptCall, Scripts, script_reply
 
 logger = logging.getLogger("prefill.store")
+
+REPLICA_WAIT_MS = 100
+"""How long a durable write waits for a replica to confirm it (WAIT): replicas on the same
+network confirm within a millisecond; one that cannot in this time is treated as absent."""
 
 
 class RateCount(NamedTuple):
@@ -90,6 +94,41 @@ class StoreBase:
         for call in calls:
             pipe.execute_command("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args)
         return await pipe.execute(raise_on_error=False)
+
+    async def _write_durably(self, call: ScriptCall) -> Any:
+        """Run a write whose answer promises durability (a consent change, a revocation): where
+        the primary holding its keys has replicas, the answer waits until one of them has the
+        write (WAIT on the same connection), or StoreUnavailable if none has it in time."""
+        replicas, node = await self._replicas_of(call.keys[0])
+        route = {"target_nodes": node} if node is not None else {}
+        for _ in range(2):  # a second time after loading a lost script
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.execute_command("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args)
+            if replicas:
+                pipe.execute_command("WAIT", 1, REPLICA_WAIT_MS, **route)
+            async with unavailable_on_error():
+                reply, *confirmed = await pipe.execute(raise_on_error=False)
+                if isinstance(reply, redis.exceptions.NoScriptError):
+                    await self._redis.script_load(call.script.script)
+                    continue
+                if isinstance(reply, redis.exceptions.RedisError):
+                    raise reply
+            if replicas and not (isinstance(confirmed[0], int) and confirmed[0] >= 1):
+                raise StoreUnavailable("no replica confirmed the write in time")
+            return reply
+        raise StoreUnavailable("script could not be loaded")
+
+    async def _replicas_of(self, key: str) -> tuple[int, Any]:
+        """How many replicas the primary holding `key` has, and that primary on a cluster
+        (None on one Redis). Asked each time: a failover changes it."""
+        node = None
+        info_args: dict[str, Any] = {}
+        if isinstance(self._redis, RedisCluster):
+            node = self._redis.get_node_from_key(key)
+            info_args = {"target_nodes": node}
+        async with unavailable_on_error():
+            info = await self._redis.info("replication", **info_args)
+        return int(info.get("connected_slaves", 0)), node
 
     def _oldest_kept_id(self) -> str:
         return f"{int((time.time() - self._audit_retention_seconds) * 1000)}-0"

@@ -20,6 +20,7 @@ from prefill.store.keys import (
     consent_requests_key,
     customer_key,
 )
+from prefill.store.scripts import ScriptCall
 
 REQUEST_RETENTION_SECONDS = 86_400
 """A client may retry a consent write with the same request id for a day."""
@@ -80,7 +81,8 @@ class ConsentStore(StoreBase):
             repr(event.at),
         ]
         async with unavailable_on_error():
-            status, payload, *published = await self._scripts.record_consent(keys=keys, args=args)
+            call = ScriptCall(self._scripts.record_consent, keys, args)
+            status, payload, *published = await self._write_durably(call)
         status = status.decode()
         if status == "unknown_customer":
             return ConsentOutcome(status, None)

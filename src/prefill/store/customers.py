@@ -340,7 +340,8 @@ class CustomerStore(StoreBase):
         """Invalidate every link issued to the customer so far; None if unknown. One script,
         so a customer erased meanwhile is not resurrected as a bare counter."""
         async with unavailable_on_error():
-            generation = await self._scripts.bump_generation(keys=[customer_key(customer_id)])
+            call = ScriptCall(self._scripts.bump_generation, [customer_key(customer_id)], [])
+            generation = await self._write_durably(call)
         return None if generation is None else int(generation)
 
     async def list_customer_ids(self, cursor: int = 0, count: int = 100) -> CustomerPage:

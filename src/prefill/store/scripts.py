@@ -38,6 +38,10 @@ RECORD_CONSENT_SCRIPT = """
 if ARGV[5] ~= '' then
   local stored = redis.call('HGET', KEYS[4], ARGV[5])
   if stored then
+    -- Written again as it is: a write of this connection's, so a WAIT after it covers the
+    -- first request's write too (replication keeps order), which may not have reached a
+    -- replica when that request was refused for it.
+    redis.call('HSET', KEYS[4], ARGV[5], stored)
     return {'replayed', stored, redis.call('HEXISTS', KEYS[4], ARGV[5] .. '#published')}
   end
 end
