@@ -19,6 +19,8 @@ from redis.asyncio import Redis, RedisCluster
 
 Command = tuple[Any, ...]
 """A Redis command as redis-py's `execute_command` takes it: ("HINCRBY", key, field, 1)."""
+Waiter = tuple[list[Command], "asyncio.Future[list[Any]]"]
+"""A caller's commands and where its replies go."""
 
 
 class Coalescer:
@@ -26,7 +28,7 @@ class Coalescer:
 
     def __init__(self, client: Redis) -> None:
         self._client = client
-        self._waiting: list[tuple[list[Command], asyncio.Future[list[Any]]]] = []
+        self._waiting: list[Waiter] = []
         self._sending = False
         self.round_trips = 0
         """Pipelines sent so far (tests and benchmarks look at it)."""
@@ -48,7 +50,12 @@ class Coalescer:
         try:
             while self._waiting:
                 batch, self._waiting = self._waiting, []
-                await self._send(batch)
+                failure = await self._send(batch)
+                if failure is not None:
+                    # Those who came while the batch was out share its fate: sent next, they
+                    # would wait a second timeout, and fail closed twice as late.
+                    waiting, self._waiting = self._waiting, []
+                    _fail(waiting, failure)
         finally:
             self._sending = False
             for _, future in self._waiting:  # Only when this task was cancelled (shutdown).
@@ -63,7 +70,9 @@ class Coalescer:
         if isinstance(self._client, RedisCluster) and isinstance(error, TOPOLOGY_ERRORS):
             await self._client.aclose()
 
-    async def _send(self, batch: list[tuple[list[Command], asyncio.Future[list[Any]]]]) -> None:
+    async def _send(self, batch: list[Waiter]) -> Exception | None:
+        """Sends the batch and hands each caller its replies; the error, when the round trip
+        failed as a whole."""
         pipe = self._client.pipeline(transaction=False)
         for commands, _ in batch:
             for command in commands:
@@ -72,13 +81,11 @@ class Coalescer:
         try:
             replies = await pipe.execute(raise_on_error=False)
         except BaseException as exc:
-            for _, future in batch:
-                if not future.done():  # A caller that gave up (cancelled) wants nothing.
-                    future.set_exception(_own_copy(exc))
+            _fail(batch, exc)
             if not isinstance(exc, Exception):
                 raise  # Cancelled (shutdown): the callers have their error.
             await self._after_failure(exc)
-            return
+            return exc
         for reply in replies:
             if isinstance(reply, TOPOLOGY_ERRORS):
                 await self._after_failure(reply)
@@ -88,6 +95,7 @@ class Coalescer:
             if not future.done():
                 future.set_result(replies[start : start + len(commands)])
             start += len(commands)
+        return None
 
 
 TOPOLOGY_ERRORS = (
@@ -99,6 +107,12 @@ TOPOLOGY_ERRORS = (
     redis.exceptions.RedisClusterException,
 )
 """What a cluster answers while a primary fails over: a node gone, slots moved or uncovered."""
+
+
+def _fail(waiters: list[Waiter], exc: BaseException) -> None:
+    for _, future in waiters:
+        if not future.done():  # A caller that gave up (cancelled) wants nothing.
+            future.set_exception(_own_copy(exc))
 
 
 def _own_copy(exc: BaseException) -> Exception:

@@ -74,6 +74,29 @@ async def test_every_waiting_caller_fails_within_the_timeout_when_redis_freezes(
         await client.aclose()
 
 
+async def test_a_caller_arriving_while_a_batch_hangs_fails_with_it_not_a_timeout_later(
+    own_redis: EmbeddedRedis,
+) -> None:
+    client: Redis = connect(own_redis.url, timeout_seconds=0.5, retries=0)
+    coalescer = Coalescer(client)
+    await coalescer.execute([("PING",)])
+    assert own_redis.pid is not None
+    os.kill(own_redis.pid, signal.SIGSTOP)
+    try:
+        first = asyncio.ensure_future(coalescer.execute([("SET", "a", 1)]))
+        await asyncio.sleep(0.1)  # The first batch is out, waiting for the frozen server.
+        arrived = time.monotonic()
+        with pytest.raises(redis.exceptions.RedisError):
+            await coalescer.execute([("SET", "b", 1)])
+        # Within its own timeout, not the first batch's timeout and then a second one of its own.
+        assert time.monotonic() - arrived < 0.5 + 0.25
+        with pytest.raises(redis.exceptions.RedisError):
+            await first
+    finally:
+        os.kill(own_redis.pid, signal.SIGCONT)
+        await client.aclose()
+
+
 @pytest.mark.parametrize("callers", [1, 3])
 async def test_a_caller_that_gives_up_does_not_stop_the_others(
     redis_url: str, callers: int
