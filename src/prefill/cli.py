@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import shlex
 import signal
 import socket
 import sys
@@ -49,7 +50,7 @@ from prefill.links import LinkBuilder
 from prefill.logs import configure_logging
 from prefill.models import CampaignState, Catalog, Customer
 from prefill.settings import Settings, load_or_create_secret
-from prefill.storage import DataDirInUse, EmbeddedRedis, EmbeddedRedisError
+from prefill.storage import PID_NAME, DataDirInUse, EmbeddedRedis, EmbeddedRedisError
 from prefill.store import Repository
 from prefill.tokens import LinkClaims, LinkSigner
 
@@ -307,9 +308,11 @@ def print_demo_links(
             click.echo(f"  feedback: {url}")
         # The example landing page; the token in the fragment never reaches its server.
         click.echo(f"  widget: {landing}#{urlsplit(form_url).query}\n")
+    # The pid file, not the pid: a supervised restart gives the server a new pid.
+    pid_file = shlex.quote(str(server.data_dir / PID_NAME))
     click.echo(
         f"Embedded Redis: {server.url} (pid {server.pid}). To see fail-closed, freeze it with\n"
-        f"  kill -STOP {server.pid}   and resume with   kill -CONT {server.pid}\n"
+        f"  kill -STOP $(cat {pid_file})   and resume with   kill -CONT $(cat {pid_file})\n"
         "or stop it: it is restarted automatically after 3 seconds, and prefill returns.\n"
     )
 

@@ -84,6 +84,10 @@ def test_demo_prints_working_links_and_cleans_up_on_sigterm(tmp_path: Path) -> N
         assert 'type="radio" name="recommend" value="10"' in feedback
         redis_pid = re.search(r"\(pid (\d+)\)", text)
         assert redis_pid is not None
+        # The freeze hint reads the pid file, which a supervised restart keeps true.
+        pid_file = re.search(r"kill -STOP \$\(cat (\S+)\)", text)
+        assert pid_file is not None, text
+        assert Path(pid_file.group(1)).read_text().strip() == redis_pid.group(1)
         demo.send_signal(signal.SIGTERM)
         demo.wait(timeout=30)
         wait_for(lambda: not process_exists(int(redis_pid.group(1))), timeout=10)
