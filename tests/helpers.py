@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import re
 import time
-from typing import cast
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import msgspec
@@ -25,7 +25,9 @@ from prefill.models import (
 )
 from prefill.pseudonyms import Pseudonymizer
 from prefill.store import Repository, Tombstone
-from prefill.store.keys import BUCKETS, audit_shard_key
+from prefill.store.keys import BUCKETS, audit_shard_key, customer_key
+from prefill.store.legacy import legacy_key
+from prefill.store.records import decode_customer, decode_history, encode_event, state_field
 from prefill.tokens import LinkClaims
 
 FORM_ID = "spring-summit-2027"
@@ -171,3 +173,47 @@ def write_old_schema(client: redis.Redis | redis.RedisCluster, pseudonyms: Pseud
     client.set(f"pf:{{erased}}:{pseudonym}", msgspec.json.encode(tombstone), ex=3600)
     client.hset(f"pf:{{audit}}:refused:{OLD_SCHEMA_DAY}", "page:forged", 4)
     client.set("pf:{audit}:rate:abc", 1, ex=60)
+
+
+def stored_customer(client: redis.Redis | redis.RedisCluster, customer_id: str) -> dict[str, Any]:
+    """A customer's record as its hash holds it (store/records.py), as plain values; {} for
+    none."""
+    fields = cast("dict[bytes, bytes]", client.hgetall(customer_key(customer_id)))
+    customer = decode_customer(customer_id, fields).customer
+    return {} if customer is None else cast("dict[str, Any]", msgspec.to_builtins(customer))
+
+
+def stored_history(
+    client: redis.Redis | redis.RedisCluster, customer_id: str
+) -> list[ConsentEvent]:
+    """A customer's consent history as its hash holds it, oldest first."""
+    return decode_history(cast("dict[bytes, bytes]", client.hgetall(customer_key(customer_id))))
+
+
+def append_consent(
+    client: redis.Redis | redis.RedisCluster, customer_id: str, event: ConsentEvent
+) -> None:
+    """An event appended behind the service's back, as its consent script writes one: the
+    history entry, the state pointing at it, the hash's write version raised."""
+    key = customer_key(customer_id)
+    index = int(cast("bytes | None", client.hget(key, "n")) or 0)
+    with client.pipeline(transaction=True) as pipe:
+        pipe.hset(key, mapping={f"h.{index}": encode_event(event), "n": index + 1})
+        pipe.hset(key, state_field(event.purpose), index)
+        pipe.hincrby(key, "v", 1)
+        pipe.execute()
+
+
+def write_several_keys(
+    client: redis.Redis | redis.RedisCluster, customer: Customer, events: list[ConsentEvent]
+) -> None:
+    """A customer as the service wrote one before the one hash: the record as JSON beside its
+    generation, the consent state per purpose and the log, in three keys."""
+    record = msgspec.json.encode(customer)
+    client.hset(
+        legacy_key(customer.id, "customer"),
+        mapping={"record": record, "generation": customer.generation, "updated_at": 1.5},
+    )
+    for event in events:
+        client.rpush(legacy_key(customer.id, "consent:log"), msgspec.json.encode(event))
+        client.hset(legacy_key(customer.id, "consent"), event.purpose, msgspec.json.encode(event))

@@ -230,8 +230,9 @@ def retention(data_dir: Path | None) -> None:
 @click.command(name="migrate")
 @data_dir_option
 def migrate(data_dir: Path | None) -> None:
-    """Move data stored before the bucket key layout to it (once, with the service stopped;
-    safe to run again, and to resume after an interruption)."""
+    """Move data stored under an earlier key layout (before buckets, or a customer in several
+    keys) to the current one (once, with the service stopped; safe to run again, and to resume
+    after an interruption)."""
     settings = load_settings(data_dir)
 
     def progress(line: str) -> None:
@@ -240,7 +241,8 @@ def migrate(data_dir: Path | None) -> None:
     report = run_with_repository(settings, lambda repo: repo.migrate_old_schema(progress))
     click.echo(
         f"moved {report.customers} customer(s), {report.tombstones} tombstone(s), "
-        f"{report.audit_entries} audit entries, {report.refusal_days} day(s) of refusal counts"
+        f"{report.audit_entries} audit entries, {report.refusal_days} day(s) of refusal counts; "
+        f"made {report.one_hash} customer(s) one hash"
     )
 
 

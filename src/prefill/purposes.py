@@ -128,8 +128,9 @@ PURPOSES: list[Purpose] = [
 
 STORED: list[StoredData] = [
     StoredData(
-        keys="pf:{b:<n>}:c:<id>:customer",
-        holds="the customer record, link generation, last update time",
+        keys="pf:{b:<n>}:c:<id>",
+        holds="the customer record, link generation, last update time, current consent per "
+        "purpose and its append-only history (one hash)",
         personal=True,
         retention="erased on request (Art. 17) or by `prefill retention` after the customer "
         "retention",
@@ -139,12 +140,6 @@ STORED: list[StoredData] = [
         holds="the ids of the customers in one of the 1024 buckets, to list them",
         personal=True,
         retention="an id is removed with its customer (erasure, retention)",
-    ),
-    StoredData(
-        keys="pf:{b:<n>}:c:<id>:consent, pf:{b:<n>}:c:<id>:consent:log",
-        holds="current consent per purpose and its append-only history",
-        personal=True,
-        retention="with the customer record",
     ),
     StoredData(
         keys="pf:{b:<n>}:c:<id>:audit",
@@ -289,15 +284,15 @@ def record_of_processing(organization: str = "the company") -> str:
         "## Erasure (GDPR Art. 17)",
         "",
         "`DELETE /admin/api/v1/customers/{id}` or `prefill erase <id>` deletes every "
-        "`pf:{b:<n>}:c:<id>:*` key, the customer's entries in the shared audit stream and in the "
-        "change feed, and kills all their links. What is kept is pseudonymous: the tombstone "
-        "listed above under `pf:{erased}:<pseudonym>`, and the audit entry of the erasure "
-        "itself, which names the pseudonym and the actor. The change feed carries one last "
-        "`erasure` entry with the customer id, so that consumers erase their copies; it goes "
-        "with the feed's 7 days. After the next AOF rewrite the customer's record is nowhere in "
-        "the Redis data directory. The campaign funnels' estimates of distinct people cannot "
-        "drop one person from a count; they name no one, and become anonymous when the "
-        "campaign's salt expires with its links.",
+        "`pf:{b:<n>}:c:<id>` and `pf:{b:<n>}:c:<id>:*` key, the customer's entries in the "
+        "shared audit stream and in the change feed, and kills all their links. What is kept "
+        "is pseudonymous: the tombstone listed above under `pf:{erased}:<pseudonym>`, and the "
+        "audit entry of the erasure itself, which names the pseudonym and the actor. The change "
+        "feed carries one last `erasure` entry with the customer id, so that consumers erase "
+        "their copies; it goes with the feed's 7 days. After the next AOF rewrite the "
+        "customer's record is nowhere in the Redis data directory. The campaign funnels' "
+        "estimates of distinct people cannot drop one person from a count; they name no one, "
+        "and become anonymous when the campaign's salt expires with its links.",
         "",
         "## Retention job",
         "",

@@ -13,9 +13,10 @@ import redis
 from litestar.testing import TestClient
 
 from prefill.app import create_app
-from prefill.store.keys import consent_key, consent_log_key, customer_key
+from prefill.models import ConsentAction, ConsentEvent, ConsentSource
+from prefill.store.keys import customer_key
 from tests.conftest import EXAMPLES, PUBLIC_URL, SECRET, make_settings
-from tests.helpers import relative, run
+from tests.helpers import append_consent, relative, run, stored_customer, stored_history
 
 CUSTOMERS = str(EXAMPLES / "customers.csv")
 VERSIONS = (
@@ -56,12 +57,12 @@ def test_importing_the_same_customers_twice_changes_nothing(
 ) -> None:
     assert run(env, "import", "examples")[0] == 0
     with redis.Redis.from_url(redis_url) as client:
-        before = client.llen(consent_log_key("cust-1001"))
+        before = len(stored_history(client, "cust-1001"))
         assert before == 2
         code, out, err = run(env, "import", "customers", CUSTOMERS, *VERSIONS)
         assert code == 0, err
         assert "7 rows: 0 created, 0 updated, 7 unchanged, 0 bad; 0 consent changes" in out
-        assert client.llen(consent_log_key("cust-1001")) == before
+        assert len(stored_history(client, "cust-1001")) == before
 
 
 def test_reimport_keeps_revoked_links_dead(env: dict[str, str], redis_url: str) -> None:
@@ -71,7 +72,7 @@ def test_reimport_keeps_revoked_links_dead(env: dict[str, str], redis_url: str) 
     assert "new link generation 1" in out
     assert run(env, "import", "customers", CUSTOMERS, *VERSIONS)[0] == 0
     with redis.Redis.from_url(redis_url) as client:
-        assert client.hget(customer_key("cust-1001"), "generation") == b"1"
+        assert stored_customer(client, "cust-1001")["generation"] == 1
 
 
 def test_mint_refuses_a_revoked_or_unknown_campaign(env: dict[str, str]) -> None:
@@ -165,15 +166,12 @@ def test_a_reimport_does_not_undo_a_withdrawal(env: dict[str, str], redis_url: s
     assert run(env, "import", "examples")[0] == 0
     with redis.Redis.from_url(redis_url) as client:
         # The customer withdrew (here written as the admin API will write it).
-        event = b'{"purpose":"personalization","action":"withdrawn","at":9e9,"source":"admin"}'
-        client.rpush(consent_log_key("cust-1001"), event)
-        client.hset(consent_key("cust-1001"), "personalization", event)
+        event = ConsentEvent("personalization", ConsentAction.WITHDRAWN, 9e9, ConsentSource.ADMIN)
+        append_consent(client, "cust-1001", event)
         code, out, _ = run(env, "import", "customers", CUSTOMERS, *VERSIONS)
         assert code == 0
         assert "0 consent changes recorded" in out
-        state = client.hget(consent_key("cust-1001"), "personalization")
-        assert state is not None
-        assert b'"withdrawn"' in state
+        assert stored_history(client, "cust-1001")[-1] == event
 
 
 def test_a_revoked_campaign_stays_revoked_when_reimported(

@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import csv
 import gzip
-import json
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import redis
 from click.testing import CliRunner
 
 from prefill.cli import main
-from prefill.store.keys import consent_log_key, customer_key
-from tests.helpers import run
+from prefill.store.keys import customer_key
+from tests.helpers import run, stored_customer, stored_history
 from tests.integration.test_bulk_import import snapshot
 
 MARKETING = ("--notice-version", "email_marketing=em-2026-01")
@@ -30,15 +30,14 @@ def write_csv(path: Path, rows: list[list[str]], encoding: str = "utf-8", **dial
 
 def record(redis_url: str, customer_id: str) -> dict[str, Any]:
     with redis.Redis.from_url(redis_url) as client:
-        stored = client.hget(customer_key(customer_id), "record")
-    assert stored is not None, customer_id
-    value: dict[str, Any] = json.loads(stored)
-    return value
+        stored = stored_customer(client, customer_id)
+    assert stored, customer_id
+    return stored
 
 
 def consent_events(redis_url: str, customer_id: str) -> list[dict[str, Any]]:
     with redis.Redis.from_url(redis_url) as client:
-        return [json.loads(e) for e in client.lrange(consent_log_key(customer_id), 0, -1)]
+        return [msgspec.to_builtins(e) for e in stored_history(client, customer_id)]
 
 
 HUBSPOT = [

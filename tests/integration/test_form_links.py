@@ -18,13 +18,14 @@ from prefill.app import create_app
 from prefill.links import LinkBuilder
 from prefill.models import CampaignState, ConsentAction
 from prefill.store import Repository
-from prefill.store.keys import audit_shard_key, bucket_of, consent_key, customer_key
+from prefill.store.keys import audit_shard_key, bucket_of, customer_key
 from prefill.tokens import LinkClaims, LinkSigner, TokenPurpose
 from tests.conftest import PSEUDONYMS, PUBLIC_URL, make_settings
 from tests.helpers import (
     CAMPAIGN_ID,
     FORM_ID,
     FORM_PATH,
+    append_consent,
     card_link,
     form_link,
     refusals_of,
@@ -537,9 +538,7 @@ async def test_a_withdrawal_racing_an_import_is_not_overwritten(
                 source=ConsentSource.UNSUBSCRIBE,
             )
             with sync_redis.Redis.from_url(redis_url) as other:
-                other.hset(
-                    consent_key("cust-1001"), "personalization", msgspec.json.encode(withdrawal)
-                )
+                append_consent(other, "cust-1001", withdrawal)
         state = current["cust-1001"].get("personalization")
         grant = ConsentEvent(
             purpose="personalization",

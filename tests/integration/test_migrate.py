@@ -3,16 +3,22 @@ audit stream, `pf:{erased}:…`) to the bucket layout: completely, once, and aga
 
 from __future__ import annotations
 
+import msgspec
 import redis
 
-from prefill.models import (
-    ConsentAction,
-)
+from prefill.models import ConsentAction, ConsentEvent, ConsentSource, Customer
 from prefill.store import Repository
-from prefill.store.keys import consent_key, customer_refusals_key
+from prefill.store.keys import customer_key, customer_refusals_key
+from prefill.store.legacy import legacy_key
 from tests.conftest import PSEUDONYMS
 from tests.helpers import OLD_SCHEMA_DAY as DAY
-from tests.helpers import run, write_old_schema
+from tests.helpers import (
+    run,
+    stored_customer,
+    stored_history,
+    write_old_schema,
+    write_several_keys,
+)
 
 
 def test_migrate_moves_old_data_once_and_resumes_after_a_cut(
@@ -21,7 +27,7 @@ def test_migrate_moves_old_data_once_and_resumes_after_a_cut(
     with redis.Redis.from_url(redis_url) as client:
         write_old_schema(client, PSEUDONYMS)
         # A run cut off midway: one of old-2's keys is moved already.
-        client.rename("pf:{c:old-2}:consent", consent_key("old-2"))
+        client.rename("pf:{c:old-2}:consent", legacy_key("old-2", "consent"))
     code, out, err = run(env, "migrate")
     assert code == 0, err
     assert "moved 2 customer(s), 1 tombstone(s), 3 audit entries, 1 day(s)" in out
@@ -61,3 +67,49 @@ async def test_the_migrated_data_reads_as_it_was_written(
     # An erasure after the move finds the customer's audit entries in their shard.
     assert await repository.erase_customer("old-1") is not None
     assert {e.customer_id for e in await repository.audit_entries()} == {"old-2", ""}
+
+
+def test_migrate_makes_a_customer_in_several_keys_one_hash_once(
+    env: dict[str, str], redis_url: str
+) -> None:
+    first = Customer(id="two-1", email="a@x.example", first_name="Aino", generation=2)
+    second = Customer(id="two-2", email="b@x.example", attributes={"segment": "s1"})
+    grant = ConsentEvent("personalization", ConsentAction.GRANTED, 1.25, ConsentSource.IMPORT)
+    withdrawal = msgspec.structs.replace(grant, action=ConsentAction.WITHDRAWN, at=2.5)
+    marketing = ConsentEvent("email_marketing", ConsentAction.GRANTED, 3.0, ConsentSource.FORM)
+    with redis.Redis.from_url(redis_url) as client:
+        write_several_keys(client, first, [grant, marketing, withdrawal])
+        code, out, err = run(env, "migrate")
+        assert code == 0, err
+        assert "made 1 customer(s) one hash" in out
+        # As if that run had been cut off before the second customer: the next one does it.
+        write_several_keys(client, second, [grant])
+        code, out, _ = run(env, "migrate")
+        assert "made 1 customer(s) one hash" in out
+        assert run(env, "migrate")[1].endswith("made 0 customer(s) one hash\n")
+        left = sorted(k.decode() for k in client.scan_iter(count=1000) if b":c:two-" in k)
+        assert left == [customer_key("two-1"), customer_key("two-2")]  # the old keys are gone
+        assert stored_customer(client, "two-1") == msgspec.to_builtins(first)
+        assert stored_customer(client, "two-2") == msgspec.to_builtins(second)
+        assert stored_history(client, "two-1") == [grant, marketing, withdrawal]
+        assert client.object("encoding", customer_key("two-1")) in (b"ziplist", b"listpack")
+
+
+async def test_a_migrated_customer_reads_and_writes_as_any_other(
+    env: dict[str, str], redis_url: str, repository: Repository
+) -> None:
+    import asyncio
+
+    grant = ConsentEvent("personalization", ConsentAction.GRANTED, 1.25, ConsentSource.IMPORT)
+    with redis.Redis.from_url(redis_url) as client:
+        write_several_keys(client, Customer(id="two-1", email="a@x.example"), [grant])
+    assert (await asyncio.to_thread(run, env, "migrate"))[0] == 0
+    assert (await repository.current_consents(["two-1"]))["two-1"] == {"personalization": grant}
+    assert (await repository.list_customer_ids(0, 100)).ids == ["two-1"]
+    withdrawal = msgspec.structs.replace(grant, action=ConsentAction.WITHDRAWN, at=2.0)
+    assert (await repository.record_consent("two-1", withdrawal)).status == "recorded"
+    assert await repository.consent_history("two-1") == [grant, withdrawal]
+    tombstone = await repository.erase_customer("two-1")
+    assert tombstone is not None
+    assert tombstone.withdrawn == ["personalization"]
+    assert tombstone.generation_floor == 1

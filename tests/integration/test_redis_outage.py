@@ -26,7 +26,7 @@ from prefill.settings import Settings
 from prefill.storage import EmbeddedRedis, free_tcp_port
 from prefill.store import Repository
 from prefill.store.client import connect
-from prefill.store.keys import BUCKETS, catalog_version_copy_key, consent_key
+from prefill.store.keys import BUCKETS, catalog_version_copy_key, customer_key
 from prefill.tokens import LinkClaims, LinkSigner, TokenPurpose
 from prefill.web.submit import THANKS_COOKIE
 from tests.conftest import EXAMPLES, PSEUDONYMS, PUBLIC_URL, SECRET, make_settings
@@ -229,7 +229,7 @@ async def test_an_unreadable_customer_record_is_refused_like_any_other(
 ) -> None:
     client, repository, url = outage_client
     generic = await client.get(FORM_PATH)
-    admin.hset(consent_key("cust-1001"), "personalization", b"{not json")
+    admin.hset(customer_key("cust-1001"), mapping={"h.0": b"{not msgpack", "h.1": b"\xc1"})
     page = await client.get(url)
     assert (page.status_code, page.content) == (generic.status_code, generic.content)
     assert (await refusals_of(repository, "cust-1001"))["page:unreadable_record"] == 1
@@ -258,8 +258,8 @@ async def test_a_wrong_key_type_for_one_customer_is_a_refusal(
 ) -> None:
     client, _, url = outage_client
     generic = await client.get(FORM_PATH)
-    admin.delete(consent_key("cust-1001"))
-    admin.set(consent_key("cust-1001"), "not a hash")
+    admin.delete(customer_key("cust-1001"))
+    admin.set(customer_key("cust-1001"), "not a hash")
     page = await client.get(url)
     assert (page.status_code, page.content) == (generic.status_code, generic.content)
 

@@ -1,12 +1,13 @@
-"""Consent: the state per purpose (derived), its append-only log, and idempotent writes.
+"""Consent: the state per purpose (derived), its append-only history, and idempotent writes.
 
-Consent state is written together with its log entry in one step (a script, or the MULTI of a
-bulk write), so the derived state never disagrees with the history.
+Both live in the customer's hash (records.py). The state is written together with its history
+entry in one script, so the derived state never disagrees with the history.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
+from typing import cast
 
 import msgspec
 from redis.typing import EncodableT
@@ -14,19 +15,19 @@ from redis.typing import EncodableT
 from prefill.models import ConsentEvent
 from prefill.store.base import StoreBase
 from prefill.store.errors import RequestConflict, unavailable_on_error
-from prefill.store.keys import (
-    consent_key,
-    consent_log_key,
-    consent_requests_key,
-    customer_key,
+from prefill.store.keys import consent_requests_key, customer_key
+from prefill.store.records import (
+    action_code,
+    decode_customer,
+    decode_event,
+    decode_history,
+    encode_event,
+    state_field,
 )
 from prefill.store.scripts import ScriptCall
 
 REQUEST_RETENTION_SECONDS = 86_400
 """A client may retry a consent write with the same request id for a day."""
-
-_encoder = msgspec.json.Encoder()
-consent_decoder = msgspec.json.Decoder(ConsentEvent)
 
 
 class ConsentOutcome(msgspec.Struct, frozen=True):
@@ -41,21 +42,17 @@ class ConsentOutcome(msgspec.Struct, frozen=True):
     """For a replay: whether the first request's audit and feed entries were written."""
 
 
-def decode_consents(fields: Mapping[bytes, bytes]) -> dict[str, ConsentEvent]:
-    return {purpose.decode(): consent_decoder.decode(raw) for purpose, raw in fields.items()}
-
-
 class ConsentStore(StoreBase):
     async def current_consents(
         self, customer_ids: Iterable[str]
     ) -> dict[str, dict[str, ConsentEvent]]:
-        hashes = await self._hgetall_each(customer_ids, consent_key)
-        return {cid: decode_consents(fields) for cid, fields in hashes.items()}
+        hashes = await self._hgetall_each(customer_ids, customer_key)
+        return {cid: decode_customer(cid, fields).consents for cid, fields in hashes.items()}
 
     async def consent_history(self, customer_id: str) -> list[ConsentEvent]:
         async with unavailable_on_error():
-            raw = await self._redis.lrange(consent_log_key(customer_id), 0, -1)
-        return [consent_decoder.decode(item) for item in raw]
+            fields = await self._redis.hgetall(customer_key(customer_id))
+        return decode_history(cast("dict[bytes, bytes]", fields))
 
     async def record_consent(
         self, customer_id: str, event: ConsentEvent, request_id: str = "", fingerprint: str = ""
@@ -64,21 +61,16 @@ class ConsentStore(StoreBase):
         the same request returns the first outcome; a different request under the same id
         raises RequestConflict. The answer comes after Redis has applied (and, with
         `appendfsync always`, fsynced) the write."""
-        keys = [
-            customer_key(customer_id),
-            consent_key(customer_id),
-            consent_log_key(customer_id),
-            consent_requests_key(customer_id),
-        ]
+        keys = [customer_key(customer_id), consent_requests_key(customer_id)]
         args: list[EncodableT] = [
-            _encoder.encode(event),
-            event.purpose,
-            event.action.value,
+            encode_event(event),
+            state_field(event.purpose),
+            action_code(event.action),
             event.notice_version,
             request_id,
             fingerprint,
             REQUEST_RETENTION_SECONDS,
-            repr(event.at),
+            int(event.at),
         ]
         async with unavailable_on_error():
             call = ScriptCall(self._scripts.record_consent, keys, args)
@@ -92,11 +84,11 @@ class ConsentStore(StoreBase):
                 raise RequestConflict(request_id)
             return ConsentOutcome(
                 status,
-                consent_decoder.decode(payload),
+                decode_event(payload),
                 first_status=first_status.decode(),
                 published=bool(published[0]),
             )
-        return ConsentOutcome(status, consent_decoder.decode(payload))
+        return ConsentOutcome(status, decode_event(payload))
 
     async def mark_published(self, customer_id: str, request_id: str) -> None:
         """The audit and feed entries of a request's consent event are written."""

@@ -1,15 +1,15 @@
 """Customer records: the hot path's read, bulk upserts, link generations, and listing.
 
-The customer hash also holds `updated_at` (Unix seconds of the last write by an import, the admin
-API or a form), which the retention job reads. The `generation` field is the authority for a
-customer's link counter; the copy inside `record` is ignored on read.
+A customer is one hash (records.py): the record, the link generation, `updated_at` (Unix seconds
+of the last write by an import, the admin API or a form, which the retention job reads), and the
+consent history with its derived state.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import NamedTuple, cast
+from typing import cast
 
 import msgspec
 from redis.typing import EncodableT
@@ -19,18 +19,23 @@ from prefill.models import ConsentEvent, Customer
 from prefill.ratelimit import Window
 from prefill.store.base import RateCount, StoreBase
 from prefill.store.catalog import parse_version
-from prefill.store.consent import decode_consents
 from prefill.store.erasure import Tombstone, tombstone_decoder
 from prefill.store.errors import CorruptRecord, unavailable_on_error
 from prefill.store.keys import (
     BUCKETS,
     bucket_of,
     catalog_version_copy_key,
-    consent_key,
-    consent_log_key,
     customer_index_key,
     customer_key,
     tombstone_key,
+)
+from prefill.store.records import (
+    UPDATED_AT,
+    StoredCustomer,
+    decode_customer,
+    encode_event,
+    record_fields,
+    state_field,
 )
 from prefill.store.scripts import ScriptCall, script_reply
 
@@ -41,18 +46,11 @@ ConsentDecision = Callable[[dict[str, dict[str, ConsentEvent]]], dict[str, list[
 """Current consent state per customer -> the consent events to record per customer."""
 
 
-class _Stored(NamedTuple):
-    """A customer's record and consent state as stored when read: what a write compares."""
-
-    record: bytes
-    consents: dict[bytes, bytes]
-
-
 LISTING_STRIDE = 64
 """Buckets whose index sets one round trip of a listing reads."""
 
-_encoder = msgspec.json.Encoder()
-_customer_decoder = msgspec.json.Decoder(Customer)
+_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, ValueError, KeyError, IndexError)
+"""What a hash that no longer decodes raises (records.py)."""
 
 
 class LinkState(msgspec.Struct, frozen=True):
@@ -98,14 +96,6 @@ class CustomerPage(msgspec.Struct, frozen=True):
     ids: list[str]
     cursor: int
     """Pass back to continue; 0 when the scan is complete."""
-
-
-def _decode_customer(fields: Mapping[bytes, bytes]) -> Customer | None:
-    record = fields.get(b"record")
-    if record is None:
-        return None
-    customer = _customer_decoder.decode(record)
-    return msgspec.structs.replace(customer, generation=int(fields.get(b"generation", b"0")))
 
 
 def _changed_fields(stored: Customer, new: Customer) -> list[str]:
@@ -154,31 +144,31 @@ class CustomerStore(StoreBase):
             commands: list[Command] = [
                 ("GET", catalog_version_copy_key(bucket_of(customer_id))),
                 ("HGETALL", customer_key(customer_id)),
-                ("HGETALL", consent_key(customer_id)),
             ]
             if call:
                 commands.append(
                     ("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args)
                 )
             replies = await self._reads.execute(commands)
-            version, customer_fields, consent_fields = replies[:3]
-            requests = Window(*await script_reply(call, replies[3])) if call else None
+            version, fields = replies[:2]
+            requests = Window(*await script_reply(call, replies[2])) if call else None
         catalog_version = parse_version(version)
-        if isinstance(customer_fields, Exception) or isinstance(consent_fields, Exception):
+        if isinstance(fields, Exception):
             raise CorruptRecord(customer_id)  # e.g. a key of the wrong type
         try:
-            return LinkState(
-                catalog_version=catalog_version,
-                customer=_decode_customer(customer_fields),
-                consents=decode_consents(consent_fields),
-                requests=requests,
-            )
-        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+            stored = decode_customer(customer_id, fields)
+        except _DECODE_ERRORS as exc:
             raise CorruptRecord(customer_id) from exc
+        return LinkState(
+            catalog_version=catalog_version,
+            customer=stored.customer,
+            consents=stored.consents,
+            requests=requests,
+        )
 
     async def get_customers(self, customer_ids: Iterable[str]) -> dict[str, Customer | None]:
         hashes = await self._hgetall_each(customer_ids, customer_key)
-        return {cid: _decode_customer(fields) for cid, fields in hashes.items()}
+        return {cid: decode_customer(cid, fields).customer for cid, fields in hashes.items()}
 
     async def get_customer(self, customer_id: str) -> Customer | None:
         return (await self.get_customers([customer_id]))[customer_id]
@@ -191,7 +181,7 @@ class CustomerStore(StoreBase):
 
     async def _read_states(
         self, ids: list[str]
-    ) -> tuple[dict[str, CustomerState], dict[str, _Stored]]:
+    ) -> tuple[dict[str, CustomerState], dict[str, StoredCustomer]]:
         """`customer_states`, and what was stored as it was read (for a compare-and-set)."""
         if not ids:
             return {}, {}
@@ -200,11 +190,10 @@ class CustomerStore(StoreBase):
             pipe = self._redis.pipeline(transaction=False)
             for customer_id in ids:
                 pipe.hgetall(customer_key(customer_id))
-                pipe.hgetall(consent_key(customer_id))
             for _, pseudonym in candidates:
                 pipe.get(tombstone_key(pseudonym))  # Each in its own bucket: no MGET.
             everything = await pipe.execute(raise_on_error=False)
-        replies, found = everything[: 2 * len(ids)], everything[2 * len(ids) :]
+        replies, found = everything[: len(ids)], everything[len(ids) :]
         for raw in found:
             if isinstance(raw, Exception):
                 raise raw  # Without the tombstones nothing can be decided.
@@ -213,22 +202,19 @@ class CustomerStore(StoreBase):
             if raw is not None:
                 tombstones.setdefault(customer_id, raw)
         states: dict[str, CustomerState] = {}
-        stored: dict[str, _Stored] = {}
-        for index, customer_id in enumerate(ids):
+        stored: dict[str, StoredCustomer] = {}
+        for customer_id, fields in zip(ids, replies, strict=True):
             raw = tombstones.get(customer_id)
             tombstone = tombstone_decoder.decode(raw) if raw else None
             try:
-                customer_fields, consent_fields = replies[2 * index], replies[2 * index + 1]
-                if isinstance(customer_fields, Exception) or isinstance(consent_fields, Exception):
+                if isinstance(fields, Exception):
                     raise ValueError("a key of the wrong type")
-                states[customer_id] = CustomerState(
-                    customer=_decode_customer(customer_fields),
-                    consents=decode_consents(consent_fields),
-                    tombstone=tombstone,
-                )
-                stored[customer_id] = _Stored(customer_fields.get(b"record", b""), consent_fields)
-            except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
+                decoded = decode_customer(customer_id, fields)
+            except _DECODE_ERRORS:
                 states[customer_id] = CustomerState(None, {}, tombstone, unreadable=True)
+                continue
+            states[customer_id] = CustomerState(decoded.customer, decoded.consents, tombstone)
+            stored[customer_id] = decoded
         return states, stored
 
     async def save_customers(
@@ -304,7 +290,7 @@ class CustomerStore(StoreBase):
         customer: Customer,
         change: CustomerChange,
         states: Mapping[str, CustomerState],
-        stored: Mapping[str, _Stored],
+        stored: Mapping[str, StoredCustomer],
         now: float,
         write_unchanged: bool,
     ) -> ScriptCall | None:
@@ -314,26 +300,22 @@ class CustomerStore(StoreBase):
             # An erased customer's old links must stay dead if the id comes back.
             floor = states[customer.id].tombstone
             generation = floor.generation_floor if floor else 0
-        record = b""
-        if change.status in ("created", "updated") or (
-            change.status == "unchanged" and write_unchanged
-        ):
-            record = _encoder.encode(customer)
-        if not record and not change.consents:
+        rewrite = change.status in ("created", "updated")
+        if not (rewrite or change.consents or (change.status == "unchanged" and write_unchanged)):
             return None
         seen = stored[customer.id]
-        args: list[EncodableT] = [seen.record, len(seen.consents)]
-        for purpose, event in seen.consents.items():
-            args += [purpose, event]
-        args += [customer.id, now, generation, record]
+        args: list[EncodableT] = [seen.version, customer.id, int(now), generation]
+        if rewrite:
+            fields = record_fields(customer)
+            removed = [field for field in seen.record if field.decode() not in fields]
+            args += [len(removed), *removed, len(fields)]
+            for field, value in fields.items():
+                args += [field, value]
+        else:
+            args += [0, 0]  # The record stays as it is; the write still counts as activity.
         for consent in change.consents:
-            args += [consent.purpose, _encoder.encode(consent)]
-        keys = [
-            customer_key(customer.id),
-            consent_key(customer.id),
-            consent_log_key(customer.id),
-            customer_index_key(bucket_of(customer.id)),
-        ]
+            args += [state_field(consent.purpose), encode_event(consent)]
+        keys = [customer_key(customer.id), customer_index_key(bucket_of(customer.id))]
         return ScriptCall(self._scripts.write_customer, keys, args)
 
     async def bump_generation(self, customer_id: str) -> int | None:
@@ -374,7 +356,7 @@ class CustomerStore(StoreBase):
         async with unavailable_on_error():
             pipe = self._redis.pipeline(transaction=False)
             for customer_id in ids:
-                pipe.hget(customer_key(customer_id), "updated_at")
+                pipe.hget(customer_key(customer_id), UPDATED_AT)
             found = await pipe.execute()
         return {
             cid: None if raw is None else float(raw) for cid, raw in zip(ids, found, strict=True)
@@ -390,5 +372,5 @@ class CustomerStore(StoreBase):
         async with unavailable_on_error():
             pipe = self._redis.pipeline(transaction=False)
             for customer_id in ids:
-                pipe.hsetnx(customer_key(customer_id), "updated_at", now)
+                pipe.hsetnx(customer_key(customer_id), UPDATED_AT, int(now))
             await pipe.execute()

@@ -21,13 +21,13 @@ from prefill.store.keys import (
     FEED_STREAM,
     audit_shard_key,
     bucket_of,
-    consent_key,
     customer_audit_key,
     customer_index_key,
     customer_key,
     customer_keys,
     tombstone_key,
 )
+from prefill.store.records import EMAIL, GENERATION, state_purposes
 
 _encoder = msgspec.json.Encoder()
 _change_decoder = msgspec.json.Decoder(ChangeEvent)
@@ -79,18 +79,18 @@ class ErasureStore(StoreBase):
         """Delete every key of the customer, and their entries in the shared audit stream and
         the change feed; leave a pseudonymous tombstone. None if there was no such customer."""
         bucket = bucket_of(customer_id)
-        watched = [customer_key(customer_id), consent_key(customer_id)]
-        watched.append(customer_audit_key(customer_id))
+        watched = [customer_key(customer_id), customer_audit_key(customer_id)]
         async with unavailable_on_error(), self._redis.pipeline(transaction=True) as pipe:
             while True:
                 try:
                     await pipe.watch(*watched)
-                    generation = await pipe.hget(customer_key(customer_id), "generation")
-                    if generation is None:
-                        return None
-                    consents = cast(
-                        "dict[bytes, bytes]", await pipe.hgetall(consent_key(customer_id))
+                    fields = cast(
+                        "dict[bytes, bytes]", await pipe.hgetall(customer_key(customer_id))
                     )
+                    if EMAIL.encode() not in fields:
+                        return None
+                    generation = fields.get(GENERATION.encode(), b"0")
+                    purposes = state_purposes(fields)
                     indexed = cast(
                         "list[tuple[bytes, object]]",
                         await pipe.xrange(customer_audit_key(customer_id)),
@@ -99,7 +99,7 @@ class ErasureStore(StoreBase):
                     tombstone = Tombstone(
                         erased_at=time.time(),
                         generation_floor=int(generation) + 1,
-                        withdrawn=sorted(p.decode() for p in consents),
+                        withdrawn=sorted(purposes),
                         pseudonym=pseudonym,
                     )
                     # First, in a step of its own (another hash slot): an import racing this

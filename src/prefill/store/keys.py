@@ -5,9 +5,7 @@ keys live in one slot and can change together in MULTI or one script:
 
 | key                                | type   | holds                                     |
 |------------------------------------|--------|-------------------------------------------|
-| `pf:{b:<n>}:c:<id>:customer`       | hash   | `record`: Customer JSON; `generation`     |
-| `pf:{b:<n>}:c:<id>:consent`        | hash   | purpose -> latest ConsentEvent JSON       |
-| `pf:{b:<n>}:c:<id>:consent:log`    | list   | every ConsentEvent JSON, oldest first     |
+| `pf:{b:<n>}:c:<id>`                | hash   | the record, consent history and state     |
 | `pf:{b:<n>}:c:<id>:refused`        | hash   | `<day>:<channel>:<cause>` -> count        |
 | `pf:{b:<n>}:c:<id>:audit`          | stream | the customer's audit entries (an index)   |
 | `pf:{b:<n>}:c:<id>:requests`       | hash   | request id -> idempotent write's outcome  |
@@ -48,8 +46,10 @@ The audit streams hold disclosures and changes. Refused links are counted per UT
 of them, and they must cost constant space. Stream entries and counts are kept for the audit
 retention (`PREFILL_AUDIT_RETENTION_DAYS`) and trimmed by age, never by count.
 
-The customer hash also holds `updated_at` (Unix seconds of the last write by an import, the admin
-API or a form), which the retention job reads.
+The customer hash's fields (records.py): the record's fields, the link generation, `updated_at`
+(Unix seconds of the last write by an import, the admin API or a form, which the retention job
+reads), a write version, the consent history (append-only) and the state derived from it, in one
+hash so that a customer costs one key and a link reads them in one command.
 
 Retention: `refused`, `audit` and `requests` expire by TTL (audit retention; 24 hours for
 requests); the streams are trimmed by age on every write and by `prefill retention`; customer
@@ -69,9 +69,8 @@ An erasure tombstone is keyed by a keyed HMAC of the customer id (pseudonyms.py)
 customer so that a re-import neither revives the erased customer's links nor re-grants consent
 they had withdrawn, and it cannot be linked to the id without the service's secret keys.
 
-The `generation` field is the authority for a customer's link counter; the copy inside `record`
-is ignored on read. Consent state is written together with its log entry in one MULTI, so the
-derived state never disagrees with the history (imports too: see `write_customer_batch`).
+Consent state is written together with its history entry by one script on the customer's hash,
+so the derived state never disagrees with the history (imports too: see `write_customer_batch`).
 """
 
 from __future__ import annotations
@@ -98,20 +97,13 @@ def bucket_of(value: str) -> int:
     return zlib.crc32(value.encode()) % BUCKETS
 
 
-def _in_bucket(customer_id: str, name: str) -> str:
-    return f"{PREFIX}{{b:{bucket_of(customer_id)}}}:c:{customer_id}:{name}"
-
-
 def customer_key(customer_id: str) -> str:
-    return _in_bucket(customer_id, "customer")
+    """The customer's hash: record, consent history and state (records.py)."""
+    return f"{PREFIX}{{b:{bucket_of(customer_id)}}}:c:{customer_id}"
 
 
-def consent_key(customer_id: str) -> str:
-    return _in_bucket(customer_id, "consent")
-
-
-def consent_log_key(customer_id: str) -> str:
-    return _in_bucket(customer_id, "consent:log")
+def _in_bucket(customer_id: str, name: str) -> str:
+    return f"{customer_key(customer_id)}:{name}"
 
 
 def customer_refusals_key(customer_id: str) -> str:
@@ -132,8 +124,6 @@ def customer_keys(customer_id: str) -> list[str]:
         key_of(customer_id)
         for key_of in (
             customer_key,
-            consent_key,
-            consent_log_key,
             customer_refusals_key,
             customer_audit_key,
             consent_requests_key,

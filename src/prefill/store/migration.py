@@ -1,8 +1,10 @@
 """`prefill migrate`: data written under the key schema before buckets (`pf:{c:<id>}:…`, one
 shared audit stream, `pf:{erased}:…`, `pf:{audit}:refused:<day>`) moved to the bucket layout of
-keys.py. Idempotent and resumable: each key is moved (DUMP, RESTORE, DEL) only while it is still
-there under its old name, a customer's record last, so a run cut off midway is finished by the
-next. Run it once, with the service stopped, before starting the version that reads buckets."""
+keys.py, and customers written as several keys made one hash each (legacy.py). Idempotent and
+resumable: each key is moved (DUMP, RESTORE, DEL) only while it is still there under its old
+name, a customer's record last, and each customer made one hash in one MULTI, so a run cut off
+midway is finished by the next. Run it with the service stopped, before starting a version that
+reads the new layout."""
 
 from __future__ import annotations
 
@@ -20,27 +22,26 @@ from prefill.store.keys import (
     PREFIX,
     audit_shard_key,
     bucket_of,
-    consent_key,
-    consent_log_key,
     consent_requests_key,
     customer_audit_key,
     customer_index_key,
-    customer_key,
     customer_refusals_key,
     refusal_counts_key,
     tombstone_key,
 )
+from prefill.store.legacy import convert_customers, legacy_key
 
 OLD_AUDIT_STREAM = f"{PREFIX}{{audit}}:events"
 _OLD_CUSTOMER_KEYS: list[tuple[str, Callable[[str], str]]] = [
     # The record last: while it is there, the customer is not done.
-    ("consent", consent_key),
-    ("consent:log", consent_log_key),
+    ("consent", lambda customer_id: legacy_key(customer_id, "consent")),
+    ("consent:log", lambda customer_id: legacy_key(customer_id, "consent:log")),
     ("refused", customer_refusals_key),
     ("audit", customer_audit_key),
     ("requests", consent_requests_key),
-    ("customer", customer_key),
+    ("customer", lambda customer_id: legacy_key(customer_id, "customer")),
 ]
+"""Into the several-keys layout, which `convert_customers` then makes one hash."""
 _audit_decoder = msgspec.json.Decoder(AuditEntry)
 
 
@@ -49,6 +50,8 @@ class MigrationReport(msgspec.Struct, frozen=True):
     tombstones: int
     audit_entries: int
     refusal_days: int
+    one_hash: int
+    """Customers turned from several keys into one hash."""
 
 
 class MigrationStore(CatalogStore):
@@ -84,11 +87,12 @@ class MigrationStore(CatalogStore):
             async for key in self._redis.scan_iter(match=f"{PREFIX}{{audit}}:rate:*"):
                 await self._redis.delete(key)  # A rate window's count: minutes, not worth moving.
             progress(f"{days:,} days of refusal counts moved")
+            conversion = await convert_customers(self._redis, progress)
             version = await self._redis.get(CATALOG_VERSION)
         if version is not None:
             await self._spread_version(int(version))
             progress("catalog version copied into every bucket")
-        return MigrationReport(customers, tombstones, entries, days)
+        return MigrationReport(customers, tombstones, entries, days, conversion.converted)
 
     async def _move(self, old: str, new: str) -> None:
         """One key to its new name, with its expiry; nothing if it is gone (moved already)."""

@@ -10,8 +10,8 @@ from redis.commands.core import AsyncScript
 from redis.typing import EncodableT
 
 BUMP_GENERATION_SCRIPT = """
-if redis.call('HEXISTS', KEYS[1], 'record') == 1 then
-  return redis.call('HINCRBY', KEYS[1], 'generation', 1)
+if redis.call('HEXISTS', KEYS[1], 'e') == 1 then
+  return redis.call('HINCRBY', KEYS[1], 'g', 1)
 end
 return false
 """
@@ -32,41 +32,43 @@ can then delete exactly that customer's entries from the shared stream."""
 
 
 RECORD_CONSENT_SCRIPT = """
--- KEYS: customer, consent state, consent log, request outcomes
--- ARGV: event JSON, purpose, action, notice version, request id ('' for none), fingerprint, TTL,
---       event time
+-- KEYS: the customer's hash (records.py), its request outcomes
+-- ARGV: the event (msgpack), its purpose's state field, action code, notice version, request
+--       id ('' for none), fingerprint, TTL, updated_at
 if ARGV[5] ~= '' then
-  local stored = redis.call('HGET', KEYS[4], ARGV[5])
+  local stored = redis.call('HGET', KEYS[2], ARGV[5])
   if stored then
     -- Written again as it is: a write of this connection's, so a WAIT after it covers the
     -- first request's write too (replication keeps order), which may not have reached a
     -- replica when that request was refused for it.
-    redis.call('HSET', KEYS[4], ARGV[5], stored)
-    return {'replayed', stored, redis.call('HEXISTS', KEYS[4], ARGV[5] .. '#published')}
+    redis.call('HSET', KEYS[2], ARGV[5], stored)
+    return {'replayed', stored, redis.call('HEXISTS', KEYS[2], ARGV[5] .. '#published')}
   end
 end
-if redis.call('HEXISTS', KEYS[1], 'record') == 0 then return {'unknown_customer', ''} end
+if redis.call('HEXISTS', KEYS[1], 'e') == 0 then return {'unknown_customer', ''} end
 local outcome, event = 'recorded', ARGV[1]
-local current = redis.call('HGET', KEYS[2], ARGV[2])
-if current then
-  local state = cjson.decode(current)
-  if state['action'] == ARGV[3] and state['notice_version'] == ARGV[4] then
+local index = redis.call('HGET', KEYS[1], ARGV[2])
+if index then
+  local current = redis.call('HGET', KEYS[1], 'h.' .. index)
+  local state = cmsgpack.unpack(current)
+  if state[2] == tonumber(ARGV[3]) and (state[5] or '') == ARGV[4] then
     outcome, event = 'unchanged', current
   end
 end
 if outcome == 'recorded' then
-  redis.call('RPUSH', KEYS[3], event)
-  redis.call('HSET', KEYS[2], ARGV[2], event)
-  redis.call('HSET', KEYS[1], 'updated_at', ARGV[8])
+  local i = redis.call('HINCRBY', KEYS[1], 'n', 1) - 1
+  redis.call('HSET', KEYS[1], 'h.' .. i, event, ARGV[2], i, 'u', ARGV[8])
+  redis.call('HINCRBY', KEYS[1], 'v', 1)
 end
 if ARGV[5] ~= '' then
-  redis.call('HSET', KEYS[4], ARGV[5], ARGV[6] .. '|' .. outcome .. '|' .. event)
-  redis.call('EXPIRE', KEYS[4], ARGV[7])
+  redis.call('HSET', KEYS[2], ARGV[5], ARGV[6] .. '|' .. outcome .. '|' .. event)
+  redis.call('EXPIRE', KEYS[2], ARGV[7])
 end
 return {outcome, event}
 """
 """Check the request id, the customer and the current state, and append: one atomic step, so
-two retries of one request cannot both record, and nothing is recorded for an erased customer."""
+two retries of one request cannot both record, and nothing is recorded for an erased customer.
+The history entry and the state pointing at it are written together."""
 
 
 COUNT_FUNNEL_SCRIPT = """
@@ -142,36 +144,36 @@ return repeated
 
 
 WRITE_CUSTOMER_SCRIPT = """
--- KEYS: customer, consent state, consent log, the bucket's index of its customers
--- ARGV: the record the decision read ('' for none), the number N of consent purposes it read,
---       N purpose/event pairs, then the customer id, updated_at, the generation of a new
---       customer ('' for an existing one), the record to write ('' to leave it), then the
---       consent events to record as purpose/event pairs.
--- Writes only when the record and the consent state are still those the decision was made
--- on; returns 1 if it wrote, 0 if they changed meanwhile (then the caller decides again).
-local stored = redis.call('HGET', KEYS[1], 'record') or ''
-if stored ~= ARGV[1] then return 0 end
-local n = tonumber(ARGV[2])
-if redis.call('HLEN', KEYS[2]) ~= n then return 0 end
-for i = 0, n - 1 do
-  if redis.call('HGET', KEYS[2], ARGV[3 + 2 * i]) ~= ARGV[4 + 2 * i] then return 0 end
+-- KEYS: the customer's hash (records.py), the bucket's index of its customers
+-- ARGV: the write version the decision read ('' for none), the customer id, updated_at, the
+--       generation of a new customer ('' for an existing one), the number N of record fields
+--       to remove, N fields, the number M of record fields to write, M field/value pairs, then
+--       the consent events to append as state field/event pairs.
+-- Writes only while the hash is still the one the decision was made on (every write raises
+-- its version); returns 1 if it wrote, 0 if it changed meanwhile (the caller decides again).
+if (redis.call('HGET', KEYS[1], 'v') or '') ~= ARGV[1] then return 0 end
+if ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[1], 'g', ARGV[4])
+  redis.call('SADD', KEYS[2], ARGV[2])
 end
-local at = 3 + 2 * n
-if ARGV[at + 2] ~= '' then
-  redis.call('HSET', KEYS[1], 'generation', ARGV[at + 2])
-  redis.call('SADD', KEYS[4], ARGV[at])
+local at = 6
+local removed = tonumber(ARGV[5])
+if removed > 0 then redis.call('HDEL', KEYS[1], unpack(ARGV, at, at + removed - 1)) end
+at = at + removed
+local written = tonumber(ARGV[at])
+if written > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, at + 1, at + 2 * written)) end
+for j = at + 1 + 2 * written, #ARGV, 2 do
+  local i = redis.call('HINCRBY', KEYS[1], 'n', 1) - 1
+  redis.call('HSET', KEYS[1], 'h.' .. i, ARGV[j + 1], ARGV[j], i)
 end
-if ARGV[at + 3] ~= '' then redis.call('HSET', KEYS[1], 'record', ARGV[at + 3]) end
-for j = at + 4, #ARGV, 2 do
-  redis.call('RPUSH', KEYS[3], ARGV[j + 1])
-  redis.call('HSET', KEYS[2], ARGV[j], ARGV[j + 1])
-end
-redis.call('HSET', KEYS[1], 'updated_at', ARGV[at + 1])
+redis.call('HSET', KEYS[1], 'u', ARGV[3])
+redis.call('HINCRBY', KEYS[1], 'v', 1)
 return 1
 """
-"""A bulk write per customer, compare-and-set: one customer's keys are one slot, where a WATCH
-over a whole batch would span every slot. An erasure or a withdrawal that lands while a batch
-is being decided makes that customer's write refuse, so it can never be written over."""
+"""A bulk write per customer, compare-and-set on the hash's write version: one customer is
+one key, where a WATCH over a whole batch would span every slot. An erasure or a withdrawal that
+lands while a batch is being decided makes that customer's write refuse, so it can never be
+written over."""
 
 
 RAISE_VERSION_SCRIPT = """

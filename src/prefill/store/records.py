@@ -1,0 +1,218 @@
+"""One hash per customer: the record, its consent history and the derived state, in short fields.
+
+A customer is one Redis hash (`pf:{b:<n>}:c:<id>`, keys.py) with these fields:
+
+| field        | holds                                                                  |
+|--------------|------------------------------------------------------------------------|
+| `e`          | email (always there: it marks that the customer exists)                |
+| `f` `l`      | first and last name                                                    |
+| `p` `c` `j`  | phone, company, job title                                              |
+| `L` `o`      | locale, owner (contact person id)                                      |
+| `a.<name>`   | a free attribute                                                       |
+| `g`          | the link generation (bumped to kill every link issued so far)          |
+| `u`          | `updated_at`: Unix seconds of the last write (retention reads it)      |
+| `v`          | write version: every record or consent write raises it, so a bulk      |
+|              | write can compare-and-set on it alone                                  |
+| `n`          | how many consent events the history holds                              |
+| `h.<i>`      | consent event `i` (0 first), a msgpack array: append-only              |
+| `s.<code>`   | the index of the latest event of a purpose the service defines        |
+|              | (purposes.py, by its code): the derived state                          |
+| `s:<purpose>`| the same for any other purpose, by its id                              |
+
+A field that holds its default (an empty name, the default locale) is left out. Purposes the
+service defines and the event's action and source are small integers; a typical customer's
+values stay under Redis's `hash-max-listpack-value` (64 bytes) and its fields under 128, so
+Redis keeps the hash as one compact listpack (ziplist on Redis 6) rather than a hash table of
+separately allocated strings, which would take several times the memory.
+
+The history entry and the state that points at it are written by one script, so the derived
+state never disagrees with the history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import NamedTuple
+
+import msgspec
+
+from prefill.models import DEFAULT_LOCALE, ConsentAction, ConsentEvent, ConsentSource, Customer
+from prefill.purposes import ConsentPurpose
+
+EMAIL = "e"
+"""The field every customer has: HEXISTS on it tells whether a customer exists."""
+GENERATION = "g"
+UPDATED_AT = "u"
+VERSION = "v"
+HISTORY_COUNT = "n"
+HISTORY_PREFIX = "h."
+STATE_PREFIX = "s."
+CUSTOM_STATE_PREFIX = "s:"
+ATTRIBUTE_PREFIX = "a."
+
+_TEXT_FIELDS: dict[str, str] = {
+    "email": EMAIL,
+    "first_name": "f",
+    "last_name": "l",
+    "phone": "p",
+    "company": "c",
+    "job_title": "j",
+    "locale": "L",
+    "owner_id": "o",
+}
+_NAME_OF = {tag.encode(): name for name, tag in _TEXT_FIELDS.items()}
+_RECORD_TAGS = frozenset(_NAME_OF)
+
+_PURPOSE_CODES = {purpose.value: code for code, purpose in enumerate(ConsentPurpose)}
+_PURPOSES = {code: purpose for purpose, code in _PURPOSE_CODES.items()}
+_ACTIONS = list(ConsentAction)
+_ACTION_CODES = {action: code for code, action in enumerate(_ACTIONS)}
+_SOURCES = list(ConsentSource)
+_SOURCE_CODES = {source: code for code, source in enumerate(_SOURCES)}
+"""Codes are stored: new members go at the end of their enum, never in between."""
+
+
+class _StoredEvent(msgspec.Struct, array_like=True, frozen=True):
+    """A ConsentEvent as stored: the array `[purpose, action, at, source, notice version,
+    actor, address prefix, user agent]`, trailing empty strings left out."""
+
+    purpose: int | str
+    action: int
+    at: float
+    source: int
+    notice_version: str = ""
+    actor: str = ""
+    ip_prefix: str = ""
+    user_agent: str = ""
+
+
+_event_decoder = msgspec.msgpack.Decoder(_StoredEvent)
+_encoder = msgspec.msgpack.Encoder()
+
+
+def purpose_code(purpose: str) -> int | str:
+    return _PURPOSE_CODES.get(purpose, purpose)
+
+
+def state_field(purpose: str) -> str:
+    """The field holding the index of `purpose`'s latest event."""
+    code = _PURPOSE_CODES.get(purpose)
+    return f"{CUSTOM_STATE_PREFIX}{purpose}" if code is None else f"{STATE_PREFIX}{code}"
+
+
+def state_purposes(fields: Mapping[bytes, bytes]) -> list[str]:
+    """The purposes a customer's hash holds a state for, read from the field names alone (an
+    erasure must not depend on the events still decoding)."""
+    purposes = []
+    for field in fields:
+        if field.startswith(b"s."):
+            code = field[2:]
+            known = _PURPOSES.get(int(code)) if code.isdigit() else None
+            purposes.append(known or code.decode())
+        elif field.startswith(b"s:"):
+            purposes.append(field[2:].decode())
+    return purposes
+
+
+def action_code(action: ConsentAction) -> int:
+    return _ACTION_CODES[action]
+
+
+def encode_event(event: ConsentEvent) -> bytes:
+    values: list[object] = [
+        purpose_code(event.purpose),
+        _ACTION_CODES[event.action],
+        event.at,
+        _SOURCE_CODES[event.source],
+        event.notice_version,
+        event.actor,
+        event.ip_prefix,
+        event.user_agent,
+    ]
+    while values[-1] == "":
+        values.pop()
+    return _encoder.encode(values)
+
+
+def decode_event(raw: bytes) -> ConsentEvent:
+    """Raises msgspec.DecodeError, ValidationError or IndexError for what is no stored event."""
+    stored = _event_decoder.decode(raw)
+    purpose = stored.purpose
+    return ConsentEvent(
+        purpose=_PURPOSES[purpose] if isinstance(purpose, int) else purpose,
+        action=_ACTIONS[stored.action],
+        at=stored.at,
+        source=_SOURCES[stored.source],
+        notice_version=stored.notice_version,
+        actor=stored.actor,
+        ip_prefix=stored.ip_prefix,
+        user_agent=stored.user_agent,
+    )
+
+
+def record_fields(customer: Customer) -> dict[str, str]:
+    """The customer's record as fields, defaults left out; the generation is not among them
+    (it has its own field, written only by the steps that may change it)."""
+    fields = {
+        tag: value
+        for name, tag in _TEXT_FIELDS.items()
+        if (value := getattr(customer, name) or "")
+        and not (name == "locale" and value == DEFAULT_LOCALE)
+    }
+    fields |= {ATTRIBUTE_PREFIX + name: value for name, value in customer.attributes.items()}
+    return fields
+
+
+def is_record_field(field: bytes) -> bool:
+    return field in _RECORD_TAGS or field.startswith(ATTRIBUTE_PREFIX.encode())
+
+
+class StoredCustomer(NamedTuple):
+    """One customer's hash, decoded: `customer` None when there is none."""
+
+    customer: Customer | None
+    consents: dict[str, ConsentEvent]
+    version: bytes
+    """The write version the hash had (b"" for none): what a compare-and-set compares."""
+    record: dict[bytes, bytes]
+    """The record's fields as stored: which a write must remove."""
+
+
+def decode_customer(customer_id: str, fields: Mapping[bytes, bytes]) -> StoredCustomer:
+    """Raises ValueError (or a msgspec error) for a hash that no longer decodes."""
+    record: dict[bytes, bytes] = {}
+    attributes: dict[str, str] = {}
+    states: dict[bytes, bytes] = {}
+    for field, value in fields.items():
+        if field in _RECORD_TAGS:
+            record[field] = value
+        elif field.startswith(b"a."):
+            record[field] = value
+            attributes[field[2:].decode()] = value.decode()
+        elif field.startswith((b"s.", b"s:")):
+            states[field] = value
+    consents: dict[str, ConsentEvent] = {}
+    for index in states.values():
+        event = decode_event(fields[HISTORY_PREFIX.encode() + index])
+        consents[event.purpose] = event
+    if EMAIL.encode() not in fields:
+        return StoredCustomer(None, consents, fields.get(b"v", b""), record)
+    values: dict[str, object] = {
+        _NAME_OF[tag]: value.decode() for tag, value in record.items() if tag in _NAME_OF
+    }
+    values |= {"id": customer_id, "attributes": attributes}
+    values["generation"] = int(fields.get(GENERATION.encode(), b"0"))
+    # Validated as the JSON record was: a hash altered by hand is refused, not served.
+    customer = msgspec.convert(values, Customer)
+    return StoredCustomer(customer, consents, fields.get(b"v", b""), record)
+
+
+def decode_history(fields: Mapping[bytes, bytes]) -> list[ConsentEvent]:
+    """Every consent event of a customer's hash, oldest first."""
+    prefix = HISTORY_PREFIX.encode()
+    entries = sorted(
+        (int(field[len(prefix) :]), value)
+        for field, value in fields.items()
+        if field.startswith(prefix)
+    )
+    return [decode_event(value) for _, value in entries]
