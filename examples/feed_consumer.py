@@ -6,6 +6,7 @@ but not acknowledged (the consumer crashed) is delivered again when the consumer
 
     .venv/bin/python examples/feed_consumer.py                      # the demo's embedded Redis
     .venv/bin/python examples/feed_consumer.py --redis-url redis://redis:6379/0 --group crm
+    .venv/bin/python examples/feed_consumer.py --redis-url redis://node-1:6379/0 --redis-cluster
 
 The event schema is documented in docs/change-feed.md.
 """
@@ -31,7 +32,9 @@ def redis_url(args: argparse.Namespace) -> str:
     try:
         return url_file.read_text().strip()
     except FileNotFoundError:
-        sys.exit(f"no prefill Redis runs in {args.data_dir}: start `prefill demo` or give --redis-url")
+        sys.exit(
+            f"no prefill Redis runs in {args.data_dir}: start `prefill demo` or give --redis-url"
+        )
 
 
 def handle(change: dict[str, object]) -> None:
@@ -42,11 +45,21 @@ def handle(change: dict[str, object]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--redis-url", default=os.environ.get("PREFILL_REDIS_URL"))
+    parser.add_argument(
+        "--redis-cluster",
+        action="store_true",
+        default=os.environ.get("PREFILL_REDIS_CLUSTER", "0").strip().lower() in ("1", "on"),
+        help="--redis-url names one node of a Redis Cluster",
+    )
     parser.add_argument("--data-dir", default=os.environ.get("PREFILL_DATA_DIR", "prefill-data"))
     parser.add_argument("--group", default="examples", help="consumer group (one per system)")
     parser.add_argument("--consumer", default=socket.gethostname(), help="this consumer's name")
     args = parser.parse_args()
-    client = redis.Redis.from_url(redis_url(args))
+    client: redis.Redis | redis.RedisCluster
+    if args.redis_cluster:
+        client = redis.RedisCluster.from_url(redis_url(args))
+    else:
+        client = redis.Redis.from_url(redis_url(args))
     try:
         # "$": a new group starts with changes made from now on; its backlog stays its own.
         client.xgroup_create(STREAM, args.group, id="$", mkstream=True)

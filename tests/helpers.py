@@ -42,7 +42,7 @@ AUDIT_SHARD = re.compile(rb"pf:\{b:\d+\}:audit")
 """The name of an audit shard (store/keys.py)."""
 
 
-def audit_shard_entries(client: redis.Redis) -> list[bytes]:
+def audit_shard_entries(client: redis.Redis | redis.RedisCluster) -> list[bytes]:
     """Every audit entry's JSON, from all the shards, oldest first."""
     with client.pipeline(transaction=False) as pipe:
         for bucket in range(BUCKETS):

@@ -88,6 +88,7 @@ class RedisClusterProcesses:
                 self._wait_for_ping(port)
             self._create()
             self.wait_until_ok()
+            self._wait_for_replicas_in_sync()
         except BaseException:
             self.stop()
             raise
@@ -104,6 +105,29 @@ class RedisClusterProcesses:
         )  # fmt: skip
         if result.returncode != 0:
             raise ClusterError(f"redis-cli --cluster create failed: {result.stdout[-500:]!r}")
+
+    def _wait_for_replicas_in_sync(self) -> None:
+        """Until every primary has its replicas online: before a replica's first full sync
+        ends, WAIT counts it out, and a durable write right after forming would be a 503."""
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if all(self._replicas_online(port) for port in self.ports):
+                return
+            time.sleep(0.1)
+        raise ClusterError("the replicas did not finish their first sync")
+
+    def _replicas_online(self, port: int) -> bool:
+        """True for a replica; for a primary, whether all its replicas are online."""
+        try:
+            with redis.Redis(port=port, socket_timeout=0.5, decode_responses=True) as node:
+                info = node.info("replication")
+        except redis.RedisError:
+            return False
+        if info.get("role") != "master":
+            return True
+        replicas = [value for key, value in info.items() if key.startswith("slave")]
+        online = [r for r in replicas if isinstance(r, dict) and r.get("state") == "online"]
+        return len(replicas) == len(online) == self.replicas_per_primary
 
     def _wait_for_ping(self, port: int) -> None:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS

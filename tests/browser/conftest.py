@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+import redis
 
 from prefill.storage import EmbeddedRedis
 from tests.browser.harness import CSP_LISTENER, ExampleSite, LandingSite, LiveServer
@@ -86,6 +87,15 @@ def foreign_landing(live_server: LiveServer) -> Iterator[LandingSite]:
     site.start()
     yield site
     site.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: EmbeddedRedis) -> str:
+    """The session's redis-server, emptied: the browser drives one live server, on one Redis
+    (the cluster's share of the pages is tested without a browser)."""
+    with redis.Redis.from_url(redis_server.url) as client:
+        client.flushall()
+    return redis_server.url
 
 
 @pytest.fixture

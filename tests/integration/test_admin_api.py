@@ -394,6 +394,7 @@ async def test_export_holds_everything_about_one_customer_and_nothing_of_another
     assert audit[0].channel == "export"
 
 
+@pytest.mark.single_redis(reason="reads the server's append-only files")
 async def test_erasure_removes_every_key_and_kills_the_links_for_good(
     client: AsyncTestClient[Litestar],
     admin_headers: Headers,

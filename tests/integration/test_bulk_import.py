@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 
 import pytest
-import redis
 
 from prefill.store.keys import customer_key
 from tests.helpers import (
@@ -19,6 +18,7 @@ from tests.helpers import (
     stored_customer,
     stored_history,
 )
+from tests.topology import sync_client
 
 VERSIONS = (
     "--notice-version",
@@ -71,7 +71,7 @@ def export(path: Path, rows: int) -> Path:
 def snapshot(redis_url: str) -> dict[bytes, bytes | None]:
     """Every key's serialized value but the audit's (an import run is audited): equal snapshots
     mean no data was written."""
-    with redis.Redis.from_url(redis_url) as client:
+    with sync_client(redis_url) as client:
         keys = sorted(k for k in client.scan_iter(count=1000) if not AUDIT_SHARD.fullmatch(k))
         return {key: client.dump(key) for key in keys}
 
@@ -99,7 +99,7 @@ def test_a_crm_export_keeps_its_good_rows_lists_its_bad_ones_and_imports_once(
     assert (named["606"], named["505"], named["707"]) == ("crm-000002", "crm-bad5", "")
     assert all(BROKEN[int(r["line"])][1] in r["reason"] for r in listed)
 
-    with redis.Redis.from_url(redis_url) as client:
+    with sync_client(redis_url) as client:
         assert client.exists(customer_key("crm-bad1")) == 0
         record = stored_customer(client, "crm-000001")
         # One compact hash (store/records.py), not a hash table of separate strings.
@@ -115,7 +115,7 @@ def test_a_crm_export_keeps_its_good_rows_lists_its_bad_ones_and_imports_once(
     assert code == 1
     assert "1,207 rows: 0 created, 0 updated, 1,200 unchanged, 7 bad; 0 consent changes" in out
     assert snapshot(redis_url) == before
-    with redis.Redis.from_url(redis_url) as client:
+    with sync_client(redis_url) as client:
         audited = audit_shard_entries(client)
     imports = [e for e in audited if b'"target":"file:crm.csv"' in e]
     assert len(imports) == 2
@@ -177,7 +177,7 @@ def test_ndjson_and_gzip_exports_import_the_same_way(
     assert "line 3: expected a JSON object" in err
     assert "line 4: unknown column 'nickname'" in err
     assert "line 6: not valid JSON" in err
-    with redis.Redis.from_url(redis_url) as client:
+    with sync_client(redis_url) as client:
         record = stored_customer(client, "nd-1")
     assert (record["email"], record["phone"], record["locale"]) == (
         "nd1@example.com",
@@ -245,7 +245,7 @@ def test_a_batch_without_one_good_row_is_reported_and_the_import_goes_on(
 def test_a_record_that_no_longer_decodes_is_a_bad_row_not_a_crash(
     env: dict[str, str], redis_url: str, tmp_path: Path
 ) -> None:
-    with redis.Redis.from_url(redis_url) as client:
+    with sync_client(redis_url) as client:
         client.hset(customer_key("c1"), mapping={"e": b"no email", "g": 0})
     source = tmp_path / "crm.csv"
     source.write_text("id,email\nc1,a@x.example\nc2,b@x.example\n", encoding="utf-8")

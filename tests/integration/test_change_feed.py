@@ -18,6 +18,7 @@ from litestar.testing import AsyncTestClient
 
 from tests.helpers import FORM_PATH
 from tests.integration.test_submit import SUBMIT, open_form
+from tests.topology import Topology
 
 CONSUMER = Path(__file__).resolve().parents[2] / "examples" / "feed_consumer.py"
 
@@ -36,13 +37,14 @@ def lines_of(stream: IO[str]) -> tuple[queue.Queue[str], threading.Thread]:
 
 
 @pytest.fixture
-def consumer(redis_url: str) -> Iterator[tuple[queue.Queue[str], queue.Queue[str]]]:
+def consumer(topology: Topology) -> Iterator[tuple[queue.Queue[str], queue.Queue[str]]]:
+    cluster = ["--redis-cluster"] if topology.cluster else []
     with subprocess.Popen(
-        [sys.executable, str(CONSUMER), "--redis-url", redis_url, "--group", "crm"],
+        [sys.executable, str(CONSUMER), "--redis-url", topology.url, "--group", "crm", *cluster],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=os.environ | {"PYTHONUNBUFFERED": "1"},
+        env=os.environ | {"PYTHONUNBUFFERED": "1", "PREFILL_REDIS_CLUSTER": "0"},
     ) as process:
         assert process.stdout is not None
         assert process.stderr is not None

@@ -17,6 +17,7 @@ from prefill.models import ConsentAction, ConsentEvent, ConsentSource
 from prefill.store.keys import customer_key
 from tests.conftest import EXAMPLES, PUBLIC_URL, SECRET, make_settings
 from tests.helpers import append_consent, relative, run, stored_customer, stored_history
+from tests.topology import sync_client
 
 CUSTOMERS = str(EXAMPLES / "customers.csv")
 VERSIONS = (
@@ -56,7 +57,7 @@ def test_importing_the_same_customers_twice_changes_nothing(
     env: dict[str, str], redis_url: str
 ) -> None:
     assert run(env, "import", "examples")[0] == 0
-    with redis.Redis.from_url(redis_url) as client:
+    with sync_client(redis_url) as client:
         before = len(stored_history(client, "cust-1001"))
         assert before == 2
         code, out, err = run(env, "import", "customers", CUSTOMERS, *VERSIONS)
@@ -71,7 +72,7 @@ def test_reimport_keeps_revoked_links_dead(env: dict[str, str], redis_url: str) 
     assert code == 0
     assert "new link generation 1" in out
     assert run(env, "import", "customers", CUSTOMERS, *VERSIONS)[0] == 0
-    with redis.Redis.from_url(redis_url) as client:
+    with sync_client(redis_url) as client:
         assert stored_customer(client, "cust-1001")["generation"] == 1
 
 
@@ -164,7 +165,7 @@ def test_one_data_dir_has_one_redis_server(tmp_path: Path) -> None:
 
 def test_a_reimport_does_not_undo_a_withdrawal(env: dict[str, str], redis_url: str) -> None:
     assert run(env, "import", "examples")[0] == 0
-    with redis.Redis.from_url(redis_url) as client:
+    with sync_client(redis_url) as client:
         # The customer withdrew (here written as the admin API will write it).
         event = ConsentEvent("personalization", ConsentAction.WITHDRAWN, 9e9, ConsentSource.ADMIN)
         append_consent(client, "cust-1001", event)
@@ -181,7 +182,7 @@ def test_a_revoked_campaign_stays_revoked_when_reimported(
     assert run(env, "revoke-campaign", "spring-summit-2027-invite")[0] == 0
     assert run(env, "import", "examples")[0] == 0  # e.g. the demo restarting
     assert run(env, "import", "campaigns", str(EXAMPLES / "campaigns.csv"))[0] == 0
-    with redis.Redis.from_url(redis_url) as client:
+    with sync_client(redis_url) as client:
         raw = client.hget("pf:{catalog}:campaigns", "spring-summit-2027-invite")
         assert raw is not None
         assert b'"state":"revoked"' in raw
@@ -263,5 +264,5 @@ def test_consent_columns_need_the_notice_version_they_were_given_under(
     assert "line 1: consent_email_marketing: say which consent notice" in err
     assert "--notice-version email_marketing=VERSION" in err
     assert "nothing was imported" in err
-    with redis.Redis.from_url(redis_url) as client:
+    with sync_client(redis_url) as client:
         assert client.exists(customer_key("cust-1001")) == 0

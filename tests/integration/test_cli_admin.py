@@ -6,7 +6,6 @@ import json
 import time
 from pathlib import Path
 
-import redis
 from litestar.testing import TestClient
 
 from prefill.app import create_app
@@ -15,6 +14,7 @@ from prefill.store.keys import customer_key
 from prefill.store.records import UPDATED_AT
 from tests.conftest import EXAMPLES, PUBLIC_URL, make_settings
 from tests.helpers import run
+from tests.topology import sync_client
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -79,7 +79,7 @@ def test_export_then_erase(env: dict[str, str], redis_url: str, tmp_path: Path) 
     assert "cust-1001" not in target.read_text()
     code, _, _ = run(env, "erase", "cust-1003", stdin="n\n")
     assert code != 0
-    with redis.Redis.from_url(redis_url) as raw:
+    with sync_client(redis_url) as raw:
         assert raw.exists(customer_key("cust-1003"))
         code, out, err = run(env, "erase", "cust-1003", "--yes")
         assert code == 0, err
@@ -91,7 +91,7 @@ def test_retention_erases_customers_not_updated_for_the_retention(
     env: dict[str, str], redis_url: str
 ) -> None:
     assert run(env, "import", "examples", str(EXAMPLES))[0] == 0
-    with redis.Redis.from_url(redis_url) as raw:
+    with sync_client(redis_url) as raw:
         stale = time.time() - 4 * 365 * 86_400
         raw.hset(customer_key("cust-1004"), UPDATED_AT, stale)
         code, out, err = run(env, "retention")

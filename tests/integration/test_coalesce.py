@@ -15,12 +15,13 @@ from redis.asyncio import Redis
 from prefill.coalesce import Coalescer
 from prefill.storage import EmbeddedRedis
 from prefill.store.client import connect
+from tests.topology import is_cluster_url
 
 
 async def test_concurrent_callers_share_round_trips_and_get_their_own_replies(
     redis_url: str,
 ) -> None:
-    client = connect(redis_url, timeout_seconds=2, retries=0)
+    client = connect(redis_url, timeout_seconds=2, retries=0, cluster=is_cluster_url(redis_url))
     coalescer = Coalescer(client)
     try:
         replies = await asyncio.gather(
@@ -38,7 +39,7 @@ async def test_concurrent_callers_share_round_trips_and_get_their_own_replies(
 
 
 async def test_a_refused_command_is_only_its_callers_error(redis_url: str) -> None:
-    client = connect(redis_url, timeout_seconds=2, retries=0)
+    client = connect(redis_url, timeout_seconds=2, retries=0, cluster=is_cluster_url(redis_url))
     coalescer = Coalescer(client)
     try:
         await client.set("text", "not a hash")
@@ -101,7 +102,7 @@ async def test_a_caller_arriving_while_a_batch_hangs_fails_with_it_not_a_timeout
 async def test_a_caller_that_gives_up_does_not_stop_the_others(
     redis_url: str, callers: int
 ) -> None:
-    client = connect(redis_url, timeout_seconds=2, retries=0)
+    client = connect(redis_url, timeout_seconds=2, retries=0, cluster=is_cluster_url(redis_url))
     coalescer = Coalescer(client)
     try:
         quitter = asyncio.ensure_future(coalescer.execute([("INCR", "quit")]))

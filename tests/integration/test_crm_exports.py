@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import redis
 from click.testing import CliRunner
 
 from prefill.cli import main
 from prefill.store.keys import customer_key
 from tests.helpers import run, stored_customer, stored_history
 from tests.integration.test_bulk_import import snapshot
+from tests.topology import sync_client
 
 MARKETING = ("--notice-version", "email_marketing=em-2026-01")
 
@@ -29,14 +29,14 @@ def write_csv(path: Path, rows: list[list[str]], encoding: str = "utf-8", **dial
 
 
 def record(redis_url: str, customer_id: str) -> dict[str, Any]:
-    with redis.Redis.from_url(redis_url) as client:
+    with sync_client(redis_url) as client:
         stored = stored_customer(client, customer_id)
     assert stored, customer_id
     return stored
 
 
 def consent_events(redis_url: str, customer_id: str) -> list[dict[str, Any]]:
-    with redis.Redis.from_url(redis_url) as client:
+    with sync_client(redis_url) as client:
         return [msgspec.to_builtins(e) for e in stored_history(client, customer_id)]
 
 
@@ -481,5 +481,5 @@ def test_standard_input_is_detected_too_and_wrong_options_are_said_before_readin
         code, _, err = run(env, "import", "customers", *args)
         assert (code, reason in err) == (2, True), err
     assert record(redis_url, "s-1")  # and nothing else was written
-    with redis.Redis.from_url(redis_url) as client:
+    with sync_client(redis_url) as client:
         assert client.exists(customer_key("c1"), customer_key("n1")) == 0

@@ -32,6 +32,7 @@ from tests.helpers import (
     refusals_today,
     set_consent,
 )
+from tests.topology import sync_client
 
 Client = AsyncTestClient[Litestar]
 
@@ -488,7 +489,6 @@ async def test_the_audit_stream_is_trimmed_by_age_not_by_count(
 async def test_a_revocation_racing_an_import_is_not_overwritten(
     repository: Repository, redis_url: str, examples: None
 ) -> None:
-    import redis as sync_redis
 
     from prefill.imports import keep_revocations
     from prefill.models import Campaign
@@ -505,7 +505,7 @@ async def test_a_revocation_racing_an_import_is_not_overwritten(
             revoked = msgspec.json.encode(
                 msgspec.structs.replace(stored[CAMPAIGN_ID], state=CampaignState.REVOKED)
             )
-            with sync_redis.Redis.from_url(redis_url) as other:
+            with sync_client(redis_url) as other:
                 other.hset("pf:{catalog}:campaigns", CAMPAIGN_ID, revoked)
         return keep_revocations(campaigns, stored)
 
@@ -518,7 +518,6 @@ async def test_a_revocation_racing_an_import_is_not_overwritten(
 async def test_a_withdrawal_racing_an_import_is_not_overwritten(
     repository: Repository, redis_url: str, examples: None
 ) -> None:
-    import redis as sync_redis
 
     from prefill.consent import import_may_record
     from prefill.models import ConsentEvent, ConsentSource
@@ -537,7 +536,7 @@ async def test_a_withdrawal_racing_an_import_is_not_overwritten(
                 at=time.time(),
                 source=ConsentSource.UNSUBSCRIBE,
             )
-            with sync_redis.Redis.from_url(redis_url) as other:
+            with sync_client(redis_url) as other:
                 append_consent(other, "cust-1001", withdrawal)
         state = current["cust-1001"].get("personalization")
         grant = ConsentEvent(

@@ -232,9 +232,10 @@ async def test_people_are_counted_salted_and_the_salt_goes_with_the_campaigns_li
     salt = await redis_client.get(f"{prefix}:salt")
     assert isinstance(salt, bytes)
     salted = hashlib.sha1(salt + pseudonym.encode()).hexdigest()  # noqa: S324 (as Redis does)
-    await redis_client.copy(f"{prefix}:people:opened", "probe")
-    assert await redis_client.pfadd("probe", salted) == 0  # counted: with the salt, testable
-    assert await redis_client.pfadd("probe", pseudonym) == 1  # the pseudonym alone: not there
+    probe = f"{prefix}:probe"  # in the same slot, so COPY works on a cluster too
+    await redis_client.copy(f"{prefix}:people:opened", probe)
+    assert await redis_client.pfadd(probe, salted) == 0  # counted: with the salt, testable
+    assert await redis_client.pfadd(probe, pseudonym) == 1  # the pseudonym alone: not there
 
     await redis_client.delete(f"{prefix}:salt")  # as when it expires
     await report_seen(client, url)

@@ -3,8 +3,9 @@ audit stream, `pf:{erased}:…`) to the bucket layout: completely, once, and aga
 
 from __future__ import annotations
 
+from typing import cast
+
 import msgspec
-import redis
 
 from prefill.models import ConsentAction, ConsentEvent, ConsentSource, Customer
 from prefill.store import Repository
@@ -19,20 +20,25 @@ from tests.helpers import (
     write_old_schema,
     write_several_keys,
 )
+from tests.topology import sync_client
 
 
 def test_migrate_moves_old_data_once_and_resumes_after_a_cut(
     env: dict[str, str], redis_url: str
 ) -> None:
-    with redis.Redis.from_url(redis_url) as client:
+    with sync_client(redis_url) as client:
         write_old_schema(client, PSEUDONYMS)
-        # A run cut off midway: one of old-2's keys is moved already.
-        client.rename("pf:{c:old-2}:consent", legacy_key("old-2", "consent"))
+        # A run cut off midway: one of old-2's keys is moved already (as migrate moves a key:
+        # the two names are in different slots, so no RENAME on a cluster).
+        old_consent = "pf:{c:old-2}:consent"
+        moved = cast("bytes", client.dump(old_consent))
+        client.restore(legacy_key("old-2", "consent"), 0, moved)
+        client.delete(old_consent)
     code, out, err = run(env, "migrate")
     assert code == 0, err
     assert "moved 2 customer(s), 1 tombstone(s), 3 audit entries, 1 day(s)" in out
     assert "2 customers moved" in err
-    with redis.Redis.from_url(redis_url) as client:
+    with sync_client(redis_url) as client:
         left = [k for k in client.scan_iter(count=1000) if b"{c:" in k or b"{erased}" in k]
         assert left == []
         assert client.exists("pf:{audit}:events", f"pf:{{audit}}:refused:{DAY}") == 0
@@ -47,7 +53,7 @@ async def test_the_migrated_data_reads_as_it_was_written(
 ) -> None:
     import asyncio
 
-    with redis.Redis.from_url(redis_url) as client:
+    with sync_client(redis_url) as client:
         write_old_schema(client, PSEUDONYMS)
     code, _, err = await asyncio.to_thread(run, env, "migrate")
     assert code == 0, err
@@ -77,7 +83,7 @@ def test_migrate_makes_a_customer_in_several_keys_one_hash_once(
     grant = ConsentEvent("personalization", ConsentAction.GRANTED, 1.25, ConsentSource.IMPORT)
     withdrawal = msgspec.structs.replace(grant, action=ConsentAction.WITHDRAWN, at=2.5)
     marketing = ConsentEvent("email_marketing", ConsentAction.GRANTED, 3.0, ConsentSource.FORM)
-    with redis.Redis.from_url(redis_url) as client:
+    with sync_client(redis_url) as client:
         write_several_keys(client, first, [grant, marketing, withdrawal])
         code, out, err = run(env, "migrate")
         assert code == 0, err
@@ -101,7 +107,7 @@ async def test_a_migrated_customer_reads_and_writes_as_any_other(
     import asyncio
 
     grant = ConsentEvent("personalization", ConsentAction.GRANTED, 1.25, ConsentSource.IMPORT)
-    with redis.Redis.from_url(redis_url) as client:
+    with sync_client(redis_url) as client:
         write_several_keys(client, Customer(id="two-1", email="a@x.example"), [grant])
     assert (await asyncio.to_thread(run, env, "migrate"))[0] == 0
     assert (await repository.current_consents(["two-1"]))["two-1"] == {"personalization": grant}

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-import redis
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from prometheus_client import REGISTRY
@@ -33,6 +32,7 @@ from tests.helpers import (
     relative,
     token_of,
 )
+from tests.topology import all_keys, sync_client
 
 FORGED = "WyJjdXN0LTEwMDEiLCJzcHJpbmctc3VtbWl0LTIwMjctaW52aXRlIiwwXQ.axAvnw.forgedsignature"
 TOO_MANY = {"status_code": 429, "detail": "Too many requests; try again later."}
@@ -267,6 +267,7 @@ async def test_the_limits_can_be_turned_off_for_load_tests(
     assert statuses == {200}
 
 
+@pytest.mark.single_redis(reason="reads its own server's append-only files")
 async def test_the_counters_stay_out_of_the_append_only_file(
     own_redis: EmbeddedRedis, links: LinkBuilder
 ) -> None:
@@ -295,12 +296,12 @@ async def test_a_redis_that_lost_the_script_still_counts(
     """After a restart Redis has no scripts: the pipelined call answers NOSCRIPT, and the script
     is loaded and run then, so the request is still counted and answered."""
     url = await form_link(repository, links, "cust-1001")
-    with redis.Redis.from_url(redis_url) as admin:
+    with sync_client(redis_url) as admin:
         admin.script_flush()
         assert "Matti" in (await client.get(url)).text
         assert "Matti" not in (await client.get(FORM_PATH, params={"t": FORGED})).text
-        assert len(admin.keys("pf:{rl:*")) == 1
-        assert len(admin.keys("pf:{b:*}:rate:*")) == 1
+        assert len(all_keys(admin, "pf:{rl:*")) == 1
+        assert len(all_keys(admin, "pf:{b:*}:rate:*")) == 1
 
 
 async def test_an_ipv6_network_counts_as_one_address(redis_url: str, examples: None) -> None:

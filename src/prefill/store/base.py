@@ -124,6 +124,8 @@ class StoreBase:
         node = None
         info_args: dict[str, Any] = {}
         if isinstance(self._redis, RedisCluster):
+            async with unavailable_on_error():
+                await self._redis.initialize()  # a new client has no slot map before its first call
             node = self._redis.get_node_from_key(key)
             info_args = {"target_nodes": node}
         async with unavailable_on_error():

@@ -31,7 +31,8 @@ class FunnelStore(StoreBase):
             for campaign_id in ids:
                 pipe.hgetall(funnel_counts_key(campaign_id))
                 for stage in PEOPLE_STAGES:
-                    pipe.pfcount(funnel_people_key(campaign_id, stage))
+                    # By name: redis-py's cluster pipeline refuses its pfcount (one key's is safe).
+                    pipe.execute_command("PFCOUNT", funnel_people_key(campaign_id, stage))
             replies = iter(await pipe.execute())
         result = {}
         for campaign_id in ids:
