@@ -228,9 +228,11 @@ class AdminService:
         )
         return await self.customer(customer.id), not existed
 
-    async def erase(self, customer_id: str, actor: Actor) -> ErasureReceipt:
-        """GDPR Art. 17: every key of the customer goes, and with it every link."""
-        tombstone = await self._repo.erase_customer(customer_id)
+    async def erase(self, customer_id: str, actor: Actor, request_id: str = "") -> ErasureReceipt:
+        """GDPR Art. 17: every key of the customer goes, and with it every link. A retry with
+        the same `request_id` (after a 503: no replica confirmed in time) is answered as the
+        first erasure, and audited and fed again."""
+        tombstone = await self._repo.erase_customer(customer_id, request_id)
         if tombstone is None:
             raise NotFound(f"no customer {customer_id!r}")
         # Proof of the erasure, naming the customer only by pseudonym.

@@ -161,8 +161,9 @@ STORED: list[StoredData] = [
     ),
     StoredData(
         keys="pf:{b:<p>}:erased:<pseudonym>",
-        holds="after an erasure: the time, the link generation floor and the purposes "
-        "withdrawn, under a keyed HMAC of the customer id (no id, name or email). Kept so that "
+        holds="after an erasure: the time, the link generation floor, the purposes "
+        "withdrawn and a keyed HMAC of the erasing request's Idempotency-Key, under a keyed HMAC "
+        "of the customer id (no id, name or email). Kept so that "
         "a re-import from the CRM neither revives the erased customer's links nor re-grants "
         "consent they had withdrawn",
         personal=False,

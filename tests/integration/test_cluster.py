@@ -168,6 +168,61 @@ async def test_a_withdrawal_no_replica_confirms_is_a_503_and_its_retry_is_safe(
         assert "Matti" not in (await client.get(url)).text
 
 
+async def test_an_erasure_no_replica_confirms_is_a_503_and_its_retry_is_answered_as_it(
+    cluster: RedisClusterProcesses, cluster_url: str, cluster_repository: Repository
+) -> None:
+    await import_directory(cluster_repository, EXAMPLES)
+    settings = cluster_settings(cluster_url)
+    admin = await key_headers(cluster_repository, Scope.ERASE)
+    erase_url = f"{ADMIN_PATH}/customers/cust-1001"
+    replica = replica_pid_of(cluster, cluster.primary_port_for(customer_key("cust-1001")))
+    async with AsyncTestClient(app=create_app(settings), base_url=PUBLIC_URL) as client:
+        os.kill(replica, signal.SIGSTOP)
+        try:
+            refused = await client.delete(erase_url, headers=admin | {"Idempotency-Key": "e-1"})
+        finally:
+            os.kill(replica, signal.SIGCONT)
+        assert refused.status_code == 503
+        assert await cluster_repository.get_customer("cust-1001") is None  # erased, unconfirmed
+        retried = await client.delete(erase_url, headers=admin | {"Idempotency-Key": "e-1"})
+        assert retried.status_code == 200, retried.text
+        assert retried.json()["customer_id"] == "cust-1001"
+        # Another request (or none) finds no customer: the key names the first erasure only.
+        other = await client.delete(erase_url, headers=admin | {"Idempotency-Key": "e-2"})
+        assert other.status_code == 404
+        assert (await client.delete(erase_url, headers=admin)).status_code == 404
+
+
+async def test_a_revocation_waits_for_a_replica_of_every_primary(
+    cluster: RedisClusterProcesses, cluster_url: str, cluster_repository: Repository
+) -> None:
+    """The revocation raises the catalog version's copy in every bucket, on every primary: any
+    primary whose replica cannot confirm makes it a 503, and revoking again is safe."""
+    await import_directory(cluster_repository, EXAMPLES)
+    settings = cluster_settings(cluster_url)
+    admin = await key_headers(cluster_repository, Scope.DATA)
+    url = await form_link(cluster_repository, links_for(settings), "cust-1001")
+    revoke_url = f"{ADMIN_PATH}/campaigns/spring-summit-2027-invite/revoke"
+    # The primary that holds neither the catalog nor this customer: only the copies are there.
+    held = {cluster.primary_port_for("pf:{catalog}:campaigns")}
+    held.add(cluster.primary_port_for(customer_key("cust-1001")))
+    with cluster.client() as nodes:
+        primaries = [n.port for n in nodes.get_primaries()]
+    elsewhere = next((port for port in primaries if port not in held), primaries[0])
+    replica = replica_pid_of(cluster, elsewhere)
+    async with AsyncTestClient(app=create_app(settings), base_url=PUBLIC_URL) as client:
+        os.kill(replica, signal.SIGSTOP)
+        try:
+            refused = await client.post(revoke_url, headers=admin)
+        finally:
+            os.kill(replica, signal.SIGCONT)
+        assert refused.status_code == 503
+        again = await client.post(revoke_url, headers=admin)
+        assert again.status_code == 200, again.text
+        assert again.json()["state"] == "revoked"
+        assert "Matti" not in (await client.get(url)).text
+
+
 async def test_a_failover_is_answered_200_or_503_and_heals_by_itself(tmp_path: Path) -> None:
     # A cluster of its own: this test kills one of its primaries.
     processes = RedisClusterProcesses(tmp_path / "cluster")

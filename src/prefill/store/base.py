@@ -6,6 +6,7 @@ together: its audit entry, its refusal count and its funnel counters in one pipe
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import secrets
@@ -21,6 +22,7 @@ from prefill.coalesce import Coalescer, Command
 from prefill.funnel import FunnelUpdate
 from prefill.pseudonyms import Pseudonymizer
 from prefill.ratelimit import Limit, LimitKind
+from prefill.store.durability import ReplicaWait, replica_wait
 from prefill.store.errors import StoreUnavailable, unavailable_on_error
 from prefill.store.keys import (
     bucket_of,
@@ -30,14 +32,14 @@ from prefill.store.keys import (
     rate_key,
     refusal_counts_key,
     refused_rate_key,
+    replica_marker_key,
 )
 from prefill.store.scripts import ScriptCall, Scripts, script_reply
 
 logger = logging.getLogger("prefill.store")
 
-REPLICA_WAIT_MS = 100
-"""How long a durable write waits for a replica to confirm it (WAIT): replicas on the same
-network confirm within a millisecond; one that cannot in this time is treated as absent."""
+REPLICA_MARKER_SECONDS = 60
+"""A replication marker (`_confirm_replicated`) is only needed until its wait returns."""
 
 
 class RateCount(NamedTuple):
@@ -98,14 +100,15 @@ class StoreBase:
     async def _write_durably(self, call: ScriptCall) -> Any:
         """Run a write whose answer promises durability (a consent change, a revocation): where
         the primary holding its keys has replicas, the answer waits until one of them has the
-        write (WAIT on the same connection), or StoreUnavailable if none has it in time."""
-        replicas, node = await self._replicas_of(call.keys[0])
+        write (durability.py, on the same connection), or StoreUnavailable if none has it in
+        time."""
+        wait, node = await self._replica_wait_for(call.keys[0])
         route = {"target_nodes": node} if node is not None else {}
         for _ in range(2):  # a second time after loading a lost script
             pipe = self._redis.pipeline(transaction=False)
             pipe.execute_command("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args)
-            if replicas:
-                pipe.execute_command("WAIT", 1, REPLICA_WAIT_MS, **route)
+            if wait is not None:
+                pipe.execute_command(*wait.command, **route)
             async with unavailable_on_error():
                 reply, *confirmed = await pipe.execute(raise_on_error=False)
                 if isinstance(reply, redis.exceptions.NoScriptError):
@@ -113,14 +116,42 @@ class StoreBase:
                     continue
                 if isinstance(reply, redis.exceptions.RedisError):
                     raise reply
-            if replicas and not (isinstance(confirmed[0], int) and confirmed[0] >= 1):
+            if wait is not None and not wait.confirmed(confirmed[0]):
                 raise StoreUnavailable("no replica confirmed the write in time")
             return reply
         raise StoreUnavailable("script could not be loaded")
 
-    async def _replicas_of(self, key: str) -> tuple[int, Any]:
-        """How many replicas the primary holding `key` has, and that primary on a cluster
-        (None on one Redis). Asked each time: a failover changes it."""
+    async def _confirm_replicated(self, keys: Iterable[str]) -> None:
+        """Wait until a replica of each primary holding one of `keys` has every write made to
+        it so far (writes of several slots, over several connections): a marker written beside
+        the first of its keys, then the wait, on one connection. StoreUnavailable if a primary
+        with replicas has none confirm in time; nothing to wait for where it has none."""
+        by_node: dict[str, str] = {}
+        if isinstance(self._redis, RedisCluster):
+            async with unavailable_on_error():
+                await self._redis.initialize()
+            for key in keys:
+                by_node.setdefault(self._redis.get_node_from_key(key).name, key)
+        else:
+            by_node[""] = next(iter(keys))
+        await asyncio.gather(*(self._confirm_beside(key) for key in by_node.values()))
+
+    async def _confirm_beside(self, key: str) -> None:
+        wait, node = await self._replica_wait_for(key)
+        if wait is None:
+            return
+        route = {"target_nodes": node} if node is not None else {}
+        async with unavailable_on_error():
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.set(replica_marker_key(key), 1, ex=REPLICA_MARKER_SECONDS)
+            pipe.execute_command(*wait.command, **route)
+            _, confirmed = await pipe.execute()
+        if not wait.confirmed(confirmed):
+            raise StoreUnavailable("no replica confirmed the write in time")
+
+    async def _replica_wait_for(self, key: str) -> tuple[ReplicaWait | None, Any]:
+        """How the primary holding `key` waits for a replica (None: it has none), and that
+        primary on a cluster (None on one Redis). Asked each time: a failover changes both."""
         node = None
         info_args: dict[str, Any] = {}
         if isinstance(self._redis, RedisCluster):
@@ -129,8 +160,10 @@ class StoreBase:
             node = self._redis.get_node_from_key(key)
             info_args = {"target_nodes": node}
         async with unavailable_on_error():
-            info = await self._redis.info("replication", **info_args)
-        return int(info.get("connected_slaves", 0)), node
+            info = await self._redis.info(**info_args)  # the default sections: server, replication
+        if not int(info.get("connected_slaves", 0)):
+            return None, node
+        return replica_wait(str(info.get("redis_version", ""))), node
 
     def _oldest_kept_id(self) -> str:
         return f"{int((time.time() - self._audit_retention_seconds) * 1000)}-0"

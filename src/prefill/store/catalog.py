@@ -137,7 +137,8 @@ class CatalogStore(StoreBase):
         await self._spread_version(version)
 
     async def set_campaign_state(self, campaign_id: str, state: CampaignState) -> bool:
-        """Revoke (or reactivate) a campaign; False if there is no such campaign."""
+        """Revoke (or reactivate) a campaign; False if there is no such campaign. Answered once
+        a replica of every primary has the change and its version's copies (durability.py)."""
         found = False
 
         def change_state(_: list[Campaign], stored: dict[str, Campaign]) -> list[Campaign]:
@@ -147,6 +148,9 @@ class CatalogStore(StoreBase):
             return [msgspec.structs.replace(campaign, state=state)] if campaign else []
 
         await self.upsert_campaigns([], change_state)
+        if found:
+            copies = [catalog_version_copy_key(bucket) for bucket in range(BUCKETS)]
+            await self._confirm_replicated([CATALOG_CAMPAIGNS, *copies])
         return found
 
     async def contact_photo(self, contact_id: str) -> bytes | None:

@@ -41,6 +41,9 @@ class Tombstone(msgspec.Struct, frozen=True):
     withdrawn: list[str]
     pseudonym: str
     """Keyed HMAC of the customer id: how the audit names the erasure."""
+    request: str = ""
+    """Keyed HMAC of the erasing request's Idempotency-Key, if it sent one: its retry is
+    answered as the first was."""
 
     def as_consent_state(self) -> dict[str, ConsentEvent]:
         """The withdrawals as a consent state, so an import cannot grant them again."""
@@ -75,9 +78,22 @@ class ErasureStore(StoreBase):
                 tombstones[customer_id] = tombstone_decoder.decode(raw)
         return tombstones
 
-    async def erase_customer(self, customer_id: str) -> Tombstone | None:
+    async def erase_customer(self, customer_id: str, request_id: str = "") -> Tombstone | None:
         """Delete every key of the customer, and their entries in the shared audit stream and
-        the change feed; leave a pseudonymous tombstone. None if there was no such customer."""
+        the change feed; leave a pseudonymous tombstone. None if there was no such customer.
+        Answered once a replica of each primary touched has it (durability.py): a retry with
+        the same `request_id` after StoreUnavailable finds the tombstone and waits again."""
+        request = self._pseudonyms.of(f"erasure-request:{request_id}") if request_id else ""
+        tombstone = await self._delete_customer(customer_id, request)
+        if tombstone is None and request:
+            earlier = (await self.tombstones([customer_id])).get(customer_id)
+            tombstone = earlier if earlier is not None and earlier.request == request else None
+        if tombstone is not None:
+            touched = [tombstone_key(tombstone.pseudonym), customer_key(customer_id), FEED_STREAM]
+            await self._confirm_replicated(touched)
+        return tombstone
+
+    async def _delete_customer(self, customer_id: str, request: str) -> Tombstone | None:
         bucket = bucket_of(customer_id)
         watched = [customer_key(customer_id), customer_audit_key(customer_id)]
         async with unavailable_on_error(), self._redis.pipeline(transaction=True) as pipe:
@@ -101,6 +117,7 @@ class ErasureStore(StoreBase):
                         generation_floor=int(generation) + 1,
                         withdrawn=sorted(purposes),
                         pseudonym=pseudonym,
+                        request=request,
                     )
                     # First, in a step of its own (another hash slot): an import racing this
                     # erasure is retried by the DEL below, and then finds the tombstone.

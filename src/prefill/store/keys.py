@@ -22,6 +22,7 @@ keys live in one slot and can change together in MULTI or one script:
 | `pf:{catalog}:photo:<id>`          | string | a contact person's JPEG photo             |
 | `pf:{b:<p>}:refused:<day>`         | hash   | `<channel>:<cause>` -> unsigned refusals  |
 | `pf:{health}:probe`                | string | readiness checks' write, for a minute     |
+| `pf:{<tag>}:replicated`            | string | a marker a replica confirms, for a minute |
 | `pf:{b:<n>}:health:probe`          | string | the same, on each primary of a cluster    |
 | `pf:{funnel:<cmp>}:counts`         | hash   | a campaign's funnel counters              |
 | `pf:{funnel:<cmp>}:people:<stage>` | HLL    | distinct people, salted pseudonyms        |
@@ -187,3 +188,10 @@ def refused_rate_key(pseudonym: str) -> str:
 
 def rate_key(kind: LimitKind, pseudonym: str) -> str:
     return f"{PREFIX}{{rl:{pseudonym}}}:{kind.value}"
+
+
+def replica_marker_key(beside: str) -> str:
+    """A marker in the slot of `beside` (its hash tag): a replica that has it has every write
+    made before it to that primary (store/durability.py)."""
+    tag = beside[beside.index("{") + 1 : beside.index("}")]
+    return f"{PREFIX}{{{tag}}}:replicated"

@@ -288,13 +288,18 @@ async def put_customer(
     opt={"scope": Scope.ERASE},
     summary="Erase a customer (GDPR Art. 17)",
     description="Deletes every key of the customer and kills all their links. A pseudonymous "
-    "tombstone is kept: see docs/record-of-processing.md.",
+    "tombstone is kept: see docs/record-of-processing.md. Answers only once the erasure is "
+    "durable. Send `Idempotency-Key` to make retries safe: a retry with the same key is "
+    "answered as the first erasure, not 404.",
     status_code=HTTP_200_OK,
 )
 async def erase_customer(
-    admin: AdminDep, customer_id: FromPath[str], request: Request[Any, Any, Any]
+    admin: AdminDep,
+    customer_id: FromPath[str],
+    request: Request[Any, Any, Any],
+    idempotency_key: REQUEST_ID = None,
 ) -> ErasureReceipt:
-    return await admin.erase(customer_id, actor_of(request))
+    return await admin.erase(customer_id, actor_of(request), idempotency_key or "")
 
 
 @get(
