@@ -28,6 +28,7 @@ from prefill.cli_admin import admin_commands
 from prefill.cli_bulk import import_customers_command, mint
 from prefill.cli_support import (
     ExistingPath,
+    RedisOptions,
     T,
     data_dir_option,
     default_data_dir,
@@ -79,8 +80,22 @@ def examples_dir() -> Path:
 
 
 @click.group()
-def main() -> None:
+@click.option(
+    "--redis-url",
+    metavar="URL",
+    default=None,
+    help="The Redis every command uses, as PREFILL_REDIS_URL (which it overrides); without "
+    "either, the embedded Redis in the data directory.",
+)
+@click.option(
+    "--redis-cluster/--no-redis-cluster",
+    default=None,
+    help="The Redis URL names one node of a Redis Cluster, as PREFILL_REDIS_CLUSTER=1/0.",
+)
+@click.pass_context
+def main(ctx: click.Context, redis_url: str | None, redis_cluster: bool | None) -> None:
     """prefill: signed email links that open prefilled, consent-gated forms."""
+    ctx.obj = RedisOptions(redis_url, redis_cluster)
 
 
 @main.command()

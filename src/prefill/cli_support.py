@@ -11,7 +11,7 @@ import secrets
 import stat
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import click
 
@@ -32,13 +32,28 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("PREFILL_DATA_DIR", "prefill-data"))
 
 
+class RedisOptions(NamedTuple):
+    """`prefill --redis-url URL --redis-cluster <command>`: the environment's Redis settings,
+    given on the command line (None: not given)."""
+
+    url: str | None
+    cluster: bool | None
+
+
 def load_settings(
     data_dir: Path | None = None, *, signs_links: bool = False, **overrides: object
 ) -> Settings:
-    """Settings from the environment. Without PREFILL_SECRET_KEYS, the demo's key in the data
-    directory is used; a command that signs nothing gets a throwaway key."""
+    """Settings from the environment and `prefill`'s Redis options. Without
+    PREFILL_SECRET_KEYS, the demo's key in the data directory is used; a command that signs
+    nothing gets a throwaway key."""
     path = data_dir or default_data_dir()
     overrides["data_dir"] = str(path)
+    context = click.get_current_context(silent=True)
+    redis = context.find_object(RedisOptions) if context else None
+    if redis is not None and redis.url is not None:
+        overrides["redis_url"] = redis.url
+    if redis is not None and redis.cluster is not None:
+        overrides["redis_cluster"] = redis.cluster
     keys_given = any(os.environ.get(f"PREFILL_SECRET_KEYS{s}") for s in ("", FILE_SUFFIX))
     if not keys_given and "secret_keys" not in overrides:
         if (path / "secret_key").exists():

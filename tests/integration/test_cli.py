@@ -14,10 +14,11 @@ from litestar.testing import TestClient
 
 from prefill.app import create_app
 from prefill.models import ConsentAction, ConsentEvent, ConsentSource
+from prefill.storage import free_tcp_port
 from prefill.store.keys import customer_key
 from tests.conftest import EXAMPLES, PUBLIC_URL, SECRET, make_settings
 from tests.helpers import append_consent, relative, run, stored_customer, stored_history
-from tests.topology import sync_client
+from tests.topology import Topology, sync_client
 
 CUSTOMERS = str(EXAMPLES / "customers.csv")
 VERSIONS = (
@@ -266,3 +267,24 @@ def test_consent_columns_need_the_notice_version_they_were_given_under(
     assert "nothing was imported" in err
     with sync_client(redis_url) as client:
         assert client.exists(customer_key("cust-1001")) == 0
+
+
+def test_the_redis_options_stand_for_the_environment_variables(
+    env: dict[str, str], topology: Topology
+) -> None:
+    """`prefill --redis-url URL [--redis-cluster] <command>` as PREFILL_REDIS_URL (and
+    PREFILL_REDIS_CLUSTER), which they override: here the environment names a dead port."""
+    nowhere = {**env, "PREFILL_REDIS_URL": f"redis://127.0.0.1:{free_tcp_port()}/0"}
+    nowhere["PREFILL_REDIS_CLUSTER"] = "0" if topology.cluster else "1"
+    options = ["--redis-url", topology.url]
+    options.append("--redis-cluster" if topology.cluster else "--no-redis-cluster")
+    code, out, err = run(nowhere, *options, "import", "examples", str(EXAMPLES))
+    assert code == 0, err
+    code, out, err = run(nowhere, *options, "revoke-customer", "cust-1001")
+    assert code == 0, err
+    assert "new link generation 1" in out
+    with sync_client(topology.url) as client:
+        assert stored_customer(client, "cust-1001")["generation"] == 1
+    code, _, err = run(nowhere, "revoke-customer", "cust-1001")  # the environment alone
+    assert code == 1
+    assert "Redis" in err
