@@ -114,8 +114,10 @@ def only_file_names(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRoute
         raise NotFoundException()
 
 
-def create_app(settings: Settings) -> Litestar:
-    """A Litestar app for `settings`; Redis is connected (or started) in its lifespan."""
+def create_app(settings: Settings, *, fast_routes: bool = True) -> Litestar:
+    """A Litestar app for `settings`; Redis is connected (or started) in its lifespan.
+    `fast_routes=False` answers the fast routes (web/fast.py) through Litestar's handlers too:
+    the tests compare the two."""
     signer = LinkSigner(settings.secret_keys, settings.max_link_age_seconds)
     links = LinkBuilder(signer, settings.public_url)
 
@@ -193,7 +195,13 @@ def create_app(settings: Settings) -> Litestar:
         before_send=[add_privacy_headers],
         template_config=TemplateConfig(instance=template_engine(settings.organization)),
         # For FormCSRF (web/csrf.py) and the empty form page rendered once (web/generic_page.py).
-        state=State({"csrf_config": csrf_config(settings), "generic_pages": GenericPages()}),
+        state=State(
+            {
+                "csrf_config": csrf_config(settings),
+                "generic_pages": GenericPages(),
+                "fast_routes": fast_routes,
+            }
+        ),
         allowed_hosts=AllowedHostsConfig(allowed_hosts=settings.allowed_hosts),
         request_max_body_size=MAX_REQUEST_BODY_BYTES,
         # Logging is the process's to configure (prefill.logs, from `prefill serve`); Litestar

@@ -7,16 +7,17 @@ origins, which can change at run time, so the header is set per response from th
 from __future__ import annotations
 
 import msgspec
-from litestar import MediaType, Request, Router, get
+from litestar import Request, Router, get
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery
-from litestar.response.base import ASGIResponse
+from litestar.types import Receive, Scope, Send
 
 from prefill.i18n import pick
 from prefill.links import LinkBuilder
 from prefill.models import Channel, ContactPerson, Locale
-from prefill.web.deps import PublicDep
+from prefill.web.deps import PublicDep, public_headers, public_of
+from prefill.web.fast import FAST_ROUTE, Answer, query_value
 from prefill.web.openapi import PUBLIC_API_ERRORS
 
 
@@ -59,23 +60,12 @@ def _contact_out(
     )
 
 
-@get(
-    "/forms/{form_id:str}/prefill",
-    name="api_prefill",
-    responses={200: ResponseSpec(PrefillOut, description="Request fulfilled, document follows")}
-    | PUBLIC_API_ERRORS,
-)
-async def prefill(
-    form_id: FromPath[str],
-    request: Request[object, object, State],
-    public: PublicDep,
-    t: FromQuery[str | None] = None,
-) -> ASGIResponse:
-    """The values to fill into the form's fields for the link token `t`, and the contact.
-    Encoded here and answered as an ASGIResponse: Litestar's Response would wrap, inspect and
-    encode it again on every request (the widget's is the busiest route)."""
-    service, links, visitor = public
-    origin = request.headers.get("origin")
+async def widget_answer(scope: Scope, form_id: str, t: str | None) -> Answer:
+    """The widget's answer: the values to fill into the form's fields for the link token `t`,
+    and the contact. Encoded here, headers included: the widget's is the busiest route."""
+    headers = public_headers(scope)
+    service, links, visitor = public_of(scope, headers)
+    origin = headers.origin
     view = await service.widget_view(form_id, t, origin, visitor)
     contact = (
         _contact_out(view.contact, view.locale, view.card_token, links)
@@ -89,10 +79,33 @@ async def prefill(
         values=view.values,
         contact=contact,
     )
-    headers = {"Vary": "Origin"}
+    raw_headers = [_VARY_ORIGIN, _JSON]
     if origin is not None and origin in view.form.allowed_origins:
-        headers["Access-Control-Allow-Origin"] = origin
-    return ASGIResponse(body=msgspec.json.encode(body), media_type=MediaType.JSON, headers=headers)
+        raw_headers.append((b"access-control-allow-origin", origin.encode("latin-1")))
+    return Answer(msgspec.json.encode(body), raw_headers)
+
+
+_VARY_ORIGIN = (b"vary", b"Origin")
+_JSON = (b"content-type", b"application/json")
+
+
+async def widget_fast(scope: Scope, receive: Receive, send: Send) -> None:
+    answer = await widget_answer(scope, scope["path_params"]["form_id"], query_value(scope, "t"))
+    await answer(scope, receive, send)
+
+
+@get(
+    "/forms/{form_id:str}/prefill",
+    name="api_prefill",
+    responses={200: ResponseSpec(PrefillOut, description="Request fulfilled, document follows")}
+    | PUBLIC_API_ERRORS,
+    opt={FAST_ROUTE: widget_fast},
+)
+async def prefill(
+    form_id: FromPath[str], request: Request[object, object, State], t: FromQuery[str | None] = None
+) -> Answer:
+    """The values to fill into the form's fields for the link token `t`, and the contact."""
+    return await widget_answer(request.scope, form_id, t)
 
 
 @get("/card", name="api_card", responses=PUBLIC_API_ERRORS)

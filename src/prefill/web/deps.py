@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
+from litestar.types import HTTPScope, Scope
 
 from prefill import ratelimit
 from prefill.consent import truncate_ip
@@ -38,11 +39,49 @@ def provide_service(state: State) -> PrefillService:
 
 
 def provide_public(request: Request[object, object, State]) -> Public:
-    state = request.app.state
+    return public_of(request.scope)
+
+
+class PublicHeaders(NamedTuple):
+    """The request headers a public route reads, as Litestar's `Headers` gives them: the first
+    value of each, and every `X-Forwarded-For` line."""
+
+    accept_language: str | None
+    user_agent: str | None
+    origin: str | None
+    forwarded_for: list[str]
+
+
+_FIRST_VALUE = (b"accept-language", b"user-agent", b"origin")
+
+
+def public_headers(scope: Scope) -> PublicHeaders:
+    """One pass over the raw headers (a fast route has no `Headers` object to ask)."""
+    first: dict[bytes, str] = {}
+    forwarded: list[str] = []
+    for raw_name, value in scope["headers"]:
+        name = raw_name.lower()
+        if name == b"x-forwarded-for":
+            forwarded.append(value.decode("latin-1"))
+        elif name in _FIRST_VALUE and name not in first:
+            first[name] = value.decode("latin-1")
+    get = first.get
+    return PublicHeaders(get(b"accept-language"), get(b"user-agent"), get(b"origin"), forwarded)
+
+
+def public_of(scope: Scope, headers: PublicHeaders | None = None) -> Public:
+    """`Public` for a request's scope (a fast route's or a handler's)."""
+    state = scope["litestar_app"].state
+    headers = headers or public_headers(scope)
+    peer = scope.get("client")
+    policy: RateLimits = state.rate_policy
+    address = ratelimit.client_address(
+        peer[0] if peer else "", headers.forwarded_for, policy.trusted_proxies
+    )
     visitor = Visitor(
-        accept_language=request.headers.get("accept-language"),
-        automation=request_automation(request.method, request.headers.get("user-agent")),
-        address=ratelimit.address_subject(client_address(request)),
+        accept_language=headers.accept_language,
+        automation=request_automation(cast("HTTPScope", scope)["method"], headers.user_agent),
+        address=ratelimit.address_subject(address),
     )
     return Public(state.service, state.links, visitor)
 

@@ -10,11 +10,9 @@ catalog object, which renders anew.
 from __future__ import annotations
 
 import html
+from typing import Any
 
-from litestar import Request, Response
-from litestar.datastructures import State
-from litestar.enums import MediaType
-from litestar.utils.scope.state import ScopeState
+from jinja2 import Template
 
 from prefill.models import Form, Locale
 from prefill.services import FormView
@@ -23,37 +21,36 @@ CSRF_SLOT = "\x00csrf\x00"
 """Stands for the token while the page is rendered: no rendered text can contain a NUL."""
 
 
+def csrf_input(token: str) -> str:
+    """The hidden field Litestar's Template response gives a template as `csrf_input`."""
+    return f'<input type="hidden" name="_csrf_token" value="{html.escape(token)}" />'
+
+
 class GenericPages:
     """One app's rendered empty form pages, by form id, language and status."""
 
     def __init__(self) -> None:
         self._pages: dict[tuple[str, Locale, int], tuple[Form, str]] = {}
 
-    def response(
-        self, request: Request[object, object, State], view: FormView, status_code: int
-    ) -> Response[str]:
+    def page(self, template: Template, view: FormView, status_code: int, csrf_token: str) -> str:
+        """The empty form page of `template` (form.html) for `view`, with `csrf_token`."""
         key = (view.form.id, view.locale, status_code)
         stored = self._pages.get(key)
         if stored is None or stored[0] is not view.form:
-            stored = self._pages[key] = (view.form, self._render(request, view))
-        token = ScopeState.from_scope(request.scope).csrf_token
-        page = stored[1].replace(CSRF_SLOT, html.escape(token if isinstance(token, str) else ""))
-        return Response(page, status_code=status_code, media_type=MediaType.HTML)
+            stored = self._pages[key] = (view.form, self._render(template, view))
+        return stored[1].replace(CSRF_SLOT, html.escape(csrf_token))
 
     @staticmethod
-    def _render(request: Request[object, object, State], view: FormView) -> str:
-        """What Litestar's Template response renders for the empty form (see _form_page)."""
-        engine = request.app.template_engine
-        assert engine is not None
-        page: str = engine.get_template("form.html").render(
-            view=view,
-            locale=view.locale,
-            card_url=None,
-            vcard_url=None,
-            errors={},
-            submit_token="",
-            checked=set(),
-            request=request,
-            csrf_input=f'<input type="hidden" name="_csrf_token" value="{CSRF_SLOT}" />',
-        )
-        return page
+    def _render(template: Template, view: FormView) -> str:
+        """What the personal page's render gives for the empty form (see web/pages.py)."""
+        context: dict[str, Any] = {
+            "view": view,
+            "locale": view.locale,
+            "card_url": None,
+            "vcard_url": None,
+            "errors": {},
+            "submit_token": "",
+            "checked": set(),
+            "csrf_input": f'<input type="hidden" name="_csrf_token" value="{CSRF_SLOT}" />',
+        }
+        return template.render(context)

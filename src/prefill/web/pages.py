@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 import msgspec
-from litestar import Request, Response, Router, get, head, post
+from litestar import Litestar, Request, Response, Router, get, head, post
 from litestar.datastructures import State
 from litestar.exceptions import ClientException, HTTPException, NotFoundException
 from litestar.params import FromPath, FromQuery, URLEncodedBody
@@ -19,6 +19,9 @@ from litestar.status_codes import (
     HTTP_415_UNSUPPORTED_MEDIA_TYPE,
     HTTP_503_SERVICE_UNAVAILABLE,
 )
+from litestar.types import Receive, Scope, Send
+from litestar.utils.empty import value_or_default
+from litestar.utils.scope.state import ScopeState
 
 from prefill.links import LinkBuilder
 from prefill.models import Channel
@@ -26,9 +29,10 @@ from prefill.services import CardView, ConsentNotAsked, FormView, UnknownForm
 from prefill.store import StoreUnavailable
 from prefill.tokens import TokenPurpose
 from prefill.web.csrf import FormCSRF
-from prefill.web.deps import PublicDep, ServiceDep, evidence_ip
+from prefill.web.deps import PublicDep, ServiceDep, evidence_ip, public_of
 from prefill.web.errors import RETRY_AFTER_SECONDS, message_page
-from prefill.web.generic_page import GenericPages
+from prefill.web.fast import FAST_ROUTE, Answer, query_value
+from prefill.web.generic_page import GenericPages, csrf_input
 
 PHOTO_CACHE_SECONDS = 3600
 
@@ -68,33 +72,33 @@ class TokenForm(msgspec.Struct):
     t: str = ""
 
 
-def _form_page(view: FormView, links: LinkBuilder, status_code: int = 200) -> Template:
+def _form_context(view: FormView, links: LinkBuilder, csrf_token: str) -> dict[str, Any]:
     card_token = view.card_token
-    return Template(
-        template_name="form.html",
-        context={
-            "view": view,
-            "locale": view.locale,
-            "card_url": links.card_path(card_token) if card_token else None,
-            "vcard_url": links.vcard_path(card_token) if card_token else None,
-            "errors": {},
-            "submit_token": view.form_token or "",
-            "checked": set(),
-        },
-        status_code=status_code,
-    )
+    return {
+        "view": view,
+        "locale": view.locale,
+        "card_url": links.card_path(card_token) if card_token else None,
+        "vcard_url": links.vcard_path(card_token) if card_token else None,
+        "errors": {},
+        "submit_token": view.form_token or "",
+        "checked": set(),
+        "csrf_input": csrf_input(csrf_token),
+    }
 
 
-@get("/f/{form_id:str}", name="form_page", middleware=[FormCSRF])
-async def form_page(
-    form_id: FromPath[str],
-    public: PublicDep,
-    request: Request[object, object, State],
-    t: FromQuery[str | None] = None,
-) -> Template | Response[str]:
+_HTML = (b"content-type", b"text/html; charset=utf-8")
+_RETRY_AFTER = (b"retry-after", RETRY_AFTER_SECONDS.encode())
+
+
+async def form_page_answer(scope: Scope, form_id: str, t: str | None) -> Answer:
     """The hosted form: prefilled for an admitted link, the same empty form for any other."""
-    service, links, visitor = public
-    generic_pages: GenericPages = request.app.state.generic_pages
+    app: Litestar = scope["litestar_app"]
+    service, links, visitor = public_of(scope)
+    generic_pages: GenericPages = app.state.generic_pages
+    assert app.template_engine is not None
+    template = app.template_engine.get_template("form.html")
+    # Put in scope by the route's CSRF layer (web/csrf.py), as Litestar's Template reads it.
+    csrf_token = value_or_default(ScopeState.from_scope(scope).csrf_token, "")
     try:
         view = await service.form_view(form_id, t, Channel.PAGE, visitor)
     except StoreUnavailable:
@@ -103,12 +107,33 @@ async def form_page(
             generic = service.generic_form_view(form_id, visitor)
         except UnknownForm:
             raise StoreUnavailable("no cached form") from None
-        page = generic_pages.response(request, generic, HTTP_503_SERVICE_UNAVAILABLE)
-        page.headers["Retry-After"] = RETRY_AFTER_SECONDS
-        return page
+        page = generic_pages.page(template, generic, HTTP_503_SERVICE_UNAVAILABLE, csrf_token)
+        return Answer(page.encode(), [_RETRY_AFTER, _HTML], HTTP_503_SERVICE_UNAVAILABLE)
     if view.personal:
-        return _form_page(view, links)
-    return generic_pages.response(request, view, HTTP_200_OK)
+        page = template.render(_form_context(view, links, csrf_token))
+    else:
+        page = generic_pages.page(template, view, HTTP_200_OK, csrf_token)
+    return Answer(page.encode(), [_HTML])
+
+
+async def form_page_fast(scope: Scope, receive: Receive, send: Send) -> None:
+    form_id = scope["path_params"]["form_id"]
+    answer = await form_page_answer(scope, form_id, query_value(scope, "t"))
+    await answer(scope, receive, send)
+
+
+@get(
+    "/f/{form_id:str}",
+    name="form_page",
+    middleware=[FormCSRF],
+    opt={FAST_ROUTE: form_page_fast},
+)
+async def form_page(
+    form_id: FromPath[str],
+    request: Request[object, object, State],
+    t: FromQuery[str | None] = None,
+) -> Answer:
+    return await form_page_answer(request.scope, form_id, t)
 
 
 @post("/f/{form_id:str}/not-you", name="not_you", status_code=HTTP_303_SEE_OTHER)

@@ -7,6 +7,7 @@ only in the shape tracing tools give it (hex or a UUID: no name or email can be 
 only smuggled in encoded); otherwise the request gets a fresh one.
 Litestar runs route middleware only for requests that match a route: a path or method the
 router does not know (404, 405) is answered before this and gets no line and no metrics.
+A fast route (web/fast.py) is answered from here by its own ASGI function.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.contextvars import bound_contextvars
 
 from prefill.metrics import NOT_MEASURED, RequestMetrics
+from prefill.web.fast import FAST_ROUTE, fast_stack
 
 logger = logging.getLogger("prefill.requests")
 
@@ -50,6 +52,18 @@ class RequestMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self._app = app
         self._metrics = RequestMetrics()
+        self._inner: dict[int, ASGIApp] = {}
+        """What answers each route handler this layer wraps (Litestar makes one per handler)."""
+
+    def _inner_app(self, scope: Scope) -> ASGIApp:
+        handler = scope["route_handler"]
+        inner = self._inner.get(id(handler))
+        if inner is None:
+            app = scope["litestar_app"]
+            fast = FAST_ROUTE in handler.opt and app.state.get("fast_routes", True)
+            inner = fast_stack(app, handler, type(self)) if fast else self._app
+            self._inner[id(handler)] = inner
+        return inner
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -69,12 +83,13 @@ class RequestMiddleware:
 
         method: str = scope["method"]
         route: str = scope["path_template"]
+        inner = self._inner_app(scope)
         measured = not scope["route_handler"].opt.get(NOT_MEASURED)
         if measured:
             self._metrics.started(method, route)
         with bound_contextvars(request_id=request_id):
             try:
-                await self._app(scope, receive, send_with_id)
+                await inner(scope, receive, send_with_id)
             except Exception as exc:
                 # Raised by a middleware inside this one (CSRF, allowed hosts, admin port) and
                 # answered by the app's exception handlers outside it, without this header.

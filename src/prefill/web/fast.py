@@ -1,0 +1,77 @@
+"""Fast routes: the busiest public routes answered by a plain ASGI function, without Litestar's
+per-request handling (a Request object, parameter parsing, dependency injection and response
+building), which cost about a fifth of a widget request (profiled).
+
+A route handler names its function in its `opt` under `FAST_ROUTE`; the request layer
+(web/requests.py) then calls the function inside the same layers Litestar would have run for the
+route: the other middleware, the allowed hosts check and the exception handlers, so a refusal,
+an error and every header come out as before. The handler itself calls the same function, so the
+API document, Litestar's own test client and a handler-level call still behave the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+from urllib.parse import parse_qsl
+
+from litestar import Litestar
+from litestar._asgi.utils import wrap_in_exception_handler
+from litestar.handlers import BaseRouteHandler
+from litestar.middleware.allowed_hosts import AllowedHostsMiddleware
+from litestar.response.base import ASGIResponse
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+FAST_ROUTE = "fast_route"
+"""A route handler `opt` key: the ASGI function that answers the route (see the module's doc)."""
+
+FastRoute = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class Answer(ASGIResponse):
+    """An ASGIResponse from headers already encoded, as lower-case names: Litestar's builds them
+    through a headers object per response. It still adds no cookie and no background task."""
+
+    def __init__(
+        self, body: bytes, headers: list[tuple[bytes, bytes]], status_code: int = 200
+    ) -> None:
+        # ASGIResponse.__init__ is not called: its whole work is the headers object.
+        self.body = body
+        self.status_code = status_code
+        self.background = None
+        self.is_head_response = False
+        self._headers = [*headers, (b"content-length", str(len(body)).encode())]
+
+    def encode_headers(self) -> list[tuple[bytes, bytes]]:
+        return self._headers
+
+
+def query_value(scope: Scope, name: str) -> str | None:
+    """A query parameter as Litestar gives a handler's plain `str` parameter: decoded from
+    Latin-1, blank values kept, the last of repeated values. Not cached: queries carry tokens."""
+    value = None
+    query: bytes = scope["query_string"]
+    if name.encode() in query:
+        for key, item in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+            if key == name:
+                value = item
+    return value
+
+
+def fast_stack(app: Litestar, handler: BaseRouteHandler, outer: type) -> ASGIApp:
+    """The handler's fast function inside the layers Litestar puts between `outer` (the request
+    layer) and the route (litestar/_asgi/routing_trie/mapping.py: exception handlers, allowed
+    hosts, then the handler's other middleware, innermost first)."""
+    if app.csrf_config or app.compression_config or getattr(handler, "cache", False):
+        # Layers this app does not use (CSRF is per route here) and this stack does not add.
+        raise NotImplementedError("a fast route with app-wide CSRF, compression or caching")
+    stack: ASGIApp = wrap_in_exception_handler(handler.opt[FAST_ROUTE])
+    if app.allowed_hosts:
+        stack = AllowedHostsMiddleware(app=stack, config=app.allowed_hosts)
+    for layer in handler.resolve_middleware():
+        if layer is outer:
+            break  # The request layer itself, the outermost.
+        # A middleware class, a DefineMiddleware, or the older (class, kwargs) pair.
+        factory, kwargs = layer if isinstance(layer, tuple) else (layer, dict[str, Any]())
+        stack = cast(Any, factory)(app=stack, **kwargs)
+    return stack
