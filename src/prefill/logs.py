@@ -9,6 +9,7 @@ library's `extra` can carry a personal value, and a log line must never.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import sys
 import traceback
@@ -54,6 +55,42 @@ def _json_line(event: EventDict, default: Callable[[Any], Any]) -> str:
     return msgspec.json.encode(event, enc_hook=default).decode()
 
 
+class AccessLine(msgspec.Struct, kw_only=True):
+    """A request's access line as a record's message (web/requests.py): `JSONFormatter` encodes
+    it in one step, in the order and with the fields structlog's chain gives other lines."""
+
+    event: str = "request"
+    method: str
+    route: str
+    status: int
+    duration_ms: float
+    request_id: str
+    level: str = ""
+    logger: str = ""
+    timestamp: str = ""
+
+    def __str__(self) -> str:
+        return self.event  # What a plain formatter elsewhere shows.
+
+
+class JSONFormatter(structlog.stdlib.ProcessorFormatter):
+    """structlog's formatter, with an access line encoded directly: it is one line per request
+    (a widget request spent about a twentieth of its CPU in the processor chain, profiled)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = record.msg
+        if not isinstance(line, AccessLine):
+            return super().format(record)
+        stamp = datetime.datetime.fromtimestamp(record.created, datetime.UTC)
+        line = msgspec.structs.replace(
+            line,
+            level=record.levelname.lower(),
+            logger=record.name,
+            timestamp=stamp.isoformat().replace("+00:00", "Z"),
+        )
+        return msgspec.json.encode(line).decode()
+
+
 def configure_logging(level: int = logging.INFO, stream: TextIO | None = None) -> None:
     """JSON lines on `stream` (stderr) for every logger in the process. Call once, at start-up;
     it replaces the root logger's handlers, so uvicorn must get `log_config=None`."""
@@ -67,7 +104,7 @@ def configure_logging(level: int = logging.INFO, stream: TextIO | None = None) -
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    formatter = structlog.stdlib.ProcessorFormatter(
+    formatter = JSONFormatter(
         foreign_pre_chain=[structlog.stdlib.ExtraAdder(allow=STRUCTURED_FIELDS), *SHARED],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,

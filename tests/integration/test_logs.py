@@ -22,7 +22,7 @@ import pytest
 import structlog
 from structlog.contextvars import bound_contextvars
 
-from prefill.logs import configure_logging
+from prefill.logs import AccessLine, configure_logging
 from prefill.storage import EmbeddedRedis, free_tcp_port
 from tests.browser.harness import wait_until_ready
 from tests.conftest import EXAMPLES, SECRET
@@ -301,3 +301,17 @@ def test_lines_carry_the_bound_request_id_and_only_the_admitted_extra_fields(
         200,
     )
     assert UNSAFE_ID not in json_logs.getvalue()
+
+
+def test_an_access_line_reads_as_the_structlog_chain_writes_the_same_fields(
+    json_logs: io.StringIO,
+) -> None:
+    fields = {"method": "GET", "route": "/f/{form_id}", "status": 200, "duration_ms": 1.5}
+    with bound_contextvars(request_id=SUPPLIED_ID):
+        logging.getLogger("prefill.requests").info("request", extra=fields)
+    line = AccessLine(request_id=SUPPLIED_ID, **fields)  # type: ignore[arg-type]
+    logging.getLogger("prefill.requests").info(line)
+    chain, direct = lines(json_logs)
+    assert list(direct) == list(chain)  # the same keys in the same order
+    assert direct.pop("timestamp")[:16] == chain.pop("timestamp")[:16]
+    assert direct == chain

@@ -22,6 +22,7 @@ from litestar.exceptions import HTTPException
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.contextvars import bound_contextvars
 
+from prefill.logs import AccessLine
 from prefill.metrics import NOT_MEASURED, RequestMetrics
 from prefill.web.fast import FAST_ROUTE, fast_stack
 
@@ -99,12 +100,13 @@ class RequestMiddleware:
                 seconds = time.perf_counter() - started
                 if measured:
                     self._metrics.finished(method, route, status, seconds)
+                duration_ms = round(seconds * 1000, 1)
                 logger.info(
-                    "request",
-                    extra={
-                        "method": method,
-                        "route": route,
-                        "status": status,
-                        "duration_ms": round(seconds * 1000, 1),
-                    },
+                    AccessLine(
+                        method=method,
+                        route=route,
+                        status=status,
+                        duration_ms=duration_ms,
+                        request_id=request_id,
+                    )
                 )
