@@ -95,7 +95,14 @@ class Step(msgspec.Struct):
         return self.rows / self.seconds
 
 
-def run_cli(url: str, name: str, rows: int, *args: str, output: Path | None = None) -> Step:
+def run_cli(
+    url: str,
+    name: str,
+    rows: int,
+    *args: str,
+    output: Path | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> Step:
     """`prefill <args>` in a process of its own: its time, its peak memory, what it said.
     Standard output goes to `output` when given (a mint's CSV)."""
     env = os.environ | {
@@ -103,6 +110,7 @@ def run_cli(url: str, name: str, rows: int, *args: str, output: Path | None = No
         "PREFILL_SECRET_KEYS": SECRET,
         "PREFILL_PUBLIC_URL": "https://prefill.example.com",
     }
+    env |= extra_env or {}
     command = [sys.executable, "-m", "prefill.cli", *args]
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         with output.open("w") if output else contextlib.nullcontext(out) as target:

@@ -15,15 +15,12 @@ import socket
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
 import click
 import msgspec
-import uvicorn
-from litestar import Litestar
 
-from prefill.app import create_app
 from prefill.cli_admin import admin_commands
 from prefill.cli_bulk import import_customers_command, mint
 from prefill.cli_support import (
@@ -54,6 +51,10 @@ from prefill.settings import Settings, load_or_create_secret
 from prefill.storage import PID_NAME, DataDirInUse, EmbeddedRedis, EmbeddedRedisError
 from prefill.store import Repository
 from prefill.tokens import LinkClaims, LinkSigner
+
+if TYPE_CHECKING:
+    import uvicorn
+    from litestar import Litestar
 
 DEMO_ORGANIZATION = "Kaamos Instruments Oy"
 DEMO_CAMPAIGN = "spring-summit-2027-invite"
@@ -149,6 +150,8 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 
 def worker_app() -> Litestar:
     """The app of one `--workers` process, built in that process from the parent's settings."""
+    from prefill.app import create_app
+
     configure_logging()
     return create_app(msgspec.json.decode(os.environ[WORKER_SETTINGS_ENV], type=Settings))
 
@@ -157,6 +160,12 @@ def run_server(settings: Settings, host: str, port: int, workers: int = 1) -> No
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal under the handler that
     # was there before it: make that an exit, so callers' `finally` blocks (which stop the
     # embedded Redis) still run.
+    # Imported here: the web app and its server take most of the command's start-up, which
+    # the bulk commands (import, mint) then pay for nothing.
+    import uvicorn
+
+    from prefill.app import create_app
+
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     configure_logging()
     app = create_app(settings)
@@ -183,6 +192,8 @@ def run_server(settings: Settings, host: str, port: int, workers: int = 1) -> No
 
 
 def _run_workers(settings: Settings, port: int, workers: int, options: dict[str, Any]) -> None:
+    import uvicorn
+
     if settings.admin_port is not None:
         # Two listeners per worker would need a supervisor of our own; keep uvicorn's.
         raise click.ClickException(

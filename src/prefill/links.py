@@ -6,6 +6,8 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from prefill.tokens import LinkClaims, LinkSigner, TokenPurpose
 
+_CAMPAIGN_PURPOSES = (TokenPurpose.FORM, TokenPurpose.CARD, TokenPurpose.UNSUBSCRIBE)
+
 
 class LinkBuilder:
     """URLs under `public_url` for a customer reached by a campaign."""
@@ -19,6 +21,21 @@ class LinkBuilder:
         """scheme://host[:port] of the public URL, as browsers send it in an Origin header."""
         parts = urlsplit(self._base)
         return f"{parts.scheme}://{parts.netloc}"
+
+    def campaign_links(self, claims: LinkClaims, form_path: str) -> tuple[str, str, str]:
+        """The form URL (for the form at `form_path`, see `form_path`), the card token and the
+        unsubscribe URL of one customer, signed together (`LinkSigner.sign_each`). Tokens are
+        URL-safe as they are: nothing to encode."""
+        tokens = self._signer.sign_each(_CAMPAIGN_PURPOSES, claims)
+        return (
+            f"{form_path}?t={tokens[TokenPurpose.FORM]}",
+            tokens[TokenPurpose.CARD],
+            f"{self._base}/u?t={tokens[TokenPurpose.UNSUBSCRIBE]}",
+        )
+
+    def form_path(self, form_id: str) -> str:
+        """The absolute URL of a form's page, without a token."""
+        return f"{self._base}/f/{quote(form_id)}"
 
     def form_url(self, claims: LinkClaims, form_id: str) -> str:
         token = self._signer.sign(TokenPurpose.FORM, claims)

@@ -82,10 +82,12 @@ class MintReport(msgspec.Struct):
 def personal_links(links: LinkBuilder, customer: Customer, campaign: Campaign) -> dict[str, str]:
     """The URL columns for one customer of a campaign."""
     claims = LinkClaims(customer.id, campaign.id, customer.generation)
-    card_token = links.card_token(claims)  # One token serves the card and the vCard.
-    unsubscribe_url = links.unsubscribe_url(claims)
+    # One card token serves the card and the vCard.
+    form_url, card_token, unsubscribe_url = links.campaign_links(
+        claims, links.form_path(campaign.form_id)
+    )
     return {
-        "form_url": links.form_url(claims, campaign.form_id),
+        "form_url": form_url,
         "card_url": links.card_path(card_token, absolute=True),
         "vcard_url": links.vcard_path(card_token, absolute=True),
         "unsubscribe_url": unsubscribe_url,

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import hmac
 import time
+from collections.abc import Sequence
 from contextvars import ContextVar
 
 import msgspec
@@ -21,7 +23,7 @@ from itsdangerous import (
     TimestampSigner,
     URLSafeTimedSerializer,
 )
-from itsdangerous.encoding import base64_decode, base64_encode
+from itsdangerous.encoding import base64_decode, base64_encode, int_to_bytes
 
 from prefill.models import Campaign, CampaignState, Customer, Id
 
@@ -115,6 +117,11 @@ class LinkSigner:
             for purpose in TokenPurpose
         }
         self._signers = {purpose: s.make_signer() for purpose, s in self._serializers.items()}
+        # Keyed once: `sign_each` copies these instead of deriving the key per token.
+        self._macs = {
+            purpose: hmac.new(signer.derive_key(), digestmod=hashlib.sha256)
+            for purpose, signer in self._signers.items()
+        }
 
     def sign(
         self, purpose: TokenPurpose, claims: LinkClaims, signed_at: float | None = None
@@ -128,6 +135,26 @@ class LinkSigner:
             _signing_time.reset(reset)
         assert isinstance(token, str)
         return token
+
+    def sign_each(
+        self, purposes: Sequence[TokenPurpose], claims: LinkClaims
+    ) -> dict[TokenPurpose, str]:
+        """Tokens for `claims` signed now for several purposes, each what `sign` returns byte
+        for byte: the payload and the time are serialised once, and only the HMAC is made per
+        purpose (bulk minting signs three a customer; serialising is most of a token's cost)."""
+        serializer = self._serializers[purposes[0]]
+        payload = [claims.customer_id, claims.campaign_id, claims.generation]
+        timestamp = int(time.time())  # as TimestampSigner.get_timestamp
+        signed = b"%s.%s" % (
+            serializer.dump_payload(payload),
+            base64_encode(int_to_bytes(timestamp)),
+        )
+        tokens = {}
+        for purpose in purposes:
+            mac = self._macs[purpose].copy()
+            mac.update(signed)
+            tokens[purpose] = (signed + b"." + base64_encode(mac.digest())).decode()
+        return tokens
 
     def sign_as(self, purpose: TokenPurpose, link: VerifiedLink) -> str:
         """A verified link signed for another purpose: the same claims and signing time, so

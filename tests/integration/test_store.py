@@ -6,9 +6,18 @@ from __future__ import annotations
 import asyncio
 import time
 
+import msgspec
 from redis.asyncio import Redis
 
-from prefill.models import AuditEntry, AuditKind, CampaignState, ConsentEvent, Customer
+from prefill.models import (
+    AuditEntry,
+    AuditKind,
+    CampaignState,
+    ConsentAction,
+    ConsentEvent,
+    ConsentSource,
+    Customer,
+)
 from prefill.store import Repository
 from prefill.store.keys import BUCKETS, audit_shard_key, bucket_of, catalog_version_copy_key
 
@@ -78,3 +87,43 @@ async def test_every_bucket_holds_the_version_of_the_last_catalog_change(
     # A link in any bucket sees it, so the revocation is in force for every customer.
     state = await repository.read_link_state("crm-0001")
     assert state.catalog_version == version == await repository.catalog_version()
+
+
+async def test_an_erased_customer_imported_again_keeps_their_withdrawal_on_every_import(
+    repository: Repository,
+) -> None:
+    customer = Customer(id="crm-0001", email="p1@example.com")
+    grant = ConsentEvent("personalization", ConsentAction.GRANTED, 1.0, ConsentSource.IMPORT)
+
+    def grant_unless_withdrawn(
+        current: dict[str, dict[str, ConsentEvent]],
+    ) -> dict[str, list[ConsentEvent]]:
+        state = current[customer.id].get("personalization")
+        withdrawn = state is not None and state.action is ConsentAction.WITHDRAWN
+        return {} if withdrawn else {customer.id: [grant]}
+
+    await repository.save_customers([customer], grant_unless_withdrawn)
+    withdrawal = msgspec.structs.replace(grant, action=ConsentAction.WITHDRAWN, at=2.0)
+    assert (await repository.record_consent(customer.id, withdrawal)).status == "recorded"
+    assert await repository.erase_customer(customer.id) is not None
+    for status in ("created", "unchanged"):  # the second import reads the tombstone too
+        (change,) = await repository.write_customer_batch([customer], grant_unless_withdrawn)
+        assert (change.status, change.consents) == (status, [])
+    assert await repository.consent_history(customer.id) == []
+
+
+async def test_a_record_written_again_loses_the_fields_it_no_longer_has(
+    repository: Repository,
+) -> None:
+    full = Customer(
+        id="crm-0002",
+        email="p2@example.com",
+        company="Oy Ab",
+        locale="fi",
+        owner_id="aino-virtanen",
+        attributes={"segment": "s1", "tier": "gold"},
+    )
+    await repository.save_customers([full], no_consent)
+    fewer = Customer(id="crm-0002", email="p2@example.com", attributes={"tier": "silver"})
+    await repository.save_customers([fewer], no_consent)
+    assert await repository.get_customer("crm-0002") == fewer

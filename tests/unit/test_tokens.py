@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import time
 from collections.abc import Callable
 
 import pytest
+from itsdangerous import URLSafeTimedSerializer
 
 from prefill.models import Campaign, CampaignState, Customer
 from prefill.tokens import (
@@ -213,3 +215,23 @@ def test_a_card_link_signed_from_a_verified_form_link_is_the_one_signing_makes()
     assert card == keys.sign(TokenPurpose.CARD, CLAIMS, signed_at=past)
     assert keys.verify(TokenPurpose.CARD, card).claims == CLAIMS
     assert refusal(lambda: keys.verify(TokenPurpose.FORM, card)) is RefusalCause.FORGED
+
+
+@pytest.mark.parametrize(
+    "claims", [CLAIMS, LinkClaims("a" * 64, "camp-" + "b" * 59, 12_345)]
+)  # the second compresses: itsdangerous then marks the payload with a leading "."
+def test_tokens_signed_together_are_those_itsdangerous_makes(
+    claims: LinkClaims, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(time, "time", lambda: 1_790_000_000.75)
+    keys = signer(OLD_KEY, NEW_KEY)
+    purposes = [TokenPurpose.FORM, TokenPurpose.CARD, TokenPurpose.UNSUBSCRIBE]
+    tokens = keys.sign_each(purposes, claims)
+    for purpose in purposes:
+        itsdangerous_own = URLSafeTimedSerializer(
+            [OLD_KEY, NEW_KEY],
+            salt=f"prefill.link.{purpose.value}",
+            signer_kwargs={"digest_method": hashlib.sha256},
+        ).dumps([claims.customer_id, claims.campaign_id, claims.generation])
+        assert tokens[purpose] == itsdangerous_own
+        assert keys.verify(purpose, tokens[purpose]).claims == claims

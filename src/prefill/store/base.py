@@ -12,7 +12,7 @@ import math
 import secrets
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import redis.exceptions
 from redis.asyncio import Redis, RedisCluster
@@ -66,14 +66,36 @@ class StoreBase:
     async def _hgetall_each(
         self, customer_ids: Iterable[str], key_of: Callable[[str], str]
     ) -> dict[str, dict[bytes, bytes]]:
-        """One hash per customer id (deduplicated), in one pipelined round trip."""
+        """One hash per customer id (deduplicated), in one round trip."""
         ids = list(dict.fromkeys(customer_ids))
+        hashes = await self._read_hashes([key_of(customer_id) for customer_id in ids])
+        async with unavailable_on_error():  # a key of another type: as every Redis failure
+            for fields in hashes:
+                if isinstance(fields, Exception):
+                    raise fields
+        return dict(zip(ids, cast("list[dict[bytes, bytes]]", hashes), strict=True))
+
+    async def _read_hashes(self, keys: list[str]) -> list[dict[bytes, bytes] | Exception]:
+        """Each hash's fields (empty for none), or the error its key gave (a key of another
+        type), in one round trip: one script on one Redis, a pipeline on a cluster."""
+        if not keys:
+            return []
         async with unavailable_on_error():
-            pipe = self._redis.pipeline(transaction=False)
-            for customer_id in ids:
-                pipe.hgetall(key_of(customer_id))
-            results = await pipe.execute()
-        return dict(zip(ids, results, strict=True))
+            if isinstance(self._redis, RedisCluster):
+                pipe = self._redis.pipeline(transaction=False)
+                for key in keys:
+                    pipe.hgetall(key)
+                return cast(
+                    "list[dict[bytes, bytes] | Exception]",
+                    await pipe.execute(raise_on_error=False),
+                )
+            (replies,) = await self._run_scripts([ScriptCall(self._scripts.read_hashes, keys, [])])
+        return [
+            dict(zip(flat[::2], flat[1::2], strict=True))
+            if isinstance(flat, list)
+            else redis.exceptions.ResponseError("WRONGTYPE not a hash")
+            for flat in replies
+        ]
 
     async def _run_scripts(self, calls: list[ScriptCall]) -> list[Any]:
         """Script calls pipelined in one round trip (no MULTI), each by its SHA (see

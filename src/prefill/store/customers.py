@@ -30,6 +30,7 @@ from prefill.store.keys import (
     tombstone_key,
 )
 from prefill.store.records import (
+    OVER_TOMBSTONE,
     UPDATED_AT,
     StoredCustomer,
     decode_customer,
@@ -49,6 +50,8 @@ ConsentDecision = Callable[[dict[str, dict[str, ConsentEvent]]], dict[str, list[
 LISTING_STRIDE = 64
 """Buckets whose index sets one round trip of a listing reads."""
 
+OVER_TOMBSTONE_FIELD = OVER_TOMBSTONE.encode()
+_msgpack = msgspec.msgpack.Encoder()
 _DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, ValueError, KeyError, IndexError)
 """What a hash that no longer decodes raises (records.py)."""
 
@@ -185,22 +188,15 @@ class CustomerStore(StoreBase):
         """`customer_states`, and what was stored as it was read (for a compare-and-set)."""
         if not ids:
             return {}, {}
-        candidates = [(cid, p) for cid in ids for p in self._pseudonyms.candidates(cid)]
-        async with unavailable_on_error():
-            pipe = self._redis.pipeline(transaction=False)
-            for customer_id in ids:
-                pipe.hgetall(customer_key(customer_id))
-            for _, pseudonym in candidates:
-                pipe.get(tombstone_key(pseudonym))  # Each in its own bucket: no MGET.
-            everything = await pipe.execute(raise_on_error=False)
-        replies, found = everything[: len(ids)], everything[len(ids) :]
-        for raw in found:
-            if isinstance(raw, Exception):
-                raise raw  # Without the tombstones nothing can be decided.
-        tombstones: dict[str, bytes] = {}
-        for (customer_id, _), raw in zip(candidates, found, strict=True):
-            if raw is not None:
-                tombstones.setdefault(customer_id, raw)
+        replies = await self._read_hashes([customer_key(customer_id) for customer_id in ids])
+        # Only a customer created over an erased namesake (records.py: OVER_TOMBSTONE) can
+        # have a tombstone beside their record: the others need no look-up.
+        unsure = [
+            cid
+            for cid, fields in zip(ids, replies, strict=True)
+            if not isinstance(fields, dict) or not fields or OVER_TOMBSTONE_FIELD in fields
+        ]
+        tombstones = await self._tombstones_of(unsure)
         states: dict[str, CustomerState] = {}
         stored: dict[str, StoredCustomer] = {}
         for customer_id, fields in zip(ids, replies, strict=True):
@@ -216,6 +212,22 @@ class CustomerStore(StoreBase):
             states[customer_id] = CustomerState(decoded.customer, decoded.consents, tombstone)
             stored[customer_id] = decoded
         return states, stored
+
+    async def _tombstones_of(self, ids: list[str]) -> dict[str, bytes]:
+        """The stored tombstones of those ids that have one, in one round trip."""
+        candidates = [(cid, p) for cid in ids for p in self._pseudonyms.candidates(cid)]
+        if not candidates:
+            return {}
+        async with unavailable_on_error():
+            pipe = self._redis.pipeline(transaction=False)
+            for _, pseudonym in candidates:
+                pipe.get(tombstone_key(pseudonym))  # Each in its own bucket: no MGET.
+            found = await pipe.execute()
+        tombstones: dict[str, bytes] = {}
+        for (customer_id, _), raw in zip(candidates, found, strict=True):
+            if raw is not None:
+                tombstones.setdefault(customer_id, raw)
+        return tombstones
 
     async def save_customers(
         self,
@@ -307,12 +319,13 @@ class CustomerStore(StoreBase):
         args: list[EncodableT] = [seen.version, customer.id, int(now), generation]
         if rewrite:
             fields = record_fields(customer)
-            removed = [field for field in seen.record if field.decode() not in fields]
-            args += [len(removed), *removed, len(fields)]
-            for field, value in fields.items():
-                args += [field, value]
+            removed = [field.decode() for field in seen.record if field.decode() not in fields]
+            if change.status == "created" and states[customer.id].tombstone:
+                fields[OVER_TOMBSTONE] = "1"
+            pairs = [item for pair in fields.items() for item in pair]
+            args.append(_msgpack.encode((removed, pairs)))
         else:
-            args += [0, 0]  # The record stays as it is; the write still counts as activity.
+            args.append("")  # The record stays as it is; the write still counts as activity.
         for consent in change.consents:
             args += [state_field(consent.purpose), encode_event(consent)]
         keys = [customer_key(customer.id), customer_index_key(bucket_of(customer.id))]

@@ -22,6 +22,7 @@ from prefill.store.records import (
     GENERATION,
     HISTORY_COUNT,
     HISTORY_PREFIX,
+    OVER_TOMBSTONE,
     UPDATED_AT,
     VERSION,
     encode_event,
@@ -68,6 +69,7 @@ def one_hash(
         fields[state_field(event.purpose)] = index  # the latest of its purpose wins
     fields[HISTORY_COUNT] = len(events)
     fields[VERSION] = 1
+    fields[OVER_TOMBSTONE] = 1  # Not known here: bulk writes keep looking tombstones up.
     return fields
 
 

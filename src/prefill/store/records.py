@@ -14,6 +14,9 @@ A customer is one Redis hash (`pf:{b:<n>}:c:<id>`, keys.py) with these fields:
 | `v`          | write version: every record or consent write raises it, so a bulk      |
 |              | write can compare-and-set on it alone                                  |
 | `n`          | how many consent events the history holds                              |
+| `t`          | set when the customer was created over an erased namesake's tombstone: |
+|              | only then must a bulk write look the tombstone up (its withdrawals     |
+|              | still stand against an import)                                         |
 | `h.<i>`      | consent event `i` (0 first), a msgpack array: append-only              |
 | `s.<code>`   | the index of the latest event of a purpose the service defines        |
 |              | (purposes.py, by its code): the derived state                          |
@@ -45,6 +48,7 @@ GENERATION = "g"
 UPDATED_AT = "u"
 VERSION = "v"
 HISTORY_COUNT = "n"
+OVER_TOMBSTONE = "t"
 HISTORY_PREFIX = "h."
 STATE_PREFIX = "s."
 CUSTOM_STATE_PREFIX = "s:"

@@ -146,9 +146,10 @@ return repeated
 WRITE_CUSTOMER_SCRIPT = """
 -- KEYS: the customer's hash (records.py), the bucket's index of its customers
 -- ARGV: the write version the decision read ('' for none), the customer id, updated_at, the
---       generation of a new customer ('' for an existing one), the number N of record fields
---       to remove, N fields, the number M of record fields to write, M field/value pairs, then
---       the consent events to append as state field/event pairs.
+--       generation of a new customer ('' for an existing one), the record to write ('' to
+--       leave it): a msgpack array of the fields to remove and the field/value pairs to set
+--       (one argument, not dozens: each costs the client), then the consent events to append
+--       as state field/event pairs.
 -- Writes only while the hash is still the one the decision was made on (every write raises
 -- its version); returns 1 if it wrote, 0 if it changed meanwhile (the caller decides again).
 if (redis.call('HGET', KEYS[1], 'v') or '') ~= ARGV[1] then return 0 end
@@ -156,13 +157,12 @@ if ARGV[4] ~= '' then
   redis.call('HSET', KEYS[1], 'g', ARGV[4])
   redis.call('SADD', KEYS[2], ARGV[2])
 end
-local at = 6
-local removed = tonumber(ARGV[5])
-if removed > 0 then redis.call('HDEL', KEYS[1], unpack(ARGV, at, at + removed - 1)) end
-at = at + removed
-local written = tonumber(ARGV[at])
-if written > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, at + 1, at + 2 * written)) end
-for j = at + 1 + 2 * written, #ARGV, 2 do
+if ARGV[5] ~= '' then
+  local record = cmsgpack.unpack(ARGV[5])
+  if #record[1] > 0 then redis.call('HDEL', KEYS[1], unpack(record[1])) end
+  redis.call('HSET', KEYS[1], unpack(record[2]))
+end
+for j = 6, #ARGV, 2 do
   local i = redis.call('HINCRBY', KEYS[1], 'n', 1) - 1
   redis.call('HSET', KEYS[1], 'h.' .. i, ARGV[j + 1], ARGV[j], i)
 end
@@ -174,6 +174,24 @@ return 1
 one key, where a WATCH over a whole batch would span every slot. An erasure or a withdrawal that
 lands while a batch is being decided makes that customer's write refuse, so it can never be
 written over."""
+
+
+READ_HASHES_SCRIPT = """
+-- KEYS: hashes. Returns each one's fields and values (empty for none), or false for a key
+-- that is no hash, in order.
+local found = {}
+for i, key in ipairs(KEYS) do
+  local kind = redis.call('TYPE', key)['ok']
+  if kind == 'hash' or kind == 'none' then
+    found[i] = redis.call('HGETALL', key)
+  else
+    found[i] = false
+  end
+end
+return found
+"""
+"""Many customers read in one command and one reply, on one Redis (a cluster's keys spread
+over slots, where a pipeline does it): a reply per hash costs the client more than the read."""
 
 
 RAISE_VERSION_SCRIPT = """
@@ -211,3 +229,4 @@ class Scripts:
         self.rate_count = client.register_script(RATE_COUNT_SCRIPT)
         self.write_customer = client.register_script(WRITE_CUSTOMER_SCRIPT)
         self.raise_version = client.register_script(RAISE_VERSION_SCRIPT)
+        self.read_hashes = client.register_script(READ_HASHES_SCRIPT)
