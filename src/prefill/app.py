@@ -45,6 +45,7 @@ from prefill.web.csrf import csrf_config
 from prefill.web.dashboard import dashboard_router
 from prefill.web.deps import DEPENDENCIES
 from prefill.web.errors import EXCEPTION_HANDLERS
+from prefill.web.form_page import PersonalPages, chosen
 from prefill.web.generic_page import GenericPages
 from prefill.web.headers import add_privacy_headers
 from prefill.web.health import health_router
@@ -96,6 +97,7 @@ def template_engine(organization: str) -> JinjaTemplateEngine:
         mask=MASK,
         phone=display_phone,
         scales=SCALES,
+        chosen=chosen,
     )
     for name in environment.list_templates(extensions=["html"]):
         environment.get_template(name)  # Compile now, not on the first customer's request.
@@ -199,6 +201,7 @@ def create_app(settings: Settings, *, fast_routes: bool = True) -> Litestar:
             {
                 "csrf_config": csrf_config(settings),
                 "generic_pages": GenericPages(),
+                "personal_pages": PersonalPages(),
                 "fast_routes": fast_routes,
             }
         ),

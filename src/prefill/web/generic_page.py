@@ -21,11 +21,6 @@ CSRF_SLOT = "\x00csrf\x00"
 """Stands for the token while the page is rendered: no rendered text can contain a NUL."""
 
 
-def csrf_input(token: str) -> str:
-    """The hidden field Litestar's Template response gives a template as `csrf_input`."""
-    return f'<input type="hidden" name="_csrf_token" value="{html.escape(token)}" />'
-
-
 class GenericPages:
     """One app's rendered empty form pages, by form id, language and status."""
 

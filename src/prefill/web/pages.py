@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import urlencode
 
 import msgspec
@@ -25,14 +25,15 @@ from litestar.utils.scope.state import ScopeState
 
 from prefill.links import LinkBuilder
 from prefill.models import Channel
-from prefill.services import CardView, ConsentNotAsked, FormView, UnknownForm
+from prefill.services import CardView, ConsentNotAsked, UnknownForm
 from prefill.store import StoreUnavailable
 from prefill.tokens import TokenPurpose
 from prefill.web.csrf import FormCSRF
 from prefill.web.deps import PublicDep, ServiceDep, evidence_ip, public_of
 from prefill.web.errors import RETRY_AFTER_SECONDS, message_page
 from prefill.web.fast import FAST_ROUTE, Answer, query_value
-from prefill.web.generic_page import GenericPages, csrf_input
+from prefill.web.form_page import PageParts, PersonalPages
+from prefill.web.generic_page import GenericPages
 
 PHOTO_CACHE_SECONDS = 3600
 
@@ -72,20 +73,6 @@ class TokenForm(msgspec.Struct):
     t: str = ""
 
 
-def _form_context(view: FormView, links: LinkBuilder, csrf_token: str) -> dict[str, Any]:
-    card_token = view.card_token
-    return {
-        "view": view,
-        "locale": view.locale,
-        "card_url": links.card_path(card_token) if card_token else None,
-        "vcard_url": links.vcard_path(card_token) if card_token else None,
-        "errors": {},
-        "submit_token": view.form_token or "",
-        "checked": set(),
-        "csrf_input": csrf_input(csrf_token),
-    }
-
-
 _HTML = (b"content-type", b"text/html; charset=utf-8")
 _RETRY_AFTER = (b"retry-after", RETRY_AFTER_SECONDS.encode())
 
@@ -110,7 +97,14 @@ async def form_page_answer(scope: Scope, form_id: str, t: str | None) -> Answer:
         page = generic_pages.page(template, generic, HTTP_503_SERVICE_UNAVAILABLE, csrf_token)
         return Answer(page.encode(), [_RETRY_AFTER, _HTML], HTTP_503_SERVICE_UNAVAILABLE)
     if view.personal:
-        page = template.render(_form_context(view, links, csrf_token))
+        card_token = view.card_token
+        parts = PageParts(
+            card_url=links.card_path(card_token) if card_token else None,
+            vcard_url=links.vcard_path(card_token) if card_token else None,
+            csrf_token=csrf_token,
+        )
+        personal_pages: PersonalPages = app.state.personal_pages
+        page = personal_pages.page(template, view, parts)
     else:
         page = generic_pages.page(template, view, HTTP_200_OK, csrf_token)
     return Answer(page.encode(), [_HTML])
