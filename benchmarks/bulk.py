@@ -89,6 +89,8 @@ class Step(msgspec.Struct):
     peak_mib: float
     out: str
     err: str
+    cpu_seconds: float = 0.0
+    """The process's own CPU time: what other load on the machine moves least."""
 
     @property
     def rate(self) -> float:
@@ -122,6 +124,7 @@ def run_cli(
         out.seek(0)
         err.seek(0)
         step = Step(name, rows, seconds, usage.ru_maxrss / 1024, out.read(), err.read())
+        step.cpu_seconds = usage.ru_utime + usage.ru_stime
     if process.returncode not in (0, 1):  # 1: some rows were bad, as they are meant to be
         raise SystemExit(f"{name} failed ({process.returncode}):\n{step.err}")
     return step

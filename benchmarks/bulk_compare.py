@@ -6,8 +6,9 @@ Each round writes the raw floor (bulk.py: each CSV row as one hash by pipelined 
 fresh redis-server, then, for each of the two git revisions' `src/` (committed code only, so
 editing while it runs changes nothing), in alternating order, imports the examples and the
 generated export into a fresh redis-server and mints for the consenting segment: rows per
-second as a ratio to that round's floor, and Redis memory per customer. The machine's load
-moves all of a round together; the ratios show what the code changed.
+second as a ratio to that round's floor, the processes' CPU time per row (which other load on
+the machine moves least), and Redis memory per customer. The machine's load moves all of a
+round together; the ratios show what the code changed.
 """
 
 from __future__ import annotations
@@ -41,8 +42,9 @@ def source_of(revision: str, into: Path) -> Path:
     return into / "src"
 
 
-def one_version(source: Path, export: Path, rows: int, folder: Path) -> tuple[float, float, float]:
-    """Import and mint rows per second, and Redis bytes per customer, on a fresh server."""
+def one_version(source: Path, export: Path, rows: int, folder: Path) -> tuple[float, ...]:
+    """Import and mint rows per second, Redis bytes per customer, and the import's and the
+    mint's CPU microseconds per row, on a fresh server."""
     server = EmbeddedRedis(folder / "redis", port=free_tcp_port())
     server.start()
     try:
@@ -68,7 +70,13 @@ def one_version(source: Path, export: Path, rows: int, folder: Path) -> tuple[fl
         )
     finally:
         server.stop()
-    return imported.rate, minted.rate, per_customer
+    return (
+        imported.rate,
+        minted.rate,
+        per_customer,
+        imported.cpu_seconds / rows * 1e6,
+        minted.cpu_seconds / created * 1e6,
+    )
 
 
 def main() -> None:
@@ -78,7 +86,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    results: dict[str, list[tuple[float, float, float]]] = {args.before: [], args.after: []}
+    results: dict[str, list[tuple[float, ...]]] = {args.before: [], args.after: []}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         versions = {}
@@ -99,22 +107,25 @@ def main() -> None:
             for name in order:
                 work = folder / f"{name.replace('/', '_')}-run-{round_}"
                 work.mkdir()
-                imported, minted, per_customer = one_version(
+                imported, minted, per_customer, import_cpu, mint_cpu = one_version(
                     versions[name], export, args.rows, work
                 )
-                results[name].append((imported / floor, minted / floor, per_customer))
-                print(
-                    f"round {round_ + 1} {name:>12}: import {imported / floor:.2f}x, "
-                    f"mint {minted / floor:.2f}x the floor ({floor:,.0f} rows/s), "
-                    f"{per_customer:,.0f} B/customer",
-                    flush=True,
-                )
+                figures = (imported / floor, minted / floor, per_customer, import_cpu, mint_cpu)
+                results[name].append(figures)
+                said = _said(figures)
+                print(f"round {round_ + 1} {name:>12}: {said} ({floor:,.0f} rows/s)", flush=True)
     print(f"\nmedians of {args.rounds} round(s), {args.rows:,} rows:")
     for name, rounds in results.items():
-        imported, minted, memory = (
-            statistics.median(column) for column in zip(*rounds, strict=True)
-        )
-        print(f"{name:>12}: import {imported:.2f}x, mint {minted:.2f}x, {memory:,.0f} B/customer")
+        medians = tuple(statistics.median(column) for column in zip(*rounds, strict=True))
+        print(f"{name:>12}: {_said(medians)}")
+
+
+def _said(figures: tuple[float, ...]) -> str:
+    imported, minted, memory, import_cpu, mint_cpu = figures
+    return (
+        f"import {imported:.2f}x, mint {minted:.2f}x the floor; CPU per row: import "
+        f"{import_cpu:.0f} us, mint {mint_cpu:.0f} us; {memory:,.0f} B/customer"
+    )
 
 
 if __name__ == "__main__":

@@ -45,7 +45,6 @@ from prefill.imports import (
     parse_forms,
 )
 from prefill.links import LinkBuilder
-from prefill.logs import configure_logging
 from prefill.models import CampaignState, Catalog, Customer
 from prefill.settings import Settings, load_or_create_secret
 from prefill.storage import PID_NAME, DataDirInUse, EmbeddedRedis, EmbeddedRedisError
@@ -151,6 +150,7 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 def worker_app() -> Litestar:
     """The app of one `--workers` process, built in that process from the parent's settings."""
     from prefill.app import create_app
+    from prefill.logs import configure_logging
 
     configure_logging()
     return create_app(msgspec.json.decode(os.environ[WORKER_SETTINGS_ENV], type=Settings))
@@ -160,11 +160,12 @@ def run_server(settings: Settings, host: str, port: int, workers: int = 1) -> No
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal under the handler that
     # was there before it: make that an exit, so callers' `finally` blocks (which stop the
     # embedded Redis) still run.
-    # Imported here: the web app and its server take most of the command's start-up, which
-    # the bulk commands (import, mint) then pay for nothing.
+    # Imported here: the web app, its server and its logging take most of the command's
+    # start-up, which the bulk commands (import, mint) then pay for nothing.
     import uvicorn
 
     from prefill.app import create_app
+    from prefill.logs import configure_logging
 
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     configure_logging()

@@ -159,16 +159,13 @@ def wanted_from_csv(source: Iterable[str]) -> tuple[list[str], Iterator[Wanted |
 
 
 async def consenting_segment(repository: Repository) -> AsyncIterator[Wanted]:
-    """Every customer, in the order a SCAN finds them (numbered from 1); whether they consent is
-    decided with the rest, batch by batch."""
-    cursor, number = 0, 0
-    while True:
-        page = await repository.list_customer_ids(cursor, count=SEGMENT_PAGE)
-        for customer_id in page.ids:
+    """Every customer once, in the order a SCAN finds them (numbered from 1); whether they
+    consent is decided with the rest, batch by batch."""
+    number = 0
+    async for page in repository.each_customer_id(SEGMENT_PAGE):
+        for customer_id in page:
             number += 1
             yield Wanted(number, customer_id)
-        if (cursor := page.cursor) == 0:
-            return
 
 
 class Minter:
@@ -185,7 +182,7 @@ class Minter:
         segment: bool = False,
     ) -> None:
         """`segment`: the customers come from `consenting_segment`, so one without consent
-        is not in it (counted apart), rather than skipped."""
+        is not in it (counted apart), rather than skipped, and none comes twice."""
         self._repo = repository
         self._links = links
         self._campaign = campaign
@@ -248,7 +245,12 @@ class Minter:
                 f"{report.minted} link set(s) were written before, and they will not open"
             )
         wanted = [item for item in batch if isinstance(item, Wanted)]
-        firsts = await self._repo.first_seen(run_id, [(w.customer_id, w.line) for w in wanted])
+        # A segment names each customer once: nothing to remember per row.
+        firsts = (
+            {}
+            if self._segment
+            else await self._repo.first_seen(run_id, [(w.customer_id, w.line) for w in wanted])
+        )
         states = await self._repo.customer_states(
             w.customer_id for w in wanted if w.line not in firsts and _is_id(w.customer_id)
         )

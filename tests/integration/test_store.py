@@ -7,6 +7,7 @@ import asyncio
 import time
 
 import msgspec
+import pytest
 from redis.asyncio import Redis
 
 from prefill.models import (
@@ -18,7 +19,7 @@ from prefill.models import (
     ConsentSource,
     Customer,
 )
-from prefill.store import Repository
+from prefill.store import CustomerPage, Repository
 from prefill.store.keys import BUCKETS, audit_shard_key, bucket_of, catalog_version_copy_key
 
 
@@ -127,3 +128,28 @@ async def test_a_record_written_again_loses_the_fields_it_no_longer_has(
     fewer = Customer(id="crm-0002", email="p2@example.com", attributes={"tier": "silver"})
     await repository.save_customers([fewer], no_consent)
     assert await repository.get_customer("crm-0002") == fewer
+
+
+async def test_each_customer_id_names_everyone_once_even_when_a_scan_repeats_one(
+    repository: Repository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    saved = customers(3000)  # about three a bucket: buckets are split across pages of two
+    await repository.save_customers(saved, no_consent)
+    listed = repository.list_customer_ids
+    previous: list[str] = []
+    repeats = 0
+
+    async def repeating(cursor: int = 0, count: int = 100) -> CustomerPage:
+        # A set resized while it is scanned returns some members again on a later page.
+        nonlocal previous, repeats
+        page = await listed(cursor, count)
+        buckets = {bucket_of(i) for i in page.ids}
+        again = [i for i in previous if bucket_of(i) in buckets]
+        repeats += len(again)
+        previous = page.ids
+        return CustomerPage(ids=again + page.ids, cursor=page.cursor)
+
+    monkeypatch.setattr(repository, "list_customer_ids", repeating)
+    named = [i async for page in repository.each_customer_id(2) for i in page]
+    assert repeats > 0
+    assert sorted(named) == [c.id for c in saved]

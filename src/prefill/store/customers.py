@@ -8,7 +8,7 @@ consent history with its derived state.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import cast
 
 import msgspec
@@ -363,6 +363,28 @@ class CustomerStore(StoreBase):
                         break
         done = bucket >= BUCKETS
         return CustomerPage(ids=sorted(ids), cursor=0 if done else position * BUCKETS + bucket)
+
+    async def each_customer_id(self, page_size: int) -> AsyncIterator[list[str]]:
+        """Every customer id exactly once, a page at a time. A set scan may return an id twice
+        (a set resized while it is scanned): the ids of the buckets still being listed are
+        kept to drop repeats, so memory stays bounded by a few buckets and nothing is written.
+        Pages go bucket after bucket: those below a page's lowest are listed completely."""
+        cursor = 0
+        recent: dict[int, set[str]] = {}
+        while True:
+            page = await self.list_customer_ids(cursor, page_size)
+            buckets = [bucket_of(customer_id) for customer_id in page.ids]
+            lowest = min(buckets, default=BUCKETS)
+            recent = {bucket: ids for bucket, ids in recent.items() if bucket >= lowest}
+            fresh = []
+            for customer_id, bucket in zip(page.ids, buckets, strict=True):
+                seen = recent.setdefault(bucket, set())
+                if customer_id not in seen:
+                    seen.add(customer_id)
+                    fresh.append(customer_id)
+            yield fresh
+            if (cursor := page.cursor) == 0:
+                return
 
     async def customer_updated_at(self, customer_ids: Iterable[str]) -> dict[str, float | None]:
         ids = list(customer_ids)
