@@ -235,3 +235,45 @@ def test_tokens_signed_together_are_those_itsdangerous_makes(
         ).dumps([claims.customer_id, claims.campaign_id, claims.generation])
         assert tokens[purpose] == itsdangerous_own
         assert keys.verify(purpose, tokens[purpose]).claims == claims
+
+
+def outcome(link_signer: LinkSigner, purpose: TokenPurpose, token: str) -> object:
+    try:
+        return link_signer.verify(purpose, token)
+    except LinkRefused as refused:
+        return refused.cause, refused.claims
+
+
+def test_the_quick_verification_answers_as_itsdangerous(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`verify` checks a good token itself (`_verify_quickly`) and leaves every other to
+    itsdangerous: for any token, the answer is the one itsdangerous alone gives."""
+    rotated, slow = signer(OLD_KEY, NEW_KEY), signer(OLD_KEY, NEW_KEY)
+    monkeypatch.setattr(slow, "_verify_quickly", lambda *_: None)
+    odd = URLSafeTimedSerializer(
+        [NEW_KEY], salt="prefill.link.form", signer_kwargs={"digest_method": hashlib.sha256}
+    )
+    now = time.time()
+    tokens = [
+        rotated.sign(TokenPurpose.FORM, CLAIMS),
+        signer(OLD_KEY).sign(TokenPurpose.FORM, CLAIMS),  # an old key's
+        rotated.sign(TokenPurpose.FORM, CLAIMS, signed_at=now - 31 * DAY),  # expired
+        rotated.sign(TokenPurpose.FORM, CLAIMS, signed_at=now + DAY),  # from the future
+        rotated.sign(TokenPurpose.CARD, CLAIMS),  # another purpose
+        rotated.sign(TokenPurpose.THANKS, CLAIMS, signed_at=now - 3600),  # short-lived, expired
+        signer("another-key-" + "a" * 40).sign(TokenPurpose.FORM, CLAIMS),
+        odd.dumps({"email": "x@example.com"}),  # well signed, not our shape
+        odd.dumps(["cust-1", "camp-1", 3.0]),
+        odd.dumps(["cust-1", "camp-1", 3, "extra"]),
+        odd.dumps("x" * 200),  # compressed by itsdangerous
+    ]
+    good = tokens[0]
+    for cut in range(1, len(good)):
+        tokens += [good[:cut], good[cut:], good[:cut] + "." + good[cut:]]
+    for i, char in enumerate(good):
+        swapped = "A" if char != "A" else "B"
+        tokens.append(good[:i] + swapped + good[i + 1 :])
+    for purpose in TokenPurpose:
+        for token in tokens:
+            assert isinstance(token, str)
+            assert outcome(rotated, purpose, token) == outcome(slow, purpose, token), token
+    assert outcome(rotated, TokenPurpose.FORM, good) == rotated.verify(TokenPurpose.FORM, good)
