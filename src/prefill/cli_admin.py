@@ -241,8 +241,8 @@ def migrate(data_dir: Path | None) -> None:
     report = run_with_repository(settings, lambda repo: repo.migrate_old_schema(progress))
     click.echo(
         f"moved {report.customers} customer(s), {report.tombstones} tombstone(s), "
-        f"{report.audit_entries} audit entries, {report.refusal_days} day(s) of refusal counts; "
-        f"made {report.one_hash} customer(s) one hash"
+        f"{report.audit_entries} audit entries, {report.refusal_days} day(s) of refusal counts, "
+        f"{report.funnels} funnel(s) into shards; made {report.one_hash} customer(s) one hash"
     )
 
 

@@ -90,7 +90,8 @@ def submission(campaign_id: str, person: Person, corrected: list[str]) -> Funnel
 
 
 def issued(campaign_id: str, link_sets: int, link_lifetime: int) -> FunnelUpdate:
-    """Link sets minted; their links live `link_lifetime` seconds, and so must the salt."""
+    """Link sets minted: counted, with no one in them (a shard's salt is made when a person is
+    first counted there, and lives as long as links from then on)."""
     return FunnelUpdate(campaign_id, {ISSUED: link_sets}, link_lifetime=link_lifetime)
 
 

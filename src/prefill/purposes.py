@@ -108,8 +108,8 @@ PURPOSES: list[Purpose] = [
         ],
         recipients=["the marketing team, through the admin dashboard and the admin API"],
         retention="counters and HyperLogLogs: the audit retention after the last activity; the "
-        "salt: at least the campaign's link lifetime after its last link was minted or "
-        "counted, at most twice that after the last mint",
+        "salt (one per shard): the campaign's link lifetime after the last person was "
+        "counted in its shard, so at most twice that after the last mint",
         needs_consent=False,
     ),
     Purpose(
@@ -198,16 +198,17 @@ STORED: list[StoredData] = [
         retention="staff data: until deleted through the admin API or replaced by an import",
     ),
     StoredData(
-        keys="pf:{funnel:<campaign>}:counts",
-        holds="a campaign's funnel counters: links issued, loads, opens, prefilled, submitted, "
-        "unsubscribed, corrected fields, scanner hits",
+        keys="pf:{b:<s>}:funnel:<campaign>:counts",
+        holds="a campaign's funnel counters (in 64 shards, summed to read): links issued, "
+        "loads, opens, prefilled, submitted, unsubscribed, corrected fields, scanner hits",
         personal=False,
         retention="expires after the audit retention without activity",
     ),
     StoredData(
-        keys="pf:{funnel:<campaign>}:people:<stage>, pf:{funnel:<campaign>}:salt",
+        keys="pf:{b:<s>}:funnel:<campaign>:people:<stage>, pf:{b:<s>}:funnel:<campaign>:salt",
         holds="per stage, a HyperLogLog of salted pseudonyms estimating how many distinct people "
-        "reached it (it lists no one), and the campaign's salt. Pseudonymous while the salt "
+        "reached it (it lists no one), and the salt, per shard of the campaign's funnel (a "
+        "person is in one shard, by their bucket). Pseudonymous while the salt "
         "lives; an erasure cannot take one person out of an estimate, but the salt's expiry "
         "makes it anonymous",
         personal=True,

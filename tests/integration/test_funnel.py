@@ -20,7 +20,7 @@ from prefill.funnel import CampaignFunnel
 from prefill.links import LinkBuilder
 from prefill.models import AuditEntry, AuditKind
 from prefill.store import Repository
-from prefill.store.keys import audit_shard_key, bucket_of
+from prefill.store.keys import audit_shard_key, bucket_of, funnel_shard_of
 from prefill.tokens import LinkSigner, TokenPurpose
 from tests.conftest import PSEUDONYMS, PUBLIC_URL, make_settings
 from tests.helpers import (
@@ -215,8 +215,9 @@ async def test_people_are_counted_salted_and_the_salt_goes_with_the_campaigns_li
     links), nobody can, and the same person is simply counted anew."""
     url = await form_link(repository, links, "cust-1001")
     await report_seen(client, url)
-    prefix = "pf:{funnel:spring-summit-2027-invite}"
-    assert sorted([key async for key in redis_client.scan_iter(match="pf:{funnel:*")]) == [
+    # In the person's shard (keys.py).
+    prefix = f"pf:{{b:{funnel_shard_of('cust-1001')}}}:funnel:spring-summit-2027-invite"
+    assert sorted([key async for key in redis_client.scan_iter(match="pf:*:funnel:*")]) == [
         f"{prefix}:counts".encode(),
         f"{prefix}:people:opened".encode(),
         f"{prefix}:people:prefilled".encode(),
@@ -278,7 +279,10 @@ async def test_links_outside_their_campaigns_life_are_events_not_people(
 async def test_a_funnel_that_cannot_count_does_not_fail_the_request(
     client: Client, repository: Repository, links: LinkBuilder, redis_client: Redis
 ) -> None:
-    await redis_client.set("pf:{funnel:spring-summit-2027-invite}:counts", "not a hash")
+    shard = funnel_shard_of("cust-1001")
+    await redis_client.set(
+        f"pf:{{b:{shard}}}:funnel:spring-summit-2027-invite:counts", "not a hash"
+    )
     page = await client.get(await form_link(repository, links, "cust-1001"), headers=BROWSER)
     assert page.status_code == 200
     assert 'value="Matti"' in page.text
@@ -286,3 +290,18 @@ async def test_a_funnel_that_cannot_count_does_not_fail_the_request(
     assert refused.status_code == 200
     (entry, *_) = await repository.audit_entries(count=1)
     assert (entry.kind, entry.customer_id) == ("disclosure", "cust-1001")
+
+
+async def test_the_shards_of_a_funnel_add_up(
+    client: Client, repository: Repository, links: LinkBuilder, redis_client: Redis
+) -> None:
+    """People in different shards are counted there; the read sums them."""
+    customers = ["cust-1001", "cust-1002", "cust-1003"]
+    assert len({funnel_shard_of(c) for c in customers}) == 3
+    for customer_id in customers:
+        await report_seen(client, await form_link(repository, links, customer_id))
+    await report_seen(client, await form_link(repository, links, "cust-1001"))  # once more
+    figures = await funnel_now(repository, links)
+    assert figures.opened == 3
+    shards = [key async for key in redis_client.scan_iter(match="pf:*:funnel:*:people:opened")]
+    assert len(shards) == 3

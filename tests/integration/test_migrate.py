@@ -119,3 +119,28 @@ async def test_a_migrated_customer_reads_and_writes_as_any_other(
     assert tombstone is not None
     assert tombstone.withdrawn == ["personalization"]
     assert tombstone.generation_floor == 1
+
+
+async def test_a_campaigns_funnel_from_its_own_slot_moves_into_a_shard_and_reads_the_same(
+    env: dict[str, str], redis_url: str, repository: Repository
+) -> None:
+    import asyncio
+
+    old = "pf:{funnel:old-campaign}"
+    with sync_client(redis_url) as client:
+        client.hset(f"{old}:counts", mapping={"issued": 5, "opened": 3})
+        client.pfadd(f"{old}:people:opened", "a", "b")
+        client.set(f"{old}:salt", "s", ex=3600)
+    before = await repository.funnel_counters(["old-campaign"])
+    assert before["old-campaign"] == ({}, {"opened": 0, "prefilled": 0, "submitted": 0})
+    code, out, err = await asyncio.to_thread(run, env, "migrate")
+    assert code == 0, err
+    assert "1 funnel(s) into shards" in out
+    counts, people = (await repository.funnel_counters(["old-campaign"]))["old-campaign"]
+    assert (counts, people["opened"]) == ({"issued": 5, "opened": 3}, 2)
+    with sync_client(redis_url) as client:
+        assert list(client.scan_iter(match="pf:{funnel:*")) == []
+        assert 0 < client.ttl("pf:{b:0}:funnel:old-campaign:salt") <= 3600
+    code, out, _ = await asyncio.to_thread(run, env, "migrate")
+    assert "0 funnel(s) into shards" in out
+    assert (await repository.funnel_counters(["old-campaign"]))["old-campaign"][0]["issued"] == 5

@@ -25,10 +25,12 @@ from prefill.ratelimit import Limit, LimitKind
 from prefill.store.durability import ReplicaWait, replica_wait
 from prefill.store.errors import StoreUnavailable, unavailable_on_error
 from prefill.store.keys import (
+    FUNNEL_SHARDS,
     bucket_of,
     funnel_counts_key,
     funnel_people_key,
     funnel_salt_key,
+    funnel_shard_of,
     rate_key,
     refusal_counts_key,
     refused_rate_key,
@@ -205,14 +207,20 @@ class StoreBase:
 
     def _funnel_call(self, update: FunnelUpdate) -> ScriptCall:
         """The counters, and each person as a keyed pseudonym salted with the campaign's own
-        salt in the stage's HyperLogLog (see COUNT_FUNNEL_SCRIPT)."""
+        salt in the stage's HyperLogLog (see COUNT_FUNNEL_SCRIPT), in the person's shard
+        (keys.py); an update that counts no one goes to a random shard and leaves the salts
+        alone."""
         people = update.people if update.link_lifetime > 0 else {}
-        keys = [funnel_counts_key(update.campaign_id), funnel_salt_key(update.campaign_id)]
-        keys += [funnel_people_key(update.campaign_id, stage) for stage in people]
+        customers = sorted(set(people.values()))
+        shard = funnel_shard_of(customers[0]) if customers else secrets.randbelow(FUNNEL_SHARDS)
+        campaign_id = update.campaign_id
+        keys = [funnel_counts_key(campaign_id, shard), funnel_salt_key(campaign_id, shard)]
+        keys += [funnel_people_key(campaign_id, shard, stage) for stage in people]
+        lifetime = update.link_lifetime if people else 0
         args: list[EncodableT] = [
             self._audit_retention_seconds,
-            update.link_lifetime,
-            secrets.token_hex(16) if update.link_lifetime else "",  # a salt, if one is needed
+            lifetime,
+            secrets.token_hex(16) if lifetime else "",  # a salt, if one is needed
             len(update.counts),
         ]
         for field, amount in update.counts.items():

@@ -8,13 +8,14 @@ salt lives, the holder of the service's keys could test one given person; once i
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
-from typing import cast
+from typing import Any, cast
 
 from prefill.funnel import PEOPLE_STAGES, FunnelUpdate
 from prefill.store.base import StoreBase
-from prefill.store.errors import unavailable_on_error
-from prefill.store.keys import funnel_counts_key, funnel_people_key
+from prefill.store.keys import FUNNEL_SHARDS, funnel_counts_key, funnel_people_key
+from prefill.store.scripts import ScriptCall
 
 
 class FunnelStore(StoreBase):
@@ -24,19 +25,33 @@ class FunnelStore(StoreBase):
     async def funnel_counters(
         self, campaign_ids: Iterable[str]
     ) -> dict[str, tuple[dict[str, int], dict[str, int]]]:
-        """Per campaign: its counters, and the distinct people per stage (estimates)."""
+        """Per campaign: its counters, and the distinct people per stage (estimates), summed
+        over the shards (a person is counted in one shard only): one script per shard for
+        every campaign, pipelined."""
         ids = list(dict.fromkeys(campaign_ids))
-        async with unavailable_on_error():
-            pipe = self._redis.pipeline(transaction=False)
+        counts: dict[str, Counter[str]] = {campaign_id: Counter() for campaign_id in ids}
+        people: dict[str, Counter[str]] = {campaign_id: Counter() for campaign_id in ids}
+        if not ids:
+            return {}
+        calls = []
+        for shard in range(FUNNEL_SHARDS):
+            keys = []
             for campaign_id in ids:
-                pipe.hgetall(funnel_counts_key(campaign_id))
+                keys.append(funnel_counts_key(campaign_id, shard))
+                keys += [funnel_people_key(campaign_id, shard, s) for s in PEOPLE_STAGES]
+            calls.append(ScriptCall(self._scripts.read_funnels, keys, [len(PEOPLE_STAGES)]))
+        for reply in await self._run_scripts(calls):
+            replies = iter(cast("list[Any]", reply))
+            for campaign_id in ids:
+                raw = cast("list[bytes]", next(replies))
+                for field, value in zip(raw[::2], raw[1::2], strict=True):
+                    counts[campaign_id][field.decode()] += int(value)
                 for stage in PEOPLE_STAGES:
-                    # By name: redis-py's cluster pipeline refuses its pfcount (one key's is safe).
-                    pipe.execute_command("PFCOUNT", funnel_people_key(campaign_id, stage))
-            replies = iter(await pipe.execute())
-        result = {}
-        for campaign_id in ids:
-            raw = cast("dict[bytes, bytes]", next(replies))
-            counts = {field.decode(): int(value) for field, value in raw.items()}
-            result[campaign_id] = (counts, {stage: int(next(replies)) for stage in PEOPLE_STAGES})
-        return result
+                    people[campaign_id][stage] += int(next(replies))
+        return {
+            campaign_id: (
+                dict(counts[campaign_id]),
+                {s: people[campaign_id][s] for s in PEOPLE_STAGES},
+            )
+            for campaign_id in ids
+        }

@@ -24,9 +24,9 @@ keys live in one slot and can change together in MULTI or one script:
 | `pf:{health}:probe`                | string | readiness checks' write, for a minute     |
 | `pf:{<tag>}:replicated`            | string | a marker a replica confirms, for a minute |
 | `pf:{b:<n>}:health:probe`          | string | the same, on each primary of a cluster    |
-| `pf:{funnel:<cmp>}:counts`         | hash   | a campaign's funnel counters              |
-| `pf:{funnel:<cmp>}:people:<stage>` | HLL    | distinct people, salted pseudonyms        |
-| `pf:{funnel:<cmp>}:salt`           | string | the salt; expires with the links          |
+| `pf:{b:<s>}:funnel:<cmp>:counts`   | hash   | a campaign's funnel counters, one shard   |
+| `pf:{b:<s>}:funnel:<cmp>:people:<stage>` | HLL | distinct people, salted pseudonyms    |
+| `pf:{b:<s>}:funnel:<cmp>:salt`     | string | the shard's salt; expires with the links  |
 | `pf:{import:<run>}:seen`           | hash   | id -> first line, while a run runs        |
 | `pf:{b:<p>}:rate:<pseud>`          | string | unsigned links per address, this window   |
 | `pf:{rl:<pseud>}:<kind>`           | string | a limit's count this window               |
@@ -64,7 +64,12 @@ docs/record-of-processing.md lists it all.
 The funnel stores no id: counters, and HyperLogLogs of keyed pseudonyms mixed with a campaign's
 salt, which estimate how many distinct people reached a stage and cannot list anyone. While the
 salt lives, the holder of the service's keys could test one given person; once it expires
-(with the campaign's links), nobody can.
+(with the campaign's links), nobody can. Each campaign's funnel is in `FUNNEL_SHARDS` (64)
+shards, so no one slot takes every link's count: shard `<s>` = the customer's bucket modulo 64,
+kept in bucket `<s>`'s slot. A person is counted in their shard only, with that shard's salt, so
+the shards' people are disjoint and their counts add up; counts of no one (scanners, links
+issued) go to a random shard. Reading funnels sums the shards: one script per shard for all
+campaigns (64 rather than 1024: the dashboard reads every campaign's).
 
 An erasure tombstone is keyed by a keyed HMAC of the customer id (pseudonyms.py): it outlives the
 customer so that a re-import neither revives the erased customer's links nor re-grants consent
@@ -88,6 +93,7 @@ CATALOG_CONTACTS = f"{PREFIX}{{catalog}}:contacts"
 FEED_STREAM = f"{PREFIX}{{feed}}:changes"
 HEALTH_PROBE = f"{PREFIX}{{health}}:probe"
 BUCKETS = 1024
+FUNNEL_SHARDS = 64
 """Fixed forever: every customer key's name derives from it, so changing it moves every key
 (a migration like `prefill migrate`). 1024 buckets spread evenly over any cluster's nodes."""
 
@@ -165,16 +171,20 @@ def photo_key(contact_id: str) -> str:
     return f"{PREFIX}{{catalog}}:photo:{contact_id}"
 
 
-def funnel_counts_key(campaign_id: str) -> str:
-    return f"{PREFIX}{{funnel:{campaign_id}}}:counts"
+def funnel_shard_of(customer_id: str) -> int:
+    return bucket_of(customer_id) % FUNNEL_SHARDS
 
 
-def funnel_people_key(campaign_id: str, stage: str) -> str:
-    return f"{PREFIX}{{funnel:{campaign_id}}}:people:{stage}"
+def funnel_counts_key(campaign_id: str, shard: int) -> str:
+    return f"{PREFIX}{{b:{shard}}}:funnel:{campaign_id}:counts"
 
 
-def funnel_salt_key(campaign_id: str) -> str:
-    return f"{PREFIX}{{funnel:{campaign_id}}}:salt"
+def funnel_people_key(campaign_id: str, shard: int, stage: str) -> str:
+    return f"{PREFIX}{{b:{shard}}}:funnel:{campaign_id}:people:{stage}"
+
+
+def funnel_salt_key(campaign_id: str, shard: int) -> str:
+    return f"{PREFIX}{{b:{shard}}}:funnel:{campaign_id}:salt"
 
 
 def run_seen_key(run_id: str) -> str:

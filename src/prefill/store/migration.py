@@ -1,10 +1,10 @@
 """`prefill migrate`: data written under the key schema before buckets (`pf:{c:<id>}:…`, one
-shared audit stream, `pf:{erased}:…`, `pf:{audit}:refused:<day>`) moved to the bucket layout of
-keys.py, and customers written as several keys made one hash each (legacy.py). Idempotent and
-resumable: each key is moved (DUMP, RESTORE, DEL) only while it is still there under its old
-name, a customer's record last, and each customer made one hash in one MULTI, so a run cut off
-midway is finished by the next. Run it with the service stopped, before starting a version that
-reads the new layout."""
+shared audit stream, `pf:{erased}:…`, `pf:{audit}:refused:<day>`, each campaign's funnel in a
+slot of its own) moved to the bucket layout of keys.py, and customers written as several keys
+made one hash each (legacy.py). Idempotent and resumable: each key is moved (DUMP, RESTORE, DEL)
+only while it is still there under its old name, a customer's record last, and each customer
+made one hash in one MULTI, so a run cut off midway is finished by the next. Run it with the
+service stopped, before starting a version that reads the new layout."""
 
 from __future__ import annotations
 
@@ -26,6 +26,9 @@ from prefill.store.keys import (
     customer_audit_key,
     customer_index_key,
     customer_refusals_key,
+    funnel_counts_key,
+    funnel_people_key,
+    funnel_salt_key,
     refusal_counts_key,
     tombstone_key,
 )
@@ -52,6 +55,8 @@ class MigrationReport(msgspec.Struct, frozen=True):
     refusal_days: int
     one_hash: int
     """Customers turned from several keys into one hash."""
+    funnels: int = 0
+    """Campaign funnels moved from their one slot into a bucket's shard."""
 
 
 class MigrationStore(CatalogStore):
@@ -87,12 +92,14 @@ class MigrationStore(CatalogStore):
             async for key in self._redis.scan_iter(match=f"{PREFIX}{{audit}}:rate:*"):
                 await self._redis.delete(key)  # A rate window's count: minutes, not worth moving.
             progress(f"{days:,} days of refusal counts moved")
+            funnels = await self._move_funnels()
+            progress(f"{funnels:,} campaign funnels moved into a shard")
             conversion = await convert_customers(self._redis, progress)
             version = await self._redis.get(CATALOG_VERSION)
         if version is not None:
             await self._spread_version(int(version))
             progress("catalog version copied into every bucket")
-        return MigrationReport(customers, tombstones, entries, days, conversion.converted)
+        return MigrationReport(customers, tombstones, entries, days, conversion.converted, funnels)
 
     async def _move(self, old: str, new: str) -> None:
         """One key to its new name, with its expiry; nothing if it is gone (moved already)."""
@@ -102,6 +109,27 @@ class MigrationStore(CatalogStore):
         ttl = max(int(await self._redis.pttl(old)), 0)
         await self._redis.restore(new, ttl, dump, replace=True)
         await self._redis.delete(old)
+
+    async def _move_funnels(self) -> int:
+        """A campaign's funnel from its own slot (`pf:{funnel:<cmp>}:…`) whole into bucket 0's
+        shard: its counts add up with the other shards'. Its people were counted with its salt,
+        so someone counted there and counted again later in their own bucket's shard is
+        counted twice, until the salt expires with the campaign's links."""
+        campaigns: set[str] = set()
+        async for key in self._redis.scan_iter(match=f"{PREFIX}{{funnel:*}}:*", count=500):
+            old = cast("bytes", key).decode()
+            tag, _, rest = old[len(PREFIX) + len("{funnel:") :].partition("}:")
+            if rest == "counts":
+                new = funnel_counts_key(tag, 0)
+            elif rest == "salt":
+                new = funnel_salt_key(tag, 0)
+            elif rest.startswith("people:"):
+                new = funnel_people_key(tag, 0, rest.removeprefix("people:"))
+            else:
+                continue
+            await self._move(old, new)
+            campaigns.add(tag)
+        return len(campaigns)
 
     async def _move_audit_stream(self) -> int:
         """Each entry into its customer's shard under its own id (the customer's index holds

@@ -97,6 +97,20 @@ HyperLogLogs salted: the salt outlives the campaign's links only as long as thei
 without it, nobody can tell whether a given person was counted, keys or not."""
 
 
+READ_FUNNELS_SCRIPT = """
+-- KEYS: per campaign, its counters in this bucket's shard, then its HyperLogLog per stage
+-- ARGV: the number of stages
+local stages = tonumber(ARGV[1])
+local out = {}
+for i = 1, #KEYS, stages + 1 do
+  out[#out + 1] = redis.call('HGETALL', KEYS[i])
+  for k = 1, stages do out[#out + 1] = redis.call('PFCOUNT', KEYS[i + k]) end
+end
+return out
+"""
+"""One bucket's shard of several campaigns' funnels, in one command (one slot)."""
+
+
 RATE_COUNT_SCRIPT = """
 -- KEYS: a rate counter, optionally the day's anonymous refusal counts. ARGV: the window in ms,
 -- the limit, and with KEYS[2] the refusal's field and the counts' TTL. Counts one request; the
@@ -226,6 +240,7 @@ class Scripts:
         self.record_audit = client.register_script(RECORD_AUDIT_SCRIPT)
         self.first_seen = client.register_script(FIRST_SEEN_SCRIPT)
         self.count_funnel = client.register_script(COUNT_FUNNEL_SCRIPT)
+        self.read_funnels = client.register_script(READ_FUNNELS_SCRIPT)
         self.rate_count = client.register_script(RATE_COUNT_SCRIPT)
         self.write_customer = client.register_script(WRITE_CUSTOMER_SCRIPT)
         self.raise_version = client.register_script(RAISE_VERSION_SCRIPT)
