@@ -1,8 +1,12 @@
 """A small consumer of prefill's change feed: one JSON line per submission or consent change.
 
-It reads the Redis Stream `pf:{feed}:changes` with a consumer group, so several copies share
-the work, and a change is acknowledged only after it has been handled: one that was delivered
-but not acknowledged (the consumer crashed) is delivered again when the consumer restarts.
+It reads the feed's 16 Redis Streams `pf:{feed:0}:changes` … `pf:{feed:15}:changes` with a
+consumer group, so several copies share the work, merged by stream id (one customer's changes
+are all in one stream, in order), and a change is acknowledged only after it has been handled:
+one that was delivered but not acknowledged (the consumer crashed) is delivered again when the
+consumer restarts. On one Redis it waits for all the streams in one blocking read; on a Redis
+Cluster, whose streams are in different slots, it reads each in turn and sleeps a moment when
+none has anything.
 
     .venv/bin/python examples/feed_consumer.py                      # the demo's embedded Redis
     .venv/bin/python examples/feed_consumer.py --redis-url redis://redis:6379/0 --group crm
@@ -18,11 +22,14 @@ import json
 import os
 import socket
 import sys
+import time
 from pathlib import Path
 
 import redis
 
-STREAM = "pf:{feed}:changes"
+STREAMS = [f"pf:{{feed:{shard}}}:changes" for shard in range(16)]
+IDLE_SECONDS = 0.2
+"""How long the cluster's reader sleeps when no stream had anything."""
 
 
 def redis_url(args: argparse.Namespace) -> str:
@@ -40,6 +47,27 @@ def redis_url(args: argparse.Namespace) -> str:
 def handle(change: dict[str, object]) -> None:
     """Where a CRM would update its record; here, print it."""
     print(json.dumps(change, ensure_ascii=False), flush=True)
+
+
+Entries = list[tuple[str, bytes, dict[bytes, bytes]]]
+
+
+def read(
+    client: redis.Redis | redis.RedisCluster, args: argparse.Namespace, ids: dict[str, str]
+) -> Entries:
+    """The next entries of every stream from `ids` (stream -> "0" for this consumer's pending
+    ones, ">" for new ones), oldest first across the streams."""
+    if isinstance(client, redis.RedisCluster):
+        answer = []
+        for stream, start in ids.items():  # one slot each: one read each
+            one = client.xreadgroup(args.group, args.consumer, {stream: start}, count=100)
+            answer += one or []
+        if not any(entries for _, entries in answer):
+            time.sleep(IDLE_SECONDS)
+    else:
+        answer = client.xreadgroup(args.group, args.consumer, ids, count=100, block=5000) or []
+    merged = [(s.decode(), i, f) for s, entries in answer for i, f in entries]
+    return sorted(merged, key=lambda entry: tuple(map(int, entry[1].split(b"-"))))
 
 
 def main() -> None:
@@ -60,26 +88,30 @@ def main() -> None:
         client = redis.RedisCluster.from_url(redis_url(args))
     else:
         client = redis.Redis.from_url(redis_url(args))
-    try:
-        # "$": a new group starts with changes made from now on; its backlog stays its own.
-        client.xgroup_create(STREAM, args.group, id="$", mkstream=True)
-    except redis.ResponseError as exc:
-        if "BUSYGROUP" not in str(exc):
-            raise
-    print(f"reading {STREAM} as {args.group}/{args.consumer}", file=sys.stderr, flush=True)
-    pending = "0"  # First what was delivered to this consumer but never acknowledged.
+    for stream in STREAMS:
+        try:
+            # "$": a new group starts with changes made from now on; its backlog stays its own.
+            client.xgroup_create(stream, args.group, id="$", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+    print(
+        f"reading {STREAMS[0]} … {STREAMS[-1]} as {args.group}/{args.consumer}",
+        file=sys.stderr,
+        flush=True,
+    )
+    ids = dict.fromkeys(
+        STREAMS, "0"
+    )  # First what was delivered to this consumer but never acknowledged.
     while True:
-        answer = client.xreadgroup(
-            args.group, args.consumer, {STREAM: pending}, count=100, block=5000
-        )
-        entries = answer[0][1] if answer else []
-        if pending == "0" and not entries:
-            pending = ">"  # Then only new changes.
+        entries = read(client, args, ids)
+        if not entries and "0" in ids.values():
+            ids = dict.fromkeys(STREAMS, ">")  # Then only new changes.
             continue
-        for entry_id, fields in entries:
+        for stream, entry_id, fields in entries:
             if fields:  # An entry erased after delivery comes back empty: nothing to handle.
                 handle(json.loads(fields[b"e"]))
-            client.xack(STREAM, args.group, entry_id)
+            client.xack(stream, args.group, entry_id)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import msgspec
 import redis
 from click.testing import CliRunner
+from redis.asyncio import Redis as AsyncRedis
 
 from prefill.apikeys import Scope, create_key
 from prefill.cli import main
@@ -25,7 +26,7 @@ from prefill.models import (
 )
 from prefill.pseudonyms import Pseudonymizer
 from prefill.store import Repository, Tombstone
-from prefill.store.keys import BUCKETS, audit_shard_key, customer_key
+from prefill.store.keys import BUCKETS, FEED_STREAMS, audit_shard_key, customer_key
 from prefill.store.legacy import legacy_key
 from prefill.store.records import decode_customer, decode_history, encode_event, state_field
 from prefill.tokens import LinkClaims
@@ -50,6 +51,25 @@ def audit_shard_entries(client: redis.Redis | redis.RedisCluster) -> list[bytes]
         shards = cast("list[list[tuple[bytes, dict[bytes, bytes]]]]", pipe.execute())
     entries = sorted((tuple(map(int, i.split(b"-"))), f[b"e"]) for s in shards for i, f in s)
     return [raw for _, raw in entries]
+
+
+def _by_stream_id(shards: list[list[tuple[bytes, dict[bytes, bytes]]]]) -> list[bytes]:
+    entries = sorted((tuple(map(int, i.split(b"-"))), f[b"e"]) for s in shards for i, f in s)
+    return [raw for _, raw in entries]
+
+
+def feed_entries(client: redis.Redis | redis.RedisCluster) -> list[bytes]:
+    """Every change feed entry's JSON, from all the shards, merged by stream id."""
+    with client.pipeline(transaction=False) as pipe:
+        for stream in FEED_STREAMS:
+            pipe.xrange(stream)
+        return _by_stream_id(pipe.execute())
+
+
+async def feed_entries_of(client: AsyncRedis) -> list[bytes]:
+    """`feed_entries` with an asyncio client."""
+    shards = [await client.xrange(stream) for stream in FEED_STREAMS]
+    return _by_stream_id(cast("list[list[tuple[bytes, dict[bytes, bytes]]]]", shards))
 
 
 def relative(url: str) -> str:

@@ -242,7 +242,8 @@ def migrate(data_dir: Path | None) -> None:
     click.echo(
         f"moved {report.customers} customer(s), {report.tombstones} tombstone(s), "
         f"{report.audit_entries} audit entries, {report.refusal_days} day(s) of refusal counts, "
-        f"{report.funnels} funnel(s) into shards; made {report.one_hash} customer(s) one hash"
+        f"{report.funnels} funnel(s) into shards, {report.feed_entries} feed entries into shards; "
+        f"made {report.one_hash} customer(s) one hash"
     )
 
 

@@ -185,8 +185,9 @@ STORED: list[StoredData] = [
         retention="expires after the audit retention",
     ),
     StoredData(
-        keys="pf:{feed}:changes",
-        holds="the change feed: submissions (with values) and consent changes",
+        keys="pf:{feed:<k>}:changes",
+        holds="the change feed, in 16 streams (a customer's in one): submissions (with values) "
+        "and consent changes",
         personal=True,
         retention="trimmed to 7 days on every write and by `prefill retention`; a customer's "
         "entries are deleted on erasure",

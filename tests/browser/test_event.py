@@ -11,9 +11,9 @@ import redis
 from playwright.sync_api import Page, expect
 
 from prefill.models import ChangeEvent
-from prefill.store.keys import FEED_STREAM
 from tests.browser.harness import ExampleSite, csp_violations, screenshot
 from tests.browser.test_hosted_pages import PHONE
+from tests.helpers import feed_entries
 
 
 def test_a_valid_submit_thanks_with_the_contact_person_and_a_calendar_file(
@@ -94,9 +94,7 @@ def test_feedback_is_answered_by_clicks_and_keyboard_and_reaches_the_feed(
     expect(page.get_by_role("link", name="Add to calendar")).to_have_count(0)
     screenshot(page, "feedback-thanks-en")
     with redis.Redis.from_url(redis_url) as raw:
-        changes = [
-            msgspec.json.decode(f[b"e"], type=ChangeEvent) for _, f in raw.xrange(FEED_STREAM)
-        ]
+        changes = [msgspec.json.decode(e, type=ChangeEvent) for e in feed_entries(raw)]
     (submission,) = [c for c in changes if c.kind == "submission"]
     assert submission.form_id == "summit-feedback-2027"
     assert (submission.values["overall"], submission.values["recommend"]) == ("4", "9")

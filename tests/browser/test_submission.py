@@ -8,9 +8,8 @@ import redis
 from playwright.sync_api import Page, expect
 
 from prefill.models import ChangeEvent
-from prefill.store.keys import FEED_STREAM
 from tests.browser.harness import ExampleSite, csp_violations, screenshot
-from tests.helpers import stored_customer
+from tests.helpers import feed_entries, stored_customer
 
 
 def test_broken_email_and_phone_get_messages_next_to_them_and_nothing_is_lost(
@@ -37,7 +36,7 @@ def test_broken_email_and_phone_get_messages_next_to_them_and_nothing_is_lost(
     assert csp_violations(page) == []
     screenshot(page, "form-errors-fi")
     with redis.Redis.from_url(redis_url) as raw:
-        assert raw.xlen(FEED_STREAM) == 0
+        assert feed_entries(raw) == []
 
 
 def test_a_valid_submission_reaches_redis_and_the_change_feed(
@@ -54,9 +53,7 @@ def test_a_valid_submission_reaches_redis_and_the_change_feed(
 
     with redis.Redis.from_url(redis_url) as raw:
         record = stored_customer(raw, "cust-1003")
-        changes = [
-            msgspec.json.decode(f[b"e"], type=ChangeEvent) for _, f in raw.xrange(FEED_STREAM)
-        ]
+        changes = [msgspec.json.decode(e, type=ChangeEvent) for e in feed_entries(raw)]
     assert record["phone"] == "+46701234567"
     (submission,) = [c for c in changes if c.kind == "submission"]
     assert submission.customer_id == "cust-1003"

@@ -7,7 +7,6 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator
-from typing import cast
 
 import pytest
 from litestar import Litestar
@@ -20,10 +19,9 @@ from prefill.links import LinkBuilder
 from prefill.settings import Settings
 from prefill.storage import EmbeddedRedis
 from prefill.store import Repository
-from prefill.store.keys import FEED_STREAM
 from prefill.web.admin import ADMIN_PATH
 from tests.conftest import EXAMPLES, PUBLIC_URL, make_settings
-from tests.helpers import FORM_PATH, Headers, form_link, key_headers
+from tests.helpers import FORM_PATH, Headers, feed_entries_of, form_link, key_headers
 
 A = ADMIN_PATH
 
@@ -416,8 +414,7 @@ async def test_erasure_removes_every_key_and_kills_the_links_for_good(
     assert "cust-1001" not in {e.customer_id for e in shared}
     assert shared[0].action == "customer.erase"
     assert shared[0].target.startswith("erased:")
-    feed = cast("list[tuple[bytes, dict[bytes, bytes]]]", await redis_client.xrange(FEED_STREAM))
-    changes = [fields[b"e"] for _, fields in feed]
+    changes = await feed_entries_of(redis_client)
     assert [c for c in changes if b"cust-1001" in c] == [changes[-1]]  # only the erasure notice
     assert b'"kind":"erasure"' in changes[-1]
     read = await client.get(f"{A}/customers/cust-1001", headers=admin_headers)

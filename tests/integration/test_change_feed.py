@@ -49,7 +49,7 @@ def consumer(topology: Topology) -> Iterator[tuple[queue.Queue[str], queue.Queue
         assert process.stdout is not None
         assert process.stderr is not None
         (out, out_reader), (err, err_reader) = lines_of(process.stdout), lines_of(process.stderr)
-        assert "reading pf:{feed}:changes as crm/" in err.get(timeout=10)
+        assert "reading pf:{feed:0}:changes … pf:{feed:15}:changes as crm/" in err.get(timeout=10)
         yield out, err
         process.terminate()
         process.wait(timeout=10)

@@ -110,5 +110,5 @@ def test_the_shipped_record_of_processing_is_the_generated_one(env: dict[str, st
     code, out, _ = run(env, "docs", "record-of-processing")
     assert code == 0
     assert out == shipped
-    for key in ("pf:{b:<n>}:c:<id>", "pf:{b:<p>}:erased:<pseudonym>", "pf:{feed}:changes"):
+    for key in ("pf:{b:<n>}:c:<id>", "pf:{b:<p>}:erased:<pseudonym>", "pf:{feed:<k>}:changes"):
         assert key in shipped

@@ -7,13 +7,21 @@ from typing import cast
 
 import msgspec
 
-from prefill.models import ConsentAction, ConsentEvent, ConsentSource, Customer
+from prefill.models import (
+    ChangeEvent,
+    ChangeKind,
+    ConsentAction,
+    ConsentEvent,
+    ConsentSource,
+    Customer,
+)
 from prefill.store import Repository
-from prefill.store.keys import customer_key, customer_refusals_key
+from prefill.store.keys import customer_key, customer_refusals_key, feed_key_of
 from prefill.store.legacy import legacy_key
 from tests.conftest import PSEUDONYMS
 from tests.helpers import OLD_SCHEMA_DAY as DAY
 from tests.helpers import (
+    feed_entries,
     run,
     stored_customer,
     stored_history,
@@ -144,3 +152,27 @@ async def test_a_campaigns_funnel_from_its_own_slot_moves_into_a_shard_and_reads
     code, out, _ = await asyncio.to_thread(run, env, "migrate")
     assert "0 funnel(s) into shards" in out
     assert (await repository.funnel_counters(["old-campaign"]))["old-campaign"][0]["issued"] == 5
+
+
+async def test_the_one_change_feed_stream_moves_into_its_shards_in_order(
+    env: dict[str, str], redis_url: str
+) -> None:
+    import asyncio
+
+    changes = [
+        ChangeEvent(kind=ChangeKind.CUSTOMER, customer_id=customer_id, at=float(n))
+        for n, customer_id in enumerate(["cust-1001", "cust-1002", "cust-1001", "cust-1003"])
+    ]
+    with sync_client(redis_url) as client:
+        written = [client.xadd("pf:{feed}:changes", {"e": msgspec.json.encode(c)}) for c in changes]
+    code, out, err = await asyncio.to_thread(run, env, "migrate")
+    assert code == 0, err
+    assert "4 feed entries into shards" in out
+    with sync_client(redis_url) as client:
+        assert client.exists("pf:{feed}:changes") == 0
+        assert feed_entries(client) == [msgspec.json.encode(c) for c in changes]
+        # Each under its own id, in its customer's shard: cust-1001's two in one stream.
+        own = [entry_id for entry_id, _ in client.xrange(feed_key_of("cust-1001"))]
+        assert own == [written[0], written[2]]
+    code, out, _ = await asyncio.to_thread(run, env, "migrate")
+    assert "0 feed entries into shards" in out

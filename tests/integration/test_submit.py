@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from typing import cast
 
 import msgspec
 from litestar import Litestar
@@ -13,8 +12,7 @@ from redis.asyncio import Redis
 from prefill.links import LinkBuilder
 from prefill.models import AuditKind, ChangeEvent, Channel, ConsentAction, ConsentSource
 from prefill.store import Repository
-from prefill.store.keys import FEED_STREAM
-from tests.helpers import FORM_ID, FORM_PATH, form_link, set_consent
+from tests.helpers import FORM_ID, FORM_PATH, feed_entries_of, form_link, set_consent
 
 SUBMIT = f"{FORM_PATH}/submit"
 Client = AsyncTestClient[Litestar]
@@ -30,8 +28,8 @@ async def open_form(client: Client, url: str) -> dict[str, str]:
 
 
 async def feed(redis_client: Redis) -> list[ChangeEvent]:
-    entries = cast("list[tuple[bytes, dict[bytes, bytes]]]", await redis_client.xrange(FEED_STREAM))
-    return [msgspec.json.decode(fields[b"e"], type=ChangeEvent) for _, fields in entries]
+    entries = await feed_entries_of(redis_client)
+    return [msgspec.json.decode(raw, type=ChangeEvent) for raw in entries]
 
 
 async def test_a_broken_email_and_phone_get_two_messages_in_the_customers_language(

@@ -24,7 +24,7 @@ from prefill.store.errors import unavailable_on_error
 from prefill.store.feed import FEED_RETENTION_SECONDS
 from prefill.store.keys import (
     BUCKETS,
-    FEED_STREAM,
+    FEED_STREAMS,
     audit_shard_key,
     bucket_of,
     customer_audit_key,
@@ -142,7 +142,8 @@ class AuditStore(StoreBase):
             pipe = self._redis.pipeline(transaction=False)
             for bucket in range(BUCKETS):
                 pipe.xtrim(audit_shard_key(bucket), minid=self._oldest_kept_id(), approximate=False)
-            pipe.xtrim(FEED_STREAM, minid=feed_oldest, approximate=False)
+            for stream in FEED_STREAMS:
+                pipe.xtrim(stream, minid=feed_oldest, approximate=False)
             await pipe.execute()
 
 

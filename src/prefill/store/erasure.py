@@ -18,13 +18,13 @@ from prefill.models import ChangeEvent, ConsentAction, ConsentEvent, ConsentSour
 from prefill.store.base import StoreBase
 from prefill.store.errors import unavailable_on_error
 from prefill.store.keys import (
-    FEED_STREAM,
     audit_shard_key,
     bucket_of,
     customer_audit_key,
     customer_index_key,
     customer_key,
     customer_keys,
+    feed_key_of,
     tombstone_key,
 )
 from prefill.store.records import EMAIL, GENERATION, state_purposes
@@ -89,7 +89,8 @@ class ErasureStore(StoreBase):
             earlier = (await self.tombstones([customer_id])).get(customer_id)
             tombstone = earlier if earlier is not None and earlier.request == request else None
         if tombstone is not None:
-            touched = [tombstone_key(tombstone.pseudonym), customer_key(customer_id), FEED_STREAM]
+            touched = [tombstone_key(tombstone.pseudonym), customer_key(customer_id)]
+            touched.append(feed_key_of(customer_id))
             await self._confirm_replicated(touched)
         return tombstone
 
@@ -142,11 +143,13 @@ class ErasureStore(StoreBase):
         return tombstone
 
     async def _remove_from_feed(self, customer_id: str) -> None:
-        # The feed is short (a week); an erasure is rare: a scan of it is the simple, exact way.
+        # The customer's feed shard is short (a week); an erasure is rare: a scan of it is the
+        # simple, exact way.
         # The erasure's own feed entry comes after this: consumers need the id to erase too.
+        stream = feed_key_of(customer_id)
         async with unavailable_on_error():
             entries = cast(
-                "list[tuple[bytes, dict[bytes, bytes]]]", await self._redis.xrange(FEED_STREAM)
+                "list[tuple[bytes, dict[bytes, bytes]]]", await self._redis.xrange(stream)
             )
             doomed = [
                 entry_id
@@ -154,4 +157,4 @@ class ErasureStore(StoreBase):
                 if _change_decoder.decode(fields[b"e"]).customer_id == customer_id
             ]
             if doomed:
-                await self._redis.xdel(FEED_STREAM, *doomed)
+                await self._redis.xdel(stream, *doomed)

@@ -14,7 +14,7 @@ keys live in one slot and can change together in MULTI or one script:
 | `pf:{b:<n>}:catalog:version`       | string | a copy of the catalog version (below)     |
 | `pf:{b:<p>}:erased:<pseudonym>`    | string | erasure tombstone                         |
 | `pf:{keys}:<key id>`               | string | ApiKey JSON (scopes, SHA-256 of secret)   |
-| `pf:{feed}:changes`                | stream | ChangeEvent JSON in `e`: the change feed  |
+| `pf:{feed:<k>}:changes`            | stream | the change feed's shard k: ChangeEvent JSON in `e` |
 | `pf:{catalog}:version`             | string | bumped by every catalog change            |
 | `pf:{catalog}:forms`               | hash   | form id -> Form JSON                      |
 | `pf:{catalog}:campaigns`           | hash   | campaign id -> Campaign JSON              |
@@ -90,7 +90,9 @@ CATALOG_VERSION = f"{PREFIX}{{catalog}}:version"
 CATALOG_FORMS = f"{PREFIX}{{catalog}}:forms"
 CATALOG_CAMPAIGNS = f"{PREFIX}{{catalog}}:campaigns"
 CATALOG_CONTACTS = f"{PREFIX}{{catalog}}:contacts"
-FEED_STREAM = f"{PREFIX}{{feed}}:changes"
+FEED_SHARDS = 16
+"""The change feed's streams: a customer's changes all go to one, in order; consumers read
+every one, merged by stream id (docs/change-feed.md)."""
 HEALTH_PROBE = f"{PREFIX}{{health}}:probe"
 BUCKETS = 1024
 FUNNEL_SHARDS = 64
@@ -169,6 +171,18 @@ def refusal_counts_key(day: str, bucket: int) -> str:
 
 def photo_key(contact_id: str) -> str:
     return f"{PREFIX}{{catalog}}:photo:{contact_id}"
+
+
+def feed_shard_key(shard: int) -> str:
+    return f"{PREFIX}{{feed:{shard}}}:changes"
+
+
+FEED_STREAMS = [feed_shard_key(shard) for shard in range(FEED_SHARDS)]
+
+
+def feed_key_of(customer_id: str) -> str:
+    """The feed shard of the customer's changes: the customer's bucket modulo FEED_SHARDS."""
+    return feed_shard_key(bucket_of(customer_id) % FEED_SHARDS)
 
 
 def funnel_shard_of(customer_id: str) -> int:

@@ -1,10 +1,11 @@
 """`prefill migrate`: data written under the key schema before buckets (`pf:{c:<id>}:…`, one
 shared audit stream, `pf:{erased}:…`, `pf:{audit}:refused:<day>`, each campaign's funnel in a
-slot of its own) moved to the bucket layout of keys.py, and customers written as several keys
-made one hash each (legacy.py). Idempotent and resumable: each key is moved (DUMP, RESTORE, DEL)
-only while it is still there under its old name, a customer's record last, and each customer
-made one hash in one MULTI, so a run cut off midway is finished by the next. Run it with the
-service stopped, before starting a version that reads the new layout."""
+slot of its own, the change feed in one stream) moved to the bucket layout of keys.py, and
+customers written as several keys made one hash each (legacy.py). Idempotent and resumable:
+each key is moved (DUMP, RESTORE, DEL) only while it is still there under its old name, a
+customer's record last, and each customer made one hash in one MULTI, so a run cut off midway
+is finished by the next. Run it with the service stopped, before starting a version that reads
+the new layout."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import cast
 import msgspec
 import redis.exceptions
 
-from prefill.models import AuditEntry
+from prefill.models import AuditEntry, ChangeEvent
 from prefill.store.catalog import CatalogStore
 from prefill.store.errors import unavailable_on_error
 from prefill.store.keys import (
@@ -26,6 +27,7 @@ from prefill.store.keys import (
     customer_audit_key,
     customer_index_key,
     customer_refusals_key,
+    feed_key_of,
     funnel_counts_key,
     funnel_people_key,
     funnel_salt_key,
@@ -35,6 +37,7 @@ from prefill.store.keys import (
 from prefill.store.legacy import convert_customers, legacy_key
 
 OLD_AUDIT_STREAM = f"{PREFIX}{{audit}}:events"
+OLD_FEED_STREAM = f"{PREFIX}{{feed}}:changes"
 _OLD_CUSTOMER_KEYS: list[tuple[str, Callable[[str], str]]] = [
     # The record last: while it is there, the customer is not done.
     ("consent", lambda customer_id: legacy_key(customer_id, "consent")),
@@ -46,6 +49,7 @@ _OLD_CUSTOMER_KEYS: list[tuple[str, Callable[[str], str]]] = [
 ]
 """Into the several-keys layout, which `convert_customers` then makes one hash."""
 _audit_decoder = msgspec.json.Decoder(AuditEntry)
+_change_decoder = msgspec.json.Decoder(ChangeEvent)
 
 
 class MigrationReport(msgspec.Struct, frozen=True):
@@ -57,6 +61,8 @@ class MigrationReport(msgspec.Struct, frozen=True):
     """Customers turned from several keys into one hash."""
     funnels: int = 0
     """Campaign funnels moved from their one slot into a bucket's shard."""
+    feed_entries: int = 0
+    """Change feed entries moved from the one stream into the customers' shards."""
 
 
 class MigrationStore(CatalogStore):
@@ -94,12 +100,16 @@ class MigrationStore(CatalogStore):
             progress(f"{days:,} days of refusal counts moved")
             funnels = await self._move_funnels()
             progress(f"{funnels:,} campaign funnels moved into a shard")
+            changes = await self._move_feed()
+            progress(f"{changes:,} change feed entries moved into their shards")
             conversion = await convert_customers(self._redis, progress)
             version = await self._redis.get(CATALOG_VERSION)
         if version is not None:
             await self._spread_version(int(version))
             progress("catalog version copied into every bucket")
-        return MigrationReport(customers, tombstones, entries, days, conversion.converted, funnels)
+        return MigrationReport(
+            customers, tombstones, entries, days, conversion.converted, funnels, changes
+        )
 
     async def _move(self, old: str, new: str) -> None:
         """One key to its new name, with its expiry; nothing if it is gone (moved already)."""
@@ -130,6 +140,32 @@ class MigrationStore(CatalogStore):
             await self._move(old, new)
             campaigns.add(tag)
         return len(campaigns)
+
+    async def _move_feed(self) -> int:
+        """Each change from the one feed stream into its customer's shard under its own id, in
+        order, so consumers merging the shards by id see the same sequence. An id the shard has
+        already is an entry moved before. Consumer groups do not move: let consumers catch up
+        before, and start them on the shards after (docs/change-feed.md)."""
+        moved, start = 0, "-"
+        while True:
+            batch = cast(
+                "list[tuple[bytes, dict[bytes, bytes]]]",
+                await self._redis.xrange(OLD_FEED_STREAM, min=start, count=1000),
+            )
+            for entry_id, fields in batch:
+                change = _change_decoder.decode(fields[b"e"])
+                try:
+                    stream = feed_key_of(change.customer_id)
+                    await self._redis.xadd(stream, {b"e": fields[b"e"]}, id=entry_id)
+                    moved += 1
+                except redis.exceptions.ResponseError as exc:
+                    if "equal or smaller" not in str(exc):
+                        raise
+            if len(batch) < 1000:
+                break
+            start = "(" + batch[-1][0].decode()
+        await self._redis.delete(OLD_FEED_STREAM)
+        return moved
 
     async def _move_audit_stream(self) -> int:
         """Each entry into its customer's shard under its own id (the customer's index holds
