@@ -1,6 +1,6 @@
 """Bulk import and mint at CRM scale, measured side by side in one run.
 
-Run:  .venv/bin/python benchmarks/bulk.py [--rows 1000000] [--broken 1000]
+Run:  .venv/bin/python benchmarks/bulk.py [--rows 1000000] [--broken 1000] [--cluster]
 
 Starts its own redis-server (the shipped binary, on a free port, AOF fsync always as in the
 embedded mode), writes a generated CRM export (benchmarks/crm_export.py) and runs the real CLI
@@ -14,6 +14,10 @@ on it, each step a process of its own, so that the peak memory measured is that 
 - the floor beside them: the same rows written raw, each CSV row as one hash by pipelined
   `HSET` (1,000 a round trip), into a second, identical redis-server, with its rows per second
   and bytes per row. Import and mint are printed as ratios to that floor.
+
+With `--cluster`, each of the two is a Redis Cluster of three primaries and three replicas
+(tests/redis_cluster.py, AOF fsync always) instead, memory is summed over the primaries, and the
+import of a tenth (which needs a second database) is left out.
 """
 
 from __future__ import annotations
@@ -35,7 +39,9 @@ import redis
 from prefill.storage import EmbeddedRedis, free_tcp_port
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
 from crm_export import write_export
+from tests.redis_cluster import RedisClusterProcesses
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SECRET = "benchmark-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
@@ -64,10 +70,32 @@ class Floor(msgspec.Struct):
         return self.rows / self.seconds
 
 
+def client_of(url: str) -> redis.Redis | redis.RedisCluster:
+    return redis.RedisCluster.from_url(url) if CLUSTER_ENV else redis.Redis.from_url(url)
+
+
+def used_memory(url: str) -> int:
+    """INFO memory's used_memory: of the server, or summed over a cluster's primaries."""
+    if not CLUSTER_ENV:
+        with redis.Redis.from_url(url) as client:
+            return int(client.info("memory")["used_memory"])
+    with redis.RedisCluster.from_url(url) as cluster:
+        primaries = [(node.host, node.port) for node in cluster.get_primaries()]
+    total = 0
+    for host, port in primaries:
+        with redis.Redis(host=host, port=port) as node:
+            total += int(node.info("memory")["used_memory"])
+    return total
+
+
+CLUSTER_ENV: dict[str, str] = {}
+"""The environment that makes the CLI use a cluster, when the run is on one."""
+
+
 def raw_floor(url: str, export: Path) -> Floor:
     """Each CSV row as one hash `raw:<id>` by pipelined HSET, timed, into an empty server."""
-    with redis.Redis.from_url(url) as client, export.open(encoding="utf-8", newline="") as f:
-        before = int(client.info("memory")["used_memory"])
+    before = used_memory(url)
+    with client_of(url) as client, export.open(encoding="utf-8", newline="") as f:
         rows = 0
         start = time.perf_counter()
         pipe = client.pipeline(transaction=False)
@@ -78,8 +106,7 @@ def raw_floor(url: str, export: Path) -> Floor:
                 pipe.execute()
         pipe.execute()
         seconds = time.perf_counter() - start
-        after = int(client.info("memory")["used_memory"])
-    return Floor(rows, seconds, (after - before) / rows)
+    return Floor(rows, seconds, (used_memory(url) - before) / rows)
 
 
 class Step(msgspec.Struct):
@@ -112,7 +139,7 @@ def run_cli(
         "PREFILL_SECRET_KEYS": SECRET,
         "PREFILL_PUBLIC_URL": "https://prefill.example.com",
     }
-    env |= extra_env or {}
+    env |= CLUSTER_ENV | (extra_env or {})
     command = [sys.executable, "-m", "prefill.cli", *args]
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         with output.open("w") if output else contextlib.nullcontext(out) as target:
@@ -141,7 +168,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--broken", type=int, default=None, help="default: one row in 1,000")
+    parser.add_argument("--cluster", action="store_true", help="on Redis Clusters (3+3 nodes)")
     args = parser.parse_args()
+    if args.cluster:
+        CLUSTER_ENV["PREFILL_REDIS_CLUSTER"] = "1"
     rows = args.rows
     broken = rows // 1000 if args.broken is None else args.broken
     with tempfile.TemporaryDirectory() as tmp:
@@ -156,41 +186,46 @@ def main() -> None:
             target.writelines(line.split(",", 1)[0] + "\n" for line in source)
         took = time.perf_counter() - started
         print(f"generated {rows:,} rows, {broken:,} of them broken, in {took:.1f} s")
-        server = EmbeddedRedis(folder / "redis", port=free_tcp_port())
-        floor_server = EmbeddedRedis(folder / "redis-floor", port=free_tcp_port())
-        server.start()
-        floor_server.start()
+        servers: list[EmbeddedRedis | RedisClusterProcesses] = (
+            [RedisClusterProcesses(folder / name) for name in ("cluster", "cluster-floor")]
+            if args.cluster
+            else [EmbeddedRedis(folder / name, port=free_tcp_port()) for name in ("r", "floor")]
+        )
         try:
+            for each in servers:
+                each.start()
+            server, floor_server = servers
             floor = raw_floor(floor_server.url, full)
-            steps, per_customer = measure(server.url, rows, full, small, ids, folder)
+            tenth, steps, per_customer = measure(server.url, rows, full, small, ids, folder)
         finally:
-            server.stop()
-            floor_server.stop()
-    report(steps, per_customer, floor)
+            for each in servers:
+                each.stop()
+    report(tenth, steps, per_customer, floor)
 
 
 def measure(
     url: str, rows: int, full: Path, small: Path, ids: Path, folder: Path
-) -> tuple[list[Step], float]:
-    small_url = url.removesuffix("/0") + "/1"
+) -> tuple[Step | None, list[Step], float]:
     errors = ("--errors", str(folder / "errors.csv"))
-    for target in (url, small_url):
-        run_cli(target, "examples", 7, "import", "examples", str(EXAMPLES))
-    tenth = run_cli(
-        small_url,
-        "import a tenth",
-        rows // 10,
-        "import",
-        "customers",
-        str(small),
-        *VERSIONS,
-        *errors,
-    )
-    with redis.Redis.from_url(url) as client:
-        before = int(client.info("memory")["used_memory"])
-        first = run_cli(url, "import", rows, "import", "customers", str(full), *VERSIONS, *errors)
-        created = count(r"([\d,]+) created", first.out)
-        per_customer = (int(client.info("memory")["used_memory"]) - before) / created
+    run_cli(url, "examples", 7, "import", "examples", str(EXAMPLES))
+    tenth = None
+    if not CLUSTER_ENV:  # into a second database, which a cluster does not have
+        small_url = url.removesuffix("/0") + "/1"
+        run_cli(small_url, "examples", 7, "import", "examples", str(EXAMPLES))
+        tenth = run_cli(
+            small_url,
+            "import a tenth",
+            rows // 10,
+            "import",
+            "customers",
+            str(small),
+            *VERSIONS,
+            *errors,
+        )
+    before = used_memory(url)
+    first = run_cli(url, "import", rows, "import", "customers", str(full), *VERSIONS, *errors)
+    created = count(r"([\d,]+) created", first.out)
+    per_customer = (used_memory(url) - before) / created
     again = run_cli(url, "import again", rows, "import", "customers", str(full), *VERSIONS, *errors)
     if count(r"([\d,]+) created", again.out) or count(r"([\d,]+) updated", again.out):
         raise SystemExit(f"the second import changed something:\n{again.out}")
@@ -215,12 +250,12 @@ def measure(
         str(ids),
         output=folder / "listed.csv",
     )
-    return [tenth, first, again, segment, listed], per_customer
+    return tenth, [first, again, segment, listed], per_customer
 
 
-def report(steps: list[Step], per_customer: float, floor: Floor) -> None:
+def report(tenth: Step | None, steps: list[Step], per_customer: float, floor: Floor) -> None:
     print(f"\n{'step':30} {'rows':>10} {'seconds':>8} {'rows/s':>8} {'peak MiB':>9} {'/ raw':>6}")
-    for step in steps:
+    for step in [tenth, *steps] if tenth else steps:
         print(
             f"{step.name:30} {step.rows:10,} {step.seconds:8.1f} {step.rate:8,.0f} "
             f"{step.peak_mib:9.1f} {step.rate / floor.rate:6.2f}"
@@ -229,10 +264,11 @@ def report(steps: list[Step], per_customer: float, floor: Floor) -> None:
         f"{'raw pipelined HSET (floor)':30} {floor.rows:10,} {floor.seconds:8.1f} "
         f"{floor.rate:8,.0f} {'':9} {1:6.2f}"
     )
-    tenth, first, again, segment, listed = steps
+    first, again, segment, listed = steps
     print(f"\nRedis memory per customer: {per_customer:,.0f} bytes")
     print(f"the same rows as one raw hash each: {floor.bytes_per_row:,.0f} bytes")
-    print(f"peak memory, all rows / a tenth: {first.peak_mib / tenth.peak_mib:.2f}x")
+    if tenth:
+        print(f"peak memory, all rows / a tenth: {first.peak_mib / tenth.peak_mib:.2f}x")
     print(f"import again (nothing to write) / first import, rows/s: {again.rate / first.rate:.2f}x")
     print(f"mint a list / import, rows/s: {listed.rate / first.rate:.2f}x")
     for step in (first, segment, listed):
