@@ -11,18 +11,20 @@ import os
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 import redis
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from redis.asyncio import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
 
 from prefill.apikeys import Scope
 from prefill.app import create_app
 from prefill.imports import import_directory
 from prefill.links import LinkBuilder
-from prefill.models import ConsentAction
+from prefill.models import ConsentAction, ConsentEvent, ConsentSource
 from prefill.settings import Settings
 from prefill.store import Repository, StoreUnavailable
 from prefill.store.client import connect
@@ -260,3 +262,28 @@ async def test_a_failover_is_answered_200_or_503_and_heals_by_itself(tmp_path: P
     finally:
         await client.aclose()
         processes.stop()
+
+
+async def test_a_durable_write_to_a_slot_the_client_knows_no_node_for_is_unavailable(
+    cluster_url: str, cluster_repository: Repository
+) -> None:
+    """Mid-failover a slot can be without a node in the client's map: a consent change, and the
+    wait an erasure or a revocation ends with, fail closed (StoreUnavailable, a 503), never with
+    the cluster client's own error (a 500)."""
+    await import_directory(cluster_repository, EXAMPLES)
+    client = connect(cluster_url, timeout_seconds=2, retries=0, cluster=True)
+    try:
+        cluster_client = cast("AsyncRedisCluster", client)
+        await cluster_client.initialize()
+        slot = cluster_client.keyslot(customer_key("cust-1001"))
+        cluster_client.nodes_manager.slots_cache.pop(slot)
+        repository = Repository(client, PSEUDONYMS)
+        withdrawal = ConsentEvent(
+            "personalization", ConsentAction.WITHDRAWN, 1.0, ConsentSource.ADMIN
+        )
+        with pytest.raises(StoreUnavailable):
+            await repository.record_consent("cust-1001", withdrawal)
+        with pytest.raises(StoreUnavailable):
+            await repository._confirm_replicated([customer_key("cust-1001")])
+    finally:
+        await client.aclose()

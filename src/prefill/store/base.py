@@ -152,10 +152,10 @@ class StoreBase:
         with replicas has none confirm in time; nothing to wait for where it has none."""
         by_node: dict[str, str] = {}
         if isinstance(self._redis, RedisCluster):
-            async with unavailable_on_error():
+            async with unavailable_on_error():  # no slot map yet, or a slot without a node
                 await self._redis.initialize()
-            for key in keys:
-                by_node.setdefault(self._redis.get_node_from_key(key).name, key)
+                for key in keys:
+                    by_node.setdefault(self._redis.get_node_from_key(key).name, key)
         else:
             by_node[""] = next(iter(keys))
         await asyncio.gather(*(self._confirm_beside(key) for key in by_node.values()))
@@ -181,7 +181,7 @@ class StoreBase:
         if isinstance(self._redis, RedisCluster):
             async with unavailable_on_error():
                 await self._redis.initialize()  # a new client has no slot map before its first call
-            node = self._redis.get_node_from_key(key)
+                node = self._redis.get_node_from_key(key)  # mid-failover, maybe no node: a 503
             info_args = {"target_nodes": node}
         async with unavailable_on_error():
             info = await self._redis.info(**info_args)  # the default sections: server, replication
