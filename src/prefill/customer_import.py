@@ -24,11 +24,12 @@ objects.
 from __future__ import annotations
 
 import enum
+import functools
 import re
 import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -119,6 +120,23 @@ def column_problem(column: str, notice_versions: Mapping[str, str] | None) -> st
     )
 
 
+class _Column(NamedTuple):
+    """What a column (or NDJSON key) holds: a problem, a consent purpose, a free attribute, or
+    else a record field."""
+
+    problem: str | None
+    purpose: str | None
+    attribute: str | None
+
+
+@functools.lru_cache(maxsize=4096)
+def _column(column: str, versions: frozenset[str] | None) -> _Column:
+    """Worked out once per column name (and purposes with a notice version), not per cell: a
+    file's every row has the same columns."""
+    given = None if versions is None else dict.fromkeys(versions, "")
+    return _Column(column_problem(column, given), _purpose_of(column), _attribute_of(column))
+
+
 def _header_problem(
     notice_versions: Mapping[str, str] | None, stated: Mapping[str, ConsentAction]
 ) -> Callable[[list[str]], str | None]:
@@ -167,20 +185,22 @@ def _customer_row(
     record: dict[str, Any] = {"attributes": {}}
     consents: dict[str, ConsentAction] = {}
     wrong: list[str] = []
+    versions = None if notice_versions is None else frozenset(notice_versions)
     for column, cell in row.items():
-        if problem := column_problem(column, notice_versions):
-            wrong.append(problem)
+        kind = _column(column, versions)
+        if kind.problem:
+            wrong.append(kind.problem)
             continue
         value = cell.strip()
         if not value:
             continue
-        if (purpose := _purpose_of(column)) is not None:
+        if kind.purpose is not None:
             try:
-                consents[purpose] = ConsentAction(value.lower())
+                consents[kind.purpose] = ConsentAction(value.lower())
             except ValueError:
                 wrong.append(f"{column}: expected 'granted', 'withdrawn' or empty")
-        elif (attribute := _attribute_of(column)) is not None:
-            record["attributes"][attribute] = value
+        elif kind.attribute is not None:
+            record["attributes"][kind.attribute] = value
         else:
             record[column] = value
     wrong += _normalise(record, phone_region, owners)
