@@ -20,7 +20,14 @@ from prefill.models import (
     Customer,
 )
 from prefill.store import CustomerPage, Repository
-from prefill.store.keys import BUCKETS, audit_shard_key, bucket_of, catalog_version_copy_key
+from prefill.store.keys import (
+    BUCKETS,
+    audit_shard_key,
+    bucket_of,
+    catalog_version_copy_key,
+    customer_key,
+)
+from prefill.store.records import UPDATED_AT
 
 
 def no_consent(_: dict[str, dict[str, ConsentEvent]]) -> dict[str, list[ConsentEvent]]:
@@ -110,6 +117,35 @@ async def test_an_erased_customer_imported_again_keeps_their_withdrawal_on_every
     for status in ("created", "unchanged"):  # the second import reads the tombstone too
         (change,) = await repository.write_customer_batch([customer], grant_unless_withdrawn)
         assert (change.status, change.consents) == (status, [])
+    assert await repository.consent_history(customer.id) == []
+
+
+async def test_a_retention_stamp_racing_an_erasure_neither_revives_nor_hides_the_tombstone(
+    repository: Repository, redis_client: Redis
+) -> None:
+    customer = Customer(id="crm-0003", email="p3@example.com")
+    grant = ConsentEvent("personalization", ConsentAction.GRANTED, 1.0, ConsentSource.IMPORT)
+    await repository.save_customers([customer], lambda _: {customer.id: [grant]})
+    withdrawal = msgspec.structs.replace(grant, action=ConsentAction.WITHDRAWN, at=2.0)
+    assert (await repository.record_consent(customer.id, withdrawal)).status == "recorded"
+    assert await repository.erase_customer(customer.id) is not None
+    # Retention listed the customer before the erasure and stamps them after it.
+    await repository.stamp_updated_at([customer.id])
+    assert await redis_client.exists(customer_key(customer.id)) == 0
+    # Even a stray field left there by older code does not hide the tombstone.
+    await redis_client.hset(customer_key(customer.id), UPDATED_AT, "1")
+    (state,) = (await repository.customer_states([customer.id])).values()
+    assert state.tombstone is not None
+    assert state.tombstone.withdrawn == ["personalization"]
+
+    def grant_unless_withdrawn(
+        current: dict[str, dict[str, ConsentEvent]],
+    ) -> dict[str, list[ConsentEvent]]:
+        withdrawn = current[customer.id].get("personalization")
+        return {} if withdrawn else {customer.id: [grant]}
+
+    (change,) = await repository.write_customer_batch([customer], grant_unless_withdrawn)
+    assert change.consents == []
     assert await repository.consent_history(customer.id) == []
 
 

@@ -30,6 +30,7 @@ from prefill.store.keys import (
     tombstone_key,
 )
 from prefill.store.records import (
+    EMAIL,
     OVER_TOMBSTONE,
     UPDATED_AT,
     StoredCustomer,
@@ -51,6 +52,7 @@ LISTING_STRIDE = 64
 """Buckets whose index sets one round trip of a listing reads."""
 
 OVER_TOMBSTONE_FIELD = OVER_TOMBSTONE.encode()
+EMAIL_FIELD = EMAIL.encode()
 _msgpack = msgspec.msgpack.Encoder()
 _DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, ValueError, KeyError, IndexError)
 """What a hash that no longer decodes raises (records.py)."""
@@ -190,11 +192,14 @@ class CustomerStore(StoreBase):
             return {}, {}
         replies = await self._read_hashes([customer_key(customer_id) for customer_id in ids])
         # Only a customer created over an erased namesake (records.py: OVER_TOMBSTONE) can
-        # have a tombstone beside their record: the others need no look-up.
+        # have a tombstone beside their record: the others need no look-up. A hash without the
+        # record's email is no record (a stray field written after an erasure): look it up.
         unsure = [
             cid
             for cid, fields in zip(ids, replies, strict=True)
-            if not isinstance(fields, dict) or not fields or OVER_TOMBSTONE_FIELD in fields
+            if not isinstance(fields, dict)
+            or EMAIL_FIELD not in fields
+            or OVER_TOMBSTONE_FIELD in fields
         ]
         tombstones = await self._tombstones_of(unsure)
         states: dict[str, CustomerState] = {}
@@ -403,9 +408,14 @@ class CustomerStore(StoreBase):
         ids = list(customer_ids)
         if not ids:
             return
-        now = time.time()
-        async with unavailable_on_error():
-            pipe = self._redis.pipeline(transaction=False)
-            for customer_id in ids:
-                pipe.hsetnx(customer_key(customer_id), UPDATED_AT, int(now))
-            await pipe.execute()
+        now = int(time.time())
+        await self._run_scripts(
+            [
+                ScriptCall(
+                    self._scripts.stamp_updated_at,
+                    [customer_key(customer_id)],
+                    [now, EMAIL, UPDATED_AT],
+                )
+                for customer_id in ids
+            ]
+        )

@@ -215,6 +215,17 @@ if current < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
 """
 
 
+STAMP_UPDATED_AT_SCRIPT = """
+-- KEYS: a customer. ARGV: now, the record's email field, its updated_at field. Only a record
+-- that exists (has its email) is stamped: an HSETNX on an erased customer would leave a hash
+-- that hides their tombstone from the next import.
+if redis.call('HEXISTS', KEYS[1], ARGV[2]) == 1 then
+  return redis.call('HSETNX', KEYS[1], ARGV[3], ARGV[1])
+end
+return 0
+"""
+
+
 class ScriptCall(NamedTuple):
     script: AsyncScript
     keys: list[str]
@@ -244,4 +255,5 @@ class Scripts:
         self.rate_count = client.register_script(RATE_COUNT_SCRIPT)
         self.write_customer = client.register_script(WRITE_CUSTOMER_SCRIPT)
         self.raise_version = client.register_script(RAISE_VERSION_SCRIPT)
+        self.stamp_updated_at = client.register_script(STAMP_UPDATED_AT_SCRIPT)
         self.read_hashes = client.register_script(READ_HASHES_SCRIPT)
