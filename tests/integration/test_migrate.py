@@ -16,7 +16,12 @@ from prefill.models import (
     Customer,
 )
 from prefill.store import Repository
-from prefill.store.keys import customer_key, customer_refusals_key, feed_key_of
+from prefill.store.keys import (
+    consent_requests_key,
+    customer_key,
+    customer_refusals_key,
+    feed_key_of,
+)
 from prefill.store.legacy import legacy_key
 from tests.conftest import PSEUDONYMS
 from tests.helpers import OLD_SCHEMA_DAY as DAY
@@ -176,3 +181,23 @@ async def test_the_one_change_feed_stream_moves_into_its_shards_in_order(
         assert own == [written[0], written[2]]
     code, out, _ = await asyncio.to_thread(run, env, "migrate")
     assert "0 feed entries into shards" in out
+
+
+async def test_a_consent_request_retried_after_the_migration_replays_its_first_outcome(
+    env: dict[str, str], redis_url: str, repository: Repository
+) -> None:
+    import asyncio
+
+    grant = ConsentEvent("personalization", ConsentAction.GRANTED, 1.25, ConsentSource.IMPORT)
+    withdrawal = msgspec.structs.replace(grant, action=ConsentAction.WITHDRAWN, at=2.0)
+    with sync_client(redis_url) as client:
+        write_several_keys(client, Customer(id="two-1", email="a@x.example"), [grant, withdrawal])
+        # The withdrawal's request outcome as the several-keys layout stored it: JSON event.
+        outcome = b"fp-1|recorded|" + msgspec.json.encode(withdrawal)
+        client.hset(consent_requests_key("two-1"), "request-1", outcome)
+        client.expire(consent_requests_key("two-1"), 3600)
+    assert (await asyncio.to_thread(run, env, "migrate"))[0] == 0
+    retry = await repository.record_consent("two-1", withdrawal, "request-1", "fp-1")
+    assert (retry.status, retry.first_status, retry.event) == ("replayed", "recorded", withdrawal)
+    with sync_client(redis_url) as client:
+        assert 0 < client.ttl(consent_requests_key("two-1")) <= 3600

@@ -13,11 +13,18 @@ from collections.abc import Callable
 from typing import NamedTuple, cast
 
 import msgspec
+import redis.exceptions
 from redis.asyncio import Redis
 from redis.typing import EncodableT
 
 from prefill.models import ConsentEvent, Customer
-from prefill.store.keys import PREFIX, bucket_of, customer_index_key, customer_key
+from prefill.store.keys import (
+    PREFIX,
+    bucket_of,
+    consent_requests_key,
+    customer_index_key,
+    customer_key,
+)
 from prefill.store.records import (
     GENERATION,
     HISTORY_COUNT,
@@ -92,23 +99,46 @@ async def convert_customers(client: Redis, progress: Callable[[str], None]) -> C
 
 
 async def _convert(client: Redis, customer_id: str) -> bool:
-    """One customer, in one MULTI; False if its old record does not decode."""
+    """One customer, in one MULTI; False if its old record does not decode. The old keys are
+    watched: a consent change an instance still on the old layout records meanwhile makes the
+    conversion start again rather than be lost."""
     old = [legacy_key(customer_id, name) for name in ("customer", "consent", "consent:log")]
-    async with client.pipeline(transaction=False) as reads:
-        reads.hgetall(old[0])
-        reads.hgetall(old[1])
-        reads.lrange(old[2], 0, -1)
-        record, state, log = await reads.execute()
-    if not record:
-        return True  # converted meanwhile
-    try:
-        fields = one_hash(record, state, log)
-    except (msgspec.DecodeError, msgspec.ValidationError, ValueError, KeyError):
-        return False
-    async with client.pipeline(transaction=True) as write:
-        write.delete(customer_key(customer_id))
-        write.hset(customer_key(customer_id), mapping=fields)
-        write.sadd(customer_index_key(bucket_of(customer_id)), customer_id)
-        write.delete(*old)
-        await write.execute()
-    return True
+    requests = consent_requests_key(customer_id)
+    async with client.pipeline(transaction=True) as pipe:
+        while True:
+            try:
+                await pipe.watch(*old, requests)
+                record = cast("dict[bytes, bytes]", await pipe.hgetall(old[0]))
+                if not record:
+                    return True  # converted meanwhile
+                state = cast("dict[bytes, bytes]", await pipe.hgetall(old[1]))
+                log = cast("list[bytes]", await pipe.lrange(old[2], 0, -1))
+                outcomes = cast("dict[bytes, bytes]", await pipe.hgetall(requests))
+                try:
+                    fields = one_hash(record, state, log)
+                    replies = stored_outcomes(outcomes)
+                except (msgspec.DecodeError, msgspec.ValidationError, ValueError, KeyError):
+                    return False
+                pipe.multi()  # type: ignore[no-untyped-call]
+                pipe.delete(customer_key(customer_id))
+                pipe.hset(customer_key(customer_id), mapping=fields)
+                pipe.sadd(customer_index_key(bucket_of(customer_id)), customer_id)
+                if replies:
+                    pipe.hset(requests, mapping=replies)  # HSET keeps the key's expiry
+                pipe.delete(*old)
+                await pipe.execute()
+                return True
+            except redis.exceptions.WatchError:
+                continue
+
+
+def stored_outcomes(outcomes: dict[bytes, bytes]) -> dict[EncodableT, EncodableT]:
+    """The consent requests' stored outcomes (`fingerprint|status|event`) whose event is still
+    JSON, with it in the one hash's encoding, so a retry after the migration is replayed."""
+    converted: dict[EncodableT, EncodableT] = {}
+    for field, value in outcomes.items():
+        parts = value.split(b"|", 2)
+        if len(parts) == 3 and parts[2].startswith(b"{"):
+            event = encode_event(_event_decoder.decode(parts[2]))
+            converted[field] = b"|".join([parts[0], parts[1], event])
+    return converted
