@@ -22,7 +22,7 @@ from prefill.coalesce import Coalescer, Command
 from prefill.funnel import FunnelUpdate
 from prefill.pseudonyms import Pseudonymizer
 from prefill.ratelimit import Limit, LimitKind
-from prefill.store.durability import ReplicaWait, replica_wait
+from prefill.store.durability import Confirmed, ReplicaWait, replica_wait
 from prefill.store.errors import StoreUnavailable, unavailable_on_error
 from prefill.store.keys import (
     FUNNEL_SHARDS,
@@ -131,8 +131,8 @@ class StoreBase:
         for _ in range(2):  # a second time after loading a lost script
             pipe = self._redis.pipeline(transaction=False)
             pipe.execute_command("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args)
-            if wait is not None:
-                pipe.execute_command(*wait.command, **route)
+            for command in wait.commands if wait is not None else ():
+                pipe.execute_command(*command, **route)
             async with unavailable_on_error():
                 reply, *confirmed = await pipe.execute(raise_on_error=False)
                 if isinstance(reply, redis.exceptions.NoScriptError):
@@ -140,8 +140,8 @@ class StoreBase:
                     continue
                 if isinstance(reply, redis.exceptions.RedisError):
                     raise reply
-            if wait is not None and not wait.confirmed(confirmed[0]):
-                raise StoreUnavailable("no replica confirmed the write in time")
+            if wait is not None:
+                _check_confirmed(wait, confirmed)
             return reply
         raise StoreUnavailable("script could not be loaded")
 
@@ -168,10 +168,10 @@ class StoreBase:
         async with unavailable_on_error():
             pipe = self._redis.pipeline(transaction=False)
             pipe.set(replica_marker_key(key), 1, ex=REPLICA_MARKER_SECONDS)
-            pipe.execute_command(*wait.command, **route)
-            _, confirmed = await pipe.execute()
-        if not wait.confirmed(confirmed):
-            raise StoreUnavailable("no replica confirmed the write in time")
+            for command in wait.commands:
+                pipe.execute_command(*command, **route)
+            _, *confirmed = await pipe.execute()
+        _check_confirmed(wait, confirmed)
 
     async def _replica_wait_for(self, key: str) -> tuple[ReplicaWait | None, Any]:
         """How the primary holding `key` waits for a replica (None: it has none), and that
@@ -268,3 +268,18 @@ def stream_ms(seconds: float) -> str:
     if math.isnan(seconds):
         return "0"
     return str(int(min(max(seconds * 1000, 0), 2**63)))
+
+
+def _check_confirmed(wait: ReplicaWait, replies: list[Any]) -> None:
+    """StoreUnavailable unless a replica confirmed; a WAITAOF that only memory confirmed is
+    logged (the replicas run without appendonly), as the durability warning would be."""
+    if any(isinstance(reply, Exception) for reply in replies):
+        raise StoreUnavailable("the wait for a replica failed")
+    confirmed = wait.confirmed(replies)
+    if confirmed is None:
+        raise StoreUnavailable("no replica confirmed the write in time")
+    if confirmed is Confirmed.IN_MEMORY and wait.commands[0][0] == "WAITAOF":
+        logger.warning(
+            "a replica holds the write in memory but fsynced none: turn on appendonly on the "
+            "replicas, so a confirmed consent change survives their crash too"
+        )
