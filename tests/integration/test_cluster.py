@@ -138,6 +138,25 @@ async def test_a_cluster_error_fails_closed() -> None:
                 raise error
 
 
+async def test_a_primary_that_does_not_answer_a_read_is_unavailable_not_a_bad_record(
+    cluster: RedisClusterProcesses, cluster_url: str, cluster_repository: Repository
+) -> None:
+    await import_directory(cluster_repository, EXAMPLES)
+    client = connect(cluster_url, timeout_seconds=0.3, retries=0, cluster=True)
+    repository = Repository(client, PSEUDONYMS)
+    try:
+        assert (await repository.customer_states(["cust-1001"]))["cust-1001"].customer
+        primary = cluster.pid_of(cluster.primary_port_for(customer_key("cust-1001")))
+        os.kill(primary, signal.SIGSTOP)  # shorter than the cluster's node timeout: no failover
+        try:
+            with pytest.raises(StoreUnavailable):
+                await repository.customer_states(["cust-1001", "cust-1002"])
+        finally:
+            os.kill(primary, signal.SIGCONT)
+    finally:
+        await client.aclose()
+
+
 def replica_pid_of(processes: RedisClusterProcesses, primary_port: int) -> int:
     """The process of the replica following the primary on `primary_port`."""
     with redis.Redis(port=primary_port, decode_responses=True) as primary:

@@ -87,10 +87,11 @@ class StoreBase:
                 pipe = self._redis.pipeline(transaction=False)
                 for key in keys:
                     pipe.hgetall(key)
-                return cast(
-                    "list[dict[bytes, bytes] | Exception]",
-                    await pipe.execute(raise_on_error=False),
-                )
+                hashes = await pipe.execute(raise_on_error=False)
+                for reply in hashes:  # a node lost or slow: unavailable, not a bad record
+                    if isinstance(reply, Exception) and not _wrong_type(reply):
+                        raise reply
+                return cast("list[dict[bytes, bytes] | Exception]", hashes)
             (replies,) = await self._run_scripts([ScriptCall(self._scripts.read_hashes, keys, [])])
         return [
             dict(zip(flat[::2], flat[1::2], strict=True))
@@ -283,3 +284,8 @@ def _check_confirmed(wait: ReplicaWait, replies: list[Any]) -> None:
             "a replica holds the write in memory but fsynced none: turn on appendonly on the "
             "replicas, so a confirmed consent change survives their crash too"
         )
+
+
+def _wrong_type(error: Exception) -> bool:
+    """The error a key of another type gives: that record is unreadable, Redis is fine."""
+    return isinstance(error, redis.exceptions.ResponseError) and str(error).startswith("WRONGTYPE")
