@@ -66,6 +66,7 @@ _TEXT_FIELDS: dict[str, str] = {
 }
 _NAME_OF = {tag.encode(): name for name, tag in _TEXT_FIELDS.items()}
 _RECORD_TAGS = frozenset(_NAME_OF)
+_STATE_KINDS = frozenset({STATE_PREFIX.encode(), CUSTOM_STATE_PREFIX.encode()})
 
 _PURPOSE_CODES = {purpose.value: code for code, purpose in enumerate(ConsentPurpose)}
 _PURPOSES = {code: purpose for purpose, code in _PURPOSE_CODES.items()}
@@ -185,30 +186,30 @@ class StoredCustomer(NamedTuple):
 def decode_customer(customer_id: str, fields: Mapping[bytes, bytes]) -> StoredCustomer:
     """Raises ValueError (or a msgspec error) for a hash that no longer decodes."""
     record: dict[bytes, bytes] = {}
+    values: dict[str, object] = {}
     attributes: dict[str, str] = {}
-    states: dict[bytes, bytes] = {}
+    consents: dict[str, ConsentEvent] = {}
     for field, value in fields.items():
-        if field in _RECORD_TAGS:
+        name = _NAME_OF.get(field)
+        if name is not None:
             record[field] = value
-        elif field.startswith(b"a."):
+            values[name] = value.decode()
+            continue
+        kind = field[:2]
+        if kind == b"a.":
             record[field] = value
             attributes[field[2:].decode()] = value.decode()
-        elif field.startswith((b"s.", b"s:")):
-            states[field] = value
-    consents: dict[str, ConsentEvent] = {}
-    for index in states.values():
-        event = decode_event(fields[HISTORY_PREFIX.encode() + index])
-        consents[event.purpose] = event
-    if EMAIL.encode() not in fields:
-        return StoredCustomer(None, consents, fields.get(b"v", b""), record)
-    values: dict[str, object] = {
-        _NAME_OF[tag]: value.decode() for tag, value in record.items() if tag in _NAME_OF
-    }
-    values |= {"id": customer_id, "attributes": attributes}
-    values["generation"] = int(fields.get(GENERATION.encode(), b"0"))
+        elif kind in _STATE_KINDS:
+            event = decode_event(fields[b"h." + value])
+            consents[event.purpose] = event
+    version = fields.get(b"v", b"")
+    if "email" not in values:
+        return StoredCustomer(None, consents, version, record)
+    values["id"] = customer_id
+    values["attributes"] = attributes
+    values["generation"] = int(fields.get(b"g", b"0"))
     # Validated as the JSON record was: a hash altered by hand is refused, not served.
-    customer = msgspec.convert(values, Customer)
-    return StoredCustomer(customer, consents, fields.get(b"v", b""), record)
+    return StoredCustomer(msgspec.convert(values, Customer), consents, version, record)
 
 
 def decode_history(fields: Mapping[bytes, bytes]) -> list[ConsentEvent]:
