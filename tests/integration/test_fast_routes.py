@@ -7,13 +7,18 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from unittest import mock
 
 import pytest
 from httpx import Response
-from litestar import Litestar
+from litestar import Litestar, get
+from litestar.connection import ASGIConnection
+from litestar.exceptions import PermissionDeniedException
+from litestar.handlers import BaseRouteHandler
+from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
+from litestar.types import Receive, Scope, Send
 
 from prefill.app import create_app
 from prefill.imports import import_directory
@@ -24,6 +29,8 @@ from prefill.storage import EmbeddedRedis
 from prefill.store import Repository
 from prefill.store.client import connect
 from prefill.tokens import LinkClaims, LinkSigner, TokenPurpose
+from prefill.web.fast import FAST_ROUTE, Answer, fast_stack
+from prefill.web.requests import RequestMiddleware
 from tests.conftest import EXAMPLES, PSEUDONYMS, PUBLIC_URL, SECRET, make_settings
 from tests.helpers import API_PATH, FORM_PATH, form_link, set_consent, token_of
 
@@ -229,3 +236,25 @@ async def test_a_redis_outage_is_answered_alike(own_redis: EmbeddedRedis) -> Non
         assert 'name="first_name"' in page.text
         assert "Matti" not in page.text
         assert (await assert_same(pair, "/health/live")).status_code == 200
+
+
+async def test_a_fast_route_never_skips_a_guard() -> None:
+    """Guards and hooks run in Litestar's handling, which a fast route skips: refused."""
+
+    def deny(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        raise PermissionDeniedException()
+
+    async def fast(scope: Scope, receive: Receive, send: Send) -> None:
+        await Answer(b"{}", [])(scope, receive, send)
+
+    @get("/guarded", opt={FAST_ROUTE: fast}, guards=[deny], sync_to_thread=False)
+    def guarded() -> Answer:
+        return Answer(b"{}", [])
+
+    app = Litestar([guarded], middleware=[RequestMiddleware])
+    routes = [r for r in app.routes if isinstance(r, HTTPRoute)]
+    [registered] = [h for r in routes for h in r.route_handlers if FAST_ROUTE in h.opt]
+    with pytest.raises(NotImplementedError, match="guards or hooks"):
+        fast_stack(app, registered, RequestMiddleware)
+    async with AsyncTestClient(app=app) as client:
+        assert (await client.get("/guarded")).status_code == 500  # never the fast answer

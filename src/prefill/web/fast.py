@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl
 
 from litestar import Litestar
 from litestar._asgi.utils import wrap_in_exception_handler
-from litestar.handlers import BaseRouteHandler
+from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
 from litestar.middleware.allowed_hosts import AllowedHostsMiddleware
 from litestar.response.base import ASGIResponse
 from litestar.types import ASGIApp, Receive, Scope, Send
@@ -65,6 +65,14 @@ def fast_stack(app: Litestar, handler: BaseRouteHandler, outer: type) -> ASGIApp
     if app.csrf_config or app.compression_config or getattr(handler, "cache", False):
         # Layers this app does not use (CSRF is per route here) and this stack does not add.
         raise NotImplementedError("a fast route with app-wide CSRF, compression or caching")
+    if isinstance(handler, HTTPRouteHandler) and (
+        handler.resolve_guards()
+        or handler.resolve_before_request()
+        or any(layer.after_request for layer in handler.ownership_layers)
+        or handler.resolve_after_response()
+    ):
+        # What Litestar runs around a handler, which a fast function would skip unseen.
+        raise NotImplementedError(f"a fast route with guards or hooks: {handler}")
     stack: ASGIApp = wrap_in_exception_handler(handler.opt[FAST_ROUTE])
     if app.allowed_hosts:
         stack = AllowedHostsMiddleware(app=stack, config=app.allowed_hosts)
