@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+from typing import cast
 
 import msgspec
 import pytest
@@ -14,11 +15,12 @@ from prefill.app import template_engine
 from prefill.catalog import CatalogCache
 from prefill.consent import MASK, ConsentShown
 from prefill.links import LinkBuilder
-from prefill.models import Channel
+from prefill.models import Channel, Form, Locale
 from prefill.services import FormView, PrefillService, Visitor
 from prefill.store import Repository
 from prefill.tokens import LinkSigner
 from prefill.web.form_page import PageParts, PersonalPages, render
+from prefill.web.generic_page import GenericPages
 from tests.conftest import EXAMPLES
 from tests.helpers import FEEDBACK_FORM_ID, FORM_ID, feedback_link, form_link, token_of
 
@@ -109,3 +111,14 @@ async def test_a_value_choosing_an_option_is_shown_chosen(
         page = pages.page(template, changed, parts_for(changed))
         assert f'<option value="{option}" selected>' in page
         assert page.count(" selected>") == 1
+
+
+@pytest.mark.parametrize("locale", ["fi", "sv", "en"])
+def test_the_empty_page_is_the_one_form_html_renders(template: Template, locale: str) -> None:
+    forms = msgspec.json.decode((EXAMPLES / "forms.json").read_bytes(), type=list[Form])
+    pages = GenericPages()
+    for form in forms:
+        view = FormView(form=form, locale=cast(Locale, locale))
+        for token in ("c5rf'<&>", "abc123"):
+            expected = render(template, view, PageParts(None, None, token))
+            assert pages.page(template, view, 200, token) == expected

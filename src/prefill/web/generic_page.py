@@ -10,12 +10,12 @@ catalog object, which renders anew.
 from __future__ import annotations
 
 import html
-from typing import Any
 
 from jinja2 import Template
 
 from prefill.models import Form, Locale
 from prefill.services import FormView
+from prefill.web.form_page import PageParts, context
 
 CSRF_SLOT = "\x00csrf\x00"
 """Stands for the token while the page is rendered: no rendered text can contain a NUL."""
@@ -37,15 +37,5 @@ class GenericPages:
 
     @staticmethod
     def _render(template: Template, view: FormView) -> str:
-        """What the personal page's render gives for the empty form (see web/pages.py)."""
-        context: dict[str, Any] = {
-            "view": view,
-            "locale": view.locale,
-            "card_url": None,
-            "vcard_url": None,
-            "errors": {},
-            "submit_token": "",
-            "checked": set(),
-            "csrf_input": f'<input type="hidden" name="_csrf_token" value="{CSRF_SLOT}" />',
-        }
-        return template.render(context)
+        """The page form.html renders for the empty form, the token's place marked."""
+        return template.render(context(view, PageParts(None, None, CSRF_SLOT)))
