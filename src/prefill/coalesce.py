@@ -12,6 +12,7 @@ before its caller goes on, exactly as if it had been sent alone.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from typing import Any
 
 import redis.exceptions
@@ -43,7 +44,11 @@ class Coalescer:
             self._sending = True
             # Started on the next turn of the loop: the requests this turn still runs add
             # their commands to the first batch.
-            asyncio.get_running_loop().create_task(self._send_while_waiting())
+            # In a context of its own: the batch serves many requests, so it must not carry
+            # the request id (or anything else) of the one that started it into its log lines.
+            asyncio.get_running_loop().create_task(
+                self._send_while_waiting(), context=contextvars.Context()
+            )
         return await future
 
     async def _send_while_waiting(self) -> None:

@@ -122,3 +122,24 @@ def test_the_empty_page_is_the_one_form_html_renders(template: Template, locale:
         for token in ("c5rf'<&>", "abc123"):
             expected = render(template, view, PageParts(None, None, token))
             assert pages.page(template, view, 200, token) == expected
+
+
+async def test_the_empty_page_holds_nothing_of_a_personal_view_it_is_given(
+    template: Template,
+    repository: Repository,
+    links: LinkBuilder,
+    signer: LinkSigner,
+    examples: None,
+) -> None:
+    pages = GenericPages()
+    view = next(v for v in await views(repository, links, signer) if v.values)
+    assert view.form_token is not None
+    page = pages.page(template, view, 200, "abc123")
+    assert page == render(
+        template, FormView(form=view.form, locale=view.locale), PageParts(None, None, "abc123")
+    )
+    assert view.form_token not in page
+    typed = [view.values[key] for key in ("email", "first_name") if key in view.values]
+    assert typed
+    for value in typed:
+        assert value not in page

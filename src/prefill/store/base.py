@@ -64,8 +64,9 @@ class StoreBase:
         self._scripts = Scripts(client)
         self._reads = Coalescer(client)
         self._writes = Coalescer(client)
-        self._versions: dict[str, str] = {}
-        """Each primary's Redis version, by its address: it changes only with a restart."""
+        self._versions: dict[tuple[str, str], str] = {}
+        """Each primary's Redis version, by its address and replication id: a restart, an
+        upgrade or a failover behind the same address gives a new replication id."""
 
     async def _hgetall_each(
         self, customer_ids: Iterable[str], key_of: Callable[[str], str]
@@ -186,16 +187,17 @@ class StoreBase:
                 await self._redis.initialize()  # a new client has no slot map before its first call
                 node = self._redis.get_node_from_key(key)  # mid-failover, maybe no node: a 503
             info_args = {"target_nodes": node}
-        address = node.name if node is not None else ""
         async with unavailable_on_error():
             # The replication section alone: the default sections cost the client ~3x to parse.
             replication = await self._redis.info("replication", **info_args)
             if not int(replication.get("connected_slaves", 0)):
                 return None, node
-            if address not in self._versions:
+            replid = str(replication.get("master_replid", ""))
+            server_id = (node.name if node is not None else "", replid)
+            if server_id not in self._versions:
                 server = await self._redis.info("server", **info_args)
-                self._versions[address] = str(server.get("redis_version", ""))
-        return replica_wait(self._versions[address]), node
+                self._versions[server_id] = str(server.get("redis_version", ""))
+        return replica_wait(self._versions[server_id]), node
 
     def _oldest_kept_id(self) -> str:
         return f"{int((time.time() - self._audit_retention_seconds) * 1000)}-0"

@@ -32,7 +32,10 @@ class GenericPages:
         key = (view.form.id, view.locale, status_code)
         stored = self._pages.get(key)
         if stored is None or stored[0] is not view.form:
-            stored = self._pages[key] = (view.form, self._render(template, view))
+            # Only the form and the language: a personal view passed here by mistake must not
+            # put its values, greeting or token into the page every visitor gets.
+            empty = FormView(form=view.form, locale=view.locale)
+            stored = self._pages[key] = (view.form, self._render(template, empty))
         return stored[1].replace(CSRF_SLOT, html.escape(csrf_token))
 
     @staticmethod
