@@ -30,6 +30,18 @@ import redis
 STREAMS = [f"pf:{{feed:{shard}}}:changes" for shard in range(16)]
 IDLE_SECONDS = 0.2
 """How long the cluster's reader sleeps when no stream had anything."""
+BLOCK_MS = 5000
+"""How long one blocking read waits for a change; the socket waits longer than that."""
+SOCKET_TIMEOUT_SECONDS = BLOCK_MS / 1000 + 5
+RETRY_SECONDS = 1.0
+"""A lost Redis (a restart, a cluster failover) is tried again after this, for ever."""
+LOST = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    redis.RedisClusterException,
+    redis.exceptions.ClusterError,
+    redis.exceptions.TryAgainError,
+)
 
 
 def redis_url(args: argparse.Namespace) -> str:
@@ -65,7 +77,7 @@ def read(
         if not any(entries for _, entries in answer):
             time.sleep(IDLE_SECONDS)
     else:
-        answer = client.xreadgroup(args.group, args.consumer, ids, count=100, block=5000) or []
+        answer = client.xreadgroup(args.group, args.consumer, ids, count=100, block=BLOCK_MS) or []
     merged = [(s.decode(), i, f) for s, entries in answer for i, f in entries]
     return sorted(merged, key=lambda entry: tuple(map(int, entry[1].split(b"-"))))
 
@@ -85,9 +97,22 @@ def main() -> None:
     args = parser.parse_args()
     client: redis.Redis | redis.RedisCluster
     if args.redis_cluster:
-        client = redis.RedisCluster.from_url(redis_url(args))
+        client = redis.RedisCluster.from_url(redis_url(args), socket_timeout=SOCKET_TIMEOUT_SECONDS)
     else:
-        client = redis.Redis.from_url(redis_url(args))
+        client = redis.Redis.from_url(redis_url(args), socket_timeout=SOCKET_TIMEOUT_SECONDS)
+    while True:
+        try:
+            consume(client, args)
+        except LOST as exc:
+            # Unacknowledged changes are delivered again: start over from this consumer's own.
+            print(
+                f"Redis lost ({type(exc).__name__}); again in {RETRY_SECONDS:g} s", file=sys.stderr
+            )
+            time.sleep(RETRY_SECONDS)
+
+
+def consume(client: redis.Redis | redis.RedisCluster, args: argparse.Namespace) -> None:
+    """Create the group where missing, then handle changes until Redis is lost."""
     for stream in STREAMS:
         try:
             # "$": a new group starts with changes made from now on; its backlog stays its own.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import queue
 import subprocess
@@ -71,3 +72,16 @@ async def test_the_example_consumer_prints_a_submission_within_a_second(
     assert '"kind": "submission"' in line
     assert '"aino@example.fi"' in line
     assert latency < 1.0
+
+
+async def test_the_example_consumer_outlives_a_quiet_feed(
+    client: AsyncTestClient[Litestar], consumer: tuple[queue.Queue[str], queue.Queue[str]]
+) -> None:
+    out, err = consumer
+    # Longer than one blocking read (5 s), which redis-py's own socket timeout used to cut.
+    await asyncio.sleep(6.5)
+    hidden = await open_form(client, FORM_PATH)
+    posted = hidden | {"first_name": "Aino", "last_name": "Aalto", "email": "aino@example.fi"}
+    assert (await client.post(SUBMIT, data=posted, follow_redirects=False)).status_code == 303
+    assert '"aino@example.fi"' in out.get(timeout=2.0)
+    assert err.empty()
