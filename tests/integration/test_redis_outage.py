@@ -131,10 +131,17 @@ async def test_redis_stopped_then_back(
     client.cookies.clear()
     assert (await client.get("/health/ready")).status_code == 503
     assert (await client.get("/health/live")).status_code == 200
+    # A load balancer's HEAD gets the same statuses, without a body.
+    for path, status in (("/health/ready", 503), ("/health/live", 200)):
+        checked = await client.head(path)
+        assert (checked.status_code, checked.content) == (status, b"")
 
     own_redis.start()  # same port, same data directory
     page = await until_answered(client, url, lambda r: "Matti" in r.text)
     assert page.status_code == 200
+    ready = await until_answered(client, "/health/ready", lambda r: r.status_code == 200)
+    assert ready.status_code == 200
+    assert (await client.head("/health/ready")).status_code == 200
 
 
 async def test_frozen_redis_fails_closed_quickly(

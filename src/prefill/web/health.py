@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import msgspec
-from litestar import Response, Router, get
+from litestar import Response, Router, get, head
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from litestar.types import Receive, Scope, Send
@@ -54,4 +54,18 @@ async def ready(service: ServiceDep) -> Response[HealthOut]:
     return Response(HealthOut(status="ok"), status_code=HTTP_200_OK)
 
 
-health_router = Router(path="/health", route_handlers=[live, ready])
+@head("/live", name="health_live_head", include_in_schema=False, media_type="application/json")
+async def live_head() -> None:
+    """Load balancers and uptime checks often send HEAD: the same status, no body."""
+
+
+@head("/ready", name="health_ready_head", include_in_schema=False, media_type="application/json")
+async def ready_head(service: ServiceDep) -> Response[None]:
+    try:
+        await service.check_ready()
+    except StoreUnavailable:
+        return Response(None, status_code=HTTP_503_SERVICE_UNAVAILABLE)
+    return Response(None, status_code=HTTP_200_OK)
+
+
+health_router = Router(path="/health", route_handlers=[live, ready, live_head, ready_head])
