@@ -31,7 +31,9 @@ from prefill.store import Repository
 from prefill.tokens import LinkSigner
 
 
-def run_admin(data_dir: Path | None, action: Callable[[AdminService], Awaitable[T]]) -> T:
+def run_admin(
+    data_dir: Path | None, action: Callable[[AdminService], Awaitable[T]], *, writes: bool = True
+) -> T:
     settings = load_settings(data_dir)
     links = LinkBuilder(
         LinkSigner(settings.secret_keys, settings.max_link_age_seconds), settings.public_url
@@ -46,7 +48,7 @@ def run_admin(data_dir: Path | None, action: Callable[[AdminService], Awaitable[
         except NotFound as exc:
             raise click.ClickException(str(exc)) from exc
 
-    return run_with_repository(settings, with_service)
+    return run_with_repository(settings, with_service, writes=writes)
 
 
 def _json(value: object) -> str:
@@ -90,7 +92,7 @@ def create_key(name: str, scopes: tuple[str, ...], data_dir: Path | None) -> Non
 @data_dir_option
 def list_keys(data_dir: Path | None) -> None:
     """List keys (never their secrets)."""
-    for key in run_admin(data_dir, lambda admin: admin.list_keys()):
+    for key in run_admin(data_dir, lambda admin: admin.list_keys(), writes=False):
         created = time.strftime("%Y-%m-%d %H:%M", time.gmtime(key.created_at))
         click.echo(f"{key.id}  {created} UTC  {','.join(key.scopes):<30}  {key.name}")
 
@@ -118,7 +120,9 @@ def consent() -> None:
 def show_consent(customer_id: str, data_dir: Path | None) -> None:
     """Current consent per purpose, then the full history, oldest first."""
     require_id(customer_id)
-    state = run_admin(data_dir, lambda admin: admin.read_consent(customer_id, cli_actor()))
+    state = run_admin(
+        data_dir, lambda admin: admin.read_consent(customer_id, cli_actor()), writes=False
+    )
     for purpose, event in sorted(state.current.items()):
         click.echo(f"{purpose}: {event.action.value}")
     click.echo("history:")
@@ -197,7 +201,7 @@ def withdraw(customer_id: str, purpose: str, note: str, data_dir: Path | None) -
 def export(customer_id: str, output: TextIO, data_dir: Path | None) -> None:
     """Everything held about one customer, as JSON (GDPR Art. 15)."""
     require_id(customer_id)
-    result = run_admin(data_dir, lambda admin: admin.export(customer_id, cli_actor()))
+    result = run_admin(data_dir, lambda admin: admin.export(customer_id, cli_actor()), writes=False)
     output.write(_json(result) + "\n")
     if output.name != "<stdout>":  # Said where the person looks, not in the file.
         click.echo(f"wrote the export of {customer_id} to {output.name}", err=True)

@@ -12,6 +12,7 @@ import stat
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import click
 
@@ -23,6 +24,7 @@ from prefill.settings import FILE_SUFFIX, Settings, SettingsError, load_or_creat
 from prefill.storage import DataDirInUse, EmbeddedRedis, EmbeddedRedisError
 from prefill.store import Repository, StoreUnavailable
 from prefill.store.client import connect
+from prefill.store.errors import unavailable_on_error
 
 T = TypeVar("T")
 CLI_REDIS_TIMEOUT_SECONDS = 60.0
@@ -92,12 +94,22 @@ def redis_url_for(settings: Settings) -> Iterator[str]:
         server.stop()
 
 
-def run_with_repository(settings: Settings, action: Callable[[Repository], Awaitable[T]]) -> T:
+def run_with_repository(
+    settings: Settings, action: Callable[[Repository], Awaitable[T]], *, writes: bool = True
+) -> T:
+    """`action` on the configured Redis. `writes`: whether a lost Redis can leave it partly
+    done (a read-only command, or one that only audits its read, is simply not done)."""
+    reached = False
+
     async def run(url: str) -> T:
+        nonlocal reached
         # A person at a terminal can wait for a large pipeline; a web request cannot.
         timeout = max(settings.redis_timeout_seconds, CLI_REDIS_TIMEOUT_SECONDS)
         client = connect(url, timeout, 0, settings.redis_cluster)
         try:
+            async with unavailable_on_error():
+                await client.ping()
+            reached = True
             return await action(
                 Repository(
                     client, Pseudonymizer(settings.secret_keys), settings.audit_retention_days
@@ -110,10 +122,31 @@ def run_with_repository(settings: Settings, action: Callable[[Repository], Await
         try:
             return asyncio.run(run(url))
         except StoreUnavailable as exc:
-            raise click.ClickException(
-                "Redis became unavailable; the command may be partly done. Imports and "
-                "revocations are safe to run again."
-            ) from exc
+            raise click.ClickException(unavailable_message(url, exc, reached, writes)) from exc
+
+
+def unavailable_message(url: str, exc: StoreUnavailable, reached: bool, writes: bool) -> str:
+    where = f"Redis at {without_password(url)} ({type(exc.__cause__ or exc).__name__})"
+    if not reached:
+        return f"cannot reach {where}; nothing was done"
+    if not writes:
+        return f"lost {where} during the command; nothing was changed, try again"
+    return (
+        f"lost {where} during the command; it may be partly done. Imports and "
+        "revocations are safe to run again."
+    )
+
+
+def without_password(url: str) -> str:
+    """`url` as it may be shown: its password (and a user name with it) replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None and parts.username is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"***@{host}" + (f":{parts.port}" if parts.port is not None else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 data_dir_option = click.option(

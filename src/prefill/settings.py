@@ -165,7 +165,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingsError(str(exc)) from exc
         if settings.redis_cluster and settings.redis_url is None:
             raise SettingsError(
-                "PREFILL_REDIS_CLUSTER needs PREFILL_REDIS_URL naming one of the cluster's nodes"
+                "a Redis Cluster (--redis-cluster or PREFILL_REDIS_CLUSTER=1) needs a Redis URL "
+                "(--redis-url or PREFILL_REDIS_URL) naming one of the cluster's nodes"
             )
         return settings
 

@@ -168,3 +168,36 @@ def test_a_command_beside_a_service_whose_redis_is_frozen_says_that_redis_does_n
         owner.stop()
     assert done.returncode == 1
     assert "is in use by another prefill process, and its Redis does not answer" in done.stderr
+
+
+def test_an_unreachable_redis_is_named_without_its_password_and_nothing_is_done(
+    env: dict[str, str],
+) -> None:
+    """A command that never reached Redis did nothing, read-only or not: it says where it
+    looked (no password shown), not that it may be partly done."""
+    port = free_tcp_port()
+    for command in (["keys", "list"], ["revoke-customer", "cust-1001"]):
+        code, out, err = run(
+            env,
+            "--redis-url",
+            f"redis://user:hunter2@127.0.0.1:{port}/0",
+            "--no-redis-cluster",
+            *command,
+        )
+        assert code == 1
+        assert out == ""
+        assert err == (
+            f"Error: cannot reach Redis at redis://***@127.0.0.1:{port}/0 (ConnectionError); "
+            "nothing was done\n"
+        )
+
+
+def test_a_cluster_without_a_url_names_the_option_and_the_variable(env: dict[str, str]) -> None:
+    no_url = {k: v for k, v in env.items() if k != "PREFILL_REDIS_URL"}
+    code, out, err = run(no_url, "--redis-cluster", "keys", "list")
+    assert code == 1
+    assert out == ""
+    assert err == (
+        "Error: a Redis Cluster (--redis-cluster or PREFILL_REDIS_CLUSTER=1) needs a Redis URL "
+        "(--redis-url or PREFILL_REDIS_URL) naming one of the cluster's nodes\n"
+    )
