@@ -200,6 +200,10 @@ class AdminService:
         await self._record_read(customer_id, actor, ["consent"])
         return state
 
+    async def erasure(self, customer_id: str) -> Tombstone | None:
+        """The tombstone an erasure of this id left, if any (no personal data is in it)."""
+        return (await self._repo.tombstones([customer_id])).get(customer_id)
+
     async def _record_read(
         self, customer_id: str, actor: Actor, fields: list[str], channel: Channel = Channel.ADMIN
     ) -> None:

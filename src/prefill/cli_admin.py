@@ -13,7 +13,7 @@ from typing import TextIO
 import click
 import msgspec
 
-from prefill.admin import AdminService, NotFound
+from prefill.admin import AdminService, ConsentState, NotFound
 from prefill.apikeys import Scope
 from prefill.catalog import CatalogCache
 from prefill.cli_support import (
@@ -27,7 +27,7 @@ from prefill.cli_support import (
 from prefill.links import LinkBuilder
 from prefill.models import ConsentAction, ConsentEvent, ConsentSource
 from prefill.purposes import consent_purposes, record_of_processing
-from prefill.store import Repository
+from prefill.store import Repository, Tombstone
 from prefill.tokens import LinkSigner
 
 
@@ -118,21 +118,50 @@ def consent() -> None:
 @click.argument("customer_id")
 @data_dir_option
 def show_consent(customer_id: str, data_dir: Path | None) -> None:
-    """Current consent per purpose, then the full history, oldest first."""
+    """Current consent per purpose, then the full history, oldest first; and whether the id was
+    erased, with the withdrawals its erasure keeps."""
     require_id(customer_id)
-    state = run_admin(
-        data_dir, lambda admin: admin.read_consent(customer_id, cli_actor()), writes=False
-    )
+
+    async def read(admin: AdminService) -> tuple[ConsentState | None, Tombstone | None]:
+        erasure = await admin.erasure(customer_id)
+        try:
+            return await admin.read_consent(customer_id, cli_actor()), erasure
+        except NotFound:
+            if erasure is None:
+                raise
+            return None, erasure
+
+    state, erasure = run_admin(data_dir, read, writes=False)
+    if erasure is not None:
+        click.echo(_erasure_line(erasure, recreated=state is not None))
+    if state is None:
+        return
     for purpose, event in sorted(state.current.items()):
         click.echo(f"{purpose}: {event.action.value}")
-    click.echo("history:")
+    click.echo("history:" if state.history else "history: none")
     for event in state.history:
-        at = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(event.at))
         version = f" notice {event.notice_version}" if event.notice_version else ""
         click.echo(
-            f"  {at} UTC  {event.purpose}  {event.action.value}  via {event.source.value}"
+            f"  {_utc(event.at)}  {event.purpose}  {event.action.value}  via {event.source.value}"
             f"{version}  by {event.actor or '-'}"
         )
+
+
+def _utc(at: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at))
+
+
+def _erasure_line(erasure: Tombstone, *, recreated: bool) -> str:
+    withdrawn = ", ".join(erasure.withdrawn) or "none"
+    if recreated:
+        return (
+            f"re-created over an erasure on {_utc(erasure.erased_at)}; withdrawn purposes carried "
+            f"over (an import cannot grant them again): {withdrawn}"
+        )
+    return (
+        f"erased on {_utc(erasure.erased_at)}; no record since. Withdrawn purposes kept under a "
+        f"pseudonym: {withdrawn}"
+    )
 
 
 def _change(

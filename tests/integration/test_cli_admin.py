@@ -112,3 +112,30 @@ def test_the_shipped_record_of_processing_is_the_generated_one(env: dict[str, st
     assert out == shipped
     for key in ("pf:{b:<n>}:c:<id>", "pf:{b:<p>}:erased:<pseudonym>", "pf:{feed:<k>}:changes"):
         assert key in shipped
+
+
+def test_consent_show_tells_an_erasure_and_a_re_creation_over_it(env: dict[str, str]) -> None:
+    assert run(env, "import", "examples", str(EXAMPLES))[0] == 0
+    code, out, err = run(env, "consent", "show", "cust-1001")
+    assert code == 0, err
+    assert "erase" not in out  # never erased: nothing said
+    assert run(env, "erase", "cust-1001", "--yes")[0] == 0
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    code, out, err = run(env, "consent", "show", "cust-1001")
+    assert code == 0, err
+    assert out.startswith(f"erased on {day} ")
+    assert out.endswith(
+        "; no record since. Withdrawn purposes kept under a pseudonym: "
+        "email_marketing, personalization\n"
+    )
+    assert "Matti" not in out
+    assert run(env, "import", "examples", str(EXAMPLES))[0] == 0
+    code, out, err = run(env, "consent", "show", "cust-1001")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith(f"re-created over an erasure on {day} ")
+    assert lines[0].endswith(
+        "withdrawn purposes carried over (an import cannot grant them again): "
+        "email_marketing, personalization"
+    )
+    assert "granted" not in out  # the file's grants were not recorded over the erasure
