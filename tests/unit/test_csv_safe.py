@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 
 import pytest
 
@@ -32,3 +33,20 @@ def test_both_writers_neutralise_every_cell_header_included() -> None:
     writer.writeheader()
     writer.writerow({"name": "=cmd|' /C calc'!A0", "other": "ignored"})
     assert out.getvalue() == "name,'-col\n'=cmd|' /C calc'!A0,\n"
+
+
+def _rows() -> list[list[object]]:
+    """Every row of up to three cells drawn from text with each character csv.writer treats
+    specially (delimiter, quote, line breaks), plain text, a lone empty cell, and non-text."""
+    cells = ["", "x", "a,b", 'say "hi"', "a\nb", "a\rb", " ", "'q", "\u2028", 7, None]
+    return [list(row) for size in range(4) for row in itertools.product(cells, repeat=size)]
+
+
+def test_rows_are_written_byte_for_byte_as_csv_writer_writes_them() -> None:
+    # Rows without a cell to quote skip csv.writer's per-character loop: the same bytes out.
+    rows = _rows()
+    expected, written = io.StringIO(), io.StringIO()
+    csv.writer(expected, lineterminator="\n").writerows([map(neutralise, row) for row in rows])
+    SafeWriter(written).writerows(rows)
+    assert len(rows) > 1000
+    assert written.getvalue() == expected.getvalue()
