@@ -126,7 +126,7 @@ def run_with_repository(
 
 
 def unavailable_message(url: str, exc: StoreUnavailable, reached: bool, writes: bool) -> str:
-    where = f"Redis at {without_password(url)} ({type(exc.__cause__ or exc).__name__})"
+    where = f"Redis at {without_password(url)} ({exc.failure()})"
     if not reached:
         return f"cannot reach {where}; nothing was done"
     if not writes:

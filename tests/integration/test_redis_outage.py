@@ -369,3 +369,34 @@ async def test_a_restarted_redis_is_used_again_from_the_first_request(
             assert "Matti" in after[0].text
     finally:
         server.stop()
+
+
+async def test_a_frozen_redis_is_logged_as_a_timeout_by_the_api_and_the_form_page(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A new connection to a frozen Redis over its unix socket times out in its handshake,
+    which redis-py reports as a ConnectionError: the log names the timeout, the same for the
+    form page's own 503 (its empty form) as for every other 503."""
+    server = EmbeddedRedis(tmp_path / "redis")
+    server.start()
+    try:
+        settings = make_settings(server.url)
+        seed = connect(server.url, timeout_seconds=1, retries=0)
+        url = await examples_and_link(Repository(seed, PSEUDONYMS), settings)
+        await seed.aclose()
+        async with AsyncTestClient(app=create_app(settings), base_url=PUBLIC_URL) as client:
+            assert (await client.get(url)).status_code == 200
+            assert server.pid is not None
+            os.kill(server.pid, signal.SIGSTOP)
+            try:
+                for path in (url, f"{API_PATH}?t={token_of(url)}") * 2:  # later: new connections
+                    caplog.clear()
+                    with caplog.at_level("WARNING", logger="prefill.errors"):
+                        answer = await client.get(path)
+                    assert answer.status_code == 503
+                    logged = [r.getMessage() for r in caplog.records if r.name == "prefill.errors"]
+                    assert logged == ["redis unavailable: TimeoutError"], path
+            finally:
+                os.kill(server.pid, signal.SIGCONT)
+    finally:
+        server.stop()

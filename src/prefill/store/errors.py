@@ -7,9 +7,28 @@ from collections.abc import AsyncIterator
 
 import redis.exceptions
 
+# A cluster's own errors (no node for a slot, no nodes reachable at all) are not RedisErrors;
+# they mean the same.
+REDIS_ERRORS = (redis.exceptions.RedisError, redis.exceptions.RedisClusterException)
+
 
 class StoreUnavailable(Exception):
     """Redis could not be reached in time: callers must fail closed."""
+
+    def failure(self) -> str:
+        """What failed, for a log line or an operator: the class of the innermost Redis error,
+        else this exception's own message. Never a key or value."""
+        found: BaseException | None = None
+        inner = self.__cause__ or self.__context__
+        while isinstance(inner, REDIS_ERRORS):
+            found, inner = inner, inner.__cause__ or inner.__context__
+        if found is None:
+            return str(self)
+        if isinstance(found, redis.exceptions.ConnectionError) and str(found).startswith("Timeout"):
+            # redis-py re-raises a timeout in a new connection's handshake (a frozen server)
+            # as a ConnectionError that keeps only the timeout's message.
+            return redis.exceptions.TimeoutError.__name__
+        return type(found).__name__
 
 
 class CorruptRecord(Exception):
@@ -26,7 +45,5 @@ async def unavailable_on_error() -> AsyncIterator[None]:
     # key type) means the same to a caller: state cannot be trusted now, so fail closed.
     try:
         yield
-    except (redis.exceptions.RedisError, redis.exceptions.RedisClusterException) as exc:
-        # A cluster's own errors (no node for a slot, no nodes reachable at all) are not
-        # RedisErrors; they mean the same.
+    except REDIS_ERRORS as exc:
         raise StoreUnavailable(type(exc).__name__) from exc

@@ -70,8 +70,12 @@ def _json_error(status_code: int, detail: str, extra: object = None) -> Response
     return Response(body, status_code=status_code, media_type=MediaType.JSON)
 
 
+def log_unavailable(exc: StoreUnavailable) -> None:
+    logger.warning("redis unavailable: %s", exc.failure())
+
+
 def store_unavailable(request: AnyRequest, exc: StoreUnavailable) -> Response[Any]:
-    logger.warning("redis unavailable: %s", type(exc.__cause__ or exc).__name__)
+    log_unavailable(exc)
     response: Response[Any]
     if _wants_json(request):
         response = _json_error(HTTP_503_SERVICE_UNAVAILABLE, "Service temporarily unavailable.")

@@ -30,7 +30,7 @@ from prefill.store import StoreUnavailable
 from prefill.tokens import TokenPurpose
 from prefill.web.csrf import FormCSRF
 from prefill.web.deps import PublicDep, ServiceDep, evidence_ip, public_of
-from prefill.web.errors import RETRY_AFTER_SECONDS, message_page
+from prefill.web.errors import RETRY_AFTER_SECONDS, log_unavailable, message_page
 from prefill.web.fast import FAST_ROUTE, Answer, query_value
 from prefill.web.form_page import PageParts, PersonalPages
 from prefill.web.generic_page import GenericPages
@@ -88,12 +88,13 @@ async def form_page_answer(scope: Scope, form_id: str, t: str | None) -> Answer:
     csrf_token = value_or_default(ScopeState.from_scope(scope).csrf_token, "")
     try:
         view = await service.form_view(form_id, t, Channel.PAGE, visitor)
-    except StoreUnavailable:
+    except StoreUnavailable as exc:
         # Fail closed, but still give the person a form they can use.
         try:
             generic = service.generic_form_view(form_id, visitor)
         except UnknownForm:
-            raise StoreUnavailable("no cached form") from None
+            raise exc from exc.__cause__  # No cached form: the plain 503, logged there.
+        log_unavailable(exc)
         page = generic_pages.page(template, generic, HTTP_503_SERVICE_UNAVAILABLE, csrf_token)
         return Answer(page.encode(), [_RETRY_AFTER, _HTML], HTTP_503_SERVICE_UNAVAILABLE)
     if view.personal:
