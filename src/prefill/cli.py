@@ -266,6 +266,10 @@ def demo(
         except ImportRejected as exc:
             raise report_rejected(exc) from exc
         print_demo_links(rows, server, settings.public_url)
+        admin_url = settings.public_url
+        if settings.admin_port is not None:  # The admin API, the dashboard's too, is only there.
+            admin_url = f"http://{host}:{settings.admin_port}"
+        print_demo_next_steps(folder / "landing", f"{admin_url}/admin/dashboard", data_path)
         server.supervise()
         run_server(settings, host, port, workers)
     finally:
@@ -341,6 +345,17 @@ def print_demo_links(
         f"Embedded Redis: {server.url} (pid {server.pid}). To see fail-closed, freeze it with\n"
         f"  kill -STOP $(cat {pid_file})   and resume with   kill -CONT $(cat {pid_file})\n"
         "or stop it: it is restarted automatically after 3 seconds, and prefill returns.\n"
+    )
+
+
+def print_demo_next_steps(landing_dir: Path, dashboard_url: str, data_path: Path) -> None:
+    click.echo(
+        "The widget: links need the example landing page served; from a second terminal:\n"
+        f"  python3 -m http.server {urlsplit(DEMO_LANDING_URL).port} "
+        f"-d {shlex.quote(str(landing_dir))}\n"
+        f"The funnel dashboard: {dashboard_url} (any user; the password is an admin key with "
+        "the read scope):\n"
+        f"  prefill keys create dashboard --scope read --data-dir {shlex.quote(str(data_path))}\n"
     )
 
 

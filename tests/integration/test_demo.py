@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -82,6 +84,26 @@ def test_demo_prints_working_links_and_cleans_up_on_sigterm(tmp_path: Path) -> N
         assert "Hur var Summit?" in feedback
         assert 'value="Björn"' in feedback
         assert 'type="radio" name="recommend" value="10"' in feedback
+        landing = re.search(r"second terminal:\n  python3 -m http.server 8001 -d (\S+)\n", text)
+        assert landing is not None, text
+        assert (Path(landing.group(1)) / "index.html").is_file()
+        dashboard_url = f"http://127.0.0.1:{port}/admin/dashboard"
+        assert f"The funnel dashboard: {dashboard_url} (any user;" in text
+        create_key = re.search(r"\n  prefill (keys create dashboard --scope read .+)\n", text)
+        assert create_key is not None, text
+        created = subprocess.run(
+            [sys.executable, "-m", "prefill.cli", *shlex.split(create_key.group(1))],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        login = base64.b64encode(f"anyone:{created.stdout.strip()}".encode()).decode()
+        request = urllib.request.Request(dashboard_url, headers={"Authorization": f"Basic {login}"})
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+            assert response.status == 200
         redis_pid = re.search(r"\(pid (\d+)\)", text)
         assert redis_pid is not None
         # The freeze hint reads the pid file, which a supervised restart keeps true.
