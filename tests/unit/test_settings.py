@@ -76,5 +76,7 @@ def test_cluster_mode_names_one_node_of_the_cluster() -> None:
     assert not Settings.from_env(env).redis_cluster
     with pytest.raises(SettingsError, match="PREFILL_REDIS_CLUSTER: '1' or '0', not 'yes'"):
         Settings.from_env(env | {"PREFILL_REDIS_CLUSTER": "yes"})
-    with pytest.raises(SettingsError, match="needs PREFILL_REDIS_URL"):
+    with pytest.raises(
+        SettingsError, match=r"needs a Redis URL \(--redis-url or PREFILL_REDIS_URL\)"
+    ):
         Settings.from_env({"PREFILL_SECRET_KEYS": KEY, "PREFILL_REDIS_CLUSTER": "1"})
