@@ -223,11 +223,8 @@ class CustomerStore(StoreBase):
         candidates = [(cid, p) for cid in ids for p in self._pseudonyms.candidates(cid)]
         if not candidates:
             return {}
-        async with unavailable_on_error():
-            pipe = self._redis.pipeline(transaction=False)
-            for _, pseudonym in candidates:
-                pipe.get(tombstone_key(pseudonym))  # Each in its own bucket: no MGET.
-            found = await pipe.execute()
+        keys = [tombstone_key(pseudonym) for _, pseudonym in candidates]
+        found = await self._read_strings(keys)
         tombstones: dict[str, bytes] = {}
         for (customer_id, _), raw in zip(candidates, found, strict=True):
             if raw is not None:

@@ -208,6 +208,18 @@ return found
 over slots, where a pipeline does it): a reply per hash costs the client more than the read."""
 
 
+READ_STRINGS_SCRIPT = """
+-- KEYS: strings. Returns each one's value (false for none), in order; a key that is no string
+-- fails the call, as its GET would.
+local found = {}
+for i, key in ipairs(KEYS) do
+  found[i] = redis.call('GET', key)
+end
+return found
+"""
+"""As READ_HASHES_SCRIPT, for strings (an import's tombstone look-ups): one reply, not one a key."""
+
+
 RAISE_VERSION_SCRIPT = """
 -- KEYS: a copy of the catalog version. ARGV: the version. Raises the copy, never lowers it.
 local current = tonumber(redis.call('GET', KEYS[1]) or '') or -1
@@ -257,3 +269,4 @@ class Scripts:
         self.raise_version = client.register_script(RAISE_VERSION_SCRIPT)
         self.stamp_updated_at = client.register_script(STAMP_UPDATED_AT_SCRIPT)
         self.read_hashes = client.register_script(READ_HASHES_SCRIPT)
+        self.read_strings = client.register_script(READ_STRINGS_SCRIPT)
