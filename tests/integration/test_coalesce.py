@@ -111,3 +111,25 @@ async def test_a_caller_that_gives_up_does_not_stop_the_others(
         assert await asyncio.gather(*others) == [[1]] * callers
     finally:
         await client.aclose()
+
+
+async def test_a_batch_that_timed_out_leaves_no_replies_for_the_next_one(
+    own_redis: EmbeddedRedis,
+) -> None:
+    client: Redis = connect(own_redis.url, timeout_seconds=0.5, retries=0)
+    coalescer = Coalescer(client)
+    await coalescer.execute([("SET", "old", "stale"), ("SET", "new", "fresh")])
+    assert own_redis.pid is not None
+    os.kill(own_redis.pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(redis.exceptions.TimeoutError):
+            await coalescer.execute([("GET", "old"), ("GET", "old")])
+    finally:
+        os.kill(own_redis.pid, signal.SIGCONT)
+    try:
+        # The server answers the timed-out GETs once it runs again; on a reused connection
+        # they would be read as this batch's replies.
+        await asyncio.sleep(0.1)
+        assert await coalescer.execute([("GET", "new"), ("HGETALL", "none")]) == [b"fresh", {}]
+    finally:
+        await client.aclose()
