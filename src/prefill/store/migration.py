@@ -143,45 +143,39 @@ class MigrationStore(CatalogStore):
 
     async def _move_feed(self) -> int:
         """Each change from the one feed stream into its customer's shard under its own id, in
-        order, so consumers merging the shards by id see the same sequence. An id the shard has
-        already is an entry moved before. Consumer groups do not move: let consumers catch up
-        before, and start them on the shards after (docs/change-feed.md)."""
-        moved, start = 0, "-"
-        while True:
-            batch = cast(
-                "list[tuple[bytes, dict[bytes, bytes]]]",
-                await self._redis.xrange(OLD_FEED_STREAM, min=start, count=1000),
-            )
-            for entry_id, fields in batch:
-                change = _change_decoder.decode(fields[b"e"])
-                try:
-                    stream = feed_key_of(change.customer_id)
-                    await self._redis.xadd(stream, {b"e": fields[b"e"]}, id=entry_id)
-                    moved += 1
-                except redis.exceptions.ResponseError as exc:
-                    if "equal or smaller" not in str(exc):
-                        raise
-            if len(batch) < 1000:
-                break
-            start = "(" + batch[-1][0].decode()
-        await self._redis.delete(OLD_FEED_STREAM)
-        return moved
+        order, so consumers merging the shards by id see the same sequence. Consumer groups do
+        not move: let consumers catch up before, and start them on the shards after
+        (docs/change-feed.md)."""
+
+        def shard_of(_: bytes, entry: bytes) -> str:
+            return feed_key_of(_change_decoder.decode(entry).customer_id)
+
+        return await self._move_entries(OLD_FEED_STREAM, shard_of)
 
     async def _move_audit_stream(self) -> int:
         """Each entry into its customer's shard under its own id (the customer's index holds
-        the same id); an entry of no one into a shard of its id's bucket. An id a shard has
-        already is an entry moved before."""
+        the same id); an entry of no one into a shard of its id's bucket."""
+
+        def shard_of(entry_id: bytes, entry: bytes) -> str:
+            customer_id = _audit_decoder.decode(entry).customer_id
+            return audit_shard_key(bucket_of(customer_id or entry_id.decode()))
+
+        return await self._move_entries(OLD_AUDIT_STREAM, shard_of)
+
+    async def _move_entries(self, old: str, shard_of: Callable[[bytes, bytes], str]) -> int:
+        """Every entry of the stream `old` into the stream `shard_of(id, entry)` names, under
+        its own id, then `old` deleted. An id the shard has already is an entry moved before."""
         moved, start = 0, "-"
         while True:
             batch = cast(
                 "list[tuple[bytes, dict[bytes, bytes]]]",
-                await self._redis.xrange(OLD_AUDIT_STREAM, min=start, count=1000),
+                await self._redis.xrange(old, min=start, count=1000),
             )
             for entry_id, fields in batch:
-                customer_id = _audit_decoder.decode(fields[b"e"]).customer_id
-                shard = audit_shard_key(bucket_of(customer_id or entry_id.decode()))
                 try:
-                    await self._redis.xadd(shard, {b"e": fields[b"e"]}, id=entry_id)
+                    await self._redis.xadd(
+                        shard_of(entry_id, fields[b"e"]), {b"e": fields[b"e"]}, id=entry_id
+                    )
                     moved += 1
                 except redis.exceptions.ResponseError as exc:
                     if "equal or smaller" not in str(exc):
@@ -189,5 +183,5 @@ class MigrationStore(CatalogStore):
             if len(batch) < 1000:
                 break
             start = "(" + batch[-1][0].decode()
-        await self._redis.delete(OLD_AUDIT_STREAM)
+        await self._redis.delete(old)
         return moved
