@@ -189,3 +189,23 @@ async def test_each_customer_id_names_everyone_once_even_when_a_scan_repeats_one
     named = [i async for page in repository.each_customer_id(2) for i in page]
     assert repeats > 0
     assert sorted(named) == [c.id for c in saved]
+
+
+async def test_a_write_of_nothing_but_activity_moves_updated_at_and_not_the_version(
+    repository: Repository, redis_client: Redis
+) -> None:
+    customer = Customer(id="crm-0004", email="p4@example.com")
+    await repository.save_customers([customer], no_consent)
+    key = customer_key(customer.id)
+    version = await redis_client.hget(key, "v")
+    await redis_client.hset(key, UPDATED_AT, "1")
+    # A resubmitted form: saved again unchanged (activity), as submits and admin PUTs do.
+    await asyncio.gather(*(repository.save_customers([customer], no_consent) for _ in range(8)))
+    assert await redis_client.hget(key, "v") == version  # nothing for concurrent writers to redo
+    assert int(await redis_client.hget(key, UPDATED_AT) or 0) > 1
+    assert await repository.get_customer(customer.id) == customer
+    # An erased customer is not brought back by it.
+    assert await repository.erase_customer(customer.id) is not None
+    saved = await repository.save_customers([customer], no_consent, only_existing=True)
+    assert saved.records == 0
+    assert await redis_client.exists(key) == 0

@@ -317,6 +317,10 @@ class CustomerStore(StoreBase):
         rewrite = change.status in ("created", "updated")
         if not (rewrite or change.consents or (change.status == "unchanged" and write_unchanged)):
             return None
+        if not (rewrite or change.consents):
+            # Only the activity time: a plain write, no new version for others to trip on.
+            touch: list[EncodableT] = [int(now), EMAIL, UPDATED_AT]
+            return ScriptCall(self._scripts.touch_customer, [customer_key(customer.id)], touch)
         seen = stored[customer.id]
         args: list[EncodableT] = [seen.version, customer.id, int(now), generation]
         if rewrite:

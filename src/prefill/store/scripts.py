@@ -238,6 +238,17 @@ return 0
 """
 
 
+TOUCH_CUSTOMER_SCRIPT = """
+-- KEYS: a customer. ARGV: updated_at, the record's email field, its updated_at field.
+-- A write that changes nothing but the activity time (a resubmitted form): no compare-and-set
+-- and no new write version, so concurrent decisions about the customer need not be redone.
+-- Returns 0 where the record is gone (erased meanwhile): the caller decides again.
+if redis.call('HEXISTS', KEYS[1], ARGV[2]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[3], ARGV[1])
+return 1
+"""
+
+
 class ScriptCall(NamedTuple):
     script: AsyncScript
     keys: list[str]
@@ -268,5 +279,6 @@ class Scripts:
         self.write_customer = client.register_script(WRITE_CUSTOMER_SCRIPT)
         self.raise_version = client.register_script(RAISE_VERSION_SCRIPT)
         self.stamp_updated_at = client.register_script(STAMP_UPDATED_AT_SCRIPT)
+        self.touch_customer = client.register_script(TOUCH_CUSTOMER_SCRIPT)
         self.read_hashes = client.register_script(READ_HASHES_SCRIPT)
         self.read_strings = client.register_script(READ_STRINGS_SCRIPT)
