@@ -23,6 +23,7 @@ from prefill.imports import check_references
 from prefill.links import LinkBuilder
 from prefill.minting import Minter, Wanted
 from prefill.models import (
+    Actor,
     AuditEntry,
     AuditKind,
     Campaign,
@@ -47,14 +48,6 @@ KIND_OF: dict[type[CatalogEntry], str] = {
     Campaign: "campaigns",
     ContactPerson: "contacts",
 }
-
-
-class Actor(msgspec.Struct, frozen=True):
-    """Who asks, for the audit and for consent evidence (IP already truncated)."""
-
-    name: str
-    ip_prefix: str = ""
-    user_agent: str = ""
 
 
 class NotFound(LookupError):

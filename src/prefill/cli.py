@@ -21,10 +21,9 @@ from urllib.parse import urlencode, urlsplit
 import click
 import msgspec
 
-from prefill.cli_admin import admin_commands
-from prefill.cli_bulk import import_customers_command, mint
 from prefill.cli_support import (
     ExistingPath,
+    LazyGroup,
     RedisOptions,
     T,
     data_dir_option,
@@ -34,16 +33,7 @@ from prefill.cli_support import (
     require_id,
     run_with_repository,
 )
-from prefill.imports import (
-    ImportRejected,
-    import_directory,
-    keep_revocations,
-    notice_versions_of,
-    parse_campaigns,
-    parse_contacts,
-    parse_customers,
-    parse_forms,
-)
+from prefill.import_rows import ImportRejected
 from prefill.links import LinkBuilder
 from prefill.models import CampaignState, Catalog, Customer
 from prefill.settings import Settings, load_or_create_secret
@@ -79,7 +69,17 @@ def examples_dir() -> Path:
     return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "examples"
 
 
-@click.group()
+ADMIN_COMMANDS = ("keys", "consent", "export", "erase", "retention", "migrate", "docs")
+"""cli_admin.py's commands, each its function's name there."""
+
+
+# Commands from other modules are imported when run: a bulk command pays no start-up for the
+# admin commands, the import's parsers (prefill.imports) or the web app, nor they for it.
+@click.group(
+    cls=LazyGroup,
+    lazy={"mint": "prefill.cli_mint:mint"}
+    | {name: f"prefill.cli_admin:{name}" for name in ADMIN_COMMANDS},
+)
 @click.option(
     "--redis-url",
     metavar="URL",
@@ -149,20 +149,11 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 
 def worker_app() -> Litestar:
     """The app of one `--workers` process, built in that process from the parent's settings."""
+    from prefill.app import create_app
     from prefill.logs import configure_logging
 
     configure_logging()
-    return serving_app(msgspec.json.decode(os.environ[WORKER_SETTINGS_ENV], type=Settings))
-
-
-def serving_app(settings: Settings) -> Litestar:
-    """The app as a server runs it for long: its start-up heap frozen (web/heap.py)."""
-    from prefill.app import create_app
-    from prefill.web.heap import freeze_start_up_heap
-
-    app = create_app(settings)
-    app.on_startup.append(freeze_start_up_heap)
-    return app
+    return create_app(msgspec.json.decode(os.environ[WORKER_SETTINGS_ENV], type=Settings))
 
 
 def run_server(settings: Settings, host: str, port: int, workers: int = 1) -> None:
@@ -173,11 +164,12 @@ def run_server(settings: Settings, host: str, port: int, workers: int = 1) -> No
     # start-up, which the bulk commands (import, mint) then pay for nothing.
     import uvicorn
 
+    from prefill.app import create_app
     from prefill.logs import configure_logging
 
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     configure_logging()
-    app = serving_app(settings)
+    app = create_app(settings)
     # No uvicorn access log: its lines carry query strings, and query strings carry tokens (the
     # app logs each request itself). No uvicorn log config: its lines go to the JSON handler.
     options: dict[str, Any] = {
@@ -266,6 +258,8 @@ def demo(
         folder = examples_path or examples_dir()
 
         async def load(repository: Repository) -> list[tuple[str, str, list[str]]]:
+            from prefill.imports import import_directory
+
             await import_directory(repository, folder)
             return await demo_links(repository, settings, folder)
 
@@ -288,6 +282,8 @@ async def demo_links(
     repository: Repository, settings: Settings, folder: Path
 ) -> list[tuple[str, str, list[str]]]:
     """(name, consent note, [form, card, vcard URLs]) for every example customer."""
+    from prefill.imports import parse_customers
+
     links = LinkBuilder(
         LinkSigner(settings.secret_keys, settings.max_link_age_seconds), settings.public_url
     )
@@ -367,7 +363,11 @@ def print_demo_next_steps(landing_dir: Path, dashboard_url: str, data_path: Path
     )
 
 
-@main.group(name="import")
+@main.group(
+    name="import",
+    cls=LazyGroup,
+    lazy={"customers": "prefill.cli_bulk:import_customers_command"},
+)
 def import_group() -> None:
     """Import records from files. Customers: bad rows are listed and skipped, good ones kept;
     contacts, forms and campaigns: a file with a bad row is rejected whole."""
@@ -391,6 +391,8 @@ def _import(settings: Settings, action: Callable[[Repository], Awaitable[str]]) 
 @data_dir_option
 def import_contacts_command(file: Path, photos: Path | None, data_dir: Path | None) -> None:
     """Contact persons from a CSV (see examples/contacts.csv)."""
+    from prefill.imports import parse_contacts
+
     contacts, photo_bytes = _parse_or_report(
         lambda: parse_contacts(
             file.read_text(encoding="utf-8"), photos or file.parent / "photos", str(file)
@@ -409,6 +411,8 @@ def import_contacts_command(file: Path, photos: Path | None, data_dir: Path | No
 @data_dir_option
 def import_forms_command(file: Path, data_dir: Path | None) -> None:
     """Forms from a JSON list (see examples/forms.json)."""
+    from prefill.imports import notice_versions_of, parse_forms
+
     forms = _parse_or_report(lambda: parse_forms(file.read_bytes(), str(file)))
 
     async def action(repository: Repository) -> str:
@@ -424,6 +428,8 @@ def import_forms_command(file: Path, data_dir: Path | None) -> None:
 @data_dir_option
 def import_campaigns_command(file: Path, data_dir: Path | None) -> None:
     """Campaigns from a CSV (see examples/campaigns.csv)."""
+    from prefill.imports import keep_revocations, parse_campaigns
+
     campaigns = _parse_or_report(
         lambda: parse_campaigns(file.read_text(encoding="utf-8"), str(file))
     )
@@ -447,6 +453,7 @@ def import_campaigns_command(file: Path, data_dir: Path | None) -> None:
 @data_dir_option
 def import_examples_command(folder: Path | None, data_dir: Path | None) -> None:
     """A whole examples-style folder (default: the bundled examples)."""
+    from prefill.imports import import_directory
 
     async def action(repository: Repository) -> str:
         counts = await import_directory(repository, folder or examples_dir())
@@ -488,12 +495,6 @@ def revoke_campaign(campaign_id: str, data_dir: Path | None) -> None:
     if not found:
         raise click.ClickException(f"no campaign {campaign_id!r}")
     click.echo(f"revoked campaign {campaign_id}")
-
-
-for command in admin_commands:
-    main.add_command(command)
-main.add_command(mint)
-import_group.add_command(import_customers_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import getpass
+import importlib
 import os
 import re
 import secrets
@@ -16,9 +17,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import click
 
-from prefill.admin import Actor
 from prefill.import_rows import ImportRejected
-from prefill.models import ID_PATTERN
+from prefill.models import ID_PATTERN, Actor
 from prefill.pseudonyms import Pseudonymizer
 from prefill.settings import FILE_SUFFIX, Settings, SettingsError, load_or_create_secret
 from prefill.storage import DataDirInUse, EmbeddedRedis, EmbeddedRedisError
@@ -187,6 +187,28 @@ def require_id(value: str) -> None:
 def cli_actor() -> Actor:
     """The operator at the shell, as the audit and consent evidence name them."""
     return Actor(name=f"cli:{getpass.getuser()}")
+
+
+class LazyGroup(click.Group):
+    """A command group whose commands from other modules are imported only when run or listed:
+    `prefill mint` need not load the admin commands, the import's parsers or the web app (their
+    imports were a fifth of a bulk command's time). Click's documented lazy-loading pattern."""
+
+    def __init__(self, *args: Any, lazy: dict[str, str] | None = None, **kwargs: Any) -> None:
+        """`lazy`: command name -> "module:attribute" of the command."""
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy or {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.lazy:
+            return super().get_command(ctx, cmd_name)
+        module, _, attribute = self.lazy[cmd_name].partition(":")
+        command = getattr(importlib.import_module(module), attribute)
+        assert isinstance(command, click.Command)
+        return command
 
 
 def report_rejected(exc: ImportRejected) -> click.ClickException:

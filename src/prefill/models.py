@@ -305,6 +305,14 @@ class Channel(enum.StrEnum):
     """Read through the admin API or the operator's CLI."""
 
 
+class Actor(msgspec.Struct, frozen=True):
+    """Who asks, for the audit and for consent evidence (IP already truncated)."""
+
+    name: str
+    ip_prefix: str = ""
+    user_agent: str = ""
+
+
 class AuditKind(enum.StrEnum):
     DISCLOSURE = "disclosure"
     NOT_YOU = "not_you"

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from prefill.admin import Actor, AdminService
+from prefill.admin import AdminService
 from prefill.catalog import CatalogCache
 from prefill.links import LinkBuilder
 from prefill.minting import Minter, MintError, Wanted
-from prefill.models import CampaignState
+from prefill.models import Actor, CampaignState
 from prefill.store import Repository
 from tests.helpers import CAMPAIGN_ID, run
 

@@ -42,7 +42,6 @@ from litestar.types import ASGIApp, Receive, Send
 from litestar.types import Scope as AsgiScope
 
 from prefill.admin import (
-    Actor,
     AdminService,
     ConsentState,
     CustomerExport,
@@ -54,6 +53,7 @@ from prefill.csv_safe import SafeWriter
 from prefill.funnel import CampaignFunnel
 from prefill.funnel import table as funnel_table
 from prefill.models import (
+    Actor,
     AuditEntry,
     Campaign,
     ConsentAction,
