@@ -149,11 +149,20 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 
 def worker_app() -> Litestar:
     """The app of one `--workers` process, built in that process from the parent's settings."""
-    from prefill.app import create_app
     from prefill.logs import configure_logging
 
     configure_logging()
-    return create_app(msgspec.json.decode(os.environ[WORKER_SETTINGS_ENV], type=Settings))
+    return serving_app(msgspec.json.decode(os.environ[WORKER_SETTINGS_ENV], type=Settings))
+
+
+def serving_app(settings: Settings) -> Litestar:
+    """The app as a server runs it for long: its start-up heap frozen (web/heap.py)."""
+    from prefill.app import create_app
+    from prefill.web.heap import freeze_start_up_heap
+
+    app = create_app(settings)
+    app.on_startup.append(freeze_start_up_heap)
+    return app
 
 
 def run_server(settings: Settings, host: str, port: int, workers: int = 1) -> None:
@@ -164,12 +173,11 @@ def run_server(settings: Settings, host: str, port: int, workers: int = 1) -> No
     # start-up, which the bulk commands (import, mint) then pay for nothing.
     import uvicorn
 
-    from prefill.app import create_app
     from prefill.logs import configure_logging
 
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     configure_logging()
-    app = create_app(settings)
+    app = serving_app(settings)
     # No uvicorn access log: its lines carry query strings, and query strings carry tokens (the
     # app logs each request itself). No uvicorn log config: its lines go to the JSON handler.
     options: dict[str, Any] = {

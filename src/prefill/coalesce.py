@@ -103,56 +103,63 @@ class Coalescer:
 
     async def _round_trip(self, commands: list[Command]) -> list[Any]:
         """The replies to `commands`, sent in one pipeline (no MULTI), a refused command's as
-        its exception. On one Redis the batch has one deadline, the client's socket timeout:
-        redis-py's pipeline would arm a timeout for each reply (about a thirtieth of a widget
-        request's samples, profiled) and pack the commands in Python (about a twentieth). A
-        cluster's pipeline routes the commands to their nodes, so it stays."""
+        its exception. A cluster's pipeline routes the commands to their nodes; on one Redis,
+        `one_round_trip`."""
         if isinstance(self._client, RedisCluster):
             pipe = self._client.pipeline(transaction=False)
             for command in commands:
                 pipe.execute_command(*command)
             return await pipe.execute(raise_on_error=False)
-        pool = self._client.connection_pool
-        connection: Any = await pool.get_connection()  # type: ignore[no-untyped-call]
-        try:
-            # Retried as redis-py retries its pipelines: a pooled connection that the server
-            # closed (a restart) is connected again (QuickRetry: only while still young).
-            replies: list[Any] = await connection.retry.call_with_retry(
-                lambda: self._exchange(connection, commands),
-                lambda _error: connection.disconnect(),
-            )
-            return replies
-        except BaseException:
-            # A deadline or a failure may leave replies unread on the socket: the connection
-            # is closed, never handed to the next caller with another batch's replies.
-            await connection.disconnect(nowait=True)
-            raise
-        finally:
-            await pool.release(connection)
+        return await one_round_trip(self._client, commands)
 
-    async def _exchange(self, connection: Any, commands: list[Command]) -> list[Any]:
-        timeout = connection.socket_timeout
-        replies: list[Any] = []
-        try:
-            async with asyncio.timeout(timeout):
-                # hiredis packs in C what redis-py's connection packs in Python, the same bytes
-                # for the str, bytes, int and float arguments sent here, at about a tenth of
-                # its cost (2 against 23 µs for an audit write, timeit).
-                await connection.send_packed_command(
-                    b"".join([hiredis.pack_command(command) for command in commands])
-                )
-                for command in commands:
-                    try:
-                        # math.inf: no timeout of its own, the batch's deadline above holds.
-                        reply = await connection.read_response(timeout=math.inf)
-                    except redis.exceptions.ResponseError as refused:
-                        replies.append(refused)
-                        continue
-                    callback = self._client.response_callbacks.get(command[0])
-                    replies.append(callback(reply) if callback else reply)
-        except TimeoutError as exc:
-            raise redis.exceptions.TimeoutError(f"no reply within {timeout} s") from exc
+
+async def one_round_trip(client: Redis, commands: list[Command]) -> list[Any]:
+    """The replies to `commands` from one Redis (not a cluster), sent in one pipeline (no
+    MULTI), a refused command's as its exception, under one deadline, the client's socket
+    timeout: redis-py's pipeline would arm a timeout for each reply (about a thirtieth of a
+    widget request's samples, profiled) and pack the commands in Python (about a twentieth)."""
+    pool = client.connection_pool
+    connection: Any = await pool.get_connection()  # type: ignore[no-untyped-call]
+    try:
+        # Retried as redis-py retries its pipelines: a pooled connection that the server
+        # closed (a restart) is connected again (QuickRetry: only while still young).
+        replies: list[Any] = await connection.retry.call_with_retry(
+            lambda: _exchange(client, connection, commands),
+            lambda _error: connection.disconnect(),
+        )
         return replies
+    except BaseException:
+        # A deadline or a failure may leave replies unread on the socket: the connection
+        # is closed, never handed to the next caller with another batch's replies.
+        await connection.disconnect(nowait=True)
+        raise
+    finally:
+        await pool.release(connection)
+
+
+async def _exchange(client: Redis, connection: Any, commands: list[Command]) -> list[Any]:
+    timeout = connection.socket_timeout
+    replies: list[Any] = []
+    try:
+        async with asyncio.timeout(timeout):
+            # hiredis packs in C what redis-py's connection packs in Python, the same bytes
+            # for the str, bytes, int and float arguments sent here, at about a tenth of
+            # its cost (2 against 23 µs for an audit write, timeit).
+            await connection.send_packed_command(
+                b"".join([hiredis.pack_command(command) for command in commands])
+            )
+            for command in commands:
+                try:
+                    # math.inf: no timeout of its own, the batch's deadline above holds.
+                    reply = await connection.read_response(timeout=math.inf)
+                except redis.exceptions.ResponseError as refused:
+                    replies.append(refused)
+                    continue
+                callback = client.response_callbacks.get(command[0])
+                replies.append(callback(reply) if callback else reply)
+    except TimeoutError as exc:
+        raise redis.exceptions.TimeoutError(f"no reply within {timeout} s") from exc
+    return replies
 
 
 TOPOLOGY_ERRORS = (

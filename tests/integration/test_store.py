@@ -28,6 +28,8 @@ from prefill.store.keys import (
     customer_key,
 )
 from prefill.store.records import UPDATED_AT
+from tests.helpers import append_consent
+from tests.topology import sync_client
 
 
 def no_consent(_: dict[str, dict[str, ConsentEvent]]) -> dict[str, list[ConsentEvent]]:
@@ -209,3 +211,47 @@ async def test_a_write_of_nothing_but_activity_moves_updated_at_and_not_the_vers
     saved = await repository.save_customers([customer], no_consent, only_existing=True)
     assert saved.records == 0
     assert await redis_client.exists(key) == 0
+
+
+async def test_a_withdrawal_racing_a_batch_stops_only_its_own_customer(
+    repository: Repository, redis_url: str
+) -> None:
+    """Each customer of a batch is its own compare-and-set, also where the batch goes to Redis
+    as one command: the one changed meanwhile is decided again, the others are written once."""
+    batch = customers(5)
+    await repository.save_customers(batch, no_consent)
+    raced = batch[2].id
+    decisions = 0
+
+    def grant_unless_withdrawn(
+        current: dict[str, dict[str, ConsentEvent]],
+    ) -> dict[str, list[ConsentEvent]]:
+        nonlocal decisions
+        decisions += 1
+        if decisions == 1:  # the customer withdraws while the batch is being decided
+            withdrawal = ConsentEvent(
+                "personalization", ConsentAction.WITHDRAWN, time.time(), ConsentSource.FORM
+            )
+            with sync_client(redis_url) as other:
+                append_consent(other, raced, withdrawal)
+        grant = ConsentEvent("personalization", ConsentAction.GRANTED, 1.0, ConsentSource.IMPORT)
+        return {
+            customer_id: []
+            if (state := purposes.get("personalization"))
+            and state.action is ConsentAction.WITHDRAWN
+            else [grant]
+            for customer_id, purposes in current.items()
+        }
+
+    changes = await repository.write_customer_batch(batch, grant_unless_withdrawn)
+    assert decisions == 2  # the raced customer alone was decided again
+    assert [len(change.consents) for change in changes] == [1, 1, 0, 1, 1]
+    states = await repository.current_consents([c.id for c in batch])
+    assert [states[c.id]["personalization"].action for c in batch] == [
+        ConsentAction.GRANTED,
+        ConsentAction.GRANTED,
+        ConsentAction.WITHDRAWN,
+        ConsentAction.GRANTED,
+        ConsentAction.GRANTED,
+    ]
+    assert [len(await repository.consent_history(c.id)) for c in batch] == [1, 1, 1, 1, 1]

@@ -18,7 +18,7 @@ import redis.exceptions
 from redis.asyncio import Redis, RedisCluster
 from redis.typing import EncodableT
 
-from prefill.coalesce import Coalescer, Command
+from prefill.coalesce import Coalescer, Command, one_round_trip
 from prefill.funnel import FunnelUpdate
 from prefill.pseudonyms import Pseudonymizer
 from prefill.ratelimit import Limit, LimitKind
@@ -135,9 +135,16 @@ class StoreBase:
             return replies
 
     async def _send_scripts(self, calls: list[ScriptCall]) -> list[Any]:
+        commands: list[Command] = [
+            ("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args) for call in calls
+        ]
+        if not isinstance(self._redis, RedisCluster):
+            # Packed by hiredis, under one deadline: an import's batch is a command of
+            # thousands of arguments, which redis-py's pipeline packs in Python.
+            return await one_round_trip(self._redis, commands)
         pipe = self._redis.pipeline(transaction=False)
-        for call in calls:
-            pipe.execute_command("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args)
+        for command in commands:
+            pipe.execute_command(*command)
         return await pipe.execute(raise_on_error=False)
 
     async def _write_durably(self, call: ScriptCall) -> Any:

@@ -157,37 +157,66 @@ return repeated
 """A batch of a bulk run checks its ids in one command, not one per row."""
 
 
-WRITE_CUSTOMER_SCRIPT = """
--- KEYS: the customer's hash (records.py), the bucket's index of its customers
--- ARGV: the write version the decision read ('' for none), the customer id, updated_at, the
---       generation of a new customer ('' for an existing one), the record to write ('' to
---       leave it): a msgpack array of the fields to remove and the field/value pairs to set
---       (one argument, not dozens: each costs the client), then the consent events to append
---       as state field/event pairs.
+_WRITE_CUSTOMER_FUNCTION = """
+-- A customer's hash (records.py) and the bucket's index of its customers, then from ARGV[a]:
+-- the write version the decision read ('' for none), the customer id, updated_at, the
+-- generation of a new customer ('' for an existing one), the record to write ('' to leave
+-- it): a msgpack array of the fields to remove and the field/value pairs to set (one
+-- argument, not dozens: each costs the client), then up to ARGV[z] the consent events to
+-- append as state field/event pairs.
 -- Writes only while the hash is still the one the decision was made on (every write raises
 -- its version); returns 1 if it wrote, 0 if it changed meanwhile (the caller decides again).
-if (redis.call('HGET', KEYS[1], 'v') or '') ~= ARGV[1] then return 0 end
-if ARGV[4] ~= '' then
-  redis.call('HSET', KEYS[1], 'g', ARGV[4])
-  redis.call('SADD', KEYS[2], ARGV[2])
+local function write_customer(hash, index, ARGV, a, z)
+  if (redis.call('HGET', hash, 'v') or '') ~= ARGV[a] then return 0 end
+  if ARGV[a + 3] ~= '' then
+    redis.call('HSET', hash, 'g', ARGV[a + 3])
+    redis.call('SADD', index, ARGV[a + 1])
+  end
+  if ARGV[a + 4] ~= '' then
+    local record = cmsgpack.unpack(ARGV[a + 4])
+    if #record[1] > 0 then redis.call('HDEL', hash, unpack(record[1])) end
+    redis.call('HSET', hash, unpack(record[2]))
+  end
+  for j = a + 5, z, 2 do
+    local i = redis.call('HINCRBY', hash, 'n', 1) - 1
+    redis.call('HSET', hash, 'h.' .. i, ARGV[j + 1], ARGV[j], i)
+  end
+  redis.call('HSET', hash, 'u', ARGV[a + 2])
+  redis.call('HINCRBY', hash, 'v', 1)
+  return 1
 end
-if ARGV[5] ~= '' then
-  local record = cmsgpack.unpack(ARGV[5])
-  if #record[1] > 0 then redis.call('HDEL', KEYS[1], unpack(record[1])) end
-  redis.call('HSET', KEYS[1], unpack(record[2]))
-end
-for j = 6, #ARGV, 2 do
-  local i = redis.call('HINCRBY', KEYS[1], 'n', 1) - 1
-  redis.call('HSET', KEYS[1], 'h.' .. i, ARGV[j + 1], ARGV[j], i)
-end
-redis.call('HSET', KEYS[1], 'u', ARGV[3])
-redis.call('HINCRBY', KEYS[1], 'v', 1)
-return 1
 """
+
+WRITE_CUSTOMER_SCRIPT = (
+    _WRITE_CUSTOMER_FUNCTION
+    + """
+-- KEYS: the customer's hash, the bucket's index. ARGV: as write_customer's above.
+return write_customer(KEYS[1], KEYS[2], ARGV, 1, #ARGV)
+"""
+)
 """A bulk write per customer, compare-and-set on the hash's write version: one customer is
 one key, where a WATCH over a whole batch would span every slot. An erasure or a withdrawal that
 lands while a batch is being decided makes that customer's write refuse, so it can never be
 written over."""
+
+
+WRITE_CUSTOMERS_SCRIPT = (
+    _WRITE_CUSTOMER_FUNCTION
+    + """
+-- KEYS: each customer's hash and bucket index. ARGV: per customer, how many arguments are
+-- its own, then those (as write_customer's above). Returns each customer's 1 or 0, in order.
+local written, a = {}, 1
+for k = 1, #KEYS, 2 do
+  local n = tonumber(ARGV[a])
+  written[#written + 1] = write_customer(KEYS[k], KEYS[k + 1], ARGV, a + 1, a + n)
+  a = a + n + 1
+end
+return written
+"""
+)
+"""A batch of WRITE_CUSTOMER_SCRIPT's writes as one command, on one Redis (a cluster's customers
+spread over slots, where a pipeline of single writes does it): a command and a reply per
+customer cost the client more than the writes cost Redis."""
 
 
 READ_HASHES_SCRIPT = """
@@ -277,6 +306,7 @@ class Scripts:
         self.read_funnels = client.register_script(READ_FUNNELS_SCRIPT)
         self.rate_count = client.register_script(RATE_COUNT_SCRIPT)
         self.write_customer = client.register_script(WRITE_CUSTOMER_SCRIPT)
+        self.write_customers = client.register_script(WRITE_CUSTOMERS_SCRIPT)
         self.raise_version = client.register_script(RAISE_VERSION_SCRIPT)
         self.stamp_updated_at = client.register_script(STAMP_UPDATED_AT_SCRIPT)
         self.touch_customer = client.register_script(TOUCH_CUSTOMER_SCRIPT)
