@@ -251,8 +251,9 @@ class Minter:
             if self._segment
             else await self._repo.first_seen(run_id, [(w.customer_id, w.line) for w in wanted])
         )
-        states = await self._repo.customer_states(
-            w.customer_id for w in wanted if w.line not in firsts and _is_id(w.customer_id)
+        states = await self._repo.mint_states(
+            [w.customer_id for w in wanted if w.line not in firsts and _is_id(w.customer_id)],
+            self._purpose,
         )
         minted = 0
         for item in batch:

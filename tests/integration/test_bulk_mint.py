@@ -7,15 +7,19 @@ import csv
 import io
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from redis.asyncio import Redis
 
 from prefill.admin import AdminService
 from prefill.catalog import CatalogCache
 from prefill.links import LinkBuilder
 from prefill.minting import Minter, MintError, Wanted
-from prefill.models import Actor, CampaignState
+from prefill.models import Actor, CampaignState, Customer
 from prefill.store import Repository
+from prefill.store.keys import customer_key
+from prefill.tokens import LinkClaims, LinkSigner, TokenPurpose, check_claims
 from tests.helpers import CAMPAIGN_ID, run
 
 EMAIL_CONSENTING = {"cust-1001", "cust-1003", "cust-1005", "cust-1007"}
@@ -138,3 +142,50 @@ async def test_a_campaign_revoked_while_minting_stops_the_mint(
     with pytest.raises(MintError, match="was revoked while minting; 1 link set"):
         await minter.mint(wanted(), lambda _, customer, __: written.append(customer.id))
     assert written == ["cust-1001"]
+
+
+async def test_a_mint_validates_the_stored_fields_it_uses_and_its_links_verify(
+    examples: None,
+    repository: Repository,
+    links: LinkBuilder,
+    signer: LinkSigner,
+    redis_client: Redis,
+) -> None:
+    await redis_client.hset(customer_key("cust-1001"), "e", "not an email")
+    await redis_client.hset(customer_key("cust-1003"), "L", "de")
+    await redis_client.delete(customer_key("cust-1005"))
+    await redis_client.set(customer_key("cust-1005"), "a string")
+    # A field the mint does not use is not its to judge: the links are made.
+    await redis_client.hset(customer_key("cust-1007"), "p", "\x07")
+    campaign = (await repository.load_catalog()).campaigns[CAMPAIGN_ID]
+    minted: dict[str, tuple[Customer, dict[str, str]]] = {}
+    skipped: list[tuple[str, str]] = []
+    wanted = [
+        Wanted(n, cid)
+        for n, cid in enumerate(
+            ["cust-1001", "cust-1003", "cust-1005", "cust-1007", "cust-1004"], 1
+        )
+    ]
+    report = await Minter(repository, links, campaign, "test").mint(
+        wanted,
+        write=lambda _, customer, urls: minted.__setitem__(customer.id, (customer, urls)),
+        on_skip=lambda _, customer_id, reason: skipped.append((customer_id, reason)),
+    )
+    assert skipped == [
+        ("cust-1001", "stored record unreadable"),
+        ("cust-1003", "stored record unreadable"),
+        ("cust-1005", "stored record unreadable"),
+        ("cust-1004", "no email_marketing consent"),
+    ]
+    assert list(minted) == ["cust-1007"]
+    assert report.minted == 1
+    customer, urls = minted["cust-1007"]
+    for purpose, url in (
+        (TokenPurpose.FORM, urls["form_url"]),
+        (TokenPurpose.CARD, urls["card_url"]),
+        (TokenPurpose.CARD, urls["vcard_url"]),
+        (TokenPurpose.UNSUBSCRIBE, urls["unsubscribe_url"]),
+    ):
+        link = signer.verify(purpose, parse_qs(urlsplit(url).query)["t"][0])
+        check_claims(link, campaign=campaign, customer=customer, form_id=None)
+        assert link.claims == LinkClaims("cust-1007", CAMPAIGN_ID, 0)

@@ -29,6 +29,7 @@ from prefill.store.funnel import FunnelStore
 from prefill.store.health import HealthStore
 from prefill.store.limits import RateStore
 from prefill.store.migration import MigrationReport, MigrationStore
+from prefill.store.mint_reads import MintReadStore
 from prefill.store.runs import RunStore
 
 
@@ -36,6 +37,7 @@ class Repository(
     MigrationStore,
     HealthStore,
     CatalogStore,
+    MintReadStore,
     CustomerStore,
     ConsentStore,
     ErasureStore,

@@ -221,3 +221,8 @@ def decode_history(fields: Mapping[bytes, bytes]) -> list[ConsentEvent]:
         if field.startswith(prefix)
     )
     return [decode_event(value) for _, value in entries]
+
+
+def record_tags(names: list[str]) -> list[str]:
+    """The fields holding these fields of the record (Customer's names for them)."""
+    return [_TEXT_FIELDS[name] for name in names]

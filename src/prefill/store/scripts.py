@@ -278,6 +278,27 @@ return 1
 """
 
 
+READ_FOR_MINT_SCRIPT = """
+-- KEYS: customer hashes. ARGV: the prefix of a history entry's field, then the fields to
+-- read, the last one a purpose's state field, whose event is returned in its place. Returns
+-- each hash's values (false for none), or false for a key that is no hash, in order.
+local found = {}
+local last = #ARGV - 1
+for i, key in ipairs(KEYS) do
+  local values = redis.pcall('HMGET', key, unpack(ARGV, 2))
+  if values['err'] then
+    found[i] = false
+  else
+    if values[last] then values[last] = redis.call('HGET', key, ARGV[1] .. values[last]) end
+    found[i] = values
+  end
+end
+return found
+"""
+"""A mint's read: only the fields it uses, and one consent event (one reply for a batch on one
+Redis; a cluster runs it a key at a time, pipelined)."""
+
+
 class ScriptCall(NamedTuple):
     script: AsyncScript
     keys: list[str]
@@ -312,3 +333,4 @@ class Scripts:
         self.touch_customer = client.register_script(TOUCH_CUSTOMER_SCRIPT)
         self.read_hashes = client.register_script(READ_HASHES_SCRIPT)
         self.read_strings = client.register_script(READ_STRINGS_SCRIPT)
+        self.read_for_mint = client.register_script(READ_FOR_MINT_SCRIPT)
