@@ -4,7 +4,10 @@ anywhere). `tel:` links keep E.164."""
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
+from typing import NamedTuple
 
 import phonenumbers
 from phonenumbers import PhoneMetadata
@@ -30,13 +33,96 @@ def valid_number(value: str, region: str | None) -> phonenumbers.PhoneNumber | N
     """The number `value` is, if it is a valid one; `region` is assumed without a country
     code."""
     number = _as_written_in_e164(value)
-    if number is not None and phonenumbers.is_valid_number(number):
+    if number is not None and is_valid(number):
         return number
     try:
         number = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException:
         return None
-    return number if phonenumbers.is_valid_number(number) else None
+    return number if is_valid(number) else None
+
+
+def is_valid(number: phonenumbers.PhoneNumber) -> bool:
+    """`phonenumbers.is_valid_number`'s answer (tested against it), from patterns compiled
+    once per region: it looks each pattern up by its text, and matches one type after another
+    to name the type, where validity needs only whether any matches (9 -> 3 µs a number)."""
+    code = number.country_code
+    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(code) if code is not None else None
+    if code is None or not regions:
+        return False
+    national = phonenumbers.national_significant_number(number)
+    if len(regions) == 1:
+        checks = _checks(regions[0], code)
+        return checks is not None and checks.valid(national)
+    for region in regions:  # as phonenumbers finds the region of a shared country code
+        checks = _checks(region, code)
+        if checks is None:
+            continue
+        if checks.leading_digits is not None:
+            if checks.leading_digits(national):
+                return checks.valid(national)
+        elif checks.valid(national):
+            return True
+    return False
+
+
+_Desc = tuple[frozenset[int], Callable[[str], re.Match[str] | None]]
+"""A kind of number's possible lengths (none: any) and its pattern's fullmatch."""
+_TYPES = (
+    "premium_rate",
+    "toll_free",
+    "shared_cost",
+    "voip",
+    "personal_number",
+    "pager",
+    "uan",
+    "voicemail",
+    "fixed_line",
+    "mobile",
+)
+"""The kinds of number phonenumbers' number_type tries: a number of none of them is invalid."""
+
+
+class _Checks(NamedTuple):
+    general: _Desc | None
+    types: tuple[_Desc, ...]
+    leading_digits: Callable[[str], re.Match[str] | None] | None
+
+    def valid(self, national: str) -> bool:
+        return _matches(self.general, national) and any(
+            _matches(desc, national) for desc in self.types
+        )
+
+
+def _matches(desc: _Desc | None, national: str) -> bool:
+    if desc is None:
+        return False
+    lengths, fullmatch = desc
+    return (not lengths or len(national) in lengths) and fullmatch(national) is not None
+
+
+@functools.cache
+def _checks(region: str, country_code: int) -> _Checks | None:
+    metadata = (
+        PhoneMetadata.metadata_for_nongeo_region(country_code, None)
+        if region == phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY
+        else PhoneMetadata.metadata_for_region(region, None)
+    )
+    if metadata is None:
+        return None
+    kinds = (_desc(getattr(metadata, kind)) for kind in _TYPES)
+    leading = metadata.leading_digits
+    return _Checks(
+        _desc(metadata.general_desc),
+        tuple(desc for desc in kinds if desc is not None),
+        None if leading is None else re.compile(leading).match,
+    )
+
+
+def _desc(desc: phonenumbers.PhoneNumberDesc | None) -> _Desc | None:
+    if desc is None or not desc.national_number_pattern:
+        return None
+    return frozenset(desc.possible_length), re.compile(desc.national_number_pattern).fullmatch
 
 
 _E164 = re.compile(r"\+([1-9][0-9]{6,14})")
@@ -60,14 +146,22 @@ def _as_written_in_e164(value: str) -> phonenumbers.PhoneNumber | None:
     else:
         return None
     national = digits[length:]
-    region = phonenumbers.region_code_for_country_code(code)
-    metadata = PhoneMetadata.metadata_for_region(region) if region != "001" else None
-    if metadata is None or national.startswith("0"):
-        return None
-    prefix = metadata.national_prefix_for_parsing
-    if prefix is not None and re.match(prefix, national):
+    if national.startswith("0") or _parser_may_strip(code)(national):
         return None
     return phonenumbers.PhoneNumber(country_code=code, national_number=int(national))
+
+
+@functools.cache
+def _parser_may_strip(code: int) -> Callable[[str], object]:
+    """Whether the parser may read a national number of the country code otherwise: it starts
+    with what the national prefix of the code's main region matches, or that region has no
+    metadata to say (compiled once a code, not looked up by its text each number)."""
+    region = phonenumbers.region_code_for_country_code(code)
+    metadata = PhoneMetadata.metadata_for_region(region) if region != "001" else None
+    if metadata is None:
+        return lambda national: True
+    prefix = metadata.national_prefix_for_parsing
+    return (lambda national: False) if prefix is None else re.compile(prefix).match
 
 
 def display_phone(number: str, country: str | None) -> str:

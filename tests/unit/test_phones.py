@@ -3,11 +3,13 @@ international; unchanged when it is not a valid number."""
 
 from __future__ import annotations
 
+import random
+
 import phonenumbers
 import pytest
 
 from prefill.models import Customer, Locale
-from prefill.phones import display_phone, home_country, valid_number
+from prefill.phones import display_phone, home_country, is_valid, valid_number
 
 
 @pytest.mark.parametrize(
@@ -85,3 +87,30 @@ def test_a_number_written_in_e164_reads_as_phonenumbers_reads_it() -> None:
         except phonenumbers.NumberParseException:
             expected = None
         assert valid_number(written, "FI") == expected, written
+
+
+def test_a_number_is_valid_exactly_where_phonenumbers_says_it_is() -> None:
+    # Each region's patterns compiled once must give phonenumbers' own answer: on every
+    # example number and its variants, and on random digits after every country code
+    # (shared ones like +1 and +358, and those of no country, like +800, among them).
+    rng = random.Random(14)
+    numbers = [phonenumbers.parse(written, None) for written in _parsable(_examples())]
+    for code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+        for length in range(4, 14):
+            for _ in range(20):
+                digits = rng.randrange(10 ** (length - 1), 10**length)
+                numbers.append(phonenumbers.PhoneNumber(country_code=code, national_number=digits))
+    valid = [phonenumbers.is_valid_number(number) for number in numbers]
+    assert 3000 < sum(valid) < len(numbers) - 3000  # both answers, many times
+    assert [is_valid(number) for number in numbers] == valid
+
+
+def _parsable(written: list[str]) -> list[str]:
+    parsable = []
+    for number in written:
+        try:
+            phonenumbers.parse(number, None)
+        except phonenumbers.NumberParseException:
+            continue
+        parsable.append(number)
+    return parsable
