@@ -199,7 +199,7 @@ def csv_rows(
             yield start, Problem(start, reason, _key(cells, key_at))
         elif len(cells) > len(header):
             yield start, Problem(start, "more values than columns", _key(cells, key_at))
-        elif any(_UNDECODABLE.search(cell) for cell in cells) and any(
+        elif _UNDECODABLE.search("".join(cells)) and any(
             name and _UNDECODABLE.search(cell) for name, cell in zip(header, cells, strict=False)
         ):  # (bytes in a column the import leaves out do not matter)
             yield start, Problem(start, NOT_DECODED, _key(cells, key_at))

@@ -7,6 +7,7 @@ from redis.typing import EncodableT
 from prefill.store.base import StoreBase
 from prefill.store.errors import unavailable_on_error
 from prefill.store.keys import run_seen_key
+from prefill.store.scripts import ScriptCall
 
 RUN_RETENTION_SECONDS = 86_400
 """An import or mint that dies midway leaves its `seen` hash for at most a day."""
@@ -22,8 +23,8 @@ class RunStore(StoreBase):
         args: list[EncodableT] = [RUN_RETENTION_SECONDS]
         for customer_id, line in rows:
             args += [customer_id, line]
-        async with unavailable_on_error():
-            repeated = await self._scripts.first_seen(keys=[run_seen_key(run_id)], args=args)
+        call = ScriptCall(self._scripts.first_seen, [run_seen_key(run_id)], args)
+        (repeated,) = await self._run_scripts([call])  # packed by hiredis on one Redis
         pairs = iter(repeated)
         return {int(line): int(first) for line, first in zip(pairs, pairs, strict=True)}
 
