@@ -148,11 +148,19 @@ async def _mint_to(
     # Columns the input has but a row lacks stay empty; merge fields the input lacks are added.
     writer = SafeDictWriter(target, mint_columns(columns))
     writer.writeheader()
+    # Written a batch at a time: one large write instead of one per row.
+    rows: list[dict[str, str]] = []
+
+    def batch_done(done: int, _: MintReport) -> None:
+        writer.writerows(rows)
+        rows.clear()
+        progress.update(done)
+
     report = await minter.mint(
         wanted,
-        write=lambda w, customer, links: writer.writerow(output_row(w, customer, links)),
+        write=lambda w, customer, links: rows.append(output_row(w, customer, links)),
         on_skip=skipped.add,
-        on_batch=lambda rows, _: progress.update(rows),
+        on_batch=batch_done,
     )
     progress.finish()
     return report

@@ -56,10 +56,11 @@ class LinkBuilder:
         return f"{self._base}/u?{urlencode({'t': token})}"
 
     def card_path(self, card_token: str, absolute: bool = False) -> str:
-        return f"{self._base if absolute else ''}/card?{urlencode({'t': card_token})}"
+        """The card page of a card token (URL-safe as it is: nothing to encode)."""
+        return f"{self._base if absolute else ''}/card?t={card_token}"
 
     def vcard_path(self, card_token: str, absolute: bool = False) -> str:
-        return f"{self._base if absolute else ''}/card/vcard?{urlencode({'t': card_token})}"
+        return f"{self._base if absolute else ''}/card/vcard?t={card_token}"
 
     def photo_url(self, contact_id: str) -> str:
         return f"{self._base}/contacts/{quote(contact_id)}/photo"

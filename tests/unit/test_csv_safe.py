@@ -50,3 +50,14 @@ def test_rows_are_written_byte_for_byte_as_csv_writer_writes_them() -> None:
     SafeWriter(written).writerows(rows)
     assert len(rows) > 1000
     assert written.getvalue() == expected.getvalue()
+
+
+def test_rows_written_together_are_the_rows_written_one_by_one() -> None:
+    names = ["a", "b", "c"]
+    rows = [dict(zip(names, row, strict=False)) for row in _rows()]
+    together, one_by_one = io.StringIO(), io.StringIO()
+    SafeDictWriter(together, names).writerows(rows)
+    each = SafeDictWriter(one_by_one, names)
+    for row in rows:
+        each.writerow(row)
+    assert together.getvalue() == one_by_one.getvalue()
