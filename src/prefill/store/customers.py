@@ -32,8 +32,12 @@ from prefill.store.keys import (
 )
 from prefill.store.records import (
     EMAIL,
+    GENERATION,
+    HISTORY_COUNT,
+    HISTORY_PREFIX,
     OVER_TOMBSTONE,
     UPDATED_AT,
+    VERSION,
     StoredCustomer,
     decode_customer,
     encode_event,
@@ -310,7 +314,7 @@ class CustomerStore(StoreBase):
         write_unchanged: bool,
     ) -> ScriptCall | None:
         """The compare-and-set write `change` calls for (WRITE_CUSTOMER_SCRIPT), if any."""
-        generation: EncodableT = ""
+        generation = 0
         if change.status == "created":
             # An erased customer's old links must stay dead if the id comes back.
             floor = states[customer.id].tombstone
@@ -323,18 +327,35 @@ class CustomerStore(StoreBase):
             touch: list[EncodableT] = [int(now), EMAIL, UPDATED_AT]
             return ScriptCall(self._scripts.touch_customer, [customer_key(customer.id)], touch)
         seen = stored[customer.id]
-        args: list[EncodableT] = [seen.version, customer.id, int(now), generation]
+        fields: dict[str, EncodableT] = {}
+        removed: list[str] = []
         if rewrite:
-            fields = record_fields(customer)
+            fields.update(record_fields(customer))
             removed = [field.decode() for field in seen.record if field.decode() not in fields]
             if change.status == "created" and states[customer.id].tombstone:
                 fields[OVER_TOMBSTONE] = "1"
-            pairs = [item for pair in fields.items() for item in pair]
-            args.append(_msgpack.encode((removed, pairs)))
-        else:
-            args.append("")  # The record stays as it is; the write still counts as activity.
+        if change.status == "created":
+            fields[GENERATION] = generation
+        # The history is appended where the stored hash ends it: the compare-and-set on the
+        # write version holds the count as read (every append raises the version).
+        count = seen.history
+        events: list[EncodableT] = []
         for consent in change.consents:
-            args += [state_field(consent.purpose), encode_event(consent)]
+            events += [f"{HISTORY_PREFIX}{count}", encode_event(consent)]
+            fields[state_field(consent.purpose)] = count
+            count += 1
+        if change.consents:
+            fields[HISTORY_COUNT] = count
+        fields[UPDATED_AT] = int(now)
+        fields[VERSION] = int(seen.version or 0) + 1
+        pairs = [item for pair in fields.items() for item in pair]
+        args: list[EncodableT] = [
+            seen.version,
+            customer.id if change.status == "created" else "",
+            _msgpack.encode((removed, pairs)),
+            len(change.consents),
+            *events,
+        ]
         keys = [customer_key(customer.id), customer_index_key(bucket_of(customer.id))]
         return ScriptCall(self._scripts.write_customer, keys, args)
 
@@ -349,7 +370,6 @@ class CustomerStore(StoreBase):
         args: list[EncodableT] = []
         for call in batch:
             keys += call.keys
-            args.append(len(call.args))
             args += call.args
         batched = ScriptCall(self._scripts.write_customers, keys, args)
         written, *rest = await self._run_scripts([batched, *others])

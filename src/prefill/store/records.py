@@ -181,6 +181,9 @@ class StoredCustomer(NamedTuple):
     """The write version the hash had (b"" for none): what a compare-and-set compares."""
     record: dict[bytes, bytes]
     """The record's fields as stored: which a write must remove."""
+    history: int = 0
+    """How many consent events the history holds: where a write appends the next (every
+    append raises the write version, so a compare-and-set on it keeps this true)."""
 
 
 def decode_customer(customer_id: str, fields: Mapping[bytes, bytes]) -> StoredCustomer:
@@ -203,13 +206,15 @@ def decode_customer(customer_id: str, fields: Mapping[bytes, bytes]) -> StoredCu
             event = decode_event(fields[b"h." + value])
             consents[event.purpose] = event
     version = fields.get(b"v", b"")
+    history = int(fields.get(b"n", b"0"))
     if "email" not in values:
-        return StoredCustomer(None, consents, version, record)
+        return StoredCustomer(None, consents, version, record, history)
     values["id"] = customer_id
     values["attributes"] = attributes
     values["generation"] = int(fields.get(b"g", b"0"))
     # Validated as the JSON record was: a hash altered by hand is refused, not served.
-    return StoredCustomer(msgspec.convert(values, Customer), consents, version, record)
+    customer = msgspec.convert(values, Customer)
+    return StoredCustomer(customer, consents, version, record, history)
 
 
 def decode_history(fields: Mapping[bytes, bytes]) -> list[ConsentEvent]:

@@ -159,31 +159,25 @@ return repeated
 
 _WRITE_CUSTOMER_FUNCTION = """
 -- A customer's hash (records.py) and the bucket's index of its customers, then from ARGV[a]:
--- the write version the decision read ('' for none), the customer id, updated_at, the
--- generation of a new customer ('' for an existing one), the record to write ('' to leave
--- it): a msgpack array of the fields to remove and the field/value pairs to set (one
--- argument, not dozens: each costs the client), then up to ARGV[z] the consent events to
--- append as state field/event pairs.
+-- the write version the decision read ('' for none), the customer's id if they are new ('' if
+-- not), a msgpack array of the fields to remove and the field/value pairs to set (the record,
+-- the states, the history count, updated_at, the raised write version), and the number of
+-- history entries to append followed by their field/event pairs (events are binary, which
+-- cmsgpack does not take). The caller works all of it out from the hash it read: one HSET,
+-- not a command per field, and few arguments (each costs the client).
 -- Writes only while the hash is still the one the decision was made on (every write raises
--- its version); returns 1 if it wrote, 0 if it changed meanwhile (the caller decides again).
-local function write_customer(hash, index, ARGV, a, z)
-  if (redis.call('HGET', hash, 'v') or '') ~= ARGV[a] then return 0 end
-  if ARGV[a + 3] ~= '' then
-    redis.call('HSET', hash, 'g', ARGV[a + 3])
-    redis.call('SADD', index, ARGV[a + 1])
-  end
-  if ARGV[a + 4] ~= '' then
-    local record = cmsgpack.unpack(ARGV[a + 4])
-    if #record[1] > 0 then redis.call('HDEL', hash, unpack(record[1])) end
-    redis.call('HSET', hash, unpack(record[2]))
-  end
-  for j = a + 5, z, 2 do
-    local i = redis.call('HINCRBY', hash, 'n', 1) - 1
-    redis.call('HSET', hash, 'h.' .. i, ARGV[j + 1], ARGV[j], i)
-  end
-  redis.call('HSET', hash, 'u', ARGV[a + 2])
-  redis.call('HINCRBY', hash, 'v', 1)
-  return 1
+-- its version); returns 1 if it wrote, 0 if it changed meanwhile (the caller decides again),
+-- and where the next customer's arguments start.
+local function write_customer(hash, index, ARGV, a)
+  local after = a + 4 + 2 * tonumber(ARGV[a + 3])
+  if (redis.call('HGET', hash, 'v') or '') ~= ARGV[a] then return 0, after end
+  local write = cmsgpack.unpack(ARGV[a + 2])
+  if #write[1] > 0 then redis.call('HDEL', hash, unpack(write[1])) end
+  local set = write[2]
+  for j = a + 4, after - 1 do set[#set + 1] = ARGV[j] end
+  redis.call('HSET', hash, unpack(set))
+  if ARGV[a + 1] ~= '' then redis.call('SADD', index, ARGV[a + 1]) end
+  return 1, after
 end
 """
 
@@ -191,7 +185,7 @@ WRITE_CUSTOMER_SCRIPT = (
     _WRITE_CUSTOMER_FUNCTION
     + """
 -- KEYS: the customer's hash, the bucket's index. ARGV: as write_customer's above.
-return write_customer(KEYS[1], KEYS[2], ARGV, 1, #ARGV)
+return (write_customer(KEYS[1], KEYS[2], ARGV, 1))
 """
 )
 """A bulk write per customer, compare-and-set on the hash's write version: one customer is
@@ -203,13 +197,11 @@ written over."""
 WRITE_CUSTOMERS_SCRIPT = (
     _WRITE_CUSTOMER_FUNCTION
     + """
--- KEYS: each customer's hash and bucket index. ARGV: per customer, how many arguments are
--- its own, then those (as write_customer's above). Returns each customer's 1 or 0, in order.
+-- KEYS: each customer's hash and bucket index. ARGV: each customer's arguments (as
+-- write_customer's above), one after the other. Returns each customer's 1 or 0, in order.
 local written, a = {}, 1
 for k = 1, #KEYS, 2 do
-  local n = tonumber(ARGV[a])
-  written[#written + 1] = write_customer(KEYS[k], KEYS[k + 1], ARGV, a + 1, a + n)
-  a = a + n + 1
+  written[#written + 1], a = write_customer(KEYS[k], KEYS[k + 1], ARGV, a)
 end
 return written
 """
