@@ -7,7 +7,7 @@ throughput.py minutes apart cannot tell a 10% step from noise. This serves each 
 (a `git archive` of it, on one Redis with the examples loaded, as throughput.py sets it up),
 drives each row with wrk for a few seconds, and reads the server's CPU time from /proc; the
 rounds alternate the commits, and the median per commit and row is printed with its gain over
-the commit before it.
+the commit before it; and the same for wrk's p99 latency.
 """
 
 from __future__ import annotations
@@ -58,11 +58,12 @@ def row_urls(base: str, links: dict[str, str]) -> dict[str, str]:
     }
 
 
-def cpu_ms_per_request(url: str, seconds: int, server: subprocess.Popen[bytes]) -> float:
+def cpu_ms_and_p99(url: str, seconds: int, server: subprocess.Popen[bytes]) -> tuple[float, float]:
+    """The server's CPU ms per request, and wrk's p99 latency in ms."""
     wrk("warm-up", url, 1, 32, None)
     before = cpu_seconds(server.pid)
     row = wrk("measured", url, seconds, 32, None)
-    return (cpu_seconds(server.pid) - before) * 1000 / max(row.rps * seconds, 1)
+    return (cpu_seconds(server.pid) - before) * 1000 / max(row.rps * seconds, 1), row.p99_ms
 
 
 def main() -> None:
@@ -83,6 +84,7 @@ def main() -> None:
             env = service_env(server.url, base, folder)
             urls = row_urls(base, load_examples(env))
             samples: Samples = {}
+            tails: Samples = {}
             for _ in range(args.rounds):
                 for commit in args.commits:
                     serve = [sys.executable, "-m", "prefill.cli", "serve", "--port", str(port)]
@@ -90,19 +92,21 @@ def main() -> None:
                     process = start(serve, commit_env, f"{base}/health/ready")
                     try:
                         for row in args.rows:
-                            cost = cpu_ms_per_request(urls[row], args.seconds, process)
+                            cost, p99 = cpu_ms_and_p99(urls[row], args.seconds, process)
                             samples.setdefault((commit, row), []).append(cost)
+                            tails.setdefault((commit, row), []).append(p99)
                     finally:
                         stop(process)
         finally:
             server.stop()
-    report(args.commits, args.rows, samples)
+    report("CPU ms per request", args.commits, args.rows, samples)
+    report("p99 latency ms", args.commits, args.rows, tails)
 
 
 def report(
-    commits: list[str], rows: list[str], samples: dict[tuple[str, str], list[float]]
+    what: str, commits: list[str], rows: list[str], samples: dict[tuple[str, str], list[float]]
 ) -> None:
-    print("CPU ms per request, median of the rounds (gain over the commit above it)")
+    print(f"{what}, median of the rounds (gain over the commit above it)")
     print(f"{'commit':12} " + " ".join(f"{row:>16}" for row in rows))
     previous = None
     for commit in commits:
