@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TextIO
 
@@ -24,9 +24,10 @@ from prefill.cli_support import (
     run_with_repository,
 )
 from prefill.csv_safe import SafeDictWriter
-from prefill.import_rows import Problem, open_export
+from prefill.import_rows import Problem, batches, open_export
 from prefill.links import LinkBuilder
 from prefill.minting import (
+    MINT_BATCH,
     Minter,
     MintError,
     MintReport,
@@ -118,7 +119,8 @@ def mint(
             columns, wanted = wanted_from_csv(text)
             progress = Progress(f"mint {campaign_id}", sys.stderr, fraction)
             skipped.echo = progress.note
-            return await _mint_to(target, columns, wanted, minter, skipped, progress)
+            batched = batches(wanted, MINT_BATCH)
+            return await _mint_to(target, columns, batched, minter, skipped, progress)
 
     try:
         report = run_with_repository(settings, action)
@@ -140,7 +142,7 @@ def mint(
 async def _mint_to(
     target: TextIO,
     columns: list[str],
-    wanted: AsyncIterator[Wanted | Problem] | Iterable[Wanted | Problem],
+    batched: AsyncIterator[list[Wanted | Problem]],
     minter: Minter,
     skipped: LineReport,
     progress: Progress,
@@ -156,8 +158,8 @@ async def _mint_to(
         rows.clear()
         progress.update(done)
 
-    report = await minter.mint(
-        wanted,
+    report = await minter.mint_batches(
+        batched,
         write=lambda w, customer, links: rows.append(output_row(w, customer, links)),
         on_skip=skipped.add,
         on_batch=batch_done,

@@ -163,14 +163,17 @@ def wanted_from_csv(source: Iterable[str]) -> tuple[list[str], Iterator[Wanted |
     return header, wanted()
 
 
-async def consenting_segment(repository: Repository) -> AsyncIterator[Wanted]:
-    """Every customer once, in the order a SCAN finds them (numbered from 1); whether they
-    consent is decided with the rest, batch by batch."""
+async def consenting_segment(
+    repository: Repository, batch_size: int = MINT_BATCH
+) -> AsyncIterator[list[Wanted | Problem]]:
+    """Every customer once, in the order a SCAN finds them (numbered from 1), a batch at a
+    time; whether they consent is decided with the rest, batch by batch."""
     number = 0
     async for page in repository.each_customer_id(SEGMENT_PAGE):
-        for customer_id in page:
-            number += 1
-            yield Wanted(number, customer_id)
+        for start in range(0, len(page), batch_size):
+            ids = page[start : start + batch_size]
+            yield [Wanted(line, cid) for line, cid in enumerate(ids, number + 1)]
+            number += len(ids)
 
 
 class Minter:
@@ -208,6 +211,16 @@ class Minter:
         `on_skip(line, customer id, reason)` for the others. A customer asked for twice gets
         links once. Each batch adds its link sets to the campaign's funnel; the mint is an
         audited admin action."""
+        return await self.mint_batches(batches(wanted, self._batch_size), write, on_skip, on_batch)
+
+    async def mint_batches(
+        self,
+        batched: AsyncIterator[list[Wanted | Problem]],
+        write: Callable[[Wanted, Customer, dict[str, str]], None],
+        on_skip: Callable[[int, str, str], None] = lambda line, customer_id, reason: None,
+        on_batch: Callable[[int, MintReport], None] = lambda rows, report: None,
+    ) -> MintReport:
+        """`mint`, for customers already in batches (`consenting_segment`'s)."""
         report = MintReport()
         run_id = secrets.token_hex(8)
         rows = 0
@@ -221,7 +234,7 @@ class Minter:
             )
         )
         try:
-            async for batch in batches(wanted, self._batch_size):
+            async for batch in batched:
                 rows += len(batch)
                 minted = await self._mint_batch(batch, run_id, write, on_skip, report)
                 if minted:
@@ -305,5 +318,11 @@ def mint_columns(input_columns: list[str]) -> list[str]:
 def output_row(wanted: Wanted, customer: Customer, links: dict[str, str]) -> dict[str, str]:
     """The input's row with the links, and the merge fields as stored now: a stale address in
     the input must not receive a customer's personal links."""
-    merge = {name: str(getattr(customer, name)) for name in MERGE_COLUMNS}
-    return {"customer_id": customer.id} | wanted.columns | merge | links
+    row = {"customer_id": customer.id, **wanted.columns}
+    # MERGE_COLUMNS, named one by one: a mint builds a row a customer.
+    row["email"] = customer.email
+    row["first_name"] = customer.first_name
+    row["last_name"] = customer.last_name
+    row["locale"] = customer.locale
+    row.update(links)
+    return row
