@@ -8,12 +8,25 @@ own are (models.py): a hash altered by hand in one of them is still unreadable, 
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, NamedTuple
 
 import msgspec
 from redis.asyncio import RedisCluster
 
-from prefill.models import DEFAULT_LOCALE, Customer, Email, Id, Locale, ShortText
+from prefill.models import (
+    DEFAULT_LOCALE,
+    EMAIL_MAX_LENGTH,
+    EMAIL_PATTERN,
+    ID_PATTERN,
+    SHORT_TEXT_MAX_LENGTH,
+    SUPPORTED_LOCALES,
+    Customer,
+    Email,
+    Id,
+    Locale,
+    ShortText,
+)
 from prefill.store.customers import CustomerState, CustomerStore
 from prefill.store.erasure import tombstone_decoder
 from prefill.store.keys import customer_key
@@ -26,6 +39,7 @@ from prefill.store.records import (
     state_field,
 )
 from prefill.store.scripts import ScriptCall
+from prefill.text import PLAIN_TEXT_PATTERN
 
 MINT_FIELDS = ["first_name", "last_name", "locale", "owner_id"]
 """The record's fields a mint uses besides the email: names and language for the merge
@@ -62,7 +76,7 @@ class MintReadStore(CustomerStore):
             replies = [reply[0] for reply in replies]
         else:
             (replies,) = await self._run_scripts([ScriptCall(script, keys, args)])
-        states = {cid: _state(cid, reply, purpose) for cid, reply in zip(ids, replies, strict=True)}
+        states = _states(ids, replies, purpose)
         # Only an id without a record may be an erased one: it alone is looked up.
         missing = [cid for cid, state in states.items() if state.customer is None]
         for customer_id, raw in (await self._tombstones_of(missing)).items():
@@ -72,33 +86,103 @@ class MintReadStore(CustomerStore):
         return states
 
 
-def _state(customer_id: str, reply: list[bytes | None] | None, purpose: str) -> CustomerState:
-    if reply is None:  # a key of another type
-        return CustomerState(None, {}, unreadable=True)
+def _states(
+    ids: list[str], replies: list[list[bytes | None] | None], purpose: str
+) -> dict[str, CustomerState]:
+    texts = [_text(reply) for reply in replies]
+    # Checked a field at a time over the whole batch, which nearly always passes; a batch
+    # that does not is checked a record at a time, to find the records that fail.
+    valid = _all_valid([text.record for text in texts if text is not None and text.record])
+    return {
+        customer_id: _state(customer_id, text, purpose, valid)
+        for customer_id, text in zip(ids, texts, strict=True)
+    }
+
+
+class _Text(NamedTuple):
+    """A customer's reply, its record's fields as text: [email, first name, last name,
+    locale, owner] (empty without an email: no record)."""
+
+    record: list[Any]
+    generation: bytes | None
+    event: bytes | None
+
+
+def _text(reply: list[bytes | None] | None) -> _Text | None:
+    """None for a reply that cannot be a customer's: a key of another type, or bytes that
+    are no UTF-8 text."""
+    if reply is None:
+        return None
     email, first, last, locale, owner, generation, event = reply
+    if email is None:
+        return _Text([], generation, event)
     try:
+        record = [
+            email.decode(),
+            first.decode() if first else "",
+            last.decode() if last else "",
+            locale.decode() if locale else DEFAULT_LOCALE,
+            owner.decode() if owner else None,
+        ]
+    except UnicodeDecodeError:
+        return None
+    return _Text(record, generation, event)
+
+
+def _state(customer_id: str, text: _Text | None, purpose: str, valid: bool) -> CustomerState:
+    if text is None:
+        return CustomerState(None, {}, unreadable=True)
+    try:
+        event = text.event
         consents = {purpose: decode_event(event)} if event is not None else {}
-        if email is None:
+        if not text.record:
             return CustomerState(None, consents)
-        record = msgspec.convert(
-            [
-                email.decode(),
-                first.decode() if first else "",
-                last.decode() if last else "",
-                locale.decode() if locale else DEFAULT_LOCALE,
-                owner.decode() if owner else None,
-            ],
-            _MintRecord,
+        email, first, last, locale, owner = (
+            text.record
+            if valid
+            else msgspec.structs.astuple(msgspec.convert(text.record, _MintRecord))
         )
         customer = Customer(
             id=customer_id,
-            email=record.email,
-            first_name=record.first_name,
-            last_name=record.last_name,
-            locale=record.locale,
-            owner_id=record.owner_id,
-            generation=int(generation or b"0"),
+            email=email,
+            first_name=first,
+            last_name=last,
+            locale=locale,
+            owner_id=owner,
+            generation=int(text.generation or b"0"),
         )
     except _DECODE_ERRORS:
         return CustomerState(None, {}, unreadable=True)
     return CustomerState(customer, consents)
+
+
+def _each_line(pattern: str) -> re.Pattern[str]:
+    """An anchored pattern (^...$) that matches no line break, for every line of a text."""
+    return re.compile(f"(?:{pattern.removeprefix('^').removesuffix('$')}\n)*")
+
+
+_EMAILS = _each_line(EMAIL_PATTERN)
+_TEXTS = _each_line(PLAIN_TEXT_PATTERN)
+_IDS = _each_line(ID_PATTERN)
+
+
+def _all_valid(records: list[list[Any]]) -> bool:
+    """Whether every record meets `_MintRecord`'s constraints (models.py's), a regex scan a
+    field for the batch rather than one a value (one a value was most of the batch's read)."""
+    emails = [record[0] for record in records]
+    texts = [record[1] for record in records] + [record[2] for record in records]
+    owners = [record[4] for record in records if record[4] is not None]
+    return (
+        max(map(len, emails), default=0) <= EMAIL_MAX_LENGTH
+        and max(map(len, texts), default=0) <= SHORT_TEXT_MAX_LENGTH
+        and all(record[3] in SUPPORTED_LOCALES for record in records)
+        and _lines_match(_EMAILS, emails)
+        and _lines_match(_TEXTS, texts)
+        and _lines_match(_IDS, owners)
+    )
+
+
+def _lines_match(each_line: re.Pattern[str], values: list[str]) -> bool:
+    text = "\n".join(values) + "\n" if values else ""
+    # A value with a line break of its own would pass as two lines: it fails instead.
+    return text.count("\n") == len(values) and each_line.fullmatch(text) is not None
