@@ -10,6 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from prefill.customer_import import CustomerRow, import_customers
+from prefill.import_rows import Problem
+from prefill.models import Customer
+from prefill.store import Repository
 from prefill.store.keys import customer_key
 from tests.helpers import (
     AUDIT_SHARD,
@@ -276,3 +280,39 @@ def test_files_that_cannot_be_read_or_written_get_a_clear_error(
     assert code == 1
     assert "cut.csv.gz: cut off before its end" in err
     assert "Traceback" not in err
+
+
+async def test_batches_written_at_once_still_find_duplicates_and_report_in_file_order(
+    repository: Repository,
+) -> None:
+    # Batches of two overlap: each repeated id is one a batch still being written holds.
+    def row(line: int, cid: str) -> CustomerRow:
+        return CustomerRow(line, Customer(id=f"crm-{cid}", email=f"{cid}@example.com"), {})
+
+    rows: list[CustomerRow | Problem] = [row(2, "a"), row(3, "b"), row(4, "a"), row(5, "c")]
+    rows.append(row(6, "c"))
+    rows += [Problem(7, "a bad row"), row(8, "d"), row(9, "e"), row(10, "d"), row(11, "f")]
+    said: list[tuple[int, str]] = []
+    summary = await import_customers(
+        repository,
+        [*rows, row(12, "g")],
+        {},
+        batch_size=2,
+        on_problem=lambda problem: said.append((problem.line or 0, problem.reason)),
+        on_change=lambda line, change: said.append((line, change.status)),
+    )
+    # Batch after batch; within one, its customers, then its bad rows.
+    assert said == [
+        (2, "created"),
+        (3, "created"),
+        (5, "created"),
+        (4, "duplicate id (first on line 2)"),
+        (6, "duplicate id (first on line 5)"),
+        (7, "a bad row"),
+        (8, "created"),
+        (9, "created"),
+        (11, "created"),
+        (10, "duplicate id (first on line 8)"),
+        (12, "created"),
+    ]
+    assert (summary.rows, summary.created, summary.bad) == (11, 7, 4)
