@@ -207,7 +207,8 @@ def _customer_row(
             record[column] = value
     wrong += _normalise(record, phone_region, owners)
     if not wrong:
-        customer = convert(line, record, Customer)
+        # Every field a row can give is text (a column of another field is unknown).
+        customer = convert(line, record, Customer, text_only=True)
         if isinstance(customer, Customer):
             return CustomerRow(line, customer, consents)
     # msgspec stops at the first wrong field: check each on its own to say them all.

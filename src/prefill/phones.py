@@ -45,7 +45,7 @@ def valid_number(value: str, region: str | None) -> phonenumbers.PhoneNumber | N
 def is_valid(number: phonenumbers.PhoneNumber) -> bool:
     """`phonenumbers.is_valid_number`'s answer (tested against it), from patterns compiled
     once per region: it looks each pattern up by its text, and matches one type after another
-    to name the type, where validity needs only whether any matches (9 -> 3 µs a number)."""
+    to name the type, where validity needs only whether any matches (9 -> 2-3 µs a number)."""
     code = number.country_code
     regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(code) if code is not None else None
     if code is None or not regions:
@@ -85,13 +85,31 @@ _TYPES = (
 
 class _Checks(NamedTuple):
     general: _Desc | None
-    types: tuple[_Desc, ...]
+    types: tuple[tuple[frozenset[int], str], ...]
+    """Each kind's possible lengths (none: any) and pattern."""
     leading_digits: Callable[[str], re.Match[str] | None] | None
+    of_length: dict[int, Callable[[str], re.Match[str] | None]]
+    """The patterns of the kinds a number of a length may be, as one alternation (filled
+    as lengths come): one match instead of one per kind."""
 
     def valid(self, national: str) -> bool:
-        return _matches(self.general, national) and any(
-            _matches(desc, national) for desc in self.types
-        )
+        if not _matches(self.general, national):
+            return False
+        length = len(national)
+        kinds = self.of_length.get(length)
+        if kinds is None:
+            patterns = [
+                f"(?:{pattern})"
+                for lengths, pattern in self.types
+                if not lengths or length in lengths
+            ]
+            alternation = re.compile("|".join(patterns)).fullmatch if patterns else _never
+            kinds = self.of_length[length] = alternation
+        return kinds(national) is not None
+
+
+def _never(national: str) -> None:
+    return None
 
 
 def _matches(desc: _Desc | None, national: str) -> bool:
@@ -110,12 +128,17 @@ def _checks(region: str, country_code: int) -> _Checks | None:
     )
     if metadata is None:
         return None
-    kinds = (_desc(getattr(metadata, kind)) for kind in _TYPES)
+    kinds = (getattr(metadata, kind) for kind in _TYPES)
     leading = metadata.leading_digits
     return _Checks(
         _desc(metadata.general_desc),
-        tuple(desc for desc in kinds if desc is not None),
+        tuple(
+            (frozenset(kind.possible_length), kind.national_number_pattern)
+            for kind in kinds
+            if kind is not None and kind.national_number_pattern
+        ),
         None if leading is None else re.compile(leading).match,
+        {},
     )
 
 
