@@ -279,11 +279,9 @@ class Minter:
                 report.skip(SkipReason.BAD_ROW)
                 on_skip(item.line or 0, "", f"{SkipReason.BAD_ROW}: {item.reason}")
                 continue
-            # The id names the line in the report; a cell that is no id may hold anything.
-            key = item.customer_id if _is_id(item.customer_id) else ""
             if item.line in firsts:
                 report.skip(SkipReason.DUPLICATE)
-                on_skip(item.line, key, f"duplicate of line {firsts[item.line]}")
+                on_skip(item.line, _shown(item), f"duplicate of line {firsts[item.line]}")
                 continue
             state = states.get(item.customer_id, CustomerState(None, {}))
             reason = skip_reason(state, campaign, catalog, self._purpose)
@@ -292,7 +290,7 @@ class Minter:
                 continue
             if reason is not None:
                 report.skip(reason)
-                on_skip(item.line, key, self._explain(reason))
+                on_skip(item.line, _shown(item), self._explain(reason))
                 continue
             assert state.customer is not None  # skip_reason said so
             write(item, state.customer, personal_links(self._links, state.customer, campaign))
@@ -302,6 +300,12 @@ class Minter:
 
     def _explain(self, reason: SkipReason) -> str:
         return f"no {self._purpose} consent" if reason is SkipReason.NO_CONSENT else reason.value
+
+
+def _shown(item: Wanted) -> str:
+    """The id that names a skipped line in the report: a cell that is no id may hold
+    anything, and is not echoed."""
+    return item.customer_id if _is_id(item.customer_id) else ""
 
 
 def _is_id(value: str) -> bool:

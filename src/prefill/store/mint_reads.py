@@ -9,7 +9,7 @@ own are (models.py): a hash altered by hand in one of them is still unreadable, 
 from __future__ import annotations
 
 import re
-from typing import Any, NamedTuple
+from typing import Any
 
 import msgspec
 from redis.asyncio import RedisCluster
@@ -92,20 +92,17 @@ def _states(
     texts = [_text(reply) for reply in replies]
     # Checked a field at a time over the whole batch, which nearly always passes; a batch
     # that does not is checked a record at a time, to find the records that fail.
-    valid = _all_valid([text.record for text in texts if text is not None and text.record])
+    valid = _all_valid([text[0] for text in texts if text is not None and text[0]])
     return {
         customer_id: _state(customer_id, text, purpose, valid)
         for customer_id, text in zip(ids, texts, strict=True)
     }
 
 
-class _Text(NamedTuple):
-    """A customer's reply, its record's fields as text: [email, first name, last name,
-    locale, owner] (empty without an email: no record)."""
-
-    record: list[Any]
-    generation: bytes | None
-    event: bytes | None
+_Text = tuple[list[Any], bytes | None, bytes | None]
+"""A customer's reply with its record's fields as text: ([email, first name, last name,
+locale, owner], or [] without an email: no record), the generation and the consent event.
+A plain tuple: a named one costs a Python-level constructor call a customer."""
 
 
 def _text(reply: list[bytes | None] | None) -> _Text | None:
@@ -115,7 +112,7 @@ def _text(reply: list[bytes | None] | None) -> _Text | None:
         return None
     email, first, last, locale, owner, generation, event = reply
     if email is None:
-        return _Text([], generation, event)
+        return [], generation, event
     try:
         record = [
             email.decode(),
@@ -126,21 +123,19 @@ def _text(reply: list[bytes | None] | None) -> _Text | None:
         ]
     except UnicodeDecodeError:
         return None
-    return _Text(record, generation, event)
+    return record, generation, event
 
 
 def _state(customer_id: str, text: _Text | None, purpose: str, valid: bool) -> CustomerState:
     if text is None:
         return CustomerState(None, {}, unreadable=True)
+    record, generation, event = text
     try:
-        event = text.event
         consents = {purpose: decode_event(event)} if event is not None else {}
-        if not text.record:
+        if not record:
             return CustomerState(None, consents)
         email, first, last, locale, owner = (
-            text.record
-            if valid
-            else msgspec.structs.astuple(msgspec.convert(text.record, _MintRecord))
+            record if valid else msgspec.structs.astuple(msgspec.convert(record, _MintRecord))
         )
         customer = Customer(
             id=customer_id,
@@ -149,7 +144,7 @@ def _state(customer_id: str, text: _Text | None, purpose: str, valid: bool) -> C
             last_name=last,
             locale=locale,
             owner_id=owner,
-            generation=int(text.generation or b"0"),
+            generation=int(generation or b"0"),
         )
     except _DECODE_ERRORS:
         return CustomerState(None, {}, unreadable=True)
