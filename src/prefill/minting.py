@@ -84,12 +84,15 @@ class MintReport(msgspec.Struct):
         self.skipped[reason.value] = self.skipped.get(reason.value, 0) + 1
 
 
-def personal_links(links: LinkBuilder, customer: Customer, campaign: Campaign) -> dict[str, str]:
-    """The URL columns for one customer of a campaign."""
+def personal_links(
+    links: LinkBuilder, customer: Customer, campaign: Campaign, form_path: str | None = None
+) -> dict[str, str]:
+    """The URL columns for one customer of a campaign; `form_path`: the campaign form's
+    (`LinkBuilder.form_path`), when the caller has it for many customers."""
     claims = LinkClaims(customer.id, campaign.id, customer.generation)
     # One card token serves the card and the vCard.
     form_url, card_token, unsubscribe_url = links.campaign_links(
-        claims, links.form_path(campaign.form_id)
+        claims, form_path or links.form_path(campaign.form_id)
     )
     return {
         "form_url": form_url,
@@ -273,6 +276,7 @@ class Minter:
             [w.customer_id for w in wanted if w.line not in firsts and _is_id(w.customer_id)],
             self._purpose,
         )
+        form_path = self._links.form_path(campaign.form_id)  # quoted once a batch
         minted = 0
         for item in batch:
             if isinstance(item, Problem):
@@ -293,7 +297,8 @@ class Minter:
                 on_skip(item.line, _shown(item), self._explain(reason))
                 continue
             assert state.customer is not None  # skip_reason said so
-            write(item, state.customer, personal_links(self._links, state.customer, campaign))
+            urls = personal_links(self._links, state.customer, campaign, form_path)
+            write(item, state.customer, urls)
             report.minted += 1
             minted += 1
         return minted
