@@ -18,6 +18,7 @@ The event schema is documented in docs/change-feed.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -140,7 +141,5 @@ def consume(client: redis.Redis | redis.RedisCluster, args: argparse.Namespace) 
 
 
 if __name__ == "__main__":
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends it without a traceback.
         main()
-    except KeyboardInterrupt:
-        pass
