@@ -117,7 +117,10 @@ class Coalescer:
         if self._connection is None:
             pool = self._client.connection_pool
             self._connection = await pool.get_connection()  # type: ignore[no-untyped-call]
-        # A connection left closed by a failure connects again as it sends.
+        elif _closed_by_server(self._connection):
+            # What the pool checks before it hands a connection out: a restarted server
+            # closed it while no batch was out. Closed here, it connects again as it sends.
+            await self._connection.disconnect(nowait=True)
         return await round_trip_on(self._client, self._connection, commands)
 
 
@@ -174,6 +177,13 @@ async def _exchange(client: Redis, connection: Any, commands: list[Command]) -> 
     except TimeoutError as exc:
         raise redis.exceptions.TimeoutError(f"no reply within {timeout} s") from exc
     return replies
+
+
+def _closed_by_server(connection: Any) -> bool:
+    """Whether the server has closed the connection (its end of stream has been read): what
+    the event loop saw while the connection was idle, without a read of its own."""
+    reader = getattr(connection, "_reader", None)  # redis-py's asyncio StreamReader
+    return reader is not None and (reader.at_eof() or reader.exception() is not None)
 
 
 TOPOLOGY_ERRORS = (

@@ -133,3 +133,21 @@ async def test_a_batch_that_timed_out_leaves_no_replies_for_the_next_one(
         assert await coalescer.execute([("GET", "new"), ("HGETALL", "none")]) == [b"fresh", {}]
     finally:
         await client.aclose()
+
+
+async def test_a_restarted_server_is_reached_at_once_without_a_retry(
+    own_redis: EmbeddedRedis,
+) -> None:
+    """Connections that died with the server, the batches' own and the pool's, are connected
+    again before use: no request fails once Redis is back, even with no retries."""
+    client: Redis = connect(own_redis.url, timeout_seconds=0.5, retries=0)
+    coalescer = Coalescer(client)
+    try:
+        await asyncio.gather(coalescer.execute([("SET", "k", 1)]), client.get("k"))
+        own_redis.stop()
+        own_redis.start()
+        await asyncio.sleep(0.1)  # The loop reads the old connections' end of stream.
+        assert await coalescer.execute([("GET", "k")]) == [b"1"]
+        assert await client.get("k") == b"1"
+    finally:
+        await client.aclose()

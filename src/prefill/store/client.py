@@ -10,6 +10,7 @@ import redis
 from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
+from redis.maint_notifications import MaintNotificationsConfig
 
 T = TypeVar("T")
 
@@ -41,6 +42,10 @@ def connect(url: str, timeout_seconds: float, retries: int, cluster: bool = Fals
         retry=QuickRetry(retries, timeout_seconds),
         health_check_interval=30,
         decode_responses=False,
+        # With "auto" (redis-py 8's default) the pool skips its check that a pooled
+        # connection is still open before handing it out, and Redis before 8 has no such
+        # notifications to give: a connection that died with a restarted server was used.
+        maint_notifications_config=MaintNotificationsConfig(enabled=False),
     )
 
 
