@@ -173,7 +173,8 @@ def import_customers_command(
     except ImportRejected as exc:
         raise report_rejected(exc) from exc
     except UNREADABLE_INPUT as exc:
-        raise unreadable(name, exc, "the rows read before it are imported") from exc
+        so_far = "rows before it may be imported, not all; importing the whole file again is safe"
+        raise unreadable(name, exc, so_far) from exc
     finally:
         errors.close()
     changes.close()

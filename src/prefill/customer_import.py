@@ -386,10 +386,9 @@ async def import_customers(
             await batch.done
         on_batch(batch_import.summary)
     except Exception:
-        # The rows read before a row that failed (the file's encoding) are imported; a
-        # failure of a batch's write is the one said.
-        for batch in in_flight:
-            await batch.done
+        # Every batch in flight ends (reporting what it wrote) before the first failure is
+        # said: none is left to write after the import has ended.
+        await asyncio.gather(*(batch.done for batch in in_flight), return_exceptions=True)
         raise
     except BaseException:
         for batch in in_flight:
@@ -487,7 +486,9 @@ class _BatchImport:
             dry_run=self._dry_run,
         )
         if before is not None:
-            await before.done
+            # Reported after the batch before, whose failure (if it failed) is the run's to
+            # raise: what this batch wrote is still reported.
+            await asyncio.wait([before.done])
         for row, change in zip(good, changes, strict=True):
             if change.status == "unreadable":
                 problems.append(Problem(row.line, UNREADABLE, row.customer.id))

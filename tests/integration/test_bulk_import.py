@@ -3,17 +3,20 @@ values normalised, a second run changes nothing, a dry run writes nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import gzip
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from prefill.customer_import import CustomerRow, import_customers
 from prefill.import_rows import Problem
 from prefill.models import Customer
-from prefill.store import Repository
+from prefill.store import Repository, StoreUnavailable
 from prefill.store.keys import customer_key
 from tests.helpers import (
     AUDIT_SHARD,
@@ -282,10 +285,32 @@ def test_files_that_cannot_be_read_or_written_get_a_clear_error(
     assert "Traceback" not in err
 
 
+def slow_first_call(
+    method: Callable[..., Awaitable[Any]], seconds: float = 0.05
+) -> Callable[..., Awaitable[Any]]:
+    """`method`, its first call held back: a later batch would overtake it if let."""
+    calls = 0
+
+    async def held(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            await asyncio.sleep(seconds)
+        return await method(*args, **kwargs)
+
+    return held
+
+
 async def test_batches_written_at_once_still_find_duplicates_and_report_in_file_order(
-    repository: Repository,
+    repository: Repository, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Batches of two overlap: each repeated id is one a batch still being written holds.
+    # The first batch's duplicate check and write are slowed, so that the second's would
+    # overtake them, on one Redis too, were the waits for them missing.
+    monkeypatch.setattr(repository, "first_seen", slow_first_call(repository.first_seen))
+    write = slow_first_call(repository.write_customer_batch)
+    monkeypatch.setattr(repository, "write_customer_batch", write)
+
     def row(line: int, cid: str) -> CustomerRow:
         return CustomerRow(line, Customer(id=f"crm-{cid}", email=f"{cid}@example.com"), {})
 
@@ -316,3 +341,42 @@ async def test_batches_written_at_once_still_find_duplicates_and_report_in_file_
         (12, "created"),
     ]
     assert (summary.rows, summary.created, summary.bad) == (11, 7, 4)
+
+
+async def test_a_failed_batch_ends_the_import_and_every_write_is_reported(
+    repository: Repository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch whose write fails is the import's error; a batch written meanwhile is still
+    reported, and none is written after it: what is stored is what was said."""
+    write = repository.write_customer_batch
+    calls = 0
+
+    async def second_fails(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            await asyncio.sleep(0.05)  # The batch after it is written meanwhile.
+            raise StoreUnavailable("injected")
+        return await write(*args, **kwargs)
+
+    monkeypatch.setattr(repository, "write_customer_batch", second_fails)
+    rows: list[CustomerRow | Problem] = [
+        CustomerRow(line, Customer(id=f"crm-{line}", email=f"c{line}@example.com"), {})
+        for line in range(2, 14)
+    ]
+    said: list[int] = []
+    with pytest.raises(StoreUnavailable):
+        await import_customers(
+            repository,
+            rows,
+            {},
+            batch_size=2,
+            on_problem=lambda problem: pytest.fail(problem.reason),
+            on_change=lambda line, change: said.append(line),
+        )
+    await asyncio.sleep(0.1)  # Anything still writing would show now.
+    stored = [n for n in range(2, 14) if await repository.get_customer(f"crm-{n}")]
+    assert said[:2] == [2, 3]
+    assert 4 not in said
+    assert 5 not in said
+    assert stored == said
