@@ -13,6 +13,7 @@ the commit before it; and the same for wrk's p99 latency.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import shutil
 import statistics
@@ -21,6 +22,7 @@ import sys
 import tarfile
 import tempfile
 import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 
 from throughput import cpu_seconds, load_examples, service_env, start, stop, wrk
@@ -43,6 +45,28 @@ def snapshot(commit: str, folder: Path) -> Path:
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
         tar.extractall(tree, filter="data")
     return tree / "src"
+
+
+Served = tuple[dict[str, Path], dict[str, str], int, dict[str, str]]
+"""Each commit's source tree, the service's environment, its port and each row's URL."""
+
+
+@contextlib.contextmanager
+def commits_served(commits: list[str], **env_overrides: str) -> Iterator[Served]:
+    """The commits' source trees and one Redis with the examples loaded, for a service to be
+    started on the port given, one commit at a time."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        sources = {commit: snapshot(commit, folder) for commit in commits}
+        server = EmbeddedRedis(folder / "redis", port=free_tcp_port())
+        server.start()
+        try:
+            port = free_tcp_port()
+            base = f"http://127.0.0.1:{port}"
+            env = service_env(server.url, base, folder) | env_overrides
+            yield sources, env, port, row_urls(base, load_examples(env))
+        finally:
+            server.stop()
 
 
 def row_urls(base: str, links: dict[str, str]) -> dict[str, str]:
@@ -73,32 +97,22 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=3)
     parser.add_argument("--rows", nargs="+", default=["widget", "form", "forged", "health"])
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        sources = {commit: snapshot(commit, folder) for commit in args.commits}
-        server = EmbeddedRedis(folder / "redis", port=free_tcp_port())
-        server.start()
-        try:
-            port = free_tcp_port()
-            base = f"http://127.0.0.1:{port}"
-            env = service_env(server.url, base, folder)
-            urls = row_urls(base, load_examples(env))
-            samples: Samples = {}
-            tails: Samples = {}
-            for _ in range(args.rounds):
-                for commit in args.commits:
-                    serve = [sys.executable, "-m", "prefill.cli", "serve", "--port", str(port)]
-                    commit_env = env | {"PYTHONPATH": str(sources[commit])}
-                    process = start(serve, commit_env, f"{base}/health/ready")
-                    try:
-                        for row in args.rows:
-                            cost, p99 = cpu_ms_and_p99(urls[row], args.seconds, process)
-                            samples.setdefault((commit, row), []).append(cost)
-                            tails.setdefault((commit, row), []).append(p99)
-                    finally:
-                        stop(process)
-        finally:
-            server.stop()
+    with commits_served(args.commits) as (sources, env, port, urls):
+        base = f"http://127.0.0.1:{port}"
+        samples: Samples = {}
+        tails: Samples = {}
+        for _ in range(args.rounds):
+            for commit in args.commits:
+                serve = [sys.executable, "-m", "prefill.cli", "serve", "--port", str(port)]
+                commit_env = env | {"PYTHONPATH": str(sources[commit])}
+                process = start(serve, commit_env, f"{base}/health/ready")
+                try:
+                    for row in args.rows:
+                        cost, p99 = cpu_ms_and_p99(urls[row], args.seconds, process)
+                        samples.setdefault((commit, row), []).append(cost)
+                        tails.setdefault((commit, row), []).append(p99)
+                finally:
+                    stop(process)
     report("CPU ms per request", args.commits, args.rows, samples)
     report("p99 latency ms", args.commits, args.rows, tails)
 

@@ -20,15 +20,11 @@ import http.client
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.parse
 from pathlib import Path
 
-from compare import row_urls, snapshot
-from throughput import load_examples, service_env
-
-from prefill.storage import EmbeddedRedis, free_tcp_port
+from compare import commits_served
 
 WARM_UP = 50
 
@@ -114,23 +110,13 @@ def main() -> None:
     args = parser.parse_args()
     if not shutil.which("valgrind"):
         raise SystemExit("needs valgrind: apt-get install valgrind")
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        sources = {commit: snapshot(commit, folder) for commit in args.commits}
-        server = EmbeddedRedis(folder / "redis", port=free_tcp_port())
-        server.start()
-        try:
-            port = free_tcp_port()
-            base = f"http://127.0.0.1:{port}"
-            # Under callgrind the service runs some fifty times slower: no Redis timeout then.
-            env = service_env(server.url, base, folder) | {"PREFILL_REDIS_TIMEOUT_SECONDS": "30"}
-            urls = row_urls(base, load_examples(env))
-            results = {
-                commit: count(sources[commit], env, port, urls, args.rows, args.requests)
-                for commit in args.commits
-            }
-        finally:
-            server.stop()
+    # Under callgrind the service runs some fifty times slower: no Redis timeout then.
+    with commits_served(args.commits, PREFILL_REDIS_TIMEOUT_SECONDS="30") as served:
+        sources, env, port, urls = served
+        results = {
+            commit: count(sources[commit], env, port, urls, args.rows, args.requests)
+            for commit in args.commits
+        }
     print(f"instructions per request (thousands; x: gain over {args.commits[0]})")
     print(f"{'row':8} " + " ".join(f"{commit:>18}" for commit in args.commits))
     for row in args.rows:
