@@ -290,6 +290,3 @@ def docs() -> None:
 def record_of_processing_command(output: TextIO) -> None:
     """The record of processing activities (GDPR Art. 30), as Markdown."""
     output.write(record_of_processing())
-
-
-admin_commands: list[click.Command] = [keys, consent, export, erase, retention, migrate, docs]

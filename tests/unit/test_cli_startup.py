@@ -7,7 +7,11 @@ import json
 import subprocess
 import sys
 
+import click
 import pytest
+
+from prefill import cli_admin
+from prefill.cli import main
 
 NOT_FOR_BULK = ("prefill.admin", "prefill.cli_admin", "prefill.app", "litestar")
 
@@ -45,3 +49,16 @@ def test_a_bulk_command_loads_only_what_it_uses(
 def test_every_command_is_listed_and_loads() -> None:
     assert {"prefill.cli_admin", "prefill.cli_mint"} <= modules_after("--help")
     assert "prefill.cli_bulk" in modules_after("import", "--help")
+
+
+def test_every_admin_command_is_one_of_the_cli_s() -> None:
+    """cli.ADMIN_COMMANDS names them (loaded when run): one added to cli_admin.py alone
+    would not be reachable."""
+    commands = [c for c in vars(cli_admin).values() if isinstance(c, click.Command)]
+    nested = {
+        id(sub) for c in commands if isinstance(c, click.Group) for sub in c.commands.values()
+    }
+    defined = {str(c.name): c for c in commands if id(c) not in nested}
+    context = click.Context(main)
+    assert defined
+    assert {name: main.get_command(context, name) for name in defined} == defined
