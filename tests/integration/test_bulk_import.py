@@ -254,12 +254,15 @@ def test_a_record_that_no_longer_decodes_is_a_bad_row_not_a_crash(
 ) -> None:
     with sync_client(redis_url) as client:
         client.hset(customer_key("c1"), mapping={"e": b"no email", "g": 0})
+        client.set(customer_key("c3"), "a key of another type")
     source = tmp_path / "crm.csv"
-    source.write_text("id,email\nc1,a@x.example\nc2,b@x.example\n", encoding="utf-8")
+    rows = "id,email\nc1,a@x.example\nc2,b@x.example\nc3,c@x.example\n"
+    source.write_text(rows, encoding="utf-8")
     code, out, err = run(env, "import", "customers", str(source), "--errors", str(tmp_path / "e"))
     assert code == 1
     assert "line 2: the stored record of this id no longer decodes" in err
-    assert "2 rows: 1 created, 0 updated, 0 unchanged, 1 bad" in out
+    assert "line 4: the stored record of this id no longer decodes" in err
+    assert "3 rows: 1 created, 0 updated, 0 unchanged, 2 bad" in out
 
 
 def test_files_that_cannot_be_read_or_written_get_a_clear_error(

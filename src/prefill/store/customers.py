@@ -58,7 +58,6 @@ LISTING_STRIDE = 64
 
 OVER_TOMBSTONE_FIELD = OVER_TOMBSTONE.encode()
 EMAIL_FIELD = EMAIL.encode()
-_msgpack = msgspec.msgpack.Encoder()
 _DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, ValueError, KeyError, IndexError)
 """What a hash that no longer decodes raises (records.py)."""
 
@@ -352,8 +351,10 @@ class CustomerStore(StoreBase):
         args: list[EncodableT] = [
             seen.version,
             customer.id if change.status == "created" else "",
-            _msgpack.encode((removed, pairs)),
-            len(change.consents),
+            len(removed),
+            len(pairs) + len(events),
+            *removed,
+            *pairs,
             *events,
         ]
         keys = [customer_key(customer.id), customer_index_key(bucket_of(customer.id))]

@@ -140,15 +140,12 @@ can leave a counter without its expiry."""
 
 FIRST_SEEN_SCRIPT = """
 -- KEYS: a run's seen hash. ARGV: TTL, then id, line pairs. Returns line, first line pairs of
--- the ids seen before.
+-- the ids seen before. HSETNX both checks and records: one command a row, not two.
 local repeated = {}
 for i = 2, #ARGV, 2 do
-  local first = redis.call('HGET', KEYS[1], ARGV[i])
-  if first then
+  if redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) == 0 then
     repeated[#repeated + 1] = ARGV[i + 1]
-    repeated[#repeated + 1] = first
-  else
-    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+    repeated[#repeated + 1] = redis.call('HGET', KEYS[1], ARGV[i])
   end
 end
 redis.call('EXPIRE', KEYS[1], ARGV[1])
@@ -160,22 +157,20 @@ return repeated
 _WRITE_CUSTOMER_FUNCTION = """
 -- A customer's hash (records.py) and the bucket's index of its customers, then from ARGV[a]:
 -- the write version the decision read ('' for none), the customer's id if they are new ('' if
--- not), a msgpack array of the fields to remove and the field/value pairs to set (the record,
--- the states, the history count, updated_at, the raised write version), and the number of
--- history entries to append followed by their field/event pairs (events are binary, which
--- cmsgpack does not take). The caller works all of it out from the hash it read: one HSET,
--- not a command per field, and few arguments (each costs the client).
+-- not), the number R of fields to remove, the number S of arguments of the HSET, then the R
+-- fields and the S field/value arguments (the record, the states, the history entries
+-- appended, the history count, updated_at, the raised write version). The caller works all of
+-- it out from the hash it read: one HSET, not a command per field, and the arguments handed
+-- on as they came (no table built, nothing decoded).
 -- Writes only while the hash is still the one the decision was made on (every write raises
 -- its version); returns 1 if it wrote, 0 if it changed meanwhile (the caller decides again),
 -- and where the next customer's arguments start.
 local function write_customer(hash, index, ARGV, a)
-  local after = a + 4 + 2 * tonumber(ARGV[a + 3])
+  local removed, set = a + 4, a + 4 + tonumber(ARGV[a + 2])
+  local after = set + tonumber(ARGV[a + 3])
   if (redis.call('HGET', hash, 'v') or '') ~= ARGV[a] then return 0, after end
-  local write = cmsgpack.unpack(ARGV[a + 2])
-  if #write[1] > 0 then redis.call('HDEL', hash, unpack(write[1])) end
-  local set = write[2]
-  for j = a + 4, after - 1 do set[#set + 1] = ARGV[j] end
-  redis.call('HSET', hash, unpack(set))
+  if set > removed then redis.call('HDEL', hash, unpack(ARGV, removed, set - 1)) end
+  redis.call('HSET', hash, unpack(ARGV, set, after - 1))
   if ARGV[a + 1] ~= '' then redis.call('SADD', index, ARGV[a + 1]) end
   return 1, after
 end
@@ -216,11 +211,12 @@ READ_HASHES_SCRIPT = """
 -- that is no hash, in order.
 local found = {}
 for i, key in ipairs(KEYS) do
-  local kind = redis.call('TYPE', key)['ok']
-  if kind == 'hash' or kind == 'none' then
-    found[i] = redis.call('HGETALL', key)
-  else
+  local fields = redis.pcall('HGETALL', key)  -- one command a key, not a TYPE before it
+  if fields['err'] then
+    if string.sub(fields['err'], 1, 9) ~= 'WRONGTYPE' then return fields end
     found[i] = false
+  else
+    found[i] = fields
   end
 end
 return found
