@@ -18,6 +18,7 @@ from typing import Any
 
 import hiredis
 import redis.exceptions
+from redis._parsers.hiredis import NOT_ENOUGH_DATA, _AsyncHiredisParser
 from redis.asyncio import Redis, RedisCluster
 
 Command = tuple[Any, ...]
@@ -165,18 +166,66 @@ async def _exchange(client: Redis, connection: Any, commands: list[Command]) -> 
             await connection.send_packed_command(
                 b"".join([hiredis.pack_command(command) for command in commands])
             )
-            for command in commands:
-                try:
-                    # math.inf: no timeout of its own, the batch's deadline above holds.
-                    reply = await connection.read_response(timeout=math.inf)
-                except redis.exceptions.ResponseError as refused:
-                    replies.append(refused)
-                    continue
-                callback = client.response_callbacks.get(command[0])
-                replies.append(callback(reply) if callback else reply)
+            raw = await _read_replies(connection, len(commands))
     except TimeoutError as exc:
         raise redis.exceptions.TimeoutError(f"no reply within {timeout} s") from exc
+    for command, reply in zip(commands, raw, strict=True):
+        if isinstance(reply, redis.exceptions.ResponseError):
+            replies.append(reply)  # A command Redis refused: its caller's to raise.
+            continue
+        callback = client.response_callbacks.get(command[0])
+        replies.append(callback(reply) if callback else reply)
     return replies
+
+
+async def _read_replies(connection: Any, count: int) -> list[Any]:
+    """`count` replies off the connection, a refused command's as its exception. With hiredis
+    (what the service installs), straight from its reader: redis-py's `read_response` runs
+    three coroutines and its checks for each reply (two to four a request)."""
+    parser: Any = connection._parser
+    if not _parsed_by_hiredis(connection):
+        return [await _read_one(connection) for _ in range(count)]
+    reader: hiredis.Reader = parser._reader
+    replies: list[Any] = []
+    try:
+        while len(replies) < count:
+            reply = reader.gets()
+            if reply is NOT_ENOUGH_DATA:
+                await parser.read_from_socket()  # ConnectionError at the end of the stream
+            elif isinstance(reply, redis.exceptions.ConnectionError):
+                raise reply
+            elif isinstance(reply, PUSH):
+                # RESP3 out-of-band data, no reply (none is asked for: handled as redis-py does).
+                await parser.handle_push_response(reply)
+            else:
+                replies.append(reply)
+    except OSError as exc:
+        raise redis.exceptions.ConnectionError(f"reading a reply: {exc!r}") from exc
+    if connection.health_check_interval:
+        # As read_response does: a connection just heard from needs no PING before its next use.
+        next_check = asyncio.get_running_loop().time() + connection.health_check_interval
+        connection.next_health_check = next_check
+    return replies
+
+
+def _parsed_by_hiredis(connection: Any) -> bool:
+    return isinstance(connection._parser, _AsyncHiredisParser)
+
+
+class _NoPushType:
+    """Before hiredis 3.2 no reply is a push message."""
+
+
+PUSH: type = getattr(hiredis, "PushNotification", _NoPushType)
+"""What hiredis (3.2 on) makes of a RESP3 push message."""
+
+
+async def _read_one(connection: Any) -> Any:
+    try:
+        # math.inf: no timeout of its own, the batch's deadline holds.
+        return await connection.read_response(timeout=math.inf)
+    except redis.exceptions.ResponseError as refused:
+        return refused
 
 
 def _closed_by_server(connection: Any) -> bool:
