@@ -3,6 +3,7 @@ skipped and why."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from collections.abc import AsyncIterator
@@ -21,6 +22,7 @@ from prefill.store import Repository
 from prefill.store.keys import customer_key
 from prefill.tokens import LinkClaims, LinkSigner, TokenPurpose, check_claims
 from tests.helpers import CAMPAIGN_ID, run
+from tests.integration.test_bulk_import import slow_first_call
 
 EMAIL_CONSENTING = {"cust-1001", "cust-1003", "cust-1005", "cust-1007"}
 """The example customers who granted email_marketing (cust-1004 withdrew it)."""
@@ -127,20 +129,65 @@ async def test_minting_counts_the_issued_links_in_the_funnel(
     assert (entry.action, entry.target) == ("links.mint", f"campaign:{CAMPAIGN_ID}")
 
 
+async def test_batches_in_flight_report_in_the_input_s_order_and_see_earlier_repeats(
+    examples: None,
+    repository: Repository,
+    links: LinkBuilder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch a customer: several are read and signed at once, yet each is reported after
+    the one before it, and a repeat is found in a batch still being checked. The first
+    batch's repeat check and read are slowed, so that later batches would overtake them,
+    on one Redis too, were the waits for them missing."""
+    monkeypatch.setattr(repository, "first_seen", slow_first_call(repository.first_seen))
+    monkeypatch.setattr(repository, "mint_states", slow_first_call(repository.mint_states))
+    campaign = (await repository.load_catalog()).campaigns[CAMPAIGN_ID]
+    ids = ["cust-1007", "cust-1001", "cust-1007", "cust-1002", "cust-1001", "cust-1005"]
+    said: list[tuple[int, str, str]] = []
+    batches: list[int] = []
+    report = await Minter(repository, links, campaign, "test", batch_size=1).mint(
+        [Wanted(line, cid) for line, cid in enumerate(ids, 2)],
+        write=lambda wanted, customer, _: said.append((wanted.line, customer.id, "minted")),
+        on_skip=lambda line, customer_id, reason: said.append((line, customer_id, reason)),
+        on_batch=lambda rows, _: batches.append(rows),
+    )
+    assert said == [
+        (2, "cust-1007", "minted"),
+        (3, "cust-1001", "minted"),
+        (4, "cust-1007", "duplicate of line 2"),
+        (5, "cust-1002", "no email_marketing consent"),
+        (6, "cust-1001", "duplicate of line 3"),
+        (7, "cust-1005", "minted"),
+    ]
+    assert batches == [1, 2, 3, 4, 5, 6]
+    assert (report.minted, report.skipped) == (3, {"duplicate": 2, "no consent": 1})
+    (figures,) = await AdminService(repository, CatalogCache(repository), links, 1095).funnels(
+        CAMPAIGN_ID
+    )
+    assert figures.issued == 3
+
+
 async def test_a_campaign_revoked_while_minting_stops_the_mint(
     examples: None, repository: Repository, links: LinkBuilder
 ) -> None:
     campaign = (await repository.load_catalog()).campaigns[CAMPAIGN_ID]
     minter = Minter(repository, links, campaign, "test", batch_size=1)
     written: list[str] = []
+    first_written = asyncio.Event()
+
+    def write(customer: Customer) -> None:
+        written.append(customer.id)
+        first_written.set()
 
     async def wanted() -> AsyncIterator[Wanted]:
         yield Wanted(1, "cust-1001")
+        # Revoked once the first link set is out: the mint reads ahead of what it writes.
+        await first_written.wait()
         await repository.set_campaign_state(CAMPAIGN_ID, CampaignState.REVOKED)
         yield Wanted(2, "cust-1003")
 
     with pytest.raises(MintError, match="was revoked while minting; 1 link set"):
-        await minter.mint(wanted(), lambda _, customer, __: written.append(customer.id))
+        await minter.mint(wanted(), lambda _, customer, __: write(customer))
     assert written == ["cust-1001"]
 
 
