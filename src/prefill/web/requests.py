@@ -22,7 +22,7 @@ from litestar.exceptions import HTTPException
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.contextvars import bind_contextvars, reset_contextvars
 
-from prefill.logs import AccessLine, log_access
+from prefill.logs import AccessLine
 from prefill.metrics import NOT_MEASURED, RequestMetrics
 from prefill.web.fast import FAST_ROUTE, fast_stack
 
@@ -104,13 +104,14 @@ class RequestMiddleware:
                 if measured:
                     self._metrics.finished(method, route, status, seconds)
                 duration_ms = round(seconds * 1000, 1)
-                line = AccessLine(
-                    method=method,
-                    route=route,
-                    status=status,
-                    duration_ms=duration_ms,
-                    request_id=request_id,
+                logger.info(
+                    AccessLine(
+                        method=method,
+                        route=route,
+                        status=status,
+                        duration_ms=duration_ms,
+                        request_id=request_id,
+                    )
                 )
-                log_access(logger, line)
             finally:
                 reset_contextvars(**bound)
