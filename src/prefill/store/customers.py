@@ -57,6 +57,7 @@ LISTING_STRIDE = 64
 """Buckets whose index sets one round trip of a listing reads."""
 
 OVER_TOMBSTONE_FIELD = OVER_TOMBSTONE.encode()
+_msgpack = msgspec.msgpack.Encoder()
 EMAIL_FIELD = EMAIL.encode()
 _DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, ValueError, KeyError, IndexError)
 """What a hash that no longer decodes raises (records.py)."""
@@ -351,10 +352,8 @@ class CustomerStore(StoreBase):
         args: list[EncodableT] = [
             seen.version,
             customer.id if change.status == "created" else "",
-            len(removed),
-            len(pairs) + len(events),
-            *removed,
-            *pairs,
+            _msgpack.encode((removed, pairs)),
+            len(change.consents),
             *events,
         ]
         keys = [customer_key(customer.id), customer_index_key(bucket_of(customer.id))]

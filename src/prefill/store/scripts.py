@@ -157,20 +157,22 @@ return repeated
 _WRITE_CUSTOMER_FUNCTION = """
 -- A customer's hash (records.py) and the bucket's index of its customers, then from ARGV[a]:
 -- the write version the decision read ('' for none), the customer's id if they are new ('' if
--- not), the number R of fields to remove, the number S of arguments of the HSET, then the R
--- fields and the S field/value arguments (the record, the states, the history entries
--- appended, the history count, updated_at, the raised write version). The caller works all of
--- it out from the hash it read: one HSET, not a command per field, and the arguments handed
--- on as they came (no table built, nothing decoded).
+-- not), a msgpack array of the fields to remove and the field/value pairs to set (the record,
+-- the states, the history count, updated_at, the raised write version), and the number of
+-- history entries to append followed by their field/event pairs (events are binary, which
+-- cmsgpack does not take). The caller works all of it out from the hash it read: one HSET,
+-- not a command per field, and few arguments (each costs the client).
 -- Writes only while the hash is still the one the decision was made on (every write raises
 -- its version); returns 1 if it wrote, 0 if it changed meanwhile (the caller decides again),
 -- and where the next customer's arguments start.
 local function write_customer(hash, index, ARGV, a)
-  local removed, set = a + 4, a + 4 + tonumber(ARGV[a + 2])
-  local after = set + tonumber(ARGV[a + 3])
+  local after = a + 4 + 2 * tonumber(ARGV[a + 3])
   if (redis.call('HGET', hash, 'v') or '') ~= ARGV[a] then return 0, after end
-  if set > removed then redis.call('HDEL', hash, unpack(ARGV, removed, set - 1)) end
-  redis.call('HSET', hash, unpack(ARGV, set, after - 1))
+  local write = cmsgpack.unpack(ARGV[a + 2])
+  if #write[1] > 0 then redis.call('HDEL', hash, unpack(write[1])) end
+  local set = write[2]
+  for j = a + 4, after - 1 do set[#set + 1] = ARGV[j] end
+  redis.call('HSET', hash, unpack(set))
   if ARGV[a + 1] ~= '' then redis.call('SADD', index, ARGV[a + 1]) end
   return 1, after
 end
