@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import functools
 import re
 import secrets
 import time
@@ -131,12 +130,25 @@ class _Column(NamedTuple):
     attribute: str | None
 
 
-@functools.lru_cache(maxsize=4096)
-def _column(column: str, versions: frozenset[str] | None) -> _Column:
-    """Worked out once per column name (and purposes with a notice version), not per cell: a
-    file's every row has the same columns."""
-    given = None if versions is None else dict.fromkeys(versions, "")
-    return _Column(column_problem(column, given), _purpose_of(column), _attribute_of(column))
+class _Columns(dict[str, _Column]):
+    """What each column holds, worked out once per column name, not per cell: a file's every
+    row has the same columns. For one set of purposes with a notice version (or None)."""
+
+    def __init__(self, notice_versions: Mapping[str, str] | None) -> None:
+        super().__init__()
+        self._given = None if notice_versions is None else dict.fromkeys(notice_versions, "")
+
+    def __missing__(self, column: str) -> _Column:
+        kind = _Column(
+            column_problem(column, self._given), _purpose_of(column), _attribute_of(column)
+        )
+        if len(self) < MAX_COLUMNS:  # NDJSON keys are the file's to choose: memory stays bounded
+            self[column] = kind
+        return kind
+
+
+MAX_COLUMNS = 4096
+_ACTIONS = {action.value: action for action in ConsentAction}
 
 
 def _header_problem(
@@ -164,10 +176,13 @@ def customer_row(
     *,
     owners: Owners = NO_OWNERS,
     stated: Mapping[str, ConsentAction] | None = None,
+    columns: _Columns | None = None,
 ) -> CustomerRow | Problem:
     """One row as a normalised customer and its consent states, or everything that is wrong
-    with it. `stated`: the consent every row of the file states (`--consent`)."""
-    parsed = _customer_row(line, row, notice_versions, phone_region, owners)
+    with it. `stated`: the consent every row of the file states (`--consent`). `columns`: what
+    the columns hold, kept by a caller reading many rows with the same `notice_versions`."""
+    columns = _Columns(notice_versions) if columns is None else columns
+    parsed = _customer_row(line, row, phone_region, owners, columns)
     if isinstance(parsed, Problem):
         key = row.get("id", "").strip()
         # The id names the row in the report; a cell that is no id may hold anything.
@@ -178,18 +193,13 @@ def customer_row(
 
 
 def _customer_row(
-    line: int,
-    row: Row,
-    notice_versions: Mapping[str, str] | None,
-    phone_region: str,
-    owners: Owners,
+    line: int, row: Row, phone_region: str, owners: Owners, columns: _Columns
 ) -> CustomerRow | Problem:
     record: dict[str, Any] = {"attributes": {}}
     consents: dict[str, ConsentAction] = {}
     wrong: list[str] = []
-    versions = None if notice_versions is None else frozenset(notice_versions)
     for column, cell in row.items():
-        kind = _column(column, versions)
+        kind = columns[column]
         if kind.problem:
             wrong.append(kind.problem)
             continue
@@ -197,10 +207,11 @@ def _customer_row(
         if not value:
             continue
         if kind.purpose is not None:
-            try:
-                consents[kind.purpose] = ConsentAction(value.lower())
-            except ValueError:
+            action = _ACTIONS.get(value.lower())
+            if action is None:
                 wrong.append(f"{column}: expected 'granted', 'withdrawn' or empty")
+            else:
+                consents[kind.purpose] = action
         elif kind.attribute is not None:
             record["attributes"][kind.attribute] = value
         else:
@@ -289,12 +300,19 @@ def read_customers(
         if export_format is ExportFormat.CSV
         else ndjson_rows(stream)
     )
+    columns = _Columns(notice_versions)
     for line, row in rows:
         yield (
             row
             if isinstance(row, Problem)
             else customer_row(
-                line, row, notice_versions, phone_region, owners=owners, stated=stated
+                line,
+                row,
+                notice_versions,
+                phone_region,
+                owners=owners,
+                stated=stated,
+                columns=columns,
             )
         )
 

@@ -47,10 +47,22 @@ def is_valid(number: phonenumbers.PhoneNumber) -> bool:
     once per region: it looks each pattern up by its text, and matches one type after another
     to name the type, where validity needs only whether any matches (9 -> 2-3 µs a number)."""
     code = number.country_code
-    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(code) if code is not None else None
-    if code is None or not regions:
+    if code is None:
         return False
-    national = phonenumbers.national_significant_number(number)
+    return _is_valid(code, phonenumbers.national_significant_number(number))
+
+
+def is_valid_e164(value: str) -> bool:
+    """Whether `value` is a valid number written in E.164: then it is its own E.164, with no
+    number object made, checked and formatted back into the same text."""
+    parts = _e164_parts(value)
+    return parts is not None and _is_valid(*parts)
+
+
+def _is_valid(code: int, national: str) -> bool:
+    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(code)
+    if not regions:
+        return False
     if len(regions) == 1:
         checks = _checks(regions[0], code)
         return checks is not None and checks.valid(national)
@@ -153,11 +165,20 @@ _E164 = re.compile(r"\+([1-9][0-9]{6,14})")
 
 def _as_written_in_e164(value: str) -> phonenumbers.PhoneNumber | None:
     """The number of a value written in E.164 already (as stored, and as most CRMs export),
-    without phonenumbers' general parser, which takes three quarters of a check's time. Only
-    where that parser could read it no other way: the country code is the first one the
-    digits start with (calling codes are prefix-free, as the parser takes them), and the rest
-    neither starts with 0 nor with anything the country's national prefix could be stripped
-    from. Otherwise None, and the parser decides."""
+    without phonenumbers' general parser, which takes three quarters of a check's time (see
+    `_e164_parts`). Otherwise None, and the parser decides."""
+    parts = _e164_parts(value)
+    if parts is None:
+        return None
+    code, national = parts
+    return phonenumbers.PhoneNumber(country_code=code, national_number=int(national))
+
+
+def _e164_parts(value: str) -> tuple[int, str] | None:
+    """The country code and national number of a value written in E.164, only where the
+    parser could read it no other way: the country code is the first one the digits start
+    with (calling codes are prefix-free, as the parser takes them), and the rest neither
+    starts with 0 nor with anything the country's national prefix could be stripped from."""
     written = _E164.fullmatch(value)
     if written is None:
         return None
@@ -171,7 +192,7 @@ def _as_written_in_e164(value: str) -> phonenumbers.PhoneNumber | None:
     national = digits[length:]
     if national.startswith("0") or _parser_may_strip(code)(national):
         return None
-    return phonenumbers.PhoneNumber(country_code=code, national_number=int(national))
+    return code, national
 
 
 @functools.cache

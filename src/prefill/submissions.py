@@ -24,7 +24,7 @@ from prefill.models import (
     FormField,
     Locale,
 )
-from prefill.phones import valid_number
+from prefill.phones import is_valid_e164, valid_number
 from prefill.text import has_control
 
 REQUIRED = N_("Please fill in this field.")
@@ -116,6 +116,8 @@ def _check_scale(low: int, high: int, value: str) -> tuple[FieldError | None, st
 
 def normalise_phone(value: str, region: str) -> str | None:
     """E.164 for a valid number, else None."""
+    if is_valid_e164(value):  # most CRMs export E.164: nothing to parse or format
+        return value
     number = valid_number(value, region)
     if number is None:
         return None

@@ -9,7 +9,8 @@ import phonenumbers
 import pytest
 
 from prefill.models import Customer, Locale
-from prefill.phones import display_phone, home_country, is_valid, valid_number
+from prefill.phones import display_phone, home_country, is_valid, is_valid_e164, valid_number
+from prefill.submissions import normalise_phone
 
 
 @pytest.mark.parametrize(
@@ -87,6 +88,23 @@ def test_a_number_written_in_e164_reads_as_phonenumbers_reads_it() -> None:
         except phonenumbers.NumberParseException:
             expected = None
         assert valid_number(written, "FI") == expected, written
+
+
+def test_a_number_written_in_e164_normalises_to_what_phonenumbers_formats() -> None:
+    # A valid number written in E.164 is returned as written, unparsed: it must be exactly
+    # what parsing and formatting it gives, and every other value must take the parser.
+    taken = 0
+    for written in _examples():
+        try:
+            parsed = phonenumbers.parse(written, None)
+            valid = phonenumbers.is_valid_number(parsed)
+        except phonenumbers.NumberParseException:
+            valid = False
+        expected = phonenumbers.format_number(parsed, 0) if valid else None
+        assert normalise_phone(written, "FI") == expected, written
+        taken += is_valid_e164(written)
+        assert not is_valid_e164(written) or written == expected, written
+    assert taken > 1000  # the fast path answers for most examples
 
 
 def test_a_number_is_valid_exactly_where_phonenumbers_says_it_is() -> None:
