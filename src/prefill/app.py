@@ -47,7 +47,6 @@ from prefill.web.deps import DEPENDENCIES
 from prefill.web.errors import EXCEPTION_HANDLERS
 from prefill.web.form_page import PersonalPages, chosen
 from prefill.web.generic_page import GenericPages
-from prefill.web.headers import add_privacy_headers
 from prefill.web.health import health_router
 from prefill.web.metrics import MetricsController
 from prefill.web.openapi_structs import StrictStructSchemaPlugin
@@ -194,7 +193,6 @@ def create_app(settings: Settings, *, fast_routes: bool = True) -> Litestar:
         ],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
-        before_send=[add_privacy_headers],
         template_config=TemplateConfig(instance=template_engine(settings.organization)),
         # For FormCSRF (web/csrf.py) and the empty form page rendered once (web/generic_page.py).
         state=State(

@@ -14,12 +14,13 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
-from prefill.app import create_app
+from prefill.app import STATIC_CACHE_SECONDS, create_app
 from prefill.links import LinkBuilder
 from prefill.models import CampaignState, ConsentAction
 from prefill.store import Repository
 from prefill.store.keys import audit_shard_key, bucket_of, customer_key
 from prefill.tokens import LinkClaims, LinkSigner, TokenPurpose
+from prefill.web.headers import PRIVACY_HEADERS
 from tests.conftest import PSEUDONYMS, PUBLIC_URL, make_settings
 from tests.helpers import (
     CAMPAIGN_ID,
@@ -99,6 +100,30 @@ async def test_personal_pages_carry_the_privacy_headers(
     # No third-party resources: every src/href is local or a tel:/mailto: link.
     for marker in ('src="http', 'href="http', 'src="//', 'href="//'):
         assert marker not in response.text
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/health/live", 200),  # a fast route
+        ("GET", f"/api/v1/forms/{FORM_ID}/prefill", 200),  # a fast route, generic (no token)
+        ("GET", "/no/such/page?t=a-token", 404),  # answered before a route is found
+        ("PUT", FORM_PATH, 405),  # likewise
+        ("POST", f"{FORM_PATH}/submit", 403),  # refused by CSRF, outside the request layer
+        ("GET", "/static/prefill.css", 200),  # a static asset: cached, the rest as anywhere
+    ],
+)
+async def test_every_answer_carries_the_privacy_headers(
+    client: Client, method: str, path: str, status: int
+) -> None:
+    response = await client.request(method, path)
+    assert response.status_code == status
+    headers = response.headers
+    for name, value in PRIVACY_HEADERS.items():
+        assert headers.get_list(name) == [value], name
+    caching = headers.get_list("cache-control")
+    static = f"max-age={STATIC_CACHE_SECONDS}, public"
+    assert caching == (["no-store"] if "static" not in path else [static])
 
 
 async def test_only_the_form_page_sets_the_csrf_cookie(

@@ -6,7 +6,9 @@ logged by type only, so no personal value slips into the logs through an excepti
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -31,6 +33,7 @@ from prefill.i18n import negotiate_locale
 from prefill.ratelimit import RateLimited
 from prefill.services import UnknownForm
 from prefill.store import RequestConflict, StoreUnavailable
+from prefill.web.headers import add_privacy_headers
 
 logger = logging.getLogger("prefill.errors")
 
@@ -151,7 +154,23 @@ def internal_error(request: AnyRequest, exc: Exception) -> Response[Any]:
     return message_page(request, HTTP_500_INTERNAL_SERVER_ERROR, "unavailable")
 
 
-EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+Handler = Callable[[AnyRequest, Any], Response[Any]]
+
+
+def _with_privacy_headers(handler: Handler) -> Handler:
+    """An answer given outside the request layer (an unknown path, a refused host or CSRF
+    token) gets the privacy headers here; inside it, they are already there."""
+
+    @functools.wraps(handler)
+    def answer(request: AnyRequest, exc: Any) -> Response[Any]:
+        response = handler(request, exc)
+        add_privacy_headers(response.headers)
+        return response
+
+    return answer
+
+
+_HANDLERS: dict[type[Exception], Handler] = {
     StoreUnavailable: store_unavailable,
     RateLimited: rate_limited,
     UnknownForm: unknown_form,
@@ -162,4 +181,7 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     InvalidReference: admin_error,
     RequestConflict: request_conflict,
     Exception: internal_error,
+}
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    exception: _with_privacy_headers(handler) for exception, handler in _HANDLERS.items()
 }

@@ -1,5 +1,6 @@
-"""One pure-ASGI layer around every route: a request id, the access line and the request
-metrics, measured once per request instead of by a stack of separate layers.
+"""One pure-ASGI layer around every route: a request id, the privacy headers (web/headers.py),
+the access line and the request metrics, measured once per request instead of by a stack of
+separate layers.
 
 The line names the route template, never the raw path (admin paths hold customer ids, links hold
 tokens in the query), and no header value or client address. A caller's `X-Request-ID` is kept
@@ -25,6 +26,7 @@ from structlog.contextvars import bind_contextvars, reset_contextvars
 from prefill.logs import AccessLine
 from prefill.metrics import NOT_MEASURED, RequestMetrics
 from prefill.web.fast import FAST_ROUTE, fast_stack
+from prefill.web.headers import with_privacy_headers
 
 logger = logging.getLogger("prefill.requests")
 
@@ -79,7 +81,7 @@ class RequestMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), header]
+                message["headers"] = [*with_privacy_headers(message.get("headers", ())), header]
             await send(message)
 
         method: str = scope["method"]
