@@ -209,7 +209,15 @@ async def _read_replies(connection: Any, count: int) -> list[Any]:
 
 
 def _parsed_by_hiredis(connection: Any) -> bool:
-    return isinstance(connection._parser, _AsyncHiredisParser)
+    """Whether the replies can be read from hiredis's reader here: redis-py's internals as
+    8.x has them (a release that renames them is read reply by reply, as redis-py reads)."""
+    parser = getattr(connection, "_parser", None)
+    return (
+        isinstance(parser, _AsyncHiredisParser)
+        and isinstance(getattr(parser, "_reader", None), hiredis.Reader)
+        and hasattr(parser, "read_from_socket")
+        and hasattr(parser, "handle_push_response")
+    )
 
 
 class _NoPushType:

@@ -7,12 +7,13 @@ import asyncio
 import os
 import signal
 import time
+from typing import Any
 
 import pytest
 import redis.exceptions
 from redis.asyncio import Redis
 
-from prefill.coalesce import Coalescer
+from prefill.coalesce import Coalescer, _parsed_by_hiredis
 from prefill.storage import EmbeddedRedis
 from prefill.store.client import connect
 from tests.topology import is_cluster_url
@@ -35,6 +36,23 @@ async def test_concurrent_callers_share_round_trips_and_get_their_own_replies(
         # Nothing waiting: the next caller's batch leaves at once, alone.
         assert await coalescer.execute([("GET", "k3")]) == [b"4"]
     finally:
+        await client.aclose()
+
+
+@pytest.mark.single_redis(reason="a cluster's batches go through redis-py's cluster pipeline")
+async def test_replies_are_read_straight_from_hiredis_on_a_connection_of_the_service(
+    redis_url: str,
+) -> None:
+    """The short way to a batch's replies needs redis-py's internals as this version has them:
+    a redis-py that renamed them is read reply by reply (slower), and this test says so."""
+    client = connect(redis_url, timeout_seconds=2, retries=0)
+    pool = client.connection_pool
+    connection: Any = await pool.get_connection()  # type: ignore[no-untyped-call]
+    try:
+        await connection.connect()
+        assert _parsed_by_hiredis(connection)
+    finally:
+        await pool.release(connection)
         await client.aclose()
 
 
