@@ -7,6 +7,10 @@ from urllib.parse import quote, urlencode, urlsplit
 from prefill.tokens import LinkClaims, LinkSigner, TokenPurpose
 
 _CAMPAIGN_PURPOSES = (TokenPurpose.FORM, TokenPurpose.CARD, TokenPurpose.UNSUBSCRIBE)
+_CARD = "/card?t="
+_VCARD = "/card/vcard?t="
+_UNSUBSCRIBE = "/u?t="
+"""Paths of a token's pages, before the token (URL-safe as it is: nothing to encode)."""
 
 
 class LinkBuilder:
@@ -22,15 +26,17 @@ class LinkBuilder:
         parts = urlsplit(self._base)
         return f"{parts.scheme}://{parts.netloc}"
 
-    def campaign_links(self, claims: LinkClaims, form_path: str) -> tuple[str, str, str]:
-        """The form URL (for the form at `form_path`, see `form_path`), the card token and the
-        unsubscribe URL of one customer, signed together (`LinkSigner.sign_each`). Tokens are
-        URL-safe as they are: nothing to encode."""
+    def campaign_links(self, claims: LinkClaims, form_path: str) -> tuple[str, str, str, str]:
+        """The form URL (for the form at `form_path`, see `form_path`), card, vCard and
+        unsubscribe URLs of one customer, signed together (`LinkSigner.sign_each`; the card
+        and the vCard share a token). Tokens are URL-safe as they are: nothing to encode."""
         tokens = self._signer.sign_each(_CAMPAIGN_PURPOSES, claims)
+        card = tokens[TokenPurpose.CARD]
         return (
             f"{form_path}?t={tokens[TokenPurpose.FORM]}",
-            tokens[TokenPurpose.CARD],
-            f"{self._base}/u?t={tokens[TokenPurpose.UNSUBSCRIBE]}",
+            f"{self._base}{_CARD}{card}",
+            f"{self._base}{_VCARD}{card}",
+            f"{self._base}{_UNSUBSCRIBE}{tokens[TokenPurpose.UNSUBSCRIBE]}",
         )
 
     def form_path(self, form_id: str) -> str:
@@ -57,10 +63,10 @@ class LinkBuilder:
 
     def card_path(self, card_token: str, absolute: bool = False) -> str:
         """The card page of a card token (URL-safe as it is: nothing to encode)."""
-        return f"{self._base if absolute else ''}/card?t={card_token}"
+        return f"{self._base if absolute else ''}{_CARD}{card_token}"
 
     def vcard_path(self, card_token: str, absolute: bool = False) -> str:
-        return f"{self._base if absolute else ''}/card/vcard?t={card_token}"
+        return f"{self._base if absolute else ''}{_VCARD}{card_token}"
 
     def photo_url(self, contact_id: str) -> str:
         return f"{self._base}/contacts/{quote(contact_id)}/photo"

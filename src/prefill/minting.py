@@ -91,15 +91,14 @@ def personal_links(
 ) -> dict[str, str]:
     """The URL columns for one customer of a campaign; `form_path`: the campaign form's
     (`LinkBuilder.form_path`), when the caller has it for many customers."""
-    claims = LinkClaims(customer.id, campaign.id, customer.generation)
-    # One card token serves the card and the vCard.
-    form_url, card_token, unsubscribe_url = links.campaign_links(
-        claims, form_path or links.form_path(campaign.form_id)
+    form_url, card_url, vcard_url, unsubscribe_url = links.campaign_links(
+        LinkClaims(customer.id, campaign.id, customer.generation),
+        form_path or links.form_path(campaign.form_id),
     )
     return {
         "form_url": form_url,
-        "card_url": links.card_path(card_token, absolute=True),
-        "vcard_url": links.vcard_path(card_token, absolute=True),
+        "card_url": card_url,
+        "vcard_url": vcard_url,
         "unsubscribe_url": unsubscribe_url,
         "list_unsubscribe": f"<{unsubscribe_url}>",
         "list_unsubscribe_post": "List-Unsubscribe=One-Click",
