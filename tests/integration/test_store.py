@@ -26,8 +26,10 @@ from prefill.store.keys import (
     bucket_of,
     catalog_version_copy_key,
     customer_key,
+    run_seen_key,
 )
 from prefill.store.records import UPDATED_AT
+from prefill.store.scripts import ScriptCall
 from tests.helpers import append_consent
 from tests.topology import sync_client
 
@@ -255,3 +257,18 @@ async def test_a_withdrawal_racing_a_batch_stops_only_its_own_customer(
         ConsentAction.GRANTED,
     ]
     assert [len(await repository.consent_history(c.id)) for c in batch] == [1, 1, 1, 1, 1]
+
+
+async def test_a_script_call_that_ran_is_not_run_again_when_another_lost_its_script(
+    repository: Repository, redis_client: Redis
+) -> None:
+    """A batch whose calls reach a server (or a cluster node) that lost one script: only the
+    calls answered NOSCRIPT are sent again once it is loaded."""
+    await redis_client.script_flush()
+    scripts = repository._scripts
+    await redis_client.script_load(scripts.first_seen.script)
+    seen = ScriptCall(scripts.first_seen, [run_seen_key("a-run")], [60, "cust-1", 7])
+    read = ScriptCall(scripts.read_hashes, [customer_key("cust-2")], [])
+    first, hashes = await repository._run_scripts([seen, read])
+    assert first == []  # new: sent once (a second run would find it seen on line 7)
+    assert hashes == [[]]

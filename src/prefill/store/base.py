@@ -122,13 +122,21 @@ class StoreBase:
         """Script calls pipelined in one round trip (no MULTI), each by its SHA (see
         `_in_one_trip`); their replies, in order. A server that lost the scripts (a restart, a
         new primary) answers NOSCRIPT: they are loaded (on every primary of a cluster) and the
-        calls sent again, once."""
+        calls it did not run are sent again, once; those another node ran are not run twice
+        (a compare-and-set would fail against its own write)."""
         async with unavailable_on_error():
-            replies = await self._send_scripts(calls)
-            if any(isinstance(reply, redis.exceptions.NoScriptError) for reply in replies):
-                for script in {call.script.sha: call.script for call in calls}.values():
+            replies = list(await self._send_scripts(calls))
+            lost = [
+                i
+                for i, reply in enumerate(replies)
+                if isinstance(reply, redis.exceptions.NoScriptError)
+            ]
+            if lost:
+                for script in {calls[i].script.sha: calls[i].script for i in lost}.values():
                     await self._redis.script_load(script.script)
-                replies = await self._send_scripts(calls)
+                again = await self._send_scripts([calls[i] for i in lost])
+                for i, reply in zip(lost, again, strict=True):
+                    replies[i] = reply
             for reply in replies:
                 if isinstance(reply, redis.exceptions.RedisError):
                     raise reply
