@@ -21,6 +21,7 @@ from prefill.models import (
     ID_PATTERN,
     SHORT_TEXT_MAX_LENGTH,
     SUPPORTED_LOCALES,
+    ConsentEvent,
     Customer,
     Email,
     Id,
@@ -93,8 +94,11 @@ def _states(
     # Checked a field at a time over the whole batch, which nearly always passes; a batch
     # that does not is checked a record at a time, to find the records that fail.
     valid = _all_valid([text[0] for text in texts if text is not None and text[0]])
+    # Customers imported together share their consent event byte for byte (an import
+    # records a batch's at one time): each distinct one is decoded once. Events are frozen.
+    events: dict[bytes, ConsentEvent] = {}
     return {
-        customer_id: _state(customer_id, text, purpose, valid)
+        customer_id: _state(customer_id, text, purpose, valid, events)
         for customer_id, text in zip(ids, texts, strict=True)
     }
 
@@ -126,12 +130,23 @@ def _text(reply: list[bytes | None] | None) -> _Text | None:
     return record, generation, event
 
 
-def _state(customer_id: str, text: _Text | None, purpose: str, valid: bool) -> CustomerState:
+def _state(
+    customer_id: str,
+    text: _Text | None,
+    purpose: str,
+    valid: bool,
+    events: dict[bytes, ConsentEvent],
+) -> CustomerState:
+    """`events`: the batch's consent events decoded so far, by their bytes."""
     if text is None:
         return CustomerState(None, {}, unreadable=True)
     record, generation, event = text
     try:
-        consents = {purpose: decode_event(event)} if event is not None else {}
+        consents = {}
+        if event is not None:
+            if (decoded := events.get(event)) is None:
+                decoded = events[event] = decode_event(event)
+            consents[purpose] = decoded
         if not record:
             return CustomerState(None, consents)
         email, first, last, locale, owner = (
