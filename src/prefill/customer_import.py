@@ -337,21 +337,30 @@ class ImportSummary(msgspec.Struct):
 def _decide(
     rows: list[CustomerRow], notice_versions: Mapping[str, str], actor: str
 ) -> Callable[[dict[str, dict[str, ConsentEvent]]], dict[str, list[ConsentEvent]]]:
-    """The consent events the batch records, given the current state of its customers."""
+    """The consent events the batch records, given the current state of its customers. A
+    batch's events of one purpose and action are all alike: each is made once (and so
+    encoded once, see CustomerStore.write_customer_batch), not once a customer."""
     wanted = {row.customer.id: row.consents for row in rows}
     now = time.time()
+    alike: dict[tuple[str, ConsentAction], ConsentEvent] = {}
+
+    def event(purpose: str, action: ConsentAction) -> ConsentEvent:
+        made = alike.get((purpose, action))
+        if made is None:
+            made = alike[purpose, action] = ConsentEvent(
+                purpose=purpose,
+                action=action,
+                at=now,
+                source=ConsentSource.IMPORT,
+                notice_version=notice_versions.get(purpose, ""),
+                actor=actor,
+            )
+        return made
 
     def decide(current: dict[str, dict[str, ConsentEvent]]) -> dict[str, list[ConsentEvent]]:
         return {
             customer_id: [
-                ConsentEvent(
-                    purpose=purpose,
-                    action=action,
-                    at=now,
-                    source=ConsentSource.IMPORT,
-                    notice_version=notice_versions.get(purpose, ""),
-                    actor=actor,
-                )
+                event(purpose, action)
                 for purpose, action in wanted.get(customer_id, {}).items()
                 if import_may_record(state.get(purpose), action)
             ]

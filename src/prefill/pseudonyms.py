@@ -17,16 +17,19 @@ class Pseudonymizer:
 
     def __init__(self, secret_keys: list[str]) -> None:
         # A key derived for this one use, so a pseudonym never equals any link signature.
-        self._keys = [
-            hmac.new(key.encode(), _CONTEXT, hashlib.sha256).digest() for key in secret_keys
-        ]
+        keys = [hmac.new(key.encode(), _CONTEXT, hashlib.sha256).digest() for key in secret_keys]
+        # Keyed once: each pseudonym copies its key's state, not the key set up again (an
+        # import makes one a customer, 1.5 -> 1.0 µs).
+        self._keyed = [hmac.new(key, digestmod=hashlib.sha256) for key in keys]
 
     def of(self, value: str) -> str:
-        return self._with(self._keys[-1], value)
+        return self._with(self._keyed[-1], value)
 
     def candidates(self, value: str) -> list[str]:
-        return [self._with(key, value) for key in reversed(self._keys)]
+        return [self._with(keyed, value) for keyed in reversed(self._keyed)]
 
     @staticmethod
-    def _with(key: bytes, value: str) -> str:
-        return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()[:32]
+    def _with(keyed: hmac.HMAC, value: str) -> str:
+        mac = keyed.copy()
+        mac.update(value.encode())
+        return mac.hexdigest()[:32]

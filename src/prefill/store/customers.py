@@ -289,11 +289,14 @@ class CustomerStore(StoreBase):
             if dry_run:
                 return changes
             now = time.time()
+            encoded: dict[ConsentEvent, bytes] = {}  # a batch's events are mostly alike
             writes = [
                 (customer, change, call)
                 for customer, change in zip(pending, changes, strict=True)
                 if (
-                    call := self._write_call(customer, change, states, stored, now, write_unchanged)
+                    call := self._write_call(
+                        customer, change, states, stored, now, write_unchanged, encoded
+                    )
                 )
             ]
             decided |= {change.customer_id: change for change in changes}
@@ -312,8 +315,10 @@ class CustomerStore(StoreBase):
         stored: Mapping[str, StoredCustomer],
         now: float,
         write_unchanged: bool,
+        encoded: dict[ConsentEvent, bytes],
     ) -> ScriptCall | None:
-        """The compare-and-set write `change` calls for (WRITE_CUSTOMER_SCRIPT), if any."""
+        """The compare-and-set write `change` calls for (WRITE_CUSTOMER_SCRIPT), if any.
+        `encoded`: each event already encoded for another customer's write."""
         generation = 0
         if change.status == "created":
             # An erased customer's old links must stay dead if the id comes back.
@@ -341,7 +346,10 @@ class CustomerStore(StoreBase):
         count = seen.history
         events: list[EncodableT] = []
         for consent in change.consents:
-            events += [f"{HISTORY_PREFIX}{count}", encode_event(consent)]
+            raw = encoded.get(consent)
+            if raw is None:
+                raw = encoded[consent] = encode_event(consent)
+            events += [f"{HISTORY_PREFIX}{count}", raw]
             fields[state_field(consent.purpose)] = count
             count += 1
         if change.consents:
