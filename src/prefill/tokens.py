@@ -26,7 +26,7 @@ from itsdangerous import (
     TimestampSigner,
     URLSafeTimedSerializer,
 )
-from itsdangerous.encoding import base64_decode, base64_encode, bytes_to_int, int_to_bytes
+from itsdangerous.encoding import bytes_to_int, int_to_bytes
 
 from prefill.models import Campaign, CampaignState, Customer, Id
 
@@ -73,9 +73,18 @@ _claims_json = msgspec.json.Encoder()
 _URL_SAFE = bytes.maketrans(b"+/", b"-_")
 
 
+_FROM_URL_SAFE = bytes.maketrans(b"-_", b"+/")
+
+
 def _base64(data: bytes) -> bytes:
     """itsdangerous' base64_encode (URL-safe, unpadded) in C calls alone: four a token."""
     return binascii.b2a_base64(data, newline=False).translate(_URL_SAFE).rstrip(b"=")
+
+
+def _unbase64(text: bytes) -> bytes:
+    """itsdangerous' base64_decode of ASCII in C calls alone; raises binascii.Error (a
+    ValueError) where it raises BadData."""
+    return binascii.a2b_base64(text.translate(_FROM_URL_SAFE) + b"=" * (-len(text) % 4))
 
 
 def _hmac_pads(key: bytes) -> tuple[HASH, HASH]:
@@ -224,9 +233,10 @@ class LinkSigner:
             raise LinkRefused(RefusalCause.MISSING)
         if len(token) > MAX_TOKEN_LENGTH or not token.isascii():
             raise LinkRefused(RefusalCause.MALFORMED)
-        if not _is_canonical(token):
+        parts = _canonical_parts(token)
+        if parts is None:
             raise LinkRefused(RefusalCause.FORGED)
-        if (quick := self._verify_quickly(purpose, token)) is not None:
+        if (quick := self._verify_quickly(purpose, token, parts)) is not None:
             return quick
         try:
             payload, signed_at = self._serializers[purpose].loads(
@@ -253,24 +263,25 @@ class LinkSigner:
             signed=token.rsplit(".", 1)[0],
         )
 
-    def _verify_quickly(self, purpose: TokenPurpose, token: str) -> VerifiedLink | None:
+    def _verify_quickly(
+        self, purpose: TokenPurpose, token: str, parts: list[bytes]
+    ) -> VerifiedLink | None:
         """The link, for a token that is well signed, in time and of our shape: what `verify`
         returns for it through itsdangerous, without its per-call signer and serializer work
-        (most of a verification's cost). None for any other token: itsdangerous then says what
-        is wrong with it."""
-        signed, _, signature = token.rpartition(".")
-        payload, _, timestamp = signed.rpartition(".")
-        if not payload or payload.startswith("."):  # no timestamp, or a compressed payload
+        (most of a verification's cost). `parts`: the token's parts, decoded. None for any
+        other token: itsdangerous then says what is wrong with it."""
+        if len(parts) != 3 or not parts[0]:  # a compressed payload starts with "."
             return None
+        payload, timestamp, expected = parts
         try:
-            expected = base64_decode(signature)
-            signed_at = bytes_to_int(base64_decode(timestamp))
-            claims = msgspec.json.decode(base64_decode(payload), type=LinkClaims)
-        except (BadData, ValueError, struct.error, msgspec.DecodeError):
+            signed_at = bytes_to_int(timestamp)
+            claims = msgspec.json.decode(payload, type=LinkClaims)
+        except (ValueError, struct.error, msgspec.DecodeError):
             return None
         age = int(time.time()) - signed_at  # as TimestampSigner.unsign
         if not 0 <= age <= min(self._max_age, SHORT_LIVED_SECONDS.get(purpose, self._max_age)):
             return None
+        signed = token.rpartition(".")[0]
         message = signed.encode()
         for keyed in self._verifying_macs[purpose]:
             mac = keyed.copy()
@@ -287,13 +298,20 @@ def _as_claims(payload: object) -> LinkClaims | None:
         return None
 
 
-def _is_canonical(token: str) -> bool:
-    """True if every part is in canonical base64. The last character of a base64 text carries
-    unused bits, so without this check some one-character edits would still verify."""
+def _canonical_parts(token: str) -> list[bytes] | None:
+    """Each part of an ASCII token, decoded, if every part is in canonical base64. The last
+    character of a base64 text carries unused bits, so without this check some one-character
+    edits would still verify. Decoded once here, for the checks after it too."""
+    decoded = []
     try:
-        return all(base64_encode(base64_decode(part)).decode() == part for part in token.split("."))
-    except BadData:
-        return False
+        for part in token.encode().split(b"."):
+            data = _unbase64(part)
+            if _base64(data) != part:
+                return None
+            decoded.append(data)
+    except ValueError:
+        return None
+    return decoded
 
 
 def link_age_seconds(link: VerifiedLink, now: float | None = None) -> float:
