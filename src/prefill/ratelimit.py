@@ -135,6 +135,8 @@ would let one guesser walk around the per-address limit."""
 
 def address_subject(address: str) -> str:
     """What a per-address limit counts: an IPv4 address as it is, an IPv6 address by its /64."""
+    if ":" not in address:
+        return address  # IPv4, or no address at all: as it is, without parsing it per request
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:

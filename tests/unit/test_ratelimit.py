@@ -102,6 +102,7 @@ def test_settings_read_the_switch_and_the_proxies() -> None:
         ("2001:db8:0:7:ffff:ffff:ffff:ffff", "2001:db8:0:7::/64"),
         ("", ""),
         ("testclient", "testclient"),
+        ("not:an:address", "not:an:address"),
     ],
 )
 def test_an_ipv6_address_is_limited_by_its_network(address: str, subject: str) -> None:
