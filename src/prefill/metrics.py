@@ -30,14 +30,22 @@ RESOLUTIONS = Counter(
 )
 LINK_CHANNELS = (Channel.PAGE, Channel.WIDGET, Channel.CARD, Channel.VCARD)
 """Where a personal link is resolved (export and admin reads take no link)."""
-for _channel in LINK_CHANNELS:
-    for _outcome in OUTCOMES:
-        RESOLUTIONS.labels(_channel.value, _outcome)  # Every series exists from the start, at 0.
+
+_RESOLUTION_SERIES = {
+    (channel, outcome): RESOLUTIONS.labels(channel.value, outcome)
+    for channel in LINK_CHANNELS
+    for outcome in OUTCOMES
+}
+"""Every series, there from the start at 0, its child looked up once (`labels()` takes a
+lock and builds a key per call)."""
 
 
 def count_resolution(channel: Channel, outcome: str) -> None:
     """One resolution of a personal link; `outcome` is one of OUTCOMES."""
-    RESOLUTIONS.labels(channel.value, outcome).inc()
+    series = _RESOLUTION_SERIES.get((channel, outcome))
+    if series is None:  # a channel without links of its own (an export's, an admin read's)
+        series = RESOLUTIONS.labels(channel.value, outcome)
+    series.inc()
 
 
 RATE_LIMITED = Counter(

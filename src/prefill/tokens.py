@@ -195,24 +195,25 @@ class LinkSigner:
         if timestamp != self._timestamp[0]:
             self._timestamp = (timestamp, _base64(int_to_bytes(timestamp)))
         signed = b"%s.%s" % (_base64(_claims_json.encode(claims)), self._timestamp[1])
-        tokens = {}
-        for purpose in purposes:
-            inner, outer = self._macs[purpose]  # HMAC (RFC 2104), inline: three a customer
-            mac = inner.copy()
-            mac.update(signed)
-            keyed = outer.copy()
-            keyed.update(mac.digest())
-            # A digest's base64 ends in one "=" (32 bytes); the rest of the token is URL-safe.
-            token = b"%s.%s" % (signed, binascii.b2a_base64(keyed.digest(), newline=False)[:-1])
-            tokens[purpose] = token.translate(_URL_SAFE).decode()
-        return tokens
+        return {purpose: self._signed(purpose, signed) for purpose in purposes}
 
     def sign_as(self, purpose: TokenPurpose, link: VerifiedLink) -> str:
         """A verified link signed for another purpose: the same claims and signing time, so
         it cannot outlive the link it came from. Its payload and timestamp are reused as they
         were signed; only the HMAC is new (re-serialising costs several times more)."""
-        signature = self._signers[purpose].get_signature(link.signed).decode()
-        return f"{link.signed}.{signature}"
+        return self._signed(purpose, link.signed.encode())
+
+    def _signed(self, purpose: TokenPurpose, signed: bytes) -> str:
+        """The token of "payload.timestamp" `signed` for `purpose`: HMAC (RFC 2104) inline,
+        as itsdangerous' signer makes it with the newest key."""
+        inner, outer = self._macs[purpose]
+        mac = inner.copy()
+        mac.update(signed)
+        keyed = outer.copy()
+        keyed.update(mac.digest())
+        # A digest's base64 ends in one "=" (32 bytes); the rest of the token is URL-safe.
+        token = b"%s.%s" % (signed, binascii.b2a_base64(keyed.digest(), newline=False)[:-1])
+        return token.translate(_URL_SAFE).decode()
 
     def _claims_of(self, purpose: TokenPurpose, payload: object) -> LinkClaims | None:
         """The claims in the still-encoded payload of an expired token, if it decodes."""
