@@ -19,6 +19,7 @@ from prefill.cli_reports import UNREADABLE_INPUT, LineReport, unreadable
 from prefill.cli_support import (
     ExistingPath,
     cli_actor,
+    collector_for_bulk,
     data_dir_option,
     load_settings,
     run_with_repository,
@@ -123,7 +124,8 @@ def mint(
             return await _mint_to(target, columns, batched, minter, skipped, progress)
 
     try:
-        report = run_with_repository(settings, action)
+        with collector_for_bulk():
+            report = run_with_repository(settings, action)
     except MintError as exc:
         raise click.ClickException(str(exc)) from exc
     except UNREADABLE_INPUT as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import gc
 import io
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -112,6 +113,17 @@ def test_the_consenting_segment_is_everyone_with_the_purpose(env: dict[str, str]
     code, _, err = run(env, "mint", "--campaign", CAMPAIGN_ID, "--all-consenting", "--input", "-")
     assert code == 2
     assert "not both" in err
+
+
+def test_a_mint_leaves_the_garbage_collector_as_it_found_it(env: dict[str, str]) -> None:
+    """A mint tunes the collector for its run (cli_support.collector_for_bulk); run in-process,
+    as here, the process keeps the collector it had."""
+    assert run(env, "import", "examples")[0] == 0
+    threshold, frozen = gc.get_threshold(), gc.get_freeze_count()
+    code, out, err = run(env, "mint", "--campaign", CAMPAIGN_ID, "--all-consenting")
+    assert code == 0, err
+    assert {r["customer_id"] for r in rows_of(out)} == EMAIL_CONSENTING
+    assert (gc.get_threshold(), gc.get_freeze_count()) == (threshold, frozen)
 
 
 async def test_minting_counts_the_issued_links_in_the_funnel(
