@@ -404,12 +404,17 @@ class CustomerStore(StoreBase):
             while bucket < BUCKETS and len(ids) < count:
                 # Several buckets a round trip: most hold a few customers, or none yet.
                 buckets = range(bucket, min(bucket + LISTING_STRIDE, BUCKETS))
-                pipe = self._redis.pipeline(transaction=False)
-                for each in buckets:
-                    pipe.sscan(
-                        customer_index_key(each), position if each == bucket else 0, count=count
+                commands: list[Command] = [
+                    (
+                        "SSCAN",
+                        customer_index_key(each),
+                        position if each == bucket else 0,
+                        "COUNT",
+                        count,
                     )
-                replies = cast("list[tuple[int, list[bytes]]]", await pipe.execute())
+                    for each in buckets
+                ]
+                replies = cast("list[tuple[int, list[bytes]]]", await self._commands(commands))
                 for each, (next_position, members) in zip(buckets, replies, strict=True):
                     ids += [member.decode() for member in members]
                     bucket, position = each, int(next_position)
