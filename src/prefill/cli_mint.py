@@ -24,7 +24,7 @@ from prefill.cli_support import (
     load_settings,
     run_with_repository,
 )
-from prefill.csv_safe import SafeDictWriter
+from prefill.csv_safe import SafeWriter
 from prefill.import_rows import Problem, batches, open_export
 from prefill.links import LinkBuilder
 from prefill.minting import (
@@ -35,7 +35,7 @@ from prefill.minting import (
     Wanted,
     consenting_segment,
     mint_columns,
-    output_row,
+    output_rows,
     require_active_campaign,
     wanted_from_csv,
 )
@@ -150,10 +150,11 @@ async def _mint_to(
     progress: Progress,
 ) -> MintReport:
     # Columns the input has but a row lacks stay empty; merge fields the input lacks are added.
-    writer = SafeDictWriter(target, mint_columns(columns))
-    writer.writeheader()
+    writer = SafeWriter(target)
+    writer.writerow(mint_columns(columns))
+    row_of = output_rows(columns)
     # Written a batch at a time: one large write instead of one per row.
-    rows: list[dict[str, str]] = []
+    rows: list[list[str]] = []
 
     def batch_done(done: int, _: MintReport) -> None:
         writer.writerows(rows)
@@ -162,7 +163,7 @@ async def _mint_to(
 
     report = await minter.mint_batches(
         batched,
-        write=lambda w, customer, links: rows.append(output_row(w, customer, links)),
+        write=lambda w, customer, links: rows.append(row_of(w, customer, links)),
         on_skip=skipped.add,
         on_batch=batch_done,
     )

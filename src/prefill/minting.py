@@ -427,14 +427,27 @@ def mint_columns(input_columns: list[str]) -> list[str]:
     return columns + [c for c in (*MERGE_COLUMNS, *URL_COLUMNS) if c not in columns]
 
 
-def output_row(wanted: Wanted, customer: Customer, links: dict[str, str]) -> dict[str, str]:
-    """The input's row with the links, and the merge fields as stored now: a stale address in
-    the input must not receive a customer's personal links."""
-    row = {"customer_id": customer.id, **wanted.columns}
-    # MERGE_COLUMNS, named one by one: a mint builds a row a customer.
-    row["email"] = customer.email
-    row["first_name"] = customer.first_name
-    row["last_name"] = customer.last_name
-    row["locale"] = customer.locale
-    row.update(links)
-    return row
+def output_rows(
+    input_columns: list[str],
+) -> Callable[[Wanted, Customer, dict[str, str]], list[str]]:
+    """What makes an output row, its cells in `mint_columns(input_columns)`' order: the
+    input's row with the links, and the merge fields as stored now (a stale address in the
+    input must not receive a customer's personal links). Columns a row lacks stay empty."""
+    columns = mint_columns(input_columns)
+
+    def row(wanted: Wanted, customer: Customer, links: dict[str, str]) -> list[str]:
+        cells = {"customer_id": customer.id, **wanted.columns}
+        # MERGE_COLUMNS, named one by one: a mint builds a row a customer.
+        cells["email"] = customer.email
+        cells["first_name"] = customer.first_name
+        cells["last_name"] = customer.last_name
+        cells["locale"] = customer.locale
+        cells.update(links)
+        return [cells.get(name, "") for name in columns]
+
+    def segment_row(_: Wanted, customer: Customer, links: dict[str, str]) -> list[str]:
+        # A segment's columns are ours alone: the same cells, with no mapping to make.
+        merge = [customer.id, customer.email, customer.first_name, customer.last_name]
+        return [*merge, customer.locale, *[links[name] for name in URL_COLUMNS]]
+
+    return row if input_columns else segment_row

@@ -7,7 +7,14 @@ from collections.abc import Iterator
 
 from prefill.customer_import import CustomerRow, ExportFormat, customer_row, read_customers
 from prefill.import_rows import Problem
-from prefill.minting import SkipReason, skip_reason
+from prefill.minting import (
+    URL_COLUMNS,
+    SkipReason,
+    Wanted,
+    mint_columns,
+    output_rows,
+    skip_reason,
+)
 from prefill.models import (
     Campaign,
     Catalog,
@@ -179,3 +186,22 @@ def test_a_note_at_a_terminal_clears_the_bar_and_draws_it_again() -> None:
     lines = out.getvalue().split("\n")
     assert lines[0].endswith("\r\x1b[Kx.csv: line 3: email: not a valid email address")
     assert lines[1].startswith("\rimport x [")
+
+
+def test_a_segment_s_rows_have_the_cells_its_columns_name() -> None:
+    """A segment's rows are made without a mapping (output_rows): cell by cell, they are what
+    the columns name, as an input's rows are."""
+    customer = Customer(id="c1", email="a@x.example", first_name="A", last_name="B", locale="sv")
+    links = {name: f"https://x.example/{name}" for name in reversed(URL_COLUMNS)}
+    row = output_rows([])(Wanted(2, "c1"), customer, links)
+    cells = dict(zip(mint_columns([]), row, strict=True))
+    assert cells == {
+        "customer_id": "c1",
+        "email": "a@x.example",
+        "first_name": "A",
+        "last_name": "B",
+        "locale": "sv",
+        **links,
+    }
+    as_input = output_rows(["customer_id"])(Wanted(2, "c1", {"customer_id": "c1"}), customer, links)
+    assert list(cells.values()) == as_input
