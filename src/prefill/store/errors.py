@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
-
 import redis.exceptions
 
 # A cluster's own errors (no node for a slot, no nodes reachable at all) are not RedisErrors;
@@ -39,11 +36,27 @@ class RequestConflict(Exception):
     """A request id reused for a different request: retrying must repeat the same body."""
 
 
-@contextlib.asynccontextmanager
-async def unavailable_on_error() -> AsyncIterator[None]:
-    # Every Redis failure (unreachable, slow, read-only replica, out of memory, loading, a wrong
-    # key type) means the same to a caller: state cannot be trusted now, so fail closed.
-    try:
-        yield
-    except REDIS_ERRORS as exc:
-        raise StoreUnavailable(type(exc).__name__) from exc
+class _UnavailableOnError:
+    """Every Redis failure (unreachable, slow, read-only replica, out of memory, loading, a
+    wrong key type) means the same to a caller: state cannot be trusted now, so fail closed.
+    A class, not an @asynccontextmanager: that makes an async generator per use, which the
+    event loop also tracks, on every read and write of a request."""
+
+    __slots__ = ()
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, trace: object
+    ) -> None:
+        if isinstance(exc, REDIS_ERRORS):
+            raise StoreUnavailable(type(exc).__name__) from exc
+
+
+_UNAVAILABLE_ON_ERROR = _UnavailableOnError()
+
+
+def unavailable_on_error() -> _UnavailableOnError:
+    """`async with unavailable_on_error():` raises StoreUnavailable for any Redis error."""
+    return _UNAVAILABLE_ON_ERROR
