@@ -308,7 +308,9 @@ class StoreBase:
             replies = await self._writes.execute([*sent, *(commands or [])])
             for call, reply in zip(calls, replies, strict=False):
                 try:
-                    results.append(await script_reply(call, reply))
+                    # A reply as it came needs no call (a coroutine) to say so.
+                    ok = not isinstance(reply, Exception)
+                    results.append(reply if ok else await script_reply(call, reply))
                 except redis.exceptions.RedisError as exc:
                     if funnel is None or call is not calls[-1]:
                         raise
