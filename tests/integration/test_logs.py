@@ -22,7 +22,7 @@ import pytest
 import structlog
 from structlog.contextvars import bound_contextvars
 
-from prefill.logs import AccessLine, configure_logging
+from prefill.logs import AccessLine, configure_logging, log_access
 from prefill.storage import EmbeddedRedis, free_tcp_port
 from tests.browser.harness import wait_until_ready
 from tests.conftest import EXAMPLES, SECRET
@@ -315,3 +315,48 @@ def test_an_access_line_reads_as_the_structlog_chain_writes_the_same_fields(
     assert list(direct) == list(chain)  # the same keys in the same order
     assert direct.pop("timestamp")[:16] == chain.pop("timestamp")[:16]
     assert direct == chain
+
+
+def test_an_access_line_written_without_a_record_is_the_line_logging_writes(
+    json_logs: io.StringIO,
+) -> None:
+    logger = logging.getLogger("prefill.requests")
+    line = AccessLine(
+        method="GET", route="/f/{form_id}", status=200, duration_ms=1.5, request_id=SUPPLIED_ID
+    )
+    logger.info(line)
+    log_access(logger, line)
+    through_logging, direct = lines(json_logs)
+    assert direct.pop("timestamp")[:16] == through_logging.pop("timestamp")[:16]
+    assert list(direct.items()) == list(through_logging.items())
+
+
+class Collecting(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_an_access_line_goes_through_logging_where_anything_else_would_see_it(
+    json_logs: io.StringIO,
+) -> None:
+    logger = logging.getLogger("prefill.requests")
+    line = AccessLine(
+        method="GET", route="/health/live", status=200, duration_ms=0.1, request_id=""
+    )
+    extra = Collecting()
+    logger.addHandler(extra)
+    try:
+        log_access(logger, line)
+    finally:
+        logger.removeHandler(extra)
+    logger.setLevel(logging.WARNING)
+    try:
+        log_access(logger, line)  # below the logger's level: nowhere
+    finally:
+        logger.setLevel(logging.NOTSET)
+    assert [record.msg for record in extra.records] == [line]
+    assert len(lines(json_logs)) == 1  # the root's handler, once, through propagation

@@ -23,7 +23,7 @@ from litestar.exceptions import HTTPException
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.contextvars import bind_contextvars, reset_contextvars
 
-from prefill.logs import AccessLine
+from prefill.logs import AccessLine, log_access
 from prefill.metrics import NOT_MEASURED, RequestMetrics
 from prefill.web.fast import FAST_ROUTE, fast_stack
 from prefill.web.headers import with_privacy_headers
@@ -106,14 +106,13 @@ class RequestMiddleware:
                 if measured:
                     self._metrics.finished(method, route, status, seconds)
                 duration_ms = round(seconds * 1000, 1)
-                logger.info(
-                    AccessLine(
-                        method=method,
-                        route=route,
-                        status=status,
-                        duration_ms=duration_ms,
-                        request_id=request_id,
-                    )
+                line = AccessLine(
+                    method=method,
+                    route=route,
+                    status=status,
+                    duration_ms=duration_ms,
+                    request_id=request_id,
                 )
+                log_access(logger, line)
             finally:
                 reset_contextvars(**bound)
