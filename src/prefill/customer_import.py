@@ -405,7 +405,7 @@ async def import_customers(
             if not audited:  # Once the header has been read: a refused file changed nothing.
                 await _audit_import(repository, actor, source)
                 audited = True
-            if len(in_flight) == IN_FLIGHT:  # memory stays bounded: a batch or two ahead
+            if len(in_flight) == IN_FLIGHT:  # memory stays bounded: two batches ahead
                 await in_flight.pop(0).done
             in_flight.append(batch_import.start(rows_read, in_flight[-1] if in_flight else None))
             on_batch(batch_import.summary)
@@ -426,8 +426,9 @@ async def import_customers(
     return batch_import.summary
 
 
-IN_FLIGHT = 2
-"""Batches being written at once: one in Redis while the client decides the next."""
+IN_FLIGHT = 3
+"""Batches under way at once: while one is written (and fsynced) and the next waits behind it
+for its reads, the client parses a third, instead of waiting for Redis."""
 
 
 YIELD_EVERY = 50
