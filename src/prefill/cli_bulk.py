@@ -168,15 +168,17 @@ def import_customers_command(
             progress.finish()
             return summary
 
+    finished = False
     try:
         summary = run_with_repository(settings, action)
+        finished = True
     except ImportRejected as exc:
         raise report_rejected(exc) from exc
     except UNREADABLE_INPUT as exc:
         so_far = "rows before it may be imported, not all; importing the whole file again is safe"
         raise unreadable(name, exc, so_far) from exc
     finally:
-        errors.close()
+        errors.close(finished=finished)
     changes.close()
     click.echo(import_summary_text(name, summary, dry_run))
     if summary.bad and dry_run:

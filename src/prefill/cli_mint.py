@@ -123,15 +123,17 @@ def mint(
             batched = batches(wanted, MINT_BATCH)
             return await _mint_to(target, columns, batched, minter, skipped, progress)
 
+    finished = False
     try:
         with collector_for_bulk():
             report = run_with_repository(settings, action)
+        finished = True
     except MintError as exc:
         raise click.ClickException(str(exc)) from exc
     except UNREADABLE_INPUT as exc:
         raise unreadable(label, exc, "the links before it are written") from exc
     finally:
-        skipped.close()
+        skipped.close(finished=finished)
     click.echo(mint_summary_text(campaign_id, report, consent_purpose), err=True)
     if not os.environ.get("PREFILL_PUBLIC_URL"):
         click.echo(

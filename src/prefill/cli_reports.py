@@ -22,7 +22,8 @@ class LineReport:
     """Lines that could not be done: the first few on standard error (line and reason: the
     terminal, or a cron job's log, gets no id), all of them in a CSV file with the row's id,
     created when there is something to put in it. A report left by an earlier run at the same
-    path is removed, so what is there always describes the last run."""
+    path is replaced, or removed by a run that read its input to the end without a bad line, so
+    what is there always describes the last run that did something."""
 
     def __init__(self, path: Path | None, source: str, option: str, lines: bool = True) -> None:
         """`option` names the file (for "give it to list them all"); `lines`: whether the items
@@ -52,10 +53,12 @@ class LineReport:
             self._writer.writerow(REPORT_COLUMNS)
         self._writer.writerow([line or "", key, reason])
 
-    def close(self) -> None:
+    def close(self, *, finished: bool) -> None:
+        """`finished`: the run read its input to the end. One that did nothing (Redis out of
+        reach, a header refused) or stopped part-way says nothing of the earlier run's lines."""
         if self._file is not None:
             self._file.close()
-        elif self.path is not None and self.path.exists():
+        elif finished and self.path is not None and self.path.exists():
             self.path.unlink()
             click.echo(f"removed {self.path}, an earlier run's report", err=True)
         if self.count and self.path:

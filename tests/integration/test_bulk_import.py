@@ -16,6 +16,7 @@ import pytest
 from prefill.customer_import import CustomerRow, import_customers
 from prefill.import_rows import Problem
 from prefill.models import Customer
+from prefill.storage import free_tcp_port
 from prefill.store import Repository, StoreUnavailable
 from prefill.store.keys import customer_key
 from tests.helpers import (
@@ -246,6 +247,40 @@ def test_a_batch_without_one_good_row_is_reported_and_the_import_goes_on(
     source.write_text("id,email\ngood1,g@x.example\n", encoding="utf-8")
     code, _, err = run(env, "import", "customers", str(source), "--errors", str(report))
     assert code == 0, err
+    assert not report.exists()
+
+
+def test_a_run_that_did_nothing_keeps_the_report_of_the_last_one_that_did(
+    env: dict[str, str], redis_url: str, tmp_path: Path
+) -> None:
+    source = tmp_path / "crm.csv"
+    source.write_text("id,email\nc1,not-an-email\n", encoding="utf-8")
+    report = tmp_path / "errors.csv"
+    code, _, _ = run(env, "import", "customers", str(source), "--errors", str(report))
+    assert code == 1
+    listed = report.read_text(encoding="utf-8")
+    assert "email: not a valid email address" in listed
+    mail, consent = tmp_path / "mail.csv", tmp_path / "consent.csv"
+    mail.write_text("id,mail\nc1,a@x.example\n", encoding="utf-8")
+    consent.write_text(
+        "id,email,consent_personalization\nc1,a@x.example,granted\n", encoding="utf-8"
+    )
+    nowhere = ("--redis-url", f"redis://127.0.0.1:{free_tcp_port()}/0", "--no-redis-cluster")
+    refused = {  # what each run says -> its arguments
+        "cannot reach Redis": (*nowhere, "import", "customers", str(source)),
+        "missing column(s): email": ("import", "customers", str(mail)),
+        "--notice-version personalization=VERSION": ("import", "customers", str(consent)),
+    }
+    for said, args in refused.items():
+        code, _, err = run(env, *args, "--errors", str(report))
+        assert code == 1
+        assert said in err
+        assert "removed" not in err
+        assert report.read_text(encoding="utf-8") == listed
+    source.write_text("id,email\nc1,a@x.example\n", encoding="utf-8")
+    code, _, err = run(env, "import", "customers", str(source), "--errors", str(report))
+    assert code == 0, err
+    assert f"removed {report}, an earlier run's report" in err
     assert not report.exists()
 
 

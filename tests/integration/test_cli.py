@@ -77,11 +77,16 @@ def test_reimport_keeps_revoked_links_dead(env: dict[str, str], redis_url: str) 
         assert stored_customer(client, "cust-1001")["generation"] == 1
 
 
-def test_mint_refuses_a_revoked_or_unknown_campaign(env: dict[str, str]) -> None:
+def test_mint_refuses_a_revoked_or_unknown_campaign(env: dict[str, str], tmp_path: Path) -> None:
     assert run(env, "import", "examples")[0] == 0
-    code, _, err = run(env, "mint", "--campaign", "nope", stdin="customer_id\ncust-1001\n")
+    skipped = tmp_path / "skipped.csv"
+    skipped.write_text("line,customer_id,reason\n2,x,an earlier mint's\n", encoding="utf-8")
+    code, _, err = run(
+        env, "mint", "--campaign", "nope", "--skipped", str(skipped), stdin="customer_id\nx\n"
+    )
     assert code == 1
     assert "no campaign 'nope'" in err
+    assert "an earlier mint's" in skipped.read_text(encoding="utf-8")  # a mint that did nothing
     assert run(env, "revoke-campaign", "spring-summit-2027-invite")[0] == 0
     code, _, err = run(
         env, "mint", "--campaign", "spring-summit-2027-invite", stdin="customer_id\ncust-1001\n"
