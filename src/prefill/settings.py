@@ -16,6 +16,7 @@ import msgspec
 from prefill.ratelimit import Limit, RateLimits, parse_proxies
 
 MIN_SECRET_LENGTH = 32
+MAKE_A_KEY = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
 FILE_SUFFIX = "_FILE"
 SECRET_VARIABLES = ("PREFILL_SECRET_KEYS", "PREFILL_REDIS_URL")
 """Settings that hold a secret (signing keys; a Redis URL can carry a password): each may come
@@ -86,13 +87,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 "customer's links must not outlive the record that keeps them dead"
             )
         if not self.secret_keys:
-            raise SettingsError("PREFILL_SECRET_KEYS: at least one signing key is required")
+            # `prefill mint` run apart from the service gets here: a key of its own would sign
+            # links that the service refuses.
+            raise SettingsError(
+                "PREFILL_SECRET_KEYS: at least one signing key is required, the service's own "
+                "(or PREFILL_SECRET_KEYS_FILE): links must verify on the service that opens "
+                f"them. Make a key for a new service with: {MAKE_A_KEY}"
+            )
         for key in self.secret_keys:
             if len(key) < MIN_SECRET_LENGTH:
                 raise SettingsError(
                     f"PREFILL_SECRET_KEYS: every key must have at least {MIN_SECRET_LENGTH} "
-                    "characters (generate one with: python -c 'import secrets; "
-                    "print(secrets.token_urlsafe(48))')"
+                    f"characters (generate one with: {MAKE_A_KEY})"
                 )
 
     @property

@@ -107,7 +107,8 @@ def test_missing_secret_is_a_clear_error(env: dict[str, str]) -> None:
     del env["PREFILL_SECRET_KEYS"]
     code, _, err = run(env, "mint", "--campaign", "x", stdin="customer_id\n")
     assert code == 1
-    assert "PREFILL_SECRET_KEYS" in err
+    assert "PREFILL_SECRET_KEYS: at least one signing key is required, the service's own" in err
+    assert "print(secrets.token_urlsafe(48))" in err  # how to make one
 
 
 def test_embedded_redis_is_used_without_a_url(tmp_path: Path) -> None:
