@@ -32,6 +32,7 @@ from prefill.cli_support import (
     run_with_repository,
 )
 from prefill.contacts import Owners
+from prefill.crm_columns import own_columns
 from prefill.customer_import import ExportFormat, ImportSummary, import_customers, read_customers
 from prefill.import_rows import ImportRejected, open_detected
 from prefill.progress import Progress
@@ -142,7 +143,9 @@ def import_customers_command(
             errors.echo = progress.note
             changes.echo = lambda message: progress.note(message, sys.stdout)
             note = functools.partial(_note, progress, name)
-            rename = None if mapping is None else functools.partial(mapping.rename, note=note)
+            rename = (
+                own_columns if mapping is None else functools.partial(mapping.rename, note=note)
+            )
             rows = read_customers(
                 text,
                 read_as,

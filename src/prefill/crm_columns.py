@@ -178,6 +178,38 @@ def _own_column(name: str) -> bool:
     return name in FIELDS or name.startswith(("consent_", "attr_"))
 
 
+def own_columns(header: list[str]) -> list[str]:
+    """A header of our own format, as it is. One without `id` or `email` is most likely a CRM's
+    export: HeaderProblem says how to read it, naming the preset whose columns it has."""
+    missing = sorted(set(REQUIRED) - set(header))
+    if not missing:
+        return header
+    wrong = f"missing column(s): {', '.join(missing)}"
+    fits = _presets_fitting(header)
+    if fits:
+        named = " or ".join(f"--preset {name}" for name in fits)
+        export = " or ".join(PRESETS[name].name for name in fits)
+        raise HeaderProblem(f"{wrong}: it looks like a {export} export: read it with {named}")
+    presets = ", ".join(PRESETS)
+    raise HeaderProblem(
+        f"{wrong}: a CRM's export is read with --preset ({presets}), or its columns mapped "
+        "with --columns 'Their header=field,…'"
+    )
+
+
+def _presets_fitting(header: list[str]) -> list[str]:
+    """The presets that find every required field in `header`, those with most of their
+    fields first among them: a HubSpot export's "Contact ID" and "Email" are a Salesforce
+    report's too, but its "Phone Number" is not."""
+    keys = {_key(name) for name in header}
+    found = {
+        name: sum(any(_key(h) in keys for h in theirs) for theirs in preset.columns.values())
+        for name, preset in PRESETS.items()
+        if all(any(_key(h) in keys for h in preset.columns[field]) for field in REQUIRED)
+    }
+    return [name for name, count in found.items() if count == max(found.values())]
+
+
 def column_map(preset: str | None, given: Mapping[str, str]) -> ColumnMap | None:
     """The map for the options given; None for a file in our own format (read as it is)."""
     if preset is None and not given:

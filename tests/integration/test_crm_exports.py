@@ -101,6 +101,9 @@ def test_a_hubspot_export_imports_with_its_languages_and_owners(
 ) -> None:
     assert run(env, "import", "examples")[0] == 0
     source = write_csv(tmp_path / "hubspot-crm-exports-all-contacts.csv", HUBSPOT)
+    code, _, err = run(env, "import", "customers", str(source))
+    assert code == 1
+    assert "line 1: missing column(s): email, id: it looks like a HubSpot export: read it " in err
     code, out, err = run(env, "import", "customers", str(source), "--preset", "hubspot")
     assert code == 0, err
     assert "3 rows: 3 created, 0 updated, 0 unchanged, 0 bad" in out

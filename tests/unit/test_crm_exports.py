@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from prefill.contacts import Owners, OwnerUnresolved
-from prefill.crm_columns import PRESETS, ColumnMap, column_map, parse_columns
+from prefill.crm_columns import PRESETS, ColumnMap, column_map, own_columns, parse_columns
 from prefill.csv_dialect import BLOCK_BYTES, Dialect, detect, header_delimiter
 from prefill.customer_import import ExportFormat, read_customers
 from prefill.import_rows import (
@@ -124,6 +124,48 @@ def test_a_header_that_cannot_work_is_said_before_any_row(
 ) -> None:
     with pytest.raises(HeaderProblem, match="^" + reason.replace("(", r"\(")):
         rename(column_map(preset, given), header)
+
+
+@pytest.mark.parametrize(
+    ("header", "reason"),
+    [
+        (
+            ["Record ID", "First Name", "Email", "Phone Number", "Contact owner"],
+            "missing column(s): email, id: it looks like a HubSpot export: read it with "
+            "--preset hubspot",
+        ),
+        (
+            ["ID", "FIRSTNAME", "EMAIL", "PHONE"],
+            "missing column(s): email, id: it looks like a Salesforce export: read it with "
+            "--preset salesforce",
+        ),
+        (
+            ["Email Address", "First Name", "LEID", "EUID"],
+            "missing column(s): email, id: it looks like a Mailchimp export",
+        ),
+        (  # HubSpot's id before 2023 is a Salesforce report's too: its phone tells them apart
+            ["Contact ID", "Email", "Phone Number"],
+            "it looks like a HubSpot export: read it with --preset hubspot",
+        ),
+        (
+            ["Contact ID", "Email"],
+            "it looks like a HubSpot or Salesforce export: read it with --preset hubspot or "
+            "--preset salesforce",
+        ),
+        (
+            ["id", "Mail"],
+            "missing column(s): email: a CRM's export is read with --preset (hubspot, "
+            "salesforce, mailchimp), or its columns mapped with --columns 'Their header=field,…'",
+        ),
+    ],
+)
+def test_a_header_without_id_or_email_is_pointed_to_a_preset_or_columns(
+    header: list[str], reason: str
+) -> None:
+    with pytest.raises(HeaderProblem) as raised:
+        own_columns(header)
+    assert reason in str(raised.value)
+    assert own_columns(["email", "id", "Notes"]) == ["email", "id", "Notes"]
 
 
 def test_columns_given_are_checked_as_they_are_parsed() -> None:
