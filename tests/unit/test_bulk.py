@@ -16,6 +16,7 @@ from prefill.minting import (
     skip_reason,
 )
 from prefill.models import (
+    DEFAULT_LOCALE,
     Campaign,
     Catalog,
     ConsentAction,
@@ -76,6 +77,10 @@ def test_values_are_normalised() -> None:
     assert saved.customer.phone == "+46701234567"
     unknown = customer_row(10, {"id": "c4", "email": "a@x.example", "phone": "999123"})
     assert isinstance(unknown, Problem)
+    # No language is English, the default (README: "Normalised values").
+    unsaid = customer_row(11, {"id": "c5", "email": "a@x.example", "locale": " "})
+    assert isinstance(unsaid, CustomerRow)
+    assert unsaid.customer.locale == DEFAULT_LOCALE == "en"
 
 
 def test_a_row_is_refused_with_the_field_and_never_its_value() -> None:
