@@ -24,7 +24,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.contextvars import bind_contextvars, reset_contextvars
 
 from prefill.logs import AccessLine, log_access
-from prefill.metrics import NOT_MEASURED, RequestMetrics
+from prefill.metrics import NOT_MEASURED, REQUEST_METRICS
 from prefill.web.fast import FAST_ROUTE, fast_stack
 from prefill.web.headers import with_privacy_headers
 
@@ -54,7 +54,7 @@ class RequestMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self._app = app
-        self._metrics = RequestMetrics()
+        self._metrics = REQUEST_METRICS
         self._inner: dict[int, ASGIApp] = {}
         """What answers each route handler this layer wraps (Litestar makes one per handler)."""
 
