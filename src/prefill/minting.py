@@ -323,9 +323,21 @@ class Minter:
                 checked.set_result(None)
 
         ids = [w.customer_id for w in wanted if _is_id(w.customer_id)]
-        return await asyncio.gather(
-            self._catalog.current(), firsts(), self._repo.mint_states(ids, self._purpose)
+        # Every read is waited for, even when one fails: a repeat check still under way
+        # would write the run's ids after the mint has ended and removed them.
+        catalog, firsts_of, states = await asyncio.gather(
+            self._catalog.current(),
+            firsts(),
+            self._repo.mint_states(ids, self._purpose),
+            return_exceptions=True,
         )
+        if isinstance(catalog, BaseException):
+            raise catalog
+        if isinstance(firsts_of, BaseException):
+            raise firsts_of
+        if isinstance(states, BaseException):
+            raise states
+        return catalog, firsts_of, states
 
     def _sign(
         self,

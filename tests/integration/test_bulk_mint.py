@@ -19,7 +19,7 @@ from prefill.catalog import CatalogCache
 from prefill.links import LinkBuilder
 from prefill.minting import Minter, MintError, Wanted
 from prefill.models import Actor, CampaignState, Customer
-from prefill.store import Repository
+from prefill.store import Repository, StoreUnavailable
 from prefill.store.keys import customer_key
 from prefill.tokens import LinkClaims, LinkSigner, TokenPurpose, check_claims
 from tests.helpers import CAMPAIGN_ID, run
@@ -177,6 +177,29 @@ async def test_batches_in_flight_report_in_the_input_s_order_and_see_earlier_rep
         CAMPAIGN_ID
     )
     assert figures.issued == 3
+
+
+async def test_a_failed_read_leaves_no_repeat_check_writing_after_the_mint(
+    examples: None,
+    repository: Repository,
+    redis_client: Redis,
+    links: LinkBuilder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch's catalog read fails while its repeat check is still on its way: the mint
+    fails only once the check is over, then removes the run's ids; none is written after."""
+
+    async def unreadable(*_: object) -> None:
+        raise StoreUnavailable("catalog")
+
+    monkeypatch.setattr(CatalogCache, "current", unreadable)
+    monkeypatch.setattr(repository, "first_seen", slow_first_call(repository.first_seen, 0.2))
+    campaign = (await repository.load_catalog()).campaigns[CAMPAIGN_ID]
+    minter = Minter(repository, links, campaign, "test")
+    with pytest.raises(StoreUnavailable):
+        await minter.mint([Wanted(2, "cust-1001")], write=lambda *_: None)
+    await asyncio.sleep(0.3)  # past the held check, had it been left running
+    assert [key async for key in redis_client.scan_iter(match="*:seen")] == []
 
 
 async def test_a_campaign_revoked_while_minting_stops_the_mint(
