@@ -157,11 +157,14 @@ def csv_rows(
     *,
     delimiter: str = ",",
     rename: Callable[[list[str]], list[str]] | None = None,
+    short_rows: bool = False,
 ) -> Iterator[tuple[int, Row | Problem]]:
     """(line where the row starts, row or its problem). The header must hold the required
     columns and pass `check_header`, else ImportRejected: every row would be wrong. A problem
     names its row by the `key_column` cell, when that is an id. `rename` gives our name for each
-    of the file's columns ("" for one to leave out), or raises HeaderProblem."""
+    of the file's columns ("" for one to leave out), or raises HeaderProblem. A row with fewer
+    values than columns is a problem (a row cut short) unless `short_rows`: then its missing
+    cells are absent."""
     reader = csv.reader(stream, delimiter=delimiter)
     try:
         header = [name.strip() for name in next(reader, [])]
@@ -204,6 +207,10 @@ def csv_rows(
             yield start, Problem(start, reason, _key(cells, key_at))
         elif len(cells) > len(header):
             yield start, Problem(start, "more values than columns", _key(cells, key_at))
+        elif len(cells) < len(header) and not short_rows:
+            values = f"{len(cells)} value{'s' if len(cells) > 1 else ''}"
+            reason = f"{values} for {len(header)} columns: is the row cut short?"
+            yield start, Problem(start, reason, _key(cells, key_at))
         elif _UNDECODABLE.search("".join(cells)) and any(
             name and _UNDECODABLE.search(cell) for name, cell in zip(header, cells, strict=False)
         ):  # (bytes in a column the import leaves out do not matter)

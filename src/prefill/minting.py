@@ -150,7 +150,8 @@ def wanted_from_csv(source: Iterable[str]) -> tuple[list[str], Iterator[Wanted |
             return None
         return f"the input needs a column named {' or '.join(ID_COLUMNS)}"
 
-    rows = csv_rows(source, set(), "input", needs_an_id_column)
+    # A list of ids may end a row where its other cells would be empty.
+    rows = csv_rows(source, set(), "input", needs_an_id_column, short_rows=True)
     try:
         first = next(rows, None)  # Reads and checks the header.
     except ImportRejected as exc:

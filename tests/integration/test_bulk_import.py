@@ -211,6 +211,37 @@ def test_rows_not_in_the_given_encoding_are_bad_rows_not_the_end_of_the_file(
     assert "2 rows: 1 created" in out
 
 
+def test_a_row_cut_short_is_a_bad_row_as_one_too_long_is(
+    env: dict[str, str], redis_url: str, tmp_path: Path
+) -> None:
+    source = tmp_path / "crm.csv"
+    source.write_text(
+        "id,email,first_name,last_name,locale\n"
+        "c1,a@x.example,A,B,fi\n"
+        "c2,b@x.example,B,B\n"  # line 3: the locale's cell is missing
+        "c3\n"  # line 4
+        "\n"  # a blank line is no row
+        "c5,e@x.example,E,E,sv,surplus\n"  # line 6
+        'c6,"f@x.example","F",,\n',
+        encoding="utf-8",
+    )
+    report = tmp_path / "errors.csv"
+    code, out, err = run(env, "import", "customers", str(source), "--errors", str(report))
+    assert code == 1
+    assert "crm.csv: line 3: 4 values for 5 columns: is the row cut short?\n" in err
+    assert "crm.csv: line 4: 1 value for 5 columns: is the row cut short?\n" in err
+    assert "crm.csv: line 6: more values than columns\n" in err
+    assert "5 rows: 2 created, 0 updated, 0 unchanged, 3 bad" in out
+    with report.open(encoding="utf-8") as handle:
+        assert [r["customer_id"] for r in csv.DictReader(handle)] == ["c2", "c3", "c5"]
+    # NDJSON has no columns to count: a key left out is an empty field, as ever.
+    ndjson = tmp_path / "crm.ndjson"
+    ndjson.write_text('{"id": "c2", "email": "b@x.example"}\n', encoding="utf-8")
+    code, out, err = run(env, "import", "customers", str(ndjson))
+    assert code == 0, err
+    assert "1 rows: 1 created" in out
+
+
 def test_a_header_that_cannot_work_imports_nothing(
     env: dict[str, str], redis_url: str, tmp_path: Path
 ) -> None:

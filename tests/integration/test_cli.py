@@ -34,12 +34,13 @@ def test_import_examples_then_mint_links_that_open(env: dict[str, str], redis_ur
     assert code == 0, err
     assert "7 customers" in out
 
-    source = "customer_id,segment\ncust-1003,nordics\nnobody,x\ncust-1005,baltics\n"
+    # A list of ids may end a row early: the cells it lacks are empty.
+    source = "customer_id,segment\ncust-1003,nordics\nnobody,x\ncust-1005\n"
     code, out, err = run(env, "mint", "--campaign", "spring-summit-2027-invite", stdin=source)
     assert code == 0, err
     rows = list(csv.DictReader(io.StringIO(out)))
     assert [r["customer_id"] for r in rows] == ["cust-1003", "cust-1005"]
-    assert rows[0]["segment"] == "nordics"
+    assert (rows[0]["segment"], rows[1]["segment"]) == ("nordics", "")
     assert rows[0]["form_url"].startswith(f"{PUBLIC_URL}/f/spring-summit-2027?t=")
     assert rows[0]["card_url"].startswith(f"{PUBLIC_URL}/card?t=")
     assert rows[0]["vcard_url"].startswith(f"{PUBLIC_URL}/card/vcard?t=")
