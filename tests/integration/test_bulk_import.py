@@ -242,6 +242,21 @@ def test_a_row_cut_short_is_a_bad_row_as_one_too_long_is(
     assert "1 rows: 1 created" in out
 
 
+def test_an_id_is_imported_from_its_first_good_row_and_only_later_rows_are_duplicates(
+    env: dict[str, str], redis_url: str, tmp_path: Path
+) -> None:
+    source = tmp_path / "crm.csv"
+    rows = ["c1,not-an-email,Bad", "c1,a@x.example,Fixed", "c1,b@x.example,Again"]
+    source.write_text("id,email,first_name\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    code, out, err = run(env, "import", "customers", str(source), "--errors", str(tmp_path / "e"))
+    assert code == 1
+    assert "crm.csv: line 2: email: not a valid email address\n" in err
+    assert "crm.csv: line 4: duplicate id (first on line 3)\n" in err
+    assert "3 rows: 1 created, 0 updated, 0 unchanged, 2 bad" in out
+    with sync_client(redis_url) as client:
+        assert stored_customer(client, "c1")["first_name"] == "Fixed"
+
+
 def test_a_header_that_cannot_work_imports_nothing(
     env: dict[str, str], redis_url: str, tmp_path: Path
 ) -> None:
