@@ -235,9 +235,12 @@ def _normalise(record: dict[str, Any], phone_region: str, owners: Owners) -> lis
     else:
         wrong.append("email: missing")
     if "phone" in record:
-        phone = _phone(record.pop("phone"), phone_region)
+        given = record.pop("phone")
+        phone = _phone(given, phone_region)
         if phone is None:
-            wrong.append("phone: not a valid phone number (give it with a country code)")
+            # A number written with its country code is wrong in some other way.
+            hint = "" if given.startswith(("+", "00")) else " (give it with a country code)"
+            wrong.append(f"phone: not a valid phone number{hint}")
         else:
             record["phone"] = phone
     if "locale" in record:

@@ -88,6 +88,9 @@ def test_a_row_is_refused_with_the_field_and_never_its_value() -> None:
     assert bad == Problem(
         3, "phone: not a valid phone number (give it with a country code)", key="c1"
     )
+    for given in ("+44 7911 638226", "0044 7911 638226"):  # a country code, and still wrong
+        bad = customer_row(3, {"id": "c1", "email": "a@x.example", "phone": given})
+        assert bad == Problem(3, "phone: not a valid phone number", key="c1")
     assert customer_row(
         4, {"id": "c1", "email": "a@x.example", "consent_personalization": "granted"}, {}
     ) == Problem(
