@@ -14,6 +14,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any, TextIO
 
 import msgspec
@@ -39,8 +40,22 @@ def exception_type_only(logger: WrappedLogger, name: str, event: EventDict) -> E
     return event
 
 
+REQUEST_ID: ContextVar[str] = ContextVar("prefill_request_id")
+"""The id of the request being answered (web/requests.py): set and reset per request, one
+variable, where structlog's bind_contextvars makes and tracks one per key."""
+
+
+def add_request_id(logger: WrappedLogger, name: str, event: EventDict) -> EventDict:
+    """The request's id on every line logged while it is answered."""
+    request_id = REQUEST_ID.get(None)
+    if request_id is not None:
+        event.setdefault("request_id", request_id)
+    return event
+
+
 SHARED: list[Processor] = [
     structlog.contextvars.merge_contextvars,
+    add_request_id,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
     structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -22,7 +22,7 @@ import pytest
 import structlog
 from structlog.contextvars import bound_contextvars
 
-from prefill.logs import AccessLine, configure_logging, log_access
+from prefill.logs import REQUEST_ID, AccessLine, configure_logging, log_access
 from prefill.storage import EmbeddedRedis, free_tcp_port
 from tests.browser.harness import wait_until_ready
 from tests.conftest import EXAMPLES, SECRET
@@ -301,6 +301,21 @@ def test_lines_carry_the_bound_request_id_and_only_the_admitted_extra_fields(
         200,
     )
     assert UNSAFE_ID not in json_logs.getvalue()
+
+
+def test_lines_logged_while_a_request_is_answered_carry_its_id(
+    json_logs: io.StringIO,
+) -> None:
+    answering = REQUEST_ID.set(SUPPLIED_ID)
+    try:
+        logging.getLogger("prefill.test").warning("during", extra={"status": 503})
+        structlog.get_logger("prefill.test").info("during too")
+    finally:
+        REQUEST_ID.reset(answering)
+    logging.getLogger("prefill.test").warning("after")
+    during, during_too, after = lines(json_logs)
+    assert during["request_id"] == during_too["request_id"] == SUPPLIED_ID
+    assert "request_id" not in after
 
 
 def test_an_access_line_reads_as_the_structlog_chain_writes_the_same_fields(
