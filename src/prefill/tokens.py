@@ -267,13 +267,24 @@ class LinkSigner:
     def _verify_quickly(
         self, purpose: TokenPurpose, token: str, parts: list[bytes]
     ) -> VerifiedLink | None:
-        """The link, for a token that is well signed, in time and of our shape: what `verify`
-        returns for it through itsdangerous, without its per-call signer and serializer work
-        (most of a verification's cost). `parts`: the token's parts, decoded. None for any
+        """What `verify` answers through itsdangerous, without its per-call signer and
+        serializer work (most of a verification's cost), for a token of three parts with an
+        uncompressed payload: the link, when it is well signed, in time and of our shape; FORGED
+        (LinkRefused), when no key signed it, whatever it holds (itsdangerous checks the
+        signature before anything else). `parts`: the token's parts, decoded. None for any
         other token: itsdangerous then says what is wrong with it."""
         if len(parts) != 3 or not parts[0]:  # a compressed payload starts with "."
             return None
         payload, timestamp, expected = parts
+        signed = token.rpartition(".")[0]
+        message = signed.encode()
+        for keyed in self._verifying_macs[purpose]:
+            mac = keyed.copy()
+            mac.update(message)
+            if hmac.compare_digest(mac.digest(), expected):
+                break
+        else:
+            raise LinkRefused(RefusalCause.FORGED)
         try:
             signed_at = bytes_to_int(timestamp)
             claims = msgspec.json.decode(payload, type=LinkClaims)
@@ -282,14 +293,7 @@ class LinkSigner:
         age = int(time.time()) - signed_at  # as TimestampSigner.unsign
         if not 0 <= age <= min(self._max_age, SHORT_LIVED_SECONDS.get(purpose, self._max_age)):
             return None
-        signed = token.rpartition(".")[0]
-        message = signed.encode()
-        for keyed in self._verifying_macs[purpose]:
-            mac = keyed.copy()
-            mac.update(message)
-            if hmac.compare_digest(mac.digest(), expected):
-                return VerifiedLink(claims, purpose, float(signed_at), signed)
-        return None
+        return VerifiedLink(claims, purpose, float(signed_at), signed)
 
 
 def _as_claims(payload: object) -> LinkClaims | None:
