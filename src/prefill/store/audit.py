@@ -16,10 +16,12 @@ from typing import cast
 import msgspec
 from redis.typing import EncodableT
 
+from prefill.coalesce import Command
 from prefill.funnel import FunnelUpdate
 from prefill.models import AuditEntry
 from prefill.ratelimit import Window
 from prefill.store.base import RateCount, StoreBase, stream_ms
+from prefill.store.catalog import parse_version
 from prefill.store.errors import unavailable_on_error
 from prefill.store.feed import FEED_RETENTION_SECONDS
 from prefill.store.keys import (
@@ -27,6 +29,7 @@ from prefill.store.keys import (
     FEED_STREAMS,
     audit_shard_key,
     bucket_of,
+    catalog_version_copy_key,
     customer_audit_key,
     customer_refusals_key,
     refusal_counts_key,
@@ -63,27 +66,38 @@ class AuditStore(StoreBase):
         cause: str,
         customer_id: str | None = None,
         funnel: FunnelUpdate | None = None,
-    ) -> None:
+        *,
+        read_catalog_version: bool = False,
+    ) -> int | None:
         """Count a refused link per day: under its customer when the link was validly signed
         (so the count goes with the customer's data), else in the day's anonymous counts.
-        The `funnel` counters are written in the same round trip, best effort."""
+        The `funnel` counters are written in the same round trip, best effort. With
+        `read_catalog_version`, the catalog's version is read in it too, and returned."""
+        bucket = secrets.randbelow(BUCKETS)
         key, field = (
             (customer_refusals_key(customer_id), f"{day}:{channel}:{cause}")
             if customer_id is not None
-            else (refusal_counts_key(day, secrets.randbelow(BUCKETS)), f"{channel}:{cause}")
+            else (refusal_counts_key(day, bucket), f"{channel}:{cause}")
         )
-
-        count = [("HINCRBY", key, field, 1), ("EXPIRE", key, self._audit_retention_seconds)]
-        await self._in_one_trip([], count, funnel)
+        count: list[Command] = [
+            ("HINCRBY", key, field, 1),
+            ("EXPIRE", key, self._audit_retention_seconds),
+        ]
+        if read_catalog_version:
+            count.append(("GET", catalog_version_copy_key(bucket)))
+        _, replies = await self._in_one_trip_replying([], count, funnel)
+        return parse_version(replies[2]) if read_catalog_version else None
 
     async def count_unsigned_refusal(
         self, day: str, channel: str, cause: str, rate: RateCount
-    ) -> Window:
+    ) -> tuple[Window, int]:
         """`count_refusal` for a link without a valid signature, counted against its client
-        address's limit in the same command; over the limit, the refusal is not counted."""
+        address's limit in the same command (over the limit, the refusal is not counted), and
+        the catalog's version, read in the same round trip."""
         call = self._rate_call(rate, (day, f"{channel}:{cause}"))
-        (reply,) = await self._in_one_trip([call])
-        return Window(*reply)
+        copy = catalog_version_copy_key(secrets.randbelow(BUCKETS))
+        (reply,), (version,) = await self._in_one_trip_replying([call], [("GET", copy)])
+        return Window(*reply), parse_version(version)
 
     async def customer_refusals(self, customer_id: str) -> dict[str, int]:
         """`<day>:<channel>:<cause>` -> count, for one customer's refused links."""

@@ -290,6 +290,16 @@ class StoreBase:
         commands: list[Command] | None = None,
         funnel: FunnelUpdate | None = None,
     ) -> list[Any]:
+        """`_in_one_trip_replying`'s script replies."""
+        replies, _ = await self._in_one_trip_replying(scripts, commands, funnel)
+        return replies
+
+    async def _in_one_trip_replying(
+        self,
+        scripts: list[ScriptCall],
+        commands: list[Command] | None = None,
+        funnel: FunnelUpdate | None = None,
+    ) -> tuple[list[Any], list[Any]]:
         """Writes in one round trip, so under one fsync (each acknowledged write costs one),
         shared with the writes of concurrent requests (a group commit: coalesce.py).
 
@@ -298,7 +308,7 @@ class StoreBase:
         restart) answers NOSCRIPT without running it: it is loaded and called again. `funnel`
         counters are best effort: a failure there is logged and the rest stands (and they are
         not undone if the rest fails: a count more, never a disclosure). Returns the replies of
-        `scripts`."""
+        `scripts`, and of `commands`."""
         calls = [*scripts, *([self._funnel_call(funnel)] if funnel else [])]
         results: list[Any] = []
         sent: list[Command] = [
@@ -318,7 +328,7 @@ class StoreBase:
             for reply in replies[len(calls) :]:
                 if isinstance(reply, redis.exceptions.RedisError):
                     raise reply
-        return results[: len(scripts)]
+        return results[: len(scripts)], replies[len(calls) :]
 
 
 def stream_ms(seconds: float) -> str:
