@@ -285,6 +285,31 @@ async def test_every_refused_link_gets_the_same_generic_form(
         assert (await refusals_of(repository, customer))[key] == customer_before.get(key, 0) + 1
 
 
+async def test_a_forged_token_for_an_unknown_form_is_a_404_and_counted(
+    client: Client, repository: Repository, links: LinkBuilder
+) -> None:
+    """A token that does not verify is counted with the catalog's version read in the same
+    round trip; the form is looked up in that catalog afterwards."""
+    url = await form_link(repository, links, "cust-1001")
+    forged = url.replace(FORM_PATH, "/f/no-such-form")[:-2] + "AA"
+    before = (await refusals_today(repository)).get("page:forged", 0)
+    response = await client.get(forged)
+    assert response.status_code == 404
+    assert (await refusals_today(repository))["page:forged"] == before + 1
+
+
+async def test_a_form_added_on_another_instance_is_found_by_a_refused_link_at_once(
+    client: Client, repository: Repository
+) -> None:
+    """The catalog's version read with the refusal's count is a fresh one: a form created
+    since this instance last read the catalog is there on the very next request."""
+    assert (await client.get("/f/added-later?t=junk")).status_code == 404
+    catalog = await repository.load_catalog()
+    form = catalog.forms[FORM_ID]
+    await repository.save_catalog(forms=[msgspec.structs.replace(form, id="added-later")])
+    assert (await client.get("/f/added-later?t=junk")).status_code == 200
+
+
 # Nobody to attribute these to: unsigned, or naming a customer who does not (or no longer) exist.
 UNSIGNED_CAUSES = {"forged", "malformed", "missing", "unknown_customer"}
 
