@@ -18,8 +18,14 @@ from typing import Any
 
 import hiredis
 import redis.exceptions
-from redis._parsers.hiredis import NOT_ENOUGH_DATA, _AsyncHiredisParser
 from redis.asyncio import Redis, RedisCluster
+
+try:  # redis-py's internals as 8.x has them; without them, replies are read one by one
+    from redis._parsers import hiredis as redis_hiredis
+except ImportError:  # another redis-py
+    redis_hiredis = None  # type: ignore[assignment]
+_HIREDIS_PARSER: Any = getattr(redis_hiredis, "_AsyncHiredisParser", None)
+NOT_ENOUGH_DATA: Any = getattr(redis_hiredis, "NOT_ENOUGH_DATA", object())
 
 Command = tuple[Any, ...]
 """A Redis command as redis-py's `execute_command` takes it: ("HINCRBY", key, field, 1)."""
@@ -213,7 +219,8 @@ def _parsed_by_hiredis(connection: Any) -> bool:
     8.x has them (a release that renames them is read reply by reply, as redis-py reads)."""
     parser = getattr(connection, "_parser", None)
     return (
-        isinstance(parser, _AsyncHiredisParser)
+        _HIREDIS_PARSER is not None
+        and isinstance(parser, _HIREDIS_PARSER)
         and isinstance(getattr(parser, "_reader", None), hiredis.Reader)
         and hasattr(parser, "read_from_socket")
         and hasattr(parser, "handle_push_response")

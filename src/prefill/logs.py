@@ -114,9 +114,10 @@ def _utc(created: float) -> str:
     µs, for every request's line)."""
     global _second
     second = int(created)
-    if second != _second[0]:
-        _second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
-    return f"{_second[1]}.{int((created - second) * 1_000_000):06d}Z"
+    last = _second  # read once: another thread may stamp meanwhile
+    if second != last[0]:
+        last = _second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{last[1]}.{int((created - second) * 1_000_000):06d}Z"
 
 
 class JSONLineHandler(logging.StreamHandler[TextIO]):

@@ -22,7 +22,14 @@ import pytest
 import structlog
 from structlog.contextvars import bound_contextvars
 
-from prefill.logs import REQUEST_ID, AccessLine, configure_logging, log_access
+from prefill.logs import (
+    REQUEST_ID,
+    AccessLine,
+    JSONLineHandler,
+    _only_handler,
+    configure_logging,
+    log_access,
+)
 from prefill.storage import EmbeddedRedis, free_tcp_port
 from tests.browser.harness import wait_until_ready
 from tests.conftest import EXAMPLES, SECRET
@@ -340,7 +347,16 @@ def test_an_access_line_written_without_a_record_is_the_line_logging_writes(
         method="GET", route="/f/{form_id}", status=200, duration_ms=1.5, request_id=SUPPLIED_ID
     )
     logger.info(line)
-    log_access(logger, line)
+    root = logging.getLogger()
+    others = [h for h in root.handlers if not isinstance(h, JSONLineHandler)]  # pytest's own
+    for handler in others:
+        root.removeHandler(handler)
+    try:
+        assert _only_handler(logger) is not None  # the direct way, not logging's
+        log_access(logger, line)
+    finally:
+        for handler in others:
+            root.addHandler(handler)
     through_logging, direct = lines(json_logs)
     assert direct.pop("timestamp")[:16] == through_logging.pop("timestamp")[:16]
     assert list(direct.items()) == list(through_logging.items())
