@@ -26,6 +26,7 @@ from prefill.cli_reports import SHOWN, UNREADABLE_INPUT, LineReport, unreadable
 from prefill.cli_support import (
     ExistingPath,
     cli_actor,
+    collector_for_bulk,
     data_dir_option,
     load_settings,
     report_rejected,
@@ -173,7 +174,8 @@ def import_customers_command(
 
     finished = False
     try:
-        summary = run_with_repository(settings, action)
+        with collector_for_bulk():  # as a mint's: the collector's passes, not the rows
+            summary = run_with_repository(settings, action)
         finished = True
     except ImportRejected as exc:
         raise report_rejected(exc) from exc

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import gc
 import gzip
 import json
 from collections.abc import Awaitable, Callable
@@ -464,3 +465,17 @@ async def test_a_failed_batch_ends_the_import_and_every_write_is_reported(
     assert 4 not in said
     assert 5 not in said
     assert stored == said
+
+
+def test_an_import_leaves_the_garbage_collector_as_it_found_it(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """An import tunes the collector for its run (cli_support.collector_for_bulk), as a mint
+    does; run in-process, as here, the process keeps the collector it had."""
+    source = tmp_path / "crm.csv"
+    source.write_text("id,email\ncrm-gc-1,gc.one@example.com\ncrm-gc-2,gc.two@example.com\n")
+    threshold, frozen = gc.get_threshold(), gc.get_freeze_count()
+    code, out, err = run(env, "import", "customers", str(source))
+    assert code == 0, err
+    assert "2 created" in out
+    assert (gc.get_threshold(), gc.get_freeze_count()) == (threshold, frozen)
