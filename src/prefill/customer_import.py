@@ -35,7 +35,15 @@ import msgspec
 
 from prefill.consent import import_may_record
 from prefill.contacts import Owners, OwnerUnresolved
-from prefill.import_rows import Problem, Row, batches, convert, csv_rows, ndjson_rows
+from prefill.import_rows import (
+    Problem,
+    Row,
+    batches,
+    convert,
+    csv_rows,
+    end_in_flight,
+    ndjson_rows,
+)
 from prefill.languages import LANGUAGES_SAID, locale_of
 from prefill.models import (
     ID_PATTERN,
@@ -415,14 +423,8 @@ async def import_customers(
         for batch in in_flight:
             await batch.done
         on_batch(batch_import.summary)
-    except Exception:
-        # Every batch in flight ends (reporting what it wrote) before the first failure is
-        # said: none is left to write after the import has ended.
-        await asyncio.gather(*(batch.done for batch in in_flight), return_exceptions=True)
-        raise
-    except BaseException:
-        for batch in in_flight:
-            batch.done.cancel()
+    except BaseException as failure:
+        await end_in_flight([batch.done for batch in in_flight], failure)
         raise
     finally:
         await repository.end_run(batch_import.run_id)

@@ -6,6 +6,7 @@ with a row is said as `field: reason` in words, never by echoing the value (it m
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import csv
 import gzip
@@ -299,3 +300,16 @@ async def batches(items: AsyncIterator[T] | Iterable[T], size: int) -> AsyncIter
 async def _each(items: Iterable[T]) -> AsyncIterator[T]:
     for item in items:
         yield item
+
+
+async def end_in_flight(
+    batches_in_flight: Iterable[asyncio.Future[Any]], failure: BaseException
+) -> None:
+    """After `failure`, the batches still in flight of a bulk run: on an error each ends
+    (reporting what it wrote) before the error is said, so that none is left to write after
+    the run has ended; on a cancellation (shutdown) each is cancelled."""
+    if isinstance(failure, Exception):
+        await asyncio.gather(*batches_in_flight, return_exceptions=True)
+    else:
+        for batch in batches_in_flight:
+            batch.cancel()

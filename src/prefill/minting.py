@@ -25,7 +25,7 @@ from prefill import funnel
 from prefill.catalog import CatalogCache
 from prefill.consent import consent_refusal
 from prefill.contacts import contact_for
-from prefill.import_rows import ImportRejected, Problem, batches, csv_rows
+from prefill.import_rows import ImportRejected, Problem, batches, csv_rows, end_in_flight
 from prefill.links import LinkBuilder
 from prefill.models import (
     ID_PATTERN,
@@ -257,14 +257,9 @@ class Minter:
                 in_flight.append(_Batch(checked, done))
             for each in in_flight:
                 await each.done
-        except Exception:
-            # Every batch in flight ends before the failure is said: none is left to write
-            # after the mint has ended (those after the failed one write nothing).
-            await asyncio.gather(*(each.done for each in in_flight), return_exceptions=True)
-            raise
-        except BaseException:
-            for each in in_flight:
-                each.done.cancel()
+        except BaseException as failure:
+            # (Those after a failed batch write nothing.)
+            await end_in_flight([each.done for each in in_flight], failure)
             raise
         finally:
             await self._repo.end_run(run_id)
