@@ -282,6 +282,12 @@ class Minter:
         done = self._sign(batch, active, catalog, firsts, states) if active else _Done()
         if before is not None:
             await before.done  # raises if it failed: nothing after a failure is reported
+            # Read ahead, this batch may have seen the catalog before a revocation that came
+            # while the batches before it were written: asked again (the version, a GET a
+            # batch), so a revocation still stops the mint at the next batch reported.
+            now = (await self._catalog.current()).campaigns.get(self._campaign.id)
+            if now is None or now.state is not CampaignState.ACTIVE:
+                active = None
         if active is None:
             raise MintError(
                 f"campaign {self._campaign.id!r} was revoked while minting; "

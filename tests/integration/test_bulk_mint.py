@@ -9,6 +9,7 @@ import gc
 import io
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -223,6 +224,33 @@ async def test_a_campaign_revoked_while_minting_stops_the_mint(
 
     with pytest.raises(MintError, match="was revoked while minting; 1 link set"):
         await minter.mint(wanted(), lambda _, customer, __: write(customer))
+    assert written == ["cust-1001"]
+
+
+async def test_a_revocation_stops_the_mint_at_the_next_batch_despite_reading_ahead(
+    examples: None, repository: Repository, links: LinkBuilder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The input is all there: the batches after the first are read (catalog included) and
+    signed while the first is counted. A revocation made then still stops the mint there."""
+    campaign = (await repository.load_catalog()).campaigns[CAMPAIGN_ID]
+    count_funnel = repository.count_funnel
+    counted = 0
+
+    async def revoked_while_the_first_is_counted(update: Any) -> None:
+        nonlocal counted
+        counted += 1
+        if counted == 1:
+            await repository.set_campaign_state(CAMPAIGN_ID, CampaignState.REVOKED)
+        await count_funnel(update)
+
+    monkeypatch.setattr(repository, "count_funnel", revoked_while_the_first_is_counted)
+    written: list[str] = []
+    ids = ["cust-1001", "cust-1003", "cust-1005"]
+    with pytest.raises(MintError, match="was revoked while minting; 1 link set"):
+        await Minter(repository, links, campaign, "test", batch_size=1).mint(
+            [Wanted(line, cid) for line, cid in enumerate(ids, 2)],
+            lambda _, customer, __: written.append(customer.id),
+        )
     assert written == ["cust-1001"]
 
 
