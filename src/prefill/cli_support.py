@@ -138,15 +138,18 @@ def collector_for_bulk() -> Iterator[None]:
     reference counting frees; the collector's passes over them, and over everything loaded at
     start-up in each full pass, were about a sixth of a mint's CPU time. What is loaded by
     then is frozen (never scanned again) and the youngest generation is collected less
-    often: cycles are still collected, so memory stays bounded."""
+    often: cycles are still collected, so memory stays bounded. A process that had frozen
+    objects already keeps all of them frozen (gc cannot unfreeze only some)."""
     threshold = gc.get_threshold()
+    frozen_before = gc.get_freeze_count()
     gc.freeze()
     gc.set_threshold(BULK_GC_THRESHOLD, *threshold[1:])
     try:
         yield
     finally:
         gc.set_threshold(*threshold)
-        gc.unfreeze()
+        if not frozen_before:
+            gc.unfreeze()
 
 
 def unavailable_message(url: str, exc: StoreUnavailable, reached: bool, writes: bool) -> str:
