@@ -10,15 +10,21 @@ from __future__ import annotations
 import enum
 import re
 
-_AUTOMATED_AGENTS = re.compile(
-    r"(?<!cu)bot\b|crawler|spider|preview|scanner|barracuda|mimecast|proofpoint|safe ?links|"
+_AGENTS = (
+    # "bot" not after "cu" (Cubot phones): the look-behind after the literal, so that every
+    # alternative starts with one and `re` skips ahead to the positions one could start at.
+    r"bot(?<!cubot)\b|crawler|spider|preview|scanner|barracuda|mimecast|proofpoint|safe ?links|"
     r"urldefense|trendmicro|trend micro|symantec|forcepoint|fireeye|sophos|cisco|"
     r"python-requests|python-httpx|python-urllib|aiohttp|go-http-client|"
-    r"curl/|wget|java/|okhttp|libwww|httpie|node-fetch|axios|apache-httpclient",
-    re.IGNORECASE,
+    r"curl/|wget|java/|okhttp|libwww|httpie|node-fetch|axios|apache-httpclient"
 )
+_AUTOMATED_AGENTS = re.compile(_AGENTS, re.IGNORECASE)
 """Agents that say what they are. A headless browser is not on the list: people's own tools
 (and tests) drive one too, and a scanner that renders pages in one is caught by timing."""
+_AUTOMATED_ASCII_AGENTS = re.compile(_AGENTS)
+"""The same for an ASCII agent lower-cased (every real one): `re.IGNORECASE` tries each
+alternative at every position, about 270,000 instructions for a browser's agent, against
+15,000 (callgrind). For ASCII text, lower-casing matches exactly what it matches."""
 
 
 class Automation(enum.StrEnum):
@@ -36,7 +42,13 @@ def request_automation(method: str, user_agent: str | None) -> Automation | None
     """What the request alone tells: a HEAD request or an automated agent."""
     if method.upper() == "HEAD":
         return Automation.HEAD
-    if not user_agent or _AUTOMATED_AGENTS.search(user_agent) is not None:
+    if not user_agent:
+        return Automation.AGENT
+    if user_agent.isascii():
+        found = _AUTOMATED_ASCII_AGENTS.search(user_agent.lower())
+    else:  # Case folding matches more than lower-casing (a Kelvin sign for k, a long s for s)
+        found = _AUTOMATED_AGENTS.search(user_agent)
+    if found is not None:
         return Automation.AGENT
     return None
 
