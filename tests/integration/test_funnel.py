@@ -19,8 +19,17 @@ from prefill.catalog import CatalogCache
 from prefill.funnel import CampaignFunnel
 from prefill.links import LinkBuilder
 from prefill.models import AuditEntry, AuditKind
+from prefill.scanners import Automation
 from prefill.store import Repository
-from prefill.store.keys import audit_shard_key, bucket_of, funnel_shard_of
+from prefill.store.base import FUNNEL_HEADS_KEPT
+from prefill.store.keys import (
+    FUNNEL_SHARDS,
+    audit_shard_key,
+    bucket_of,
+    funnel_counts_key,
+    funnel_salt_key,
+    funnel_shard_of,
+)
 from prefill.tokens import LinkSigner, TokenPurpose
 from tests.conftest import PSEUDONYMS, PUBLIC_URL, make_settings
 from tests.helpers import (
@@ -305,3 +314,44 @@ async def test_the_shards_of_a_funnel_add_up(
     assert figures.opened == 3
     shards = [key async for key in redis_client.scan_iter(match="pf:*:funnel:*:people:opened")]
     assert len(shards) == 3
+
+
+async def test_counts_of_no_one_go_to_each_shard_in_turn(
+    repository: Repository, redis_client: Redis
+) -> None:
+    """Scanner hits name no one: they spread over the shards, one shard after the other."""
+    hit = funnel.hit(
+        CAMPAIGN_ID,
+        funnel.Person("", 0, False),
+        Automation.AGENT,
+        script_ran=False,
+        prefilled=False,
+    )
+    for _ in range(2 * FUNNEL_SHARDS):
+        await repository.count_funnel(hit)
+    for shard in range(FUNNEL_SHARDS):
+        counts = await redis_client.hgetall(funnel_counts_key(CAMPAIGN_ID, shard))
+        assert counts == {b"scanner:agent": b"2"}
+        assert not await redis_client.exists(funnel_salt_key(CAMPAIGN_ID, shard))
+
+
+async def test_the_command_heads_kept_name_no_one_and_are_bounded(
+    repository: Repository, redis_client: Redis
+) -> None:
+    """A funnel command's head is kept per campaign, shard, stages and counters; the salt and
+    the person's pseudonym are made anew each time, and never kept."""
+    person = funnel.Person("cust-1001", 45 * 86_400)
+    for _ in range(2):
+        await repository.count_funnel(
+            funnel.hit(CAMPAIGN_ID, person, None, script_ran=True, prefilled=True)
+        )
+    kept = repr(repository._funnel_heads)
+    assert CAMPAIGN_ID in kept
+    assert "cust-1001" not in kept
+    assert PSEUDONYMS.of("cust-1001") not in kept
+    salt = await redis_client.get(funnel_salt_key(CAMPAIGN_ID, funnel_shard_of("cust-1001")))
+    assert isinstance(salt, bytes)
+    assert salt.decode() not in kept
+    for i in range(FUNNEL_HEADS_KEPT + 10):
+        repository._funnel_call(funnel.unsubscribed(f"campaign-{i}"))
+    assert 0 < len(repository._funnel_heads) <= FUNNEL_HEADS_KEPT

@@ -7,6 +7,7 @@ together: its audit entry, its refusal count and its funnel counters in one pipe
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import math
 import secrets
@@ -18,7 +19,7 @@ import redis.exceptions
 from redis.asyncio import Redis, RedisCluster
 from redis.typing import EncodableT
 
-from prefill.coalesce import Coalescer, Command, one_round_trip
+from prefill.coalesce import Coalescer, Command, one_round_trip, packed_head, with_tail
 from prefill.funnel import FunnelUpdate
 from prefill.pseudonyms import Pseudonymizer
 from prefill.ratelimit import Limit, LimitKind
@@ -44,6 +45,20 @@ REPLICA_MARKER_SECONDS = 60
 """A replication marker (`_confirm_replicated`) is only needed until its wait returns."""
 
 
+FUNNEL_HEADS_KEPT = 4096
+"""Funnel command heads kept (campaign, shard, stages, counters: a few hundred bytes each):
+every campaign's scanner hits and opens in every shard, for dozens of active campaigns."""
+
+
+class _FunnelHead(NamedTuple):
+    """A funnel update's command as far as it is the same for every update of its shape."""
+
+    call: ScriptCall
+    """The script call without the salt and the pseudonyms (for a count of no one, all of it)."""
+    packed: bytes
+    """Its command packed as the head of one with the salt and the pseudonyms."""
+
+
 class RateCount(NamedTuple):
     """One request to count against a limit: whose (an address, or a link's identity)."""
 
@@ -64,6 +79,11 @@ class StoreBase:
         self._scripts = Scripts(client)
         self._reads = Coalescer(client)
         self._writes = Coalescer(client)
+        self._funnel_heads: dict[tuple[Any, ...], _FunnelHead] = {}
+        # Counts of no one go to each shard in turn, from a random one: as even as can be.
+        self._funnel_shards = itertools.islice(
+            itertools.cycle(range(FUNNEL_SHARDS)), secrets.randbelow(FUNNEL_SHARDS), None
+        )
         self._versions: dict[tuple[str, str], str] = {}
         """Each primary's Redis version, by its address and replication id: a restart, an
         upgrade or a failover behind the same address gives a new replication id."""
@@ -264,25 +284,50 @@ class StoreBase:
     def _funnel_call(self, update: FunnelUpdate) -> ScriptCall:
         """The counters, and each person as a keyed pseudonym salted with the campaign's own
         salt in the stage's HyperLogLog (see COUNT_FUNNEL_SCRIPT), in the person's shard
-        (keys.py); an update that counts no one goes to a random shard and leaves the salts
-        alone."""
+        (keys.py); an update that counts no one goes to the next shard in turn and leaves the
+        salts alone.
+
+        Its command's head (keys, counters: campaign ids and shards, nothing personal) is made
+        and packed once per shape (_FunnelHead): only the salt and the pseudonyms are new each
+        time, and a count of no one is sent as it was made."""
         people = update.people if update.link_lifetime > 0 else {}
-        customers = sorted(set(people.values()))
-        shard = funnel_shard_of(customers[0]) if customers else secrets.randbelow(FUNNEL_SHARDS)
+        if people:
+            customers = sorted(set(people.values()))
+            shard = funnel_shard_of(customers[0])
+        else:
+            shard = next(self._funnel_shards)
+        lifetime = update.link_lifetime if people else 0
+        shape = (update.campaign_id, shard, lifetime, *people, *update.counts.items())
+        head = self._funnel_heads.get(shape)
+        if head is None:
+            head = self._funnel_head(update, shard, list(people), lifetime)
+            if len(self._funnel_heads) >= FUNNEL_HEADS_KEPT:
+                self._funnel_heads.clear()  # shapes no longer used go; the rest come back
+            self._funnel_heads[shape] = head
+        if not people:
+            return head.call
+        # A salt, for a shard that has none yet; then each person's pseudonym (made once).
+        pseudonyms = {customer_id: self._pseudonyms.of(customer_id) for customer_id in customers}
+        tail = (secrets.token_hex(16), *[pseudonyms[customer] for customer in people.values()])
+        command = with_tail(head.call.command or (), head.packed, tail)
+        return ScriptCall(head.call.script, head.call.keys, [*head.call.args, *tail], command)
+
+    def _funnel_head(
+        self, update: FunnelUpdate, shard: int, stages: list[str], lifetime: int
+    ) -> _FunnelHead:
         campaign_id = update.campaign_id
         keys = [funnel_counts_key(campaign_id, shard), funnel_salt_key(campaign_id, shard)]
-        keys += [funnel_people_key(campaign_id, shard, stage) for stage in people]
-        lifetime = update.link_lifetime if people else 0
-        args: list[EncodableT] = [
-            self._audit_retention_seconds,
-            lifetime,
-            secrets.token_hex(16) if lifetime else "",  # a salt, if one is needed
-            len(update.counts),
-        ]
+        keys += [funnel_people_key(campaign_id, shard, stage) for stage in stages]
+        args: list[EncodableT] = [self._audit_retention_seconds, lifetime, len(update.counts)]
         for field, amount in update.counts.items():
             args += [field, amount]
-        args += [self._pseudonyms.of(customer_id) for customer_id in people.values()]
-        return ScriptCall(self._scripts.count_funnel, keys, args)
+        script = self._scripts.count_funnel
+        command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+        tail_length = 1 + len(stages) if stages else 0  # the salt and the pseudonyms
+        packed = packed_head(command, tail_length)
+        if not stages:  # the whole command, sent as it is each time
+            command = with_tail(command, packed, ())
+        return _FunnelHead(ScriptCall(script, keys, args, command), packed)
 
     async def _in_one_trip(
         self,
@@ -312,7 +357,8 @@ class StoreBase:
         calls = [*scripts, *([self._funnel_call(funnel)] if funnel else [])]
         results: list[Any] = []
         sent: list[Command] = [
-            ("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args) for call in calls
+            call.command or ("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args)
+            for call in calls
         ]
         async with unavailable_on_error():
             replies = await self._writes.execute([*sent, *(commands or [])])

@@ -68,7 +68,7 @@ salt lives, the holder of the service's keys could test one given person; once i
 shards, so no one slot takes every link's count: shard `<s>` = the customer's bucket modulo 64,
 kept in bucket `<s>`'s slot. A person is counted in their shard only, with that shard's salt, so
 the shards' people are disjoint and their counts add up; counts of no one (scanners, links
-issued) go to a random shard. Reading funnels sums the shards: one script per shard for all
+issued) go to each shard in turn. Reading funnels sums the shards: one script per shard for all
 campaigns (64 rather than 1024: the dashboard reads every campaign's).
 
 An erasure tombstone is keyed by a keyed HMAC of the customer id (pseudonyms.py): it outlives the

@@ -73,21 +73,22 @@ The history entry and the state pointing at it are written together."""
 
 COUNT_FUNNEL_SCRIPT = """
 -- KEYS: a campaign's counters, its salt, then a HyperLogLog per stage a person is counted in
--- ARGV: retention (s), the campaign's link lifetime (s; 0 leaves the salt alone), a new salt
---       for when there is none, the number N of counters, N field/amount pairs, then one
---       keyed pseudonym per HyperLogLog
-local n = tonumber(ARGV[4])
+-- ARGV: retention (s), the campaign's link lifetime (s; 0 leaves the salt alone), the number N
+--       of counters, N field/amount pairs, then with a lifetime: a new salt for when there is
+--       none, and one keyed pseudonym per HyperLogLog (what changes from call to call, last)
+local n = tonumber(ARGV[3])
 for i = 0, n - 1 do
-  redis.call('HINCRBY', KEYS[1], ARGV[5 + 2 * i], ARGV[6 + 2 * i])
+  redis.call('HINCRBY', KEYS[1], ARGV[4 + 2 * i], ARGV[5 + 2 * i])
 end
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 local lifetime = tonumber(ARGV[2])
 if lifetime > 0 then
-  redis.call('SET', KEYS[2], ARGV[3], 'NX')
+  local new_salt = 4 + 2 * n
+  redis.call('SET', KEYS[2], ARGV[new_salt], 'NX')
   if redis.call('TTL', KEYS[2]) < lifetime then redis.call('EXPIRE', KEYS[2], lifetime) end
   local salt = redis.call('GET', KEYS[2])
   for k = 3, #KEYS do
-    redis.call('PFADD', KEYS[k], redis.sha1hex(salt .. ARGV[2 + 2 * n + k]))
+    redis.call('PFADD', KEYS[k], redis.sha1hex(salt .. ARGV[new_salt + k - 2]))
     redis.call('EXPIRE', KEYS[k], ARGV[1])
   end
 end
@@ -293,6 +294,8 @@ class ScriptCall(NamedTuple):
     script: AsyncScript
     keys: list[str]
     args: list[EncodableT]
+    command: tuple[Any, ...] | None = None
+    """Its EVALSHA command, when made beforehand (a Packed one: coalesce.py)."""
 
 
 async def script_reply(call: ScriptCall, reply: Any) -> Any:
