@@ -45,6 +45,7 @@ from prefill.web.csrf import csrf_config
 from prefill.web.dashboard import dashboard_router
 from prefill.web.deps import DEPENDENCIES
 from prefill.web.errors import EXCEPTION_HANDLERS
+from prefill.web.fast import FastDoor
 from prefill.web.form_page import PersonalPages, chosen
 from prefill.web.generic_page import GenericPages
 from prefill.web.health import health_router
@@ -174,7 +175,7 @@ def create_app(settings: Settings, *, fast_routes: bool = True) -> Litestar:
         include_in_schema=False,
         guards=[only_file_names],
     )
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             pages_router,
             unsubscribe_page,
@@ -233,3 +234,6 @@ def create_app(settings: Settings, *, fast_routes: bool = True) -> Litestar:
         ),
         debug=False,
     )
+    if fast_routes:
+        app.asgi_handler = FastDoor(app)  # (web/fast.py) past the router, to the fast routes
+    return app

@@ -29,7 +29,7 @@ from prefill.storage import EmbeddedRedis
 from prefill.store import Repository
 from prefill.store.client import connect
 from prefill.tokens import LinkClaims, LinkSigner, TokenPurpose
-from prefill.web.fast import FAST_ROUTE, Answer, fast_stack
+from prefill.web.fast import FAST_ROUTE, Answer, FastDoor, fast_stack
 from prefill.web.requests import RequestMiddleware
 from tests.conftest import EXAMPLES, PSEUDONYMS, PUBLIC_URL, SECRET, make_settings
 from tests.helpers import API_PATH, FORM_PATH, form_link, set_consent, token_of
@@ -258,3 +258,63 @@ async def test_a_fast_route_never_skips_a_guard() -> None:
         fast_stack(app, registered, RequestMiddleware)
     async with AsyncTestClient(app=app) as client:
         assert (await client.get("/guarded")).status_code == 500  # never the fast answer
+
+
+async def answered_alike(pair: Pair, method: str, url: str, headers: dict[str, str]) -> int:
+    sent = REQUEST_ID | headers
+    fast = await pair.fast.request(method, url, headers=sent)
+    litestar = await pair.litestar.request(method, url, headers=sent)
+    assert allow_sorted(as_sent(fast)) == allow_sorted(as_sent(litestar))
+    return fast.status_code
+
+
+def allow_sorted(sent: tuple[int, list[tuple[bytes, bytes]], bytes]) -> object:
+    """A 405's `Allow` lists the route's methods from a set: in any order."""
+    status, headers, body = sent
+    methods = [
+        (n, b", ".join(sorted(v.split(b", ")))) if n == b"allow" else (n, v) for n, v in headers
+    ]
+    return status, methods, body
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "POST", "OPTIONS", "DELETE"])
+@pytest.mark.parametrize(
+    "path",
+    [API_PATH, API_PATH + "/", "/" + API_PATH, "/health/live", "/health/live/", "/health//live"],
+)
+async def test_the_fast_door_answers_other_methods_and_paths_alike(
+    pair: Pair, method: str, path: str
+) -> None:
+    """The door (web/fast.py) takes what the router would send to a fast route, and leaves
+    the rest (other methods, a path the router normalises) to Litestar: answered alike."""
+    status = await answered_alike(pair, method, f"{path}?t=x", await csrf_cookie(pair))
+    assert status in (200, 204, 404, 405)
+
+
+@pytest.mark.parametrize(("host", "status"), [("exa mple.com", 400), ("a/b", 400), ("", 200)])
+async def test_a_host_header_is_judged_alike(pair: Pair, host: str, status: int) -> None:
+    """Litestar's router refuses a malformed Host header (400); the door leaves it to it."""
+    cookie = await csrf_cookie(pair)
+    for url in (f"{API_PATH}?t=x", "/health/live", FORM_PATH):
+        assert await answered_alike(pair, "GET", url, cookie | {"Host": host}) == status
+
+
+async def test_the_fast_door_answers_only_fast_routes(settings: Settings, examples: None) -> None:
+    """Fast routes are answered by the door, every other request by Litestar's own handler
+    (here a stand-in that answers 418 and says what it saw)."""
+    app = create_app(settings)
+    door = app.asgi_handler
+    assert isinstance(door, FastDoor)
+    seen: list[str] = []
+
+    async def litestar_handler(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(scope["path"])
+        await Answer(b"", [], status_code=418)(scope, receive, send)
+
+    door._litestar = litestar_handler  # type: ignore[assignment]
+    async with AsyncTestClient(app=app, base_url=PUBLIC_URL) as client:
+        assert (await client.get(f"{API_PATH}?t=x")).status_code == 200
+        assert (await client.get("/health/live")).status_code == 200
+        assert (await client.get("/health/ready")).status_code == 418
+        assert (await client.post(f"{API_PATH}?t=x")).status_code == 418
+    assert seen == ["/health/ready", API_PATH]

@@ -16,11 +16,16 @@ from typing import Any, cast
 from urllib.parse import unquote_plus
 
 from litestar import Litestar
-from litestar._asgi.utils import wrap_in_exception_handler
+from litestar._asgi.utils import is_valid_host, wrap_in_exception_handler
+from litestar.enums import ScopeType
+from litestar.exceptions import LitestarException
 from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
+from litestar.middleware._internal.exceptions.middleware import ExceptionHandlerMiddleware
 from litestar.middleware.allowed_hosts import AllowedHostsMiddleware
 from litestar.response.base import ASGIResponse
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.types import ASGIApp, ExceptionHandlersMap, HTTPScope, Receive, Scope, Send
+from litestar.utils.path import normalize_path
+from litestar.utils.scope.state import ScopeState
 
 FAST_ROUTE = "fast_route"
 """A route handler `opt` key: the ASGI function that answers the route (see the module's doc)."""
@@ -88,3 +93,66 @@ def fast_stack(app: Litestar, handler: BaseRouteHandler, outer: type) -> ASGIApp
         factory, kwargs = layer if isinstance(layer, tuple) else (layer, dict[str, Any]())
         stack = cast(Any, factory)(app=stack, **kwargs)
     return stack
+
+
+class FastDoor:
+    """The app's ASGI handler (`Litestar.asgi_handler`): a fast route's request goes straight to
+    the route, as Litestar's router would send it; every other request to Litestar's own handler.
+
+    What it saves is the app-wide exception layer's wrapper of every send and the router's
+    per-request steps (instructions.py: widget 2%, `/health/live` 7%). What they do is kept:
+    an invalid Host header, an unknown path or method and a `root_path` go the usual way, and
+    an exception out of the route's layers is answered by the same exception layer's handling,
+    from the route's handlers."""
+
+    def __init__(self, app: Litestar) -> None:
+        handler = app.asgi_handler
+        if not isinstance(handler, ExceptionHandlerMiddleware):
+            # CORS or OpenTelemetry wrap Litestar's handler: they would be skipped.
+            raise NotImplementedError(f"fast routes behind {type(handler).__name__}")
+        self._litestar = handler
+        self._router = app.asgi_router
+        self._handlers: dict[int, ExceptionHandlersMap | None] = {}
+        """Each route handler's exception handlers if it has a fast function, else None."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = self._fast_route(scope) if scope["type"] == ScopeType.HTTP else None
+        if route is None:
+            await self._litestar(scope, receive, send)
+            return
+        try:
+            await route(scope, receive, send)
+        except Exception as exc:
+            # The route's own exception layer (web/fast.py's stack) marks a started answer.
+            if ScopeState.from_scope(scope).response_started:
+                raise LitestarException("Exception caught after response started") from exc
+            app = scope["litestar_app"]
+            await self._litestar.handle_request_exception(app, scope, receive, send, exc)
+
+    def _fast_route(self, scope: Scope) -> ASGIApp | None:
+        """The route's ASGI app, with the scope set as the router sets it, for a fast route."""
+        if scope.get("root_path"):
+            return None
+        for name, value in scope["headers"]:
+            if name == b"host":
+                if not is_valid_host(value):
+                    return None  # The router's 400.
+                break
+        try:
+            app, handler, path, params, template = self._router.handle_routing(
+                normalize_path(scope["path"]), cast("HTTPScope", scope)["method"]
+            )
+        except Exception:  # An unknown path or method: the router's 404 or 405.
+            return None
+        if id(handler) not in self._handlers:
+            fast = FAST_ROUTE in handler.opt
+            self._handlers[id(handler)] = handler.resolve_exception_handlers() if fast else None
+        handlers = self._handlers[id(handler)]
+        if handlers is None:
+            return None
+        ScopeState.from_scope(scope).exception_handlers = handlers
+        scope["path"] = path
+        scope["path_params"] = params
+        scope["route_handler"] = handler
+        scope["path_template"] = template
+        return app
