@@ -20,7 +20,7 @@ from prefill.models import CampaignState, ConsentAction
 from prefill.store import Repository
 from prefill.store.keys import audit_shard_key, bucket_of, customer_key
 from prefill.tokens import LinkClaims, LinkSigner, TokenPurpose
-from prefill.web.headers import PRIVACY_HEADERS
+from prefill.web.headers import DOCUMENT_HEADERS, PRIVACY_HEADERS
 from tests.conftest import PSEUDONYMS, PUBLIC_URL, make_settings
 from tests.helpers import (
     CAMPAIGN_ID,
@@ -124,6 +124,32 @@ async def test_every_answer_carries_the_privacy_headers(
     caching = headers.get_list("cache-control")
     static = f"max-age={STATIC_CACHE_SECONDS}, public"
     assert caching == (["no-store"] if "static" not in path else [static])
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "accept"),
+    [
+        ("GET", FORM_PATH, "text/html"),  # a page
+        ("GET", "/health/live", "*/*"),  # JSON, a fast route
+        ("GET", f"/api/v1/forms/{FORM_ID}/prefill", "*/*"),  # JSON, a fast route
+        ("GET", "/no/such/page", "text/html"),  # an error page
+        ("GET", "/no/such/page", "application/json"),  # a JSON error
+        ("POST", f"{FORM_PATH}/submit", "text/html"),  # refused by CSRF
+        ("GET", "/static/prefill.css", "*/*"),
+        ("GET", "/widget.js", "*/*"),
+    ],
+)
+async def test_only_documents_carry_the_document_headers(
+    client: Client, method: str, path: str, accept: str
+) -> None:
+    """Cross-Origin-Opener-Policy and Permissions-Policy govern a document a browser renders:
+    on everything but JSON, and on JSON nothing a browser would apply."""
+    response = await client.request(method, path, headers={"Accept": accept})
+    is_json = response.headers.get("content-type") == "application/json"
+    for name, value in DOCUMENT_HEADERS.items():
+        assert response.headers.get_list(name) == ([] if is_json else [value]), (name, path)
+    if path.startswith(("/health", "/api")):
+        assert is_json
 
 
 async def test_only_the_form_page_sets_the_csrf_cookie(

@@ -164,7 +164,7 @@ def _with_privacy_headers(handler: Handler) -> Handler:
     @functools.wraps(handler)
     def answer(request: AnyRequest, exc: Any) -> Response[Any]:
         response = handler(request, exc)
-        add_privacy_headers(response.headers)
+        add_privacy_headers(response.headers, response.media_type)
         return response
 
     return answer
