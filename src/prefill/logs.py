@@ -9,7 +9,11 @@ library's `extra` can carry a personal value, and a log line must never.
 
 from __future__ import annotations
 
+import codecs
+import errno
+import io
 import logging
+import os
 import sys
 import time
 import traceback
@@ -71,8 +75,9 @@ def _json_line(event: EventDict, default: Callable[[Any], Any]) -> str:
 
 
 class AccessLine(msgspec.Struct, kw_only=True):
-    """A request's access line as a record's message (web/requests.py): `JSONFormatter` encodes
-    it in one step, in the order and with the fields structlog's chain gives other lines."""
+    """A request's access line as a record's message (web/requests.py): encoded in one step
+    (`_access_json`), in the order and with the fields structlog's chain gives other lines,
+    the level, logger and time appended."""
 
     event: str = "request"
     method: str
@@ -80,9 +85,6 @@ class AccessLine(msgspec.Struct, kw_only=True):
     status: int
     duration_ms: float
     request_id: str
-    level: str = ""
-    logger: str = ""
-    timestamp: str = ""
 
     def __str__(self) -> str:
         return self.event  # What a plain formatter elsewhere shows.
@@ -96,28 +98,66 @@ class JSONFormatter(structlog.stdlib.ProcessorFormatter):
         line = record.msg
         if not isinstance(line, AccessLine):
             return super().format(record)
-        return _encoded(line, record.levelname.lower(), record.name, record.created)
+        return _access_json(line, record.levelname.lower(), record.name, record.created).decode()
 
 
-def _encoded(line: AccessLine, level: str, logger: str, created: float) -> str:
-    line = msgspec.structs.replace(line, level=level, logger=logger, timestamp=_utc(created))
-    return msgspec.json.encode(line).decode()
+_access_encoder = msgspec.json.Encoder()
+_tails: dict[tuple[str, str], bytes] = {}
+"""`,"level":…,"logger":…,"timestamp":"` per level and logger: the same on every line."""
 
 
-_second: tuple[int, str] = (-1, "")
-"""The last second stamped, as ISO 8601 text."""
-
-
-def _utc(created: float) -> str:
-    """`created` in ISO 8601, UTC, to the microsecond ("2026-12-04T16:30:00.123456Z"): the
-    second's text made once a second (datetime's fromtimestamp and isoformat cost about five
-    µs, for every request's line)."""
-    global _second
+def _access_json(
+    line: AccessLine, level: str, logger: str, created: float, end: bytes = b""
+) -> bytes:
+    """The line as JSON, `end` after it: the struct's own fields encoded, the level, logger
+    and time (`_utc`'s text) appended as bytes made once (no struct copy, no str round trip)."""
+    tail = _tails.get((level, logger))
+    if tail is None:
+        fields = _access_encoder.encode({"level": level, "logger": logger, "timestamp": ""})
+        tail = _tails[(level, logger)] = b"," + fields[1:-2]  # up to the timestamp's quote
     second = int(created)
     last = _second  # read once: another thread may stamp meanwhile
     if second != last[0]:
-        last = _second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
-    return f"{last[1]}.{int((created - second) * 1_000_000):06d}Z"
+        last = _stamp_second(second)
+    micro = int((created - second) * 1_000_000)
+    return b'%b%b%b.%06dZ"}%b' % (_access_encoder.encode(line)[:-1], tail, last[1], micro, end)
+
+
+_second: tuple[int, bytes] = (-1, b"")
+"""The last second stamped, and its ISO 8601 text."""
+
+
+def _stamp_second(second: int) -> tuple[int, bytes]:
+    """`second`'s text, made and kept as the last second stamped."""
+    global _second
+    _second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)).encode())
+    return _second
+
+
+def _utc(created: float) -> str:
+    """`created` in ISO 8601, UTC, to the microsecond ("2026-12-04T16:30:00.123456Z"), as an
+    access line is stamped: the second's text made once a second (datetime's fromtimestamp
+    and isoformat cost about five µs, for every request's line)."""
+    second = int(created)
+    last = _second  # read once: another thread may stamp meanwhile
+    if second != last[0]:
+        last = _stamp_second(second)
+    return f"{last[1].decode()}.{int((created - second) * 1_000_000):06d}Z"
+
+
+def _line_file(stream: TextIO) -> io.FileIO | None:
+    """The file under the process's own stderr or stdout, for a line to go to it in one write
+    of its UTF-8 bytes; None for any other stream (its text layer may translate line ends or
+    encode otherwise, as a file opened with `newline=` or an encoding would)."""
+    if stream is not sys.__stderr__ and stream is not sys.__stdout__:
+        return None
+    if type(stream) is not io.TextIOWrapper or os.linesep != "\n":
+        return None
+    if codecs.lookup(stream.encoding).name != "utf-8":
+        return None
+    binary = stream.buffer  # a FileIO itself when unbuffered (PYTHONUNBUFFERED, -u)
+    raw = binary.raw if type(binary) is io.BufferedWriter else binary
+    return raw if type(raw) is io.FileIO else None
 
 
 class JSONLineHandler(logging.StreamHandler[TextIO]):
@@ -126,14 +166,41 @@ class JSONLineHandler(logging.StreamHandler[TextIO]):
     and handler machinery around it: every request writes one (about a twentieth of a
     widget request's samples went there, profiled)."""
 
+    _direct: tuple[TextIO | None, io.FileIO | None] = (None, None)
+    """The stream last written to, and its file when a line may go to it directly."""
+
     def write_access(self, line: AccessLine, logger: str) -> None:
-        text = _encoded(line, "info", logger, time.time())
         try:
-            with self.lock:  # type: ignore[union-attr]  # made by createLock() in __init__
-                self.stream.write(text + self.terminator)
-                self.flush()
+            stream = self.stream
+            known, file = self._direct
+            if known is not stream:
+                file = _line_file(stream)
+                self._direct = (stream, file)
+            if file is None:
+                text = _access_json(line, "info", logger, time.time()).decode()
+                with self.lock:  # type: ignore[union-attr]  # made by createLock() in __init__
+                    stream.write(text + self.terminator)
+                    self.flush()
+                return
+            data = _access_json(line, "info", logger, time.time(), self.terminator.encode())
+            # One write, at once, of the bytes the text layer would write (which flushes its
+            # own with each line it takes); the lock keeps this handler's lines whole.
+            with self.lock:  # type: ignore[union-attr]
+                written = file.write(data)
+                if written != len(data):
+                    _write_rest(file, data, written)
         except Exception:
             self.handleError(logging.makeLogRecord({"name": logger, "msg": line}))
+
+
+def _write_rest(file: io.FileIO, data: bytes, written: int | None) -> None:
+    """What a write cut short (a signal, a full pipe) left of `data`, as a buffered writer
+    writes it: on until all is written; a stream that takes nothing now raises."""
+    while written is not None and written < len(data):
+        data = data[written:]
+        written = file.write(data)
+    if written is None:
+        raise BlockingIOError(errno.EAGAIN, "the log stream takes nothing now")
 
 
 def log_access(logger: logging.Logger, line: AccessLine) -> None:

@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from prefill.logs import (
     REQUEST_ID,
     AccessLine,
     JSONLineHandler,
+    _line_file,
     _only_handler,
     configure_logging,
     log_access,
@@ -391,3 +393,81 @@ def test_an_access_line_goes_through_logging_where_anything_else_would_see_it(
         logger.setLevel(logging.NOTSET)
     assert [record.msg for record in extra.records] == [line]
     assert len(lines(json_logs)) == 1  # the root's handler, once, through propagation
+
+
+def access_line(request_id: str = SUPPLIED_ID) -> AccessLine:
+    return AccessLine(
+        method="GET", route="/f/{form_id}", status=200, duration_ms=1.5, request_id=request_id
+    )
+
+
+def test_an_access_line_goes_to_the_process_stderr_as_one_write_of_the_same_line(
+    json_logs: io.StringIO, capfd: pytest.CaptureFixture[str]
+) -> None:
+    logging.getLogger("prefill.requests").info(access_line())
+    handler = JSONLineHandler(sys.__stderr__)
+    assert _line_file(sys.__stderr__) is not None  # the direct way, not the text layer's
+    handler.write_access(access_line(), "prefill.requests")
+    [through_logging] = lines(json_logs)
+    out = capfd.readouterr().err
+    assert out.endswith("\n")
+    assert out.count("\n") == 1
+    direct = json.loads(out)
+    assert direct.pop("timestamp")[:16] == through_logging.pop("timestamp")[:16]
+    assert list(direct.items()) == list(through_logging.items())
+
+
+def test_access_lines_written_from_several_threads_stay_whole(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    handler = JSONLineHandler(sys.__stderr__)
+
+    def write(thread: int) -> None:
+        for each in range(200):
+            handler.write_access(access_line(f"{thread:016x}{each:016x}"), "prefill.requests")
+
+    threads = [threading.Thread(target=write, args=(thread,)) for thread in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    written = [json.loads(line) for line in capfd.readouterr().err.splitlines()]
+    assert sorted(line["request_id"] for line in written) == sorted(
+        f"{thread:016x}{each:016x}" for thread in range(4) for each in range(200)
+    )
+
+
+class Trickle:
+    """A file that takes a few bytes a write, as a pipe interrupted by signals may."""
+
+    def __init__(self) -> None:
+        self.taken = b""
+
+    def write(self, data: bytes) -> int:
+        self.taken += data[:7]
+        return len(data[:7])
+
+
+def test_an_access_line_cut_short_by_its_file_is_written_to_its_end() -> None:
+    stream = io.StringIO()
+    handler = JSONLineHandler(stream)
+    trickle = Trickle()
+    handler._direct = (stream, trickle)  # type: ignore[assignment]
+    handler.write_access(access_line(), "prefill.requests")
+    line = json.loads(trickle.taken)
+    assert trickle.taken.endswith(b"}\n")
+    assert (line["request_id"], line["logger"], line["level"]) == (
+        SUPPLIED_ID,
+        "prefill.requests",
+        "info",
+    )
+    assert stream.getvalue() == ""
+
+
+def test_an_access_line_to_another_text_file_goes_through_its_text_layer(tmp_path: Path) -> None:
+    with (tmp_path / "access.log").open("w", encoding="utf-8", newline="\r\n") as stream:
+        assert _line_file(stream) is None  # its line ends are its own
+        JSONLineHandler(stream).write_access(access_line(), "prefill.requests")
+    written = (tmp_path / "access.log").read_bytes()
+    assert written.endswith(b'"}\r\n')
+    assert json.loads(written)["request_id"] == SUPPLIED_ID

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime
+import json
 
 import pytest
 
-from prefill.logs import _utc
+from prefill.logs import AccessLine, _access_json, _utc
 
 
 @pytest.mark.parametrize(
@@ -20,6 +21,8 @@ def test_a_stamp_is_datetimes_isoformat(created: float) -> None:
     parsed = datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
     assert abs((parsed - expected).total_seconds()) < 2e-6  # float seconds, to the µs
     assert stamp[:19] == expected.isoformat()[:19]
+    line = AccessLine(method="GET", route="/", status=200, duration_ms=0.1, request_id="")
+    assert json.loads(_access_json(line, "info", "prefill.requests", created))["timestamp"] == stamp
 
 
 def test_stamps_of_one_second_share_its_text_and_differ_below_it() -> None:
