@@ -7,7 +7,14 @@ from collections.abc import Iterable, Mapping
 
 import msgspec
 
-from prefill.models import ConsentAction, ConsentEvent, Customer, Form, FormField
+from prefill.models import (
+    PREFILLABLE_ATTRIBUTES,
+    ConsentAction,
+    ConsentEvent,
+    Customer,
+    Form,
+    FormField,
+)
 from prefill.tokens import RefusalCause
 
 MASK = "•••"
@@ -74,16 +81,51 @@ def disclosable_values(form: Form, customer: Customer) -> dict[str, str]:
 
     Consent must already have been checked; empty values are left out.
     """
+    known = _PREFILLED.get(id(form))
+    prefilled = known[1] if known is not None and known[0] is form else _prefilled(form)
     values: dict[str, str] = {}
-    for field in form.fields:
-        if not field.prefill or field.prefill_from is None:
-            continue
-        value = customer.attribute(field.prefill_from)
-        if field.type == "select" and value not in {o.value for o in field.options}:
+    for name, column, key, options, masked in prefilled:
+        # What `customer.attribute(field.prefill_from)` gives, without its tests per field.
+        if key is None:
+            value = getattr(customer, column)
+            if not isinstance(value, str):
+                value = ""
+        else:
+            value = customer.attributes.get(key, "")
+        if options is not None and value not in options:
             continue  # A stale attribute must not select an option the form does not offer.
         if value:
-            values[field.name] = mask_value(field, value) if field.masked else value
+            values[name] = value if masked is None else mask_value(masked, value)
     return values
+
+
+_Prefilled = tuple[str, str, str | None, frozenset[str] | None, FormField | None]
+"""A field that may be prefilled: its name, the customer's column or (`attributes.<key>`)
+None and the key, a select's options, and the field again if it is shown masked."""
+_PREFILLED: dict[int, tuple[Form, list[_Prefilled]]] = {}
+"""Per form (by identity: a catalog's forms live as long as it is current), its prefilled
+fields; the form's structure only, nothing of a customer's."""
+
+
+def _prefilled(form: Form) -> list[_Prefilled]:
+    """The fields `form` may prefill, in its order, each with where its value comes from."""
+    fields: list[_Prefilled] = []
+    for field in form.fields:
+        source = field.prefill_from
+        if not field.prefill or source is None:
+            continue
+        if source.startswith("attributes."):
+            column, key = "", source.removeprefix("attributes.")
+        elif source in PREFILLABLE_ATTRIBUTES:
+            column, key = source, None
+        else:
+            continue  # No value: `Customer.attribute` gives "", never disclosed.
+        options = frozenset(o.value for o in field.options) if field.type == "select" else None
+        fields.append((field.name, column, key, options, field if field.masked else None))
+    if len(_PREFILLED) >= 64:
+        _PREFILLED.clear()  # Catalogs replaced many times over: keep only the current ones.
+    _PREFILLED[id(form)] = (form, fields)
+    return fields
 
 
 def greeting_name(form: Form, disclosed: Mapping[str, str]) -> str:

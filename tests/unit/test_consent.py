@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from prefill.consent import (
@@ -138,6 +139,63 @@ def test_unknown_attribute_names_disclose_nothing() -> None:
         ],
     )
     assert disclosable_values(form, customer()) == {}
+
+
+def field_by_field(form: Form, person: Customer) -> dict[str, str]:
+    """What disclosable_values gives, as the policy reads: each field asks the customer."""
+    values = {}
+    for field in form.fields:
+        if not field.prefill or field.prefill_from is None:
+            continue
+        value = person.attribute(field.prefill_from)
+        if field.type == "select" and value not in {o.value for o in field.options}:
+            continue
+        if value:
+            values[field.name] = mask_value(field, value) if field.masked else value
+    return values
+
+
+SOURCES = ["first_name", "email", "phone", "job_title", "attributes.diet", "attributes.", "locale"]
+
+
+@pytest.mark.parametrize("kind", ["text", "email", "tel", "select"])
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("prefill", [False, True])
+def test_each_field_discloses_what_the_customers_attribute_gives(
+    kind: str, masked: bool, prefill: bool
+) -> None:
+    options = [FieldOption(value=v, label={"en": v}) for v in ("vegan", "+358405551001", "")]
+    form = Form(
+        id="f",
+        title={"en": "F"},
+        fields=[
+            FormField(
+                name=f"x{i}",
+                label={"en": "X"},
+                type=kind,  # type: ignore[arg-type]
+                prefill_from=source,
+                prefill=prefill,
+                masked=masked,
+                options=options,
+            )
+            for i, source in enumerate(SOURCES)
+        ],
+    )
+    people = [
+        customer(),
+        customer(phone="", attributes={}),
+        customer(attributes={"diet": "carnivore", "": "vegan"}, job_title="vegan"),
+    ]
+    for person in people:
+        assert disclosable_values(form, person) == field_by_field(form, person)
+
+
+def test_a_forms_fields_are_read_again_for_a_new_form_and_values_for_each_customer() -> None:
+    assert disclosable_values(FORM, customer())["first_name"] == "Matti"
+    assert disclosable_values(FORM, customer(first_name="Aino"))["first_name"] == "Aino"
+    changed = msgspec.structs.replace(FORM, fields=FORM.fields[:1])
+    assert disclosable_values(changed, customer()) == {"first_name": "Matti"}
+    assert "email" in disclosable_values(FORM, customer())
 
 
 @pytest.mark.parametrize(
