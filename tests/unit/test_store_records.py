@@ -102,3 +102,34 @@ def test_stored_codes_never_change() -> None:
 def test_a_hash_that_no_longer_decodes_raises(fields: dict[bytes, bytes]) -> None:
     with pytest.raises((msgspec.DecodeError, msgspec.ValidationError, KeyError, ValueError)):
         records.decode_customer("c1", fields)
+
+
+def test_what_a_write_needs_of_a_stored_hash_is_read_from_it_as_stored() -> None:
+    fields = {b"e": b"a@b.example", b"a.z": b"last", b"f": b"Aino", b"a.b": b"first"}
+    fields |= {b"g": b"2", b"u": b"1764750000", b"v": b"7", b"n": b"2", b"x": b"stray"}
+    fields |= {b"h.0": records.encode_event(CUSTOM), b"s:event_photos": b"0"}
+    fields |= {b"h.1": records.encode_event(GRANT), b"s.0": b"1"}
+    stored = records.decode_customer("c1", fields)
+    assert stored.customer is not None
+    assert list(stored.customer.attributes.items()) == [("z", "last"), ("b", "first")]
+    assert list(stored.consents) == ["event_photos", "personalization"]  # the hash's order
+    assert stored.record == {
+        b"e": b"a@b.example",
+        b"a.z": b"last",
+        b"f": b"Aino",
+        b"a.b": b"first",
+    }
+    assert list(stored.record) == [b"e", b"a.z", b"f", b"a.b"]
+    assert (stored.version, stored.history, stored.customer.generation) == (b"7", 2, 2)
+
+
+def test_a_hash_without_its_email_is_no_customer_but_keeps_its_consents_and_version() -> None:
+    fields = {b"v": b"3", b"n": b"1", b"h.0": records.encode_event(GRANT), b"s.0": b"0"}
+    stored = records.decode_customer("c1", fields)
+    assert (stored.customer, stored.consents, stored.version, stored.history) == (
+        None,
+        {"personalization": GRANT},
+        b"3",
+        1,
+    )
+    assert stored.record == {}
