@@ -162,10 +162,7 @@ class LinkSigner:
         """The last signing time, and its base64 (`sign_each`'s, a second at a time)."""
         # Every key's, newest first, as itsdangerous tries them: for `_verify_quickly`.
         self._verifying_macs = {
-            purpose: [
-                hmac.new(signer.derive_key(key), digestmod=hashlib.sha256)
-                for key in reversed(signer.secret_keys)
-            ]
+            purpose: [_hmac_pads(signer.derive_key(key)) for key in reversed(signer.secret_keys)]
             for purpose, signer in self._signers.items()
         }
 
@@ -278,10 +275,12 @@ class LinkSigner:
         payload, timestamp, expected = parts
         signed = token.rpartition(".")[0]
         message = signed.encode()
-        for keyed in self._verifying_macs[purpose]:
-            mac = keyed.copy()
+        for inner, outer in self._verifying_macs[purpose]:
+            mac = inner.copy()
             mac.update(message)
-            if hmac.compare_digest(mac.digest(), expected):
+            keyed = outer.copy()
+            keyed.update(mac.digest())
+            if hmac.compare_digest(keyed.digest(), expected):
                 break
         else:
             raise LinkRefused(RefusalCause.FORGED)
