@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hashlib import _Hash
 
 _CONTEXT = b"prefill.pseudonym.v1"
 
@@ -20,7 +24,7 @@ class Pseudonymizer:
         keys = [hmac.new(key.encode(), _CONTEXT, hashlib.sha256).digest() for key in secret_keys]
         # Keyed once: each pseudonym copies its key's state, not the key set up again (an
         # import makes one a customer, 1.5 -> 1.0 µs).
-        self._keyed = [hmac.new(key, digestmod=hashlib.sha256) for key in keys]
+        self._keyed = [_keyed_hashes(key) for key in keys]
 
     def of(self, value: str) -> str:
         return self._with(self._keyed[-1], value)
@@ -29,7 +33,26 @@ class Pseudonymizer:
         return [self._with(keyed, value) for keyed in reversed(self._keyed)]
 
     @staticmethod
-    def _with(keyed: hmac.HMAC, value: str) -> str:
-        mac = keyed.copy()
-        mac.update(value.encode())
-        return mac.hexdigest()[:32]
+    def _with(keyed: tuple[_Hash, _Hash], value: str) -> str:
+        inner, outer = keyed[0].copy(), keyed[1].copy()
+        inner.update(value.encode())
+        outer.update(inner.digest())
+        return outer.hexdigest()[:32]
+
+
+def _keyed_hashes(key: bytes) -> tuple[_Hash, _Hash]:
+    """HMAC-SHA256's inner and outer hashes with `key` already in them (RFC 2104: the key
+    padded to a block, XORed with ipad, opad): the same HMAC as hmac.new gives, without
+    hmac.HMAC's copy, update and hexdigest, Python code each (a pseudonym 20k -> 13k
+    instructions, callgrind)."""
+    if len(key) > _BLOCK:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(_BLOCK, b"\0")
+    inner = hashlib.sha256(key.translate(_IPAD))
+    outer = hashlib.sha256(key.translate(_OPAD))
+    return inner, outer
+
+
+_BLOCK = hashlib.sha256().block_size
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
