@@ -200,11 +200,15 @@ async def _exchange(client: Redis, connection: Any, commands: list[Command]) -> 
             raw = await _read_replies(connection, len(commands))
     except TimeoutError as exc:
         raise redis.exceptions.TimeoutError(f"no reply within {timeout} s") from exc
+    # What redis-py's case-insensitive get does (its keys are upper-cased names), without
+    # its Python method and super() call a command.
+    callbacks: Any = client.response_callbacks
+    get = dict.get if isinstance(callbacks, dict) else type(callbacks).get
     for command, reply in zip(commands, raw, strict=True):
         if isinstance(reply, redis.exceptions.ResponseError):
             replies.append(reply)  # A command Redis refused: its caller's to raise.
             continue
-        callback = client.response_callbacks.get(command[0])
+        callback = get(callbacks, command[0].upper())
         replies.append(callback(reply) if callback else reply)
     return replies
 

@@ -70,7 +70,8 @@ def hit(
     hit; a person's is a load (a page or file fetched), or an open (and maybe prefilled) when
     a script made it: a page's report that it is in view, or the widget's request."""
     if automation is not None:
-        return FunnelUpdate(campaign_id, {SCANNER_PREFIX + automation.value: 1})
+        # The member is its value's text (a StrEnum): no `.value`, an enum property's call.
+        return FunnelUpdate(campaign_id, {SCANNER_PREFIX + automation: 1})
     if not script_ran:
         return FunnelUpdate(campaign_id, {LOADS: 1})
     stages = [OPENED, PREFILLED] if prefilled else [OPENED]

@@ -56,6 +56,22 @@ async def test_replies_are_read_straight_from_hiredis_on_a_connection_of_the_ser
         await client.aclose()
 
 
+@pytest.mark.single_redis(reason="a cluster's batches go through redis-py's cluster pipeline")
+async def test_replies_are_converted_as_redis_py_converts_them_whatever_the_names_case(
+    redis_url: str,
+) -> None:
+    client = connect(redis_url, timeout_seconds=2, retries=0)
+    coalescer = Coalescer(client)
+    try:
+        replies = await coalescer.execute(
+            [("incr", "k"), ("HSET", "h", "f", "v"), ("hgetall", "h"), ("HGETALL", "h")]
+        )
+        assert replies == [1, 1, {b"f": b"v"}, {b"f": b"v"}]
+        assert await coalescer.execute([("GET", "k"), ("EVAL", "return 7", 0)]) == [b"1", 7]
+    finally:
+        await client.aclose()
+
+
 async def test_a_refused_command_is_only_its_callers_error(redis_url: str) -> None:
     client = connect(redis_url, timeout_seconds=2, retries=0, cluster=is_cluster_url(redis_url))
     coalescer = Coalescer(client)
