@@ -1,14 +1,15 @@
 """Requests per second of the running service over loopback, beside a bare and a naive app.
 
-Run:  .venv/bin/python benchmarks/throughput.py [--seconds 4] [--connections 32]
+Run:  .venv/bin/python benchmarks/throughput.py [--seconds 4] [--connections 32] [--warm-up 1]
 
 Starts its own redis-server (AOF fsync always, as in the embedded mode), loads examples/ and
 mints a link with the CLI, and runs `prefill serve` as a user does. On the same HTTP server it
 runs a bare Litestar hello-world, a naive handler (itsdangerous verify + one HGETALL + msgspec)
 and, when the `bench` extra is installed, a hand-written FastAPI + PyJWT handler doing one Redis
 read. wrk drives each row at fixed concurrency (a small load generator of its own if wrk is
-absent); every figure is printed as a ratio to the hello-world's, which travel across machines
-better than the absolute ones. The server's CPU time per request (read from /proc, over all its
+absent), after `--warm-up` seconds of the same load that are not counted; every figure is
+printed as a ratio to the hello-world's, which travel across machines better than the
+absolute ones. The server's CPU time per request (read from /proc, over all its
 processes) is printed too, with the hello-world's as a ratio to it ("hello/it", comparable to
 "x hello"): on a machine shared with other work it moves far less than req/s does.
 """
@@ -227,6 +228,10 @@ def measure(
     server: subprocess.Popen[bytes] | None = None,
 ) -> Row:
     if shutil.which("wrk"):
+        if args.warm_up:
+            # Unmeasured: a process's first requests fill its caches (routes, prepared
+            # commands, rendered skeletons) and its allocator's pools, in every row alike.
+            wrk(name, url, args.warm_up, args.connections, script)
         before = cpu_seconds(server.pid) if server else math.nan
         row = wrk(name, url, args.seconds, args.connections, script)
         used = cpu_seconds(server.pid) - before if server else math.nan
@@ -409,6 +414,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--seconds", type=int, default=4)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--warm-up", type=int, default=1, help="seconds of load before each row, not measured"
+    )
     parser.add_argument("--bare", type=int, help=argparse.SUPPRESS)  # the bare apps' process
     parser.add_argument("--fastapi", type=int, help=argparse.SUPPRESS)  # the FastAPI process
     parser.add_argument("--redis", help=argparse.SUPPRESS)
