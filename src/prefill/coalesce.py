@@ -64,6 +64,8 @@ class Coalescer:
 
     def __init__(self, client: Redis) -> None:
         self._client = client
+        self._cluster = isinstance(client, RedisCluster)
+        """Asked once: RedisCluster's isinstance runs a typing Protocol's Python check."""
         self._waiting: list[Waiter] = []
         self._sending = False
         self._connection: Any = None
@@ -85,8 +87,9 @@ class Coalescer:
             # their commands to the first batch.
             # In a context of its own: the batch serves many requests, so it must not carry
             # the request id (or anything else) of the one that started it into its log lines.
+            # Named: a task without a name formats one ("Task-123") as it is made.
             asyncio.get_running_loop().create_task(
-                self._send_while_waiting(), context=contextvars.Context()
+                self._send_while_waiting(), name="redis batch", context=contextvars.Context()
             )
         return await future
 
@@ -111,7 +114,7 @@ class Coalescer:
         """A cluster client's pipeline keeps the slot map it has, even when a failover has
         made it wrong: closing the client makes its next use read the map anew (as redis-py's
         own commands do after a connection error), so links heal within seconds."""
-        if isinstance(self._client, RedisCluster) and isinstance(error, TOPOLOGY_ERRORS):
+        if self._cluster and isinstance(error, TOPOLOGY_ERRORS):
             await self._client.aclose()
 
     async def _send(self, batch: list[Waiter]) -> Exception | None:
@@ -142,7 +145,7 @@ class Coalescer:
         """The replies to `commands`, sent in one pipeline (no MULTI), a refused command's as
         its exception. A cluster's pipeline routes the commands to their nodes; on one Redis,
         `one_round_trip`."""
-        if isinstance(self._client, RedisCluster):
+        if self._cluster:
             pipe = self._client.pipeline(transaction=False)
             for command in commands:
                 pipe.execute_command(*command)

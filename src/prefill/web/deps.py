@@ -71,10 +71,11 @@ def public_headers(scope: Scope) -> PublicHeaders:
 
 def public_of(scope: Scope, headers: PublicHeaders | None = None) -> Public:
     """`Public` for a request's scope (a fast route's or a handler's)."""
+    # By key: State's attributes come from its __getattr__, after a formatted AttributeError.
     state = scope["litestar_app"].state
     headers = headers or public_headers(scope)
     peer = scope.get("client")
-    policy: RateLimits = state.rate_policy
+    policy: RateLimits = state["rate_policy"]
     address = ratelimit.client_address(
         peer[0] if peer else "", headers.forwarded_for, policy.trusted_proxies
     )
@@ -83,7 +84,7 @@ def public_of(scope: Scope, headers: PublicHeaders | None = None) -> Public:
         automation=request_automation(cast("HTTPScope", scope)["method"], headers.user_agent),
         address=ratelimit.address_subject(address),
     )
-    return Public(state.service, state.links, visitor)
+    return Public(state["service"], state["links"], visitor)
 
 
 def client_address(connection: ASGIConnection[Any, Any, Any, Any]) -> str:

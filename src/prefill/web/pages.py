@@ -81,7 +81,7 @@ async def form_page_answer(scope: Scope, form_id: str, t: str | None) -> Answer:
     """The hosted form: prefilled for an admitted link, the same empty form for any other."""
     app: Litestar = scope["litestar_app"]
     service, links, visitor = public_of(scope)
-    generic_pages: GenericPages = app.state.generic_pages
+    generic_pages: GenericPages = app.state["generic_pages"]  # (by key: see deps.public_of)
     assert app.template_engine is not None
     template = app.template_engine.get_template("form.html")
     # Put in scope by the route's CSRF layer (web/csrf.py), as Litestar's Template reads it.
@@ -104,7 +104,7 @@ async def form_page_answer(scope: Scope, form_id: str, t: str | None) -> Answer:
             vcard_url=links.vcard_path(card_token) if card_token else None,
             csrf_token=csrf_token,
         )
-        personal_pages: PersonalPages = app.state.personal_pages
+        personal_pages: PersonalPages = app.state["personal_pages"]
         page = personal_pages.page(template, view, parts)
     else:
         page = generic_pages.page(template, view, HTTP_200_OK, csrf_token)
