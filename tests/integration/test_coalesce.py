@@ -57,6 +57,31 @@ async def test_replies_are_read_straight_from_hiredis_on_a_connection_of_the_ser
 
 
 @pytest.mark.single_redis(reason="a cluster's batches go through redis-py's cluster pipeline")
+async def test_a_batch_is_written_without_a_task_of_its_own(redis_url: str) -> None:
+    """redis-py's send_packed_command runs each write in a task under asyncio.wait_for when
+    the client has a socket timeout; a batch, under its own deadline, writes directly. A
+    redis-py without the inner write goes the long way (slower), and this test says so."""
+    client = connect(redis_url, timeout_seconds=2, retries=0)
+    coalescer = Coalescer(client)
+    made: list[str] = []
+    loop = asyncio.get_running_loop()
+    factory = loop.get_task_factory()
+
+    def counting(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        made.append(coro.__qualname__)
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    try:
+        await coalescer.execute([("SET", "k", 1)])  # connects (redis-py's whole way)
+        loop.set_task_factory(counting)
+        assert await coalescer.execute([("GET", "k")]) == [b"1"]
+    finally:
+        loop.set_task_factory(factory)
+        await client.aclose()
+    assert made == ["Coalescer._send_while_waiting"]
+
+
+@pytest.mark.single_redis(reason="a cluster's batches go through redis-py's cluster pipeline")
 async def test_replies_are_converted_as_redis_py_converts_them_whatever_the_names_case(
     redis_url: str,
 ) -> None:
