@@ -95,8 +95,8 @@ async def form_page_answer(scope: Scope, form_id: str, t: str | None) -> Answer:
         except UnknownForm:
             raise exc from exc.__cause__  # No cached form: the plain 503, logged there.
         log_unavailable(exc)
-        page = generic_pages.page(template, generic, HTTP_503_SERVICE_UNAVAILABLE, csrf_token)
-        return Answer(page.encode(), [_RETRY_AFTER, _HTML], HTTP_503_SERVICE_UNAVAILABLE)
+        page = generic_pages.encoded(template, generic, HTTP_503_SERVICE_UNAVAILABLE, csrf_token)
+        return Answer(page, [_RETRY_AFTER, _HTML], HTTP_503_SERVICE_UNAVAILABLE)
     if view.personal:
         card_token = view.card_token
         parts = PageParts(
@@ -105,10 +105,8 @@ async def form_page_answer(scope: Scope, form_id: str, t: str | None) -> Answer:
             csrf_token=csrf_token,
         )
         personal_pages: PersonalPages = app.state["personal_pages"]
-        page = personal_pages.page(template, view, parts)
-    else:
-        page = generic_pages.page(template, view, HTTP_200_OK, csrf_token)
-    return Answer(page.encode(), [_HTML])
+        return Answer(personal_pages.page(template, view, parts).encode(), [_HTML])
+    return Answer(generic_pages.encoded(template, view, HTTP_200_OK, csrf_token), [_HTML])
 
 
 async def form_page_fast(scope: Scope, receive: Receive, send: Send) -> None:
