@@ -405,8 +405,10 @@ def test_an_access_line_goes_to_the_process_stderr_as_one_write_of_the_same_line
     json_logs: io.StringIO, capfd: pytest.CaptureFixture[str]
 ) -> None:
     logging.getLogger("prefill.requests").info(access_line())
-    handler = JSONLineHandler(sys.__stderr__)
-    assert _line_file(sys.__stderr__) is not None  # the direct way, not the text layer's
+    stderr = sys.__stderr__
+    assert stderr is not None
+    handler = JSONLineHandler(stderr)
+    assert _line_file(stderr) is not None  # the direct way, not the text layer's
     handler.write_access(access_line(), "prefill.requests")
     [through_logging] = lines(json_logs)
     out = capfd.readouterr().err

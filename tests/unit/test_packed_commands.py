@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import hiredis
 import pytest
 
@@ -23,4 +25,4 @@ def test_a_head_packed_once_and_its_tail_are_what_hiredis_packs(
     command = with_tail(head, packed_head(head, len(tail)), tail)
     assert isinstance(command, Packed)
     assert command == (*head, *tail)  # as a cluster's pipeline is given it
-    assert command.packed == hiredis.pack_command((*head, *tail))
+    assert command.packed == hiredis.pack_command(cast("Any", (*head, *tail)))
