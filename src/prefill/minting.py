@@ -464,4 +464,10 @@ def output_rows(
         merge = [customer.id, customer.email, customer.first_name, customer.last_name]
         return [*merge, customer.locale, *[links[name] for name in URL_COLUMNS]]
 
-    return row if input_columns else segment_row
+    if input_columns:
+        return row
+    # segment_row writes its cells in this order by hand: checked once, against the columns
+    # the header gets, so that the two cannot drift apart.
+    if columns != ["customer_id", "email", "first_name", "last_name", "locale", *URL_COLUMNS]:
+        raise AssertionError(f"segment_row does not write the columns {columns}")
+    return segment_row
