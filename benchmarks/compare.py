@@ -1,6 +1,6 @@
 """The server's CPU time per request at several commits, measured interleaved: one step's gain.
 
-Run:  .venv/bin/python benchmarks/compare.py main HEAD [--rounds 3] [--rows widget form]
+Run:  .venv/bin/python benchmarks/compare.py main HEAD [--rounds 3] [--rows widget form card vcard]
 
 On a machine shared with other work, req/s moves with everyone else's load, and two runs of
 throughput.py minutes apart cannot tell a 10% step from noise. This serves each commit in turn
@@ -77,6 +77,7 @@ def row_urls(base: str, links: dict[str, str]) -> dict[str, str]:
         "widget": f"{base}/api/v1/forms/{form_id}/prefill?t={token}",
         "form": form,
         "card": links["card_url"],
+        "vcard": links["vcard_url"],
         "forged": form[:-3] + ("xyz" if not form.endswith("xyz") else "abc"),
         "health": f"{base}/health/live",
     }
